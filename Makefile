@@ -1,0 +1,37 @@
+# Thin wrapper over CMake. `make demo` and `make test` are the README's Quick start.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PY ?= python3
+
+.PHONY: all deps pydeps build demo test test-asan bench clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+pydeps:
+	bash scripts/install-deps.sh --python
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: deps build
+	$(BUILD)/peftbench run suites/quick.json
+
+# All tests, the PyTorch cross-checks included (installs the pinned PyPI peers if missing).
+test: deps pydeps build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The pure-C tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPB_SANITIZE=ON -DPB_CUDA=OFF >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L fast
+
+bench: build
+	$(BUILD)/peftbench bench --model vit-tiny --batch 64
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs peftbench's build and runtime dependencies from Debian, and (with --python) the pinned
+# PyPI peers used by the reference tests. Idempotent: does nothing when all are present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+PKGS="build-essential cmake pkg-config python3 libopenblas-dev liblapacke-dev libcjson-dev
+      libcsv-dev gnuplot-nox libjpeg-dev libpng-dev zlib1g-dev libstb-dev dataset-fashion-mnist
+      clang libclang-rt-14-dev"
+
+if [ "${1:-}" != "--python" ]; then
+  missing=""
+  for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    echo "install-deps: installing$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+  fi
+  exit 0
+fi
+
+# --python: the reference peers (torch, transformers, peft, safetensors, tokenizers).
+PY=${PY:-python3}
+if ! $PY -c 'import sys; sys.exit(0)' 2>/dev/null; then echo "install-deps: no python3" >&2; exit 1; fi
+if $PY - <<'PYEOF' 2>/dev/null
+import importlib.metadata as md, re, sys
+want = {}
+for line in open("tests/ref/requirements.txt"):
+    line = line.split("#")[0].strip()
+    if not line: continue
+    m = re.match(r"([A-Za-z0-9_.-]+)(==([^\s;]+))?", line)
+    want[m.group(1)] = m.group(3)
+for name, ver in want.items():
+    try:
+        have = md.version(name)
+    except md.PackageNotFoundError:
+        sys.exit(1)
+    if ver and have.split("+")[0] != ver:
+        sys.exit(1)
+PYEOF
+then
+  exit 0
+fi
+echo "install-deps: installing the PyPI peers from tests/ref/requirements.txt"
+$PY -m pip install -q --disable-pip-version-check -r tests/ref/requirements.txt
