@@ -24,26 +24,26 @@ static int t_failures = 0;
     } while (0)
 
 // Fills h[0..n) with uniform values in [lo,hi) from r.
-static void t_rand_vec(pb_rng *r, float *h, size_t n, float lo, float hi) {
+static inline void t_rand_vec(pb_rng *r, float *h, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) h[i] = lo + (hi - lo) * pb_rng_uniform(r);
 }
 
 // Engine buffer holding a copy of host h (caller frees with pb_free).
-static float *t_to_dev(pb_engine *e, const float *h, size_t n) {
+static inline float *t_to_dev(pb_engine *e, const float *h, size_t n) {
     float *d = pb_alloc(e, n);
     pb_upload(e, d, h, n);
     return d;
 }
 
 // Host copy (malloc'd, caller frees) of engine buffer d.
-static float *t_to_host(pb_engine *e, const float *d, size_t n) {
+static inline float *t_to_host(pb_engine *e, const float *d, size_t n) {
     float *h = pb_xmalloc(n * sizeof(float) + 1);
     pb_download(e, h, d, n);
     return h;
 }
 
 // ||a-b|| / max(||b||, tiny) with a float, b double.
-static double t_rel_err(const float *a, const double *b, size_t n) {
+static inline double t_rel_err(const float *a, const double *b, size_t n) {
     double num = 0.0, den = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)a[i] - b[i];
@@ -57,7 +57,7 @@ static double t_rel_err(const float *a, const double *b, size_t n) {
 typedef void (*t_fwd_fn)(const void *ctx, const double *x, double *out);
 
 // Central differences of L(x) = sum_i out_i * R_i, written to g (nx). Step h.
-static void t_fd_grad(t_fwd_fn f, const void *ctx, const double *x0, size_t nx, const double *R,
+static inline void t_fd_grad(t_fwd_fn f, const void *ctx, const double *x0, size_t nx, const double *R,
                       size_t nout, double h, double *g) {
     double *x = pb_xmalloc(nx * sizeof(double));
     double *out = pb_xmalloc(nout * sizeof(double));
@@ -79,11 +79,11 @@ static void t_fd_grad(t_fwd_fn f, const void *ctx, const double *x0, size_t nx, 
 }
 
 // Float -> double copy into dst.
-static void t_widen(double *dst, const float *src, size_t n) {
+static inline void t_widen(double *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = (double)src[i];
 }
 
-static int t_report(const char *name) {
+static inline int t_report(const char *name) {
     if (t_failures) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, t_failures);
         return 1;

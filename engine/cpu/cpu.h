@@ -20,6 +20,12 @@ typedef struct {
 // not allocate). Contents are undefined. Not thread-safe: call before a parallel region.
 float *pb_cpu_scratch(pb_engine *e, size_t n);
 
+// Deterministic column reduction: out[c] += sum_n a[n,c] * (b ? b[n,c] : 1) for a, b (N,C).
+// Threads own channel ranges and sum rows in order into double accumulators (engine scratch),
+// then add once, so the result is independent of the thread count and a second call adds
+// exactly the same value.
+void pb_cpu_colsum(pb_engine *e, float *out, const float *a, const float *b, int N, int C);
+
 // 64-byte aligned, zeroed allocation (aborts on failure); freed with free().
 void *pb_cpu_alloc_bytes(size_t bytes);
 

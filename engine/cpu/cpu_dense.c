@@ -1,7 +1,6 @@
 // cpu_dense.c: GEMM and the PyTorch-layout linear layer on OpenBLAS (row-major cblas_sgemm).
 // defines: pb_cpu_gemm, pb_cpu_linear_forward, pb_cpu_linear_backward
 #include "cpu.h"
-#include <omp.h>
 
 void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -40,18 +39,5 @@ void pb_cpu_linear_backward(pb_engine *e, float *dinp, float *dw, float *dbias, 
     if (dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
                     1.0f, dw, C);
-    if (dbias) {
-        // Deterministic column reduction: each thread owns a contiguous range of columns and sums
-        // its columns over all rows in row order, so the result does not depend on thread count.
-        int nt = e->threads;
-#pragma omp parallel num_threads(nt) if ((size_t)N * OC >= PB_OMP_MIN)
-        {
-            int t = omp_get_thread_num(), k = omp_get_num_threads();
-            int o0 = (int)((int64_t)OC * t / k), o1 = (int)((int64_t)OC * (t + 1) / k);
-            for (int n = 0; n < N; n++) {
-                const float *dout_n = dout + (size_t)n * OC; // seek to dout[n,:]
-                for (int o = o0; o < o1; o++) dbias[o] += dout_n[o];
-            }
-        }
-    }
+    if (dbias) pb_cpu_colsum(e, dbias, dout, NULL, N, OC);
 }

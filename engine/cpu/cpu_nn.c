@@ -9,12 +9,35 @@
 #include "cpu.h"
 #include <math.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <omp.h>
 
 // Thread t's share [*a,*b) of n items split into k contiguous ranges.
 static inline void split_range(size_t n, int t, int k, size_t *a, size_t *b) {
     *a = n * (size_t)t / (size_t)k;
     *b = n * (size_t)(t + 1) / (size_t)k;
+}
+
+void pb_cpu_colsum(pb_engine *e, float *out, const float *a, const float *b, int N, int C) {
+    const int nt = e->threads;
+    double *acc = (double *)pb_cpu_scratch(e, 2 * (size_t)C); // (C) doubles
+#pragma omp parallel num_threads(nt) if ((size_t)N * C >= PB_OMP_MIN)
+    {
+        size_t c0, c1;
+        split_range((size_t)C, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+        for (size_t c = c0; c < c1; c++) acc[c] = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *x = a + (size_t)n * C; // seek to a[n,:]
+            if (b) {
+                const float *y = b + (size_t)n * C;
+                for (size_t c = c0; c < c1; c++) acc[c] += (double)(x[c] * y[c]);
+            } else {
+                for (size_t c = c0; c < c1; c++) acc[c] += (double)x[c];
+            }
+        }
+        for (size_t c = c0; c < c1; c++) out[c] += (float)acc[c];
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -84,20 +107,22 @@ void pb_cpu_vit_tokens_backward(pb_engine *e, float *dpatch, float *dcls, float 
             for (int c = 0; c < C; c++) d[c] += g[c];
         }
     }
-    if (dpos) { // dpos[t] += sum_b dout[b,t]: parallel over t, b summed in order
+    if (dpos) { // dpos[t] += sum_b dout[b,t]: parallel over t; b summed locally, added once
 #pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)B * T * C >= PB_OMP_MIN)
         for (int t = 0; t < T; t++) {
             float *d = dpos + (size_t)t * C;
-            for (int b = 0; b < B; b++) {
-                const float *g = dout + ((size_t)b * T + t) * C;
-                for (int c = 0; c < C; c++) d[c] += g[c];
+            for (int c = 0; c < C; c++) {
+                float s = 0.0f;
+                for (int b = 0; b < B; b++) s += dout[((size_t)b * T + t) * C + c];
+                d[c] += s;
             }
         }
     }
-    if (dcls) {
-        for (int b = 0; b < B; b++) {
-            const float *g = dout + (size_t)b * T * C;
-            for (int c = 0; c < C; c++) dcls[c] += g[c];
+    if (dcls) { // dcls += sum_b dout[b,0]
+        for (int c = 0; c < C; c++) {
+            float s = 0.0f;
+            for (int b = 0; b < B; b++) s += dout[(size_t)b * T * C + c];
+            dcls[c] += s;
         }
     }
 }
@@ -203,19 +228,20 @@ void pb_cpu_layernorm_backward(pb_engine *e, float *dinp, float *dw, float *db, 
             }
         }
     }
-    if (dw || db) { // column reduction over rows: threads own channel ranges
+    if (db) pb_cpu_colsum(e, db, dout, NULL, N, C);
+    if (dw) { // column reduction of dout * xhat, as pb_cpu_colsum but with xhat recomputed
+        double *acc = (double *)pb_cpu_scratch(e, 2 * (size_t)C);
 #pragma omp parallel num_threads(nt) if ((size_t)N * C >= PB_OMP_MIN)
         {
             size_t c0, c1;
             split_range((size_t)C, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+            for (size_t c = c0; c < c1; c++) acc[c] = 0.0;
             for (int n = 0; n < N; n++) {
                 const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
                 const float m = mean[n], r = rstd[n];
-                if (dw)
-                    for (size_t c = c0; c < c1; c++) dw[c] += g[c] * ((x[c] - m) * r);
-                if (db)
-                    for (size_t c = c0; c < c1; c++) db[c] += g[c];
+                for (size_t c = c0; c < c1; c++) acc[c] += (double)(g[c] * ((x[c] - m) * r));
             }
+            for (size_t c = c0; c < c1; c++) dw[c] += (float)acc[c];
         }
     }
 }
@@ -291,16 +317,7 @@ void pb_cpu_mul_cols(pb_engine *e, float *out, const float *inp, const float *s,
 
 // ds (C) += sum_n a[n,c] * b[n,c]; a, b (N,C)
 void pb_cpu_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N, int C) {
-    const int nt = e->threads;
-#pragma omp parallel num_threads(nt) if ((size_t)N * C >= PB_OMP_MIN)
-    {
-        size_t c0, c1;
-        split_range((size_t)C, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
-        for (int r = 0; r < N; r++) {
-            const float *x = a + (size_t)r * C, *y = b + (size_t)r * C;
-            for (size_t c = c0; c < c1; c++) ds[c] += x[c] * y[c];
-        }
-    }
+    pb_cpu_colsum(e, ds, a, b, N, C);
 }
 
 // Inverted dropout with the counter-based keep test of backend.h (element i uses counter i).
@@ -455,17 +472,32 @@ double pb_cpu_sumsq(pb_engine *e, const float *p, size_t n) {
 }
 
 // ----------------------------------------------------------------------------
+// Float hyperparameters come from decimal configs (0.999, 1e-8): recover the shortest decimal
+// that rounds to f, so scalars such as 1 - beta2 are computed as torch computes them from the
+// Python double (1 - 0.999f in double is off by 1.3e-5 relative).
+static double decimal_of(float f) {
+    char buf[40];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f) return d;
+    }
+    return (double)f;
+}
+
 // AdamW, following torch.optim.AdamW's single-tensor path: scalars in double, tensor math in
 // float: p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2 v + (1-b2) g^2;
 // p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
 void pb_cpu_adamw_step(pb_engine *e, float *p, const float *g, float *m, float *v, size_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay, int step) {
     const int nt = e->threads;
-    const double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
-    const float decay = (float)(1.0 - (double)lr * (double)weight_decay);
-    const float step_size = (float)((double)lr / bc1);
+    const double lr_d = decimal_of(lr), b1 = decimal_of(beta1), b2 = decimal_of(beta2),
+                 wd = decimal_of(weight_decay);
+    const double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
+    const float decay = (float)(1.0 - lr_d * wd);
+    const float step_size = (float)(lr_d / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    const float w1 = (float)(1.0 - (double)beta1), w2 = (float)(1.0 - (double)beta2);
+    const float w1 = (float)(1.0 - b1), w2 = (float)(1.0 - b2);
     PB_OMP_ELEM
     PB_ELEMWISE_FOR {
         float gi = g[i];
