@@ -125,8 +125,10 @@ static void test_linear(int has_bias, int null_dw) {
 }
 
 // gemm: every transpose combination with padded leading dimensions, alpha and beta.
-static void test_gemm(void) {
-    const int M = 5, N = 6, K = 7, pad = 3;
+// Sizes: a tiny single-call case and two cases above the threading cutoff (split over rows when
+// M >= N, over columns otherwise).
+static void test_gemm_size(int M, int N, int K) {
+    const int pad = 3;
     const float alpha = 0.7f, beta = -1.3f;
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
@@ -152,7 +154,7 @@ static void test_gemm(void) {
             float *hC = t_to_host(E, dC, (size_t)M * ldc);
             double err = t_rel_err(hC, ref, (size_t)M * ldc);
             T_CHECK(err <= FWD_TOL, "gemm ta=%d tb=%d rel err %.3g", ta, tb, err);
-            printf("  gemm ta=%d tb=%d              fwd %.2e\n", ta, tb, err);
+            printf("  gemm %3dx%3dx%3d ta=%d tb=%d   fwd %.2e\n", M, N, K, ta, tb, err);
             pb_free(E, dA); pb_free(E, dB); pb_free(E, dC);
             free(A); free(B); free(Cm); free(ref); free(hC);
         }
@@ -654,7 +656,9 @@ int main(void) {
     test_linear(1, 0);
     test_linear(0, 0);
     test_linear(1, 1);
-    test_gemm();
+    test_gemm_size(5, 6, 7);
+    test_gemm_size(100, 40, 520);
+    test_gemm_size(40, 100, 520);
     test_patches();
     test_vit_tokens();
     test_embedding();

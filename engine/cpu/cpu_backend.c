@@ -1,9 +1,9 @@
 // cpu_backend.c: the CPU backend's lifecycle, buffers and dispatch table.
 // defines: pb_cpu_backend, pb_cpu_scratch, pb_cpu_alloc_bytes
 //
-// Threading: one count (e->threads) governs OpenBLAS (openblas_set_num_threads at init) and every
-// OpenMP region (num_threads(e->threads), static schedules), so results are bitwise-reproducible
-// for a fixed thread count.
+// Threading: one count (e->threads) sizes every OpenMP region (num_threads(e->threads), static
+// schedules); OpenBLAS is set to one thread and GEMMs are split over the OpenMP team, so there is
+// a single thread pool and results are bitwise-reproducible for a fixed thread count.
 #include "cpu.h"
 #include <string.h>
 #include <omp.h>
@@ -30,7 +30,8 @@ static pb_status cpu_init(pb_engine *e, char *err, size_t errlen) {
     (void)err;
     (void)errlen;
     e->state = pb_xcalloc(1, sizeof(pb_cpu_state));
-    openblas_set_num_threads(e->threads);
+    // OpenBLAS stays single-threaded: GEMMs are split over the OpenMP team (cpu_dense.c).
+    openblas_set_num_threads(1);
     const char *core = openblas_get_corename();
     const char *cfg = openblas_get_config();
     // cfg is e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..."; keep its first two words.
@@ -43,7 +44,7 @@ static pb_status cpu_init(pb_engine *e, char *err, size_t errlen) {
         memcpy(ver, cfg, len);
         ver[len] = 0;
     }
-    snprintf(e->desc, sizeof e->desc, "cpu, %s %s, %d thread%s", ver, core ? core : "?", e->threads,
+    snprintf(e->desc, sizeof e->desc, "cpu, %s %s, %d thread%s (OpenMP)", ver, core ? core : "?", e->threads,
              e->threads == 1 ? "" : "s");
     return PB_OK;
 }
