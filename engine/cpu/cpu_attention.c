@@ -110,6 +110,7 @@ void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, co
                 const float *p = att_bh + (size_t)i * T;
                 float *d = dA + (size_t)i * T;
                 float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                 for (int j = 0; j < T; j++) dot += p[j] * d[j];
                 for (int j = 0; j < T; j++) d[j] = p[j] * (d[j] - dot);
             }
