@@ -145,7 +145,8 @@ void pb_cpu_embedding_forward(pb_engine *e, float *out, const int32_t *ids, cons
 // race and every entry is summed in row order whatever the thread count.
 void pb_cpu_embedding_backward(pb_engine *e, float *dtable, const float *dout, const int32_t *ids,
                                int N, int C, int rows) {
-    (void)rows;
+    for (int n = 0; n < N; n++)
+        PB_CHECK(ids[n] >= 0 && ids[n] < rows, "embedding id %d at %d outside [0,%d)", ids[n], n, rows);
     const int nt = e->threads;
 #pragma omp parallel num_threads(nt) if ((size_t)N * C >= PB_OMP_MIN)
     {
