@@ -1,0 +1,2 @@
+# Checkpoint area: safetensors reader/writer and HF config.json.
+pb_add_c_test(test_safetensors SOURCES ${CMAKE_SOURCE_DIR}/tests/test_safetensors.c LABELS fast)
