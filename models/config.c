@@ -183,9 +183,12 @@ static pb_status cfg_parse(cfg_ctx *x, pb_model_config *cfg) {
         return st;
     if ((st = cfg_float(x, "initializer_range", false, 0, &cfg->initializer_range)) != PB_OK)
         return st;
-    if (cfg->hidden_dropout >= 1.0f || cfg->attn_dropout >= 1.0f)
-        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: dropout probabilities must be < 1",
-                       x->path);
+    if (cfg->hidden_dropout >= 1.0f)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                       "%s: field 'hidden_dropout_prob' must be < 1", x->path);
+    if (cfg->attn_dropout >= 1.0f)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                       "%s: field 'attention_probs_dropout_prob' must be < 1", x->path);
 
     if (cfg->arch == PB_ARCH_VIT) {
         if ((st = cfg_int(x, "image_size", false, 1, &cfg->image_size)) != PB_OK) return st;

@@ -753,7 +753,7 @@ pb_status pb_st_writer_finish(pb_st_writer *w, const char *path, char *err, size
     }
     // F32 and I32 share the 4-byte alignment, so the reference order (alignment, then name) is
     // the name order
-    qsort(w->t, (size_t)w->n, sizeof(st_wtensor), st_wt_cmp);
+    if (w->n > 1) qsort(w->t, (size_t)w->n, sizeof(st_wtensor), st_wt_cmp);
     for (int i = 1; i < w->n; i++)
         if (strcmp(w->t[i - 1].name, w->t[i].name) == 0)
             return pb_errf(PB_ERR_ARG, err, errlen, "%s: tensor '%s' added twice", path,
