@@ -444,7 +444,9 @@ static float st_f16_to_f32(uint16_t h) {
         memcpy(&bits, &v, 4);
         bits |= sign;
     } else if (exp == 31) {
-        bits = sign | 0x7F800000u | (mant << 13);
+        // inf, or NaN keeping its payload; a signaling NaN comes out quiet, as IEEE conversion
+        // (and F16C / torch) does
+        bits = sign | 0x7F800000u | (mant << 13) | (mant ? 0x00400000u : 0u);
     } else {
         bits = sign | ((exp + 112u) << 23) | (mant << 13);
     }
