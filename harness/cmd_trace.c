@@ -1,14 +1,15 @@
 // cmd_trace.c: `peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
 // [--steps N] [--lr X] [--wd X] [--beta1 X] [--beta2 X] [--eps X] [--label-smoothing X]
 // [--threads N] [--seed S] [--num-labels N] [--method M] [--rank R] [--alpha A] [--targets a,b]
-// [--train]`: one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
+// [--train] [--save DIR]`: one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
 // safetensors, for cross-checks against PyTorch.
 //
 // Output tensors: "logits" (B,V), "loss" (1), "grad.<key>" for every trainable tensor (model keys
 // as saved by pb_model_save: "vit."/"roberta." + name for the backbone, "classifier.*" for the
 // head; adapter tensors under their own names), and with --steps N: "loss.<i>" (1) for the loss
 // before step i (i = 0..N-1) and "param.<key>" after the N steps. Step 0 uses the gradients
-// already dumped.
+// already dumped. --save DIR writes the model after the steps (adapters merged) with
+// pb_model_save.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static void trace_usage(FILE *f) {
             "         [--steps N] [--lr 1e-3] [--wd 0.01] [--beta1 0.9] [--beta2 0.999] [--eps 1e-8]\n"
             "         [--label-smoothing 0] [--threads 1] [--seed 0] [--num-labels N]\n"
             "         [--method full] [--rank R] [--alpha A] [--targets a,b,...] [--train]\n"
+            "         [--save DIR]\n"
             "  batch: ViT \"pixel_values\" (B,C,H,W) float + \"labels\" (B);\n"
             "         RoBERTa \"input_ids\", \"attention_mask\" (B,T) int + \"labels\" (B)\n"
             "         (labels float when num_labels == 1: regression)\n");
@@ -164,6 +166,7 @@ static int parse_i(const char *flag, const char *s, long long *out) {
 
 int pb_cmd_trace(int argc, char **argv) {
     const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *targets = NULL;
+    const char *save_dir = NULL;
     const char *method = "full";
     long long steps = 0, threads = 1, seed = 0, num_labels = 0, rank = -1;
     float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f, alpha = -1;
@@ -179,6 +182,7 @@ int pb_cmd_trace(int argc, char **argv) {
         else if (!strcmp(a, "--model")) model_dir = argv[++i];
         else if (!strcmp(a, "--batch")) batch_path = argv[++i];
         else if (!strcmp(a, "--out")) out_path = argv[++i];
+        else if (!strcmp(a, "--save")) save_dir = argv[++i];
         else if (!strcmp(a, "--method")) method = argv[++i];
         else if (!strcmp(a, "--targets")) targets = argv[++i];
         else if (!strcmp(a, "--steps")) ok = parse_i(a, argv[++i], &steps);
@@ -308,6 +312,10 @@ int pb_cmd_trace(int argc, char **argv) {
         }
     }
     if (pb_st_writer_finish(w, out_path, err, sizeof(err)) != PB_OK) goto fail;
+    if (save_dir) {
+        pb_method_merge(m);
+        if (pb_model_save(m, save_dir, err, sizeof(err)) != PB_OK) goto fail;
+    }
     rc = 0;
     goto done;
 fail:
