@@ -11,7 +11,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
   target_link_libraries(time_methods_init PRIVATE peftbench_core)
 endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
-  # Same program, counts needing SVDs of ViT-B/L matrices (about 30 s on 2 cores).
+  # Same program, counts needing SVDs of ViT-B/L matrices (about 75 s single-threaded).
   add_test(NAME test_methods_model_slow COMMAND test_methods_model slow WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(test_methods_model_slow PROPERTIES LABELS slow)
 endif()
