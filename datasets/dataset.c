@@ -2,7 +2,9 @@
 // gzip'd IDX, class-per-subfolder trees, VTAB-mini), the preprocessing cache, and batching.
 // GLUE lives in glue.c. Layouts and conventions: docs/datasets.md.
 // Paths and messages live in fixed buffers (>= 1 KiB); GCC cannot prove they fit.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,8 @@
 // glue.c: GLUE TSV reading with libcsv (tab delimiter, no quote handling) and featurisation.
 // Paths and messages live in fixed buffers (>= 1 KiB); GCC cannot prove they fit.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <csv.h>
 #include <math.h>
 #include <stdio.h>

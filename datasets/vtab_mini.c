@@ -3,7 +3,9 @@
 // Task list, sources and sizes: docs/datasets.md. Integer-only drawing keeps the bytes identical
 // across machines and compilers.
 // Paths and messages live in fixed buffers (>= 1 KiB); GCC cannot prove they fit.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
