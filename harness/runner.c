@@ -225,7 +225,9 @@ int pb_run_suite(const pb_run_opts *o) {
         ctx.threads = o->threads;
         ctx.device = o->device;
         ctx.log = log;
-        ctx.cache_root = "data/cache/backbones";
+        // Pretrained backbones are shared across suites and runs; tests point it elsewhere.
+        const char *cr = getenv("PEFTBENCH_BACKBONE_CACHE");
+        ctx.cache_root = cr && cr[0] ? cr : "data/cache/backbones";
         ctx.on_epoch = on_epoch;
         ctx.user = &pr;
         pb_train_result r;

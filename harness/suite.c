@@ -1,13 +1,13 @@
 // suite.c: parsing and validation of suite files into resolved cJSON objects.
 #include "suite.h"
 #include "jsonutil.h"
+#include "../methods/adapter.h"
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
-// The method list mirrors methods/adapter.h (pb_method_config); options a method ignores are
+// Methods come from the methods module's registry (pb_method_names); options a method ignores are
 // dropped from its resolved config so e.g. a rank axis does not duplicate "full" cells.
-static const char *const known_methods[] = {"full", "head", "lora", "pissa", "svfit", "aoft", NULL};
 
 const char *const pb_method_option_keys[] = {"rank", "alpha", "dropout", "rslora", "init",
                                              "targets", "variant", "gate", NULL};
@@ -20,8 +20,9 @@ const char *const pb_recipe_keys[] = {"epochs", "batch", "eval_batch", "lr", "he
                                       "max_grad_norm", "feature_cache", NULL};
 
 int pb_method_known(const char *m) {
-    for (int i = 0; known_methods[i]; i++)
-        if (!strcmp(m, known_methods[i])) return 1;
+    const char *const *names = pb_method_names();
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(m, names[i])) return 1;
     return 0;
 }
 
@@ -46,28 +47,32 @@ static int in_list(const char *k, const char *const *list) {
     return 0;
 }
 
-// Built-in model dimensions (hidden, intermediate) as in models/model.h, for rank validation.
+// Built-in model dimensions (hidden, intermediate, arch) from models/ (pb_model_config_builtin), for
+// rank validation. arch is "" for an unknown name.
 static void builtin_dims(const char *name, int *hidden, int *inter, char *arch, size_t archlen) {
-    static const struct { const char *n; int h, i; const char *a; } tab[] = {
-        {"vit-b16", 768, 3072, "vit"},    {"vit-l16", 1024, 4096, "vit"},
-        {"vit-tiny", 192, 768, "vit"},    {"vit-small", 192, 768, "vit"},
-        {"roberta-base", 768, 3072, "roberta"}, {"roberta-large", 1024, 4096, "roberta"},
-        {"roberta-tiny", 0, 0, "roberta"},
-    };
+    pb_model_config cfg;
+    char e[512];
     *hidden = *inter = 0;
     snprintf(arch, archlen, "%s", "");
-    for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-        if (!strcmp(name, tab[i].n)) {
-            *hidden = tab[i].h;
-            *inter = tab[i].i;
-            snprintf(arch, archlen, "%s", tab[i].a);
-        }
+    if (pb_model_config_builtin(name, &cfg, e, sizeof(e)) != PB_OK) return;
+    *hidden = cfg.hidden;
+    *inter = cfg.intermediate;
+    snprintf(arch, archlen, "%s", cfg.arch == PB_ARCH_VIT ? "vit" : "roberta");
 }
 static int builtin_known(const char *name) {
     int h, i;
     char a[16];
     builtin_dims(name, &h, &i, a, sizeof(a));
     return a[0] != 0;
+}
+
+// Comma-separated list of the registered methods, for messages.
+static void method_list(char *out, size_t n) {
+    const char *const *names = pb_method_names();
+    size_t used = 0;
+    out[0] = 0;
+    for (int i = 0; names[i] && used < n; i++)
+        used += (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "", names[i]);
 }
 
 static int is_dir(const char *p) {
@@ -439,10 +444,12 @@ static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, s
     } else {
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a method name or object", file, path);
     }
-    if (!pb_method_known(name))
-        return pb_errf(PB_ERR_FORMAT, err, errlen,
-                       "%s: %s: unknown method '%s' (known: full, head, lora, pissa, svfit, aoft)", file,
-                       path, name);
+    if (!pb_method_known(name)) {
+        char known[512];
+        method_list(known, sizeof(known));
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown method '%s' (known: %s)", file, path, name,
+                       known);
+    }
     cJSON_AddStringToObject(m, "method", name);
     const cJSON *lab = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "label") : NULL;
     if (lab && !cJSON_IsString(lab)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.label: expected a string", file, path);

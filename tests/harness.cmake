@@ -4,3 +4,9 @@ pb_add_c_test(test_harness_suite SOURCES ${CMAKE_SOURCE_DIR}/tests/test_harness_
 add_test(NAME test_harness_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_cli.sh $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_harness_cli PROPERTIES LABELS "fast" TIMEOUT 120)
+# Engine trainer on tiny real cells: bitwise determinism, pretraining cache, head-only, divergence.
+pb_add_c_test(test_harness_train SOURCES ${CMAKE_SOURCE_DIR}/tests/test_harness_train.c LABELS fast)
+# `peftbench run` end to end on a micro suite with real engine cells (pretraining stage included).
+add_test(NAME test_harness_e2e COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_e2e.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_harness_e2e PROPERTIES LABELS "fast" TIMEOUT 300)
