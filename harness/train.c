@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <signal.h>
 
 int pb_train_engine_available(void) { return 1; }
 
@@ -529,6 +530,23 @@ static void rm_tree_flat(const char *dir) {
     rmdir(dir);
 }
 
+// Removes <cache_root>/<key>.tmp.<pid> directories whose writer is gone (killed mid-pretraining).
+static void clean_stale_backbones(const char *root) {
+    DIR *d = opendir(root);
+    if (!d) return;
+    struct dirent *de;
+    char p[1400];
+    while ((de = readdir(d))) {
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (!t) continue;
+        long pid = strtol(t + 5, NULL, 10);
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
+        snprintf(p, sizeof(p), "%s/%s", root, de->d_name);
+        rm_tree_flat(p);
+    }
+    closedir(d);
+}
+
 // The cache key of a pretrained backbone: everything that determines its weights.
 void pb_backbone_key(const cJSON *model, char out[17]) {
     cJSON *k = cJSON_CreateObject();
@@ -675,7 +693,9 @@ static pb_status model_obtain(pb_engine *e, const cJSON *model, int num_labels, 
         pb_backbone_key(model, key);
         snprintf(dir, sizeof(dir), "%s/%s", ctx->cache_root ? ctx->cache_root : "data/cache/backbones", key);
         if (!dir_has_model(dir)) {
-            if ((st = pb_mkdirs(ctx->cache_root ? ctx->cache_root : "data/cache/backbones", err, errlen))) return st;
+            const char *root = ctx->cache_root ? ctx->cache_root : "data/cache/backbones";
+            if ((st = pb_mkdirs(root, err, errlen))) return st;
+            clean_stale_backbones(root);
             if ((st = pretrain(e, model, &cfg, dir, ctx, err, errlen))) return st;
         } else {
             fprintf(ctx->log, "backbone: cached %s\n", dir);

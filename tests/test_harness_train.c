@@ -141,6 +141,11 @@ int main(void) {
     // 2. Pretraining stage: first cell pretrains and caches; the second loads the cache.
     {
         rm_cache();
+        // A temp dir left by a killed pretraining (dead pid) is cleaned up by the next one.
+        char stale[400], cmd0[1000];
+        snprintf(stale, sizeof(stale), "%s/0123456789abcdef.tmp.2147483646", cache_root);
+        snprintf(cmd0, sizeof(cmd0), "mkdir -p '%s' && touch '%s/model.safetensors'", stale, stale);
+        EXPECT(system(cmd0) == 0, "cannot create %s", stale);
         const char *lora = "{\"method\": \"lora\", \"label\": \"lora\", \"ref\": \"\", \"train_head\": true, "
                            "\"rank\": 4, \"alpha\": 8, \"dropout\": 0.1, \"rslora\": false, \"init\": \"kaiming\", "
                            "\"targets\": [\"query\", \"value\"]}";
@@ -148,7 +153,7 @@ int main(void) {
         pb_train_result a, b;
         EXPECT(train(c, &a, log) == PB_OK, "lora/pretrain cell failed: %s", a.reason);
         int tmp = 0;
-        EXPECT(count_entries(cache_root, &tmp) == 1 && tmp == 0, "cache %s: want one backbone dir, no temp", cache_root);
+        EXPECT(count_entries(cache_root, &tmp) == 1 && tmp == 0, "cache %s: want one backbone dir, no temp dir", cache_root);
         char key[17], p[600];
         pb_backbone_key(cJSON_GetObjectItem(c, "model"), key);
         snprintf(p, sizeof(p), "%s/%s/model.safetensors", cache_root, key);
