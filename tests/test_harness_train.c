@@ -5,7 +5,8 @@
 //   second cell loads it instead of pretraining again (identical results);
 // - head-only on cached features trains only the head and matches the param counts;
 // - a cell with an absurd lr diverges: status PB_ERR_NUMERIC, "diverged at epoch 1 step N";
-// - a bad method option is a failed cell with a message naming the field, never a crash.
+// - a bad method option is a failed cell with a message naming the field, never a crash;
+// - text cells (RoBERTa, ids + mask): classification and regression, deterministic with dropout.
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,6 +50,80 @@ static cJSON *cell(const char *method_json, double lr, int seed, int pretrain) {
                         "\"cosine\", \"warmup_ratio\": 0.05, \"flip\": false, \"label_smoothing\": 0, \"seed\": 0}"
                       : "",
              method_json, lr, seed);
+    cJSON *j = cJSON_Parse(text);
+    if (!j) {
+        fprintf(stderr, "bad test JSON: %s\n", text);
+        exit(1);
+    }
+    return j;
+}
+
+
+// A tiny GLUE-style text task (byte-level BPE vocab + TSVs) under root; returns nothing, aborts the
+// test on I/O errors.
+static const char *VOCAB =
+    "{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"<unk>\":3,\"h\":4,\"e\":5,\"l\":6,\"o\":7,\"\\u0120\":8,\"w\":9,"
+    "\"r\":10,\"d\":11,\"he\":12,\"ll\":13,\"hell\":14,\"hello\":15,\"\\u0120w\":16,\"or\":17,\"\\u0120wor\":18,"
+    "\"\\u0120worl\":19,\"\\u0120world\":20,\"a\":21,\"\\u0120hello\":22}";
+static const char *MERGES = "#version: 0.2\nh e\nl l\nhe ll\nhell o\n\xc4\xa0 w\no r\n\xc4\xa0w or\n\xc4\xa0wor l\n"
+                            "\xc4\xa0worl d\n\xc4\xa0 hello\n";
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+// sst2 (label 1 when the sentence starts with "hello") and stsb (score 4 when it does, else 1).
+static void make_text_tasks(const char *root) {
+    char p[600], cmd[1200];
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s/tok' '%s/sst2' '%s/stsb'", root, root, root);
+    if (system(cmd) != 0) exit(1);
+    snprintf(p, sizeof(p), "%s/tok/vocab.json", root);
+    write_file(p, VOCAB);
+    snprintf(p, sizeof(p), "%s/tok/merges.txt", root);
+    write_file(p, MERGES);
+    static const char *const sent[] = {"hello world", "world hello", "hello hello world", "world world",
+                                       "hello", "world", "world hello hello", "hello world world"};
+    size_t cap = 16384, n1 = 0, n2 = 0;
+    char *a = malloc(cap), *b = malloc(cap);
+    n1 += (size_t)snprintf(a + n1, cap - n1, "sentence\tlabel\n");
+    n2 += (size_t)snprintf(b + n2, cap - n2,
+                           "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n");
+    for (int i = 0; i < 48; i++) {
+        const char *x = sent[i % 8], *y = sent[(i * 3 + 1) % 8];
+        n1 += (size_t)snprintf(a + n1, cap - n1, "%s\t%d\n", x, x[0] == 'h');
+        n2 += (size_t)snprintf(b + n2, cap - n2, "%d\tmain\tx\t2012\t%d\tnone\tnone\t%s\t%s\t%.3f\n", i, i, x, y,
+                               x[0] == 'h' ? 4.0 : 1.0);
+    }
+    snprintf(p, sizeof(p), "%s/sst2/train.tsv", root);
+    write_file(p, a);
+    snprintf(p, sizeof(p), "%s/sst2/dev.tsv", root);
+    write_file(p, a);
+    snprintf(p, sizeof(p), "%s/stsb/train.tsv", root);
+    write_file(p, b);
+    snprintf(p, sizeof(p), "%s/stsb/dev.tsv", root);
+    write_file(p, b);
+    free(a);
+    free(b);
+}
+
+static cJSON *text_cell(const char *root, const char *task, const char *method_json) {
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "{\"trainer\": \"engine\", \"model\": {\"label\": \"rt\", \"source\": \"builtin\", \"builtin\": \"roberta-tiny\"},"
+             " \"dataset\": {\"spec\": \"glue/%s:%s/%s\", \"label\": \"%s\", \"ref\": \"%s\", \"seq_len\": 10,"
+             "   \"tokenizer_dir\": \"%s/tok\", \"data_root\": \"%s/data\"},"
+             " \"method\": %s,"
+             " \"recipe\": {\"epochs\": 2, \"batch\": 16, \"eval_batch\": 32, \"lr\": 0.003, \"head_lr\": null,"
+             "   \"lr_scale\": 1, \"beta1\": 0.9, \"beta2\": 0.999, \"eps\": 1e-8, \"weight_decay\": 0.01,"
+             "   \"warmup_steps\": 1, \"warmup_ratio\": 0, \"schedule\": \"linear\", \"label_smoothing\": 0,"
+             "   \"flip\": false, \"train_subset\": 0, \"max_grad_norm\": 0, \"feature_cache\": true},"
+             " \"eval\": {\"split\": \"val\", \"select\": \"best_val\"}, \"seed\": 3}",
+             task, root, task, task, task, root, root, method_json);
     cJSON *j = cJSON_Parse(text);
     if (!j) {
         fprintf(stderr, "bad test JSON: %s\n", text);
@@ -229,6 +304,38 @@ int main(void) {
         EXPECT(st != PB_OK && strstr(a.reason, "rank"), "bad rank: status %d reason '%s'", (int)st, a.reason);
         pb_train_result_free(&a);
         cJSON_Delete(c);
+    }
+
+    // 6. Text (RoBERTa with dropout 0.1): classification (ids + mask + labels) and regression
+    //    (targets, MSE, Pearson); deterministic with dropout on.
+    {
+        char root[300];
+        snprintf(root, sizeof(root), "/tmp/pb_test_train_%ld/text", (long)getpid());
+        make_text_tasks(root);
+        const char *lora = "{\"method\": \"lora\", \"label\": \"lora\", \"ref\": \"\", \"train_head\": true, "
+                           "\"rank\": 4, \"alpha\": 8, \"dropout\": 0.1, \"rslora\": false, \"init\": \"kaiming\", "
+                           "\"targets\": [\"query\", \"value\"]}";
+        const char *full = "{\"method\": \"full\", \"label\": \"full\", \"ref\": \"\", \"train_head\": true}";
+        cJSON *c1 = text_cell(root, "sst2", lora), *c2 = text_cell(root, "stsb", full);
+        pb_train_result a, b, d;
+        EXPECT(train(c1, &a, log) == PB_OK, "sst2 lora failed: %s", a.reason);
+        EXPECT(train(c1, &b, log) == PB_OK, "sst2 lora failed: %s", b.reason);
+        expect_identical(&a, &b, "sst2 lora (dropout) same seed");
+        EXPECT(!strcmp(a.metric, "accuracy") && a.nepochs == 2, "sst2 metric %s", a.metric);
+        EXPECT(a.p_head == 64 * 64 + 64 + 64 * 2 + 2, "roberta head params %lld", a.p_head);
+        EXPECT(train(c2, &d, log) == PB_OK, "stsb full failed: %s", d.reason);
+        EXPECT(!strcmp(d.metric, "pearson") && d.nepochs == 2 && isfinite(d.epochs[1].train_loss) &&
+                   d.epochs[1].val >= -1 && d.epochs[1].val <= 1,
+               "stsb: metric %s val %g", d.metric, d.nepochs ? d.epochs[d.nepochs - 1].val : NAN);
+        EXPECT(d.p_head == 64 * 64 + 64 + 64 + 1, "regression head params %lld", d.p_head);
+        pb_train_result_free(&a);
+        pb_train_result_free(&b);
+        pb_train_result_free(&d);
+        cJSON_Delete(c1);
+        cJSON_Delete(c2);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+        if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", root);
     }
 
     rm_cache();
