@@ -3,7 +3,9 @@
 //   per-epoch losses and metrics; another seed gives different losses;
 // - the pretraining stage writes its backbone to the cache atomically (no temp dir left), and a
 //   second cell loads it instead of pretraining again (identical results);
-// - head-only on cached features trains only the head and matches the param counts;
+// - head-only on cached features trains only the head and matches the param counts; with flip
+//   augmentation it runs the full forward (still deterministic);
+// - the cached backbone loads as a plain HF checkpoint directory ("dir" model);
 // - a cell with an absurd lr diverges: status PB_ERR_NUMERIC, "diverged at epoch 1 step N";
 // - a bad method option is a failed cell with a message naming the field, never a crash;
 // - text cells (RoBERTa, ids + mask): classification and regression, deterministic with dropout.
@@ -257,6 +259,22 @@ int main(void) {
         EXPECT(a.p_adapter == 2 * 2 * (4 * 16 + 16 * 4), "lora adapter params %lld", a.p_adapter);
         EXPECT(a.p_trainable == a.p_adapter + a.p_head && a.p_trainable_backbone == 0, "lora trainable %lld",
                a.p_trainable);
+        // The cached backbone is a plain HF directory: a "dir" model loads it too.
+        {
+            char dir[600];
+            snprintf(dir, sizeof(dir), "%s/%s", cache_root, key);
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "label", "fromdir");
+            cJSON_AddStringToObject(m, "source", "dir");
+            cJSON_AddStringToObject(m, "dir", dir);
+            cJSON *c2 = cJSON_Duplicate(c, 1);
+            cJSON_ReplaceItemInObject(c2, "model", m);
+            pb_train_result g;
+            EXPECT(train(c2, &g, log) == PB_OK, "dir model cell failed: %s", g.reason);
+            EXPECT(g.nepochs == 2 && g.p_adapter == a.p_adapter && g.p_backbone == a.p_backbone, "dir model counts");
+            pb_train_result_free(&g);
+            cJSON_Delete(c2);
+        }
         pb_train_result_free(&a);
         pb_train_result_free(&b);
         cJSON_Delete(c);
@@ -273,6 +291,16 @@ int main(void) {
         EXPECT(a.p_trainable == a.p_head && a.p_adapter == 0, "head trainable %lld head %lld", a.p_trainable, a.p_head);
         // 96 feature passes + 2 epochs x 96 head steps.
         EXPECT(a.train_examples == 96 + 2 * 96, "head train_examples %lld", a.train_examples);
+        // With flip augmentation the features change per step: full forward, no feature cache.
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(c, "recipe"), "flip", cJSON_CreateTrue());
+        pb_train_result f1, f2;
+        EXPECT(train(c, &f1, log) == PB_OK, "head+flip failed: %s", f1.reason);
+        EXPECT(train(c, &f2, log) == PB_OK, "head+flip failed: %s", f2.reason);
+        expect_identical(&f1, &f2, "head + flip");
+        EXPECT(f1.train_examples == 2 * 96, "head+flip train_examples %lld", f1.train_examples);
+        EXPECT(f1.nepochs == 2 && !same_bits(f1.epochs[0].train_loss, a.epochs[0].train_loss), "flip changed nothing");
+        pb_train_result_free(&f1);
+        pb_train_result_free(&f2);
         pb_train_result_free(&a);
         pb_train_result_free(&b);
         cJSON_Delete(c);
