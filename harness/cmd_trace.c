@@ -46,6 +46,7 @@ static void host_batch_free(host_batch *h) {
     free(h->mask);
     free(h->labels);
     free(h->targets);
+    memset(h, 0, sizeof(*h));
 }
 
 static const pb_st_tensor *need(const pb_st_file *f, const char *name, char *err, size_t errlen,

@@ -596,7 +596,102 @@ static void test_load_save(void) {
 }
 
 // ----------------------------------------------------------------------------
-// 4. Counts
+// 4. `peftbench trace` / `info` on a tiny model: runs, is deterministic, rejects bad batches.
+
+#include "harness/cli.h"
+
+static int run_cmd(int (*fn)(int, char **), const char *const *args) {
+    char *argv[40];
+    int argc = 0;
+    while (args[argc]) {
+        argv[argc] = (char *)args[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    return fn(argc, argv);
+}
+
+static int read_all(const char *path, char **buf, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc(*n ? *n : 1);
+    size_t got = fread(*buf, 1, *n, f);
+    fclose(f);
+    return got == *n;
+}
+
+static void write_batch(const char *path, int B, int T, const int32_t *ids, const int32_t *mask,
+                        const int32_t *labels, const float *flabels) {
+    pb_st_writer *w = pb_st_writer_init();
+    pb_st_writer_add_i32(w, "input_ids", ids, 2, (int64_t[]){B, T});
+    pb_st_writer_add_i32(w, "attention_mask", mask, 2, (int64_t[]){B, T});
+    if (labels) pb_st_writer_add_i32(w, "labels", labels, 1, (int64_t[]){B});
+    else pb_st_writer_add(w, "labels", flabels, 1, (int64_t[]){B});
+    char err[256];
+    PB_CHECK(pb_st_writer_finish(w, path, err, sizeof(err)) == PB_OK, "%s", err);
+    pb_st_writer_free(w);
+}
+
+static void test_cli(void) {
+    char dir[512], batch[600], out1[600], out2[600], err[256];
+    pb_model_config c = tiny_roberta(3);
+    pb_model *m = pb_model_create(E, &c, 1);
+    path_in(dir, sizeof(dir), "cli", NULL);
+    EXPECT(pb_model_save(m, dir, err, sizeof(err)) == PB_OK, "%s", err);
+    pb_model_free(m);
+    path_in(batch, sizeof(batch), "cli", "batch.safetensors");
+    path_in(out1, sizeof(out1), "cli", "t1.safetensors");
+    path_in(out2, sizeof(out2), "cli", "t2.safetensors");
+    int32_t ids[8] = {0, 5, 7, 2, 0, 9, 2, 1}, mask[8] = {1, 1, 1, 1, 1, 1, 1, 0}, labels[2] = {2, 0};
+    write_batch(batch, 2, 4, ids, mask, labels, NULL);
+    const char *a1[] = {"trace", "--model", dir, "--batch", batch, "--out", out1, "--steps", "2", NULL};
+    const char *a2[] = {"trace", "--model", dir, "--batch", batch, "--out", out2, "--steps", "2", NULL};
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 0, "trace failed");
+    EXPECT(run_cmd(pb_cmd_trace, a2) == 0, "trace failed");
+    char *b1 = NULL, *b2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    EXPECT(read_all(out1, &b1, &n1) && read_all(out2, &b2, &n2) && n1 == n2 && !memcmp(b1, b2, n1),
+           "two traces differ");
+    pb_st_file f;
+    if (pb_st_open(out1, &f, err, sizeof(err)) == PB_OK) {
+        EXPECT(pb_st_find(&f, "logits") && pb_st_find(&f, "loss") && pb_st_find(&f, "loss.1") &&
+                   pb_st_find(&f, "grad.roberta.embeddings.word_embeddings.weight") &&
+                   pb_st_find(&f, "param.classifier.out_proj.bias"),
+               "trace output lacks tensors");
+        pb_st_close(&f);
+    } else {
+        EXPECT(0, "%s", err);
+    }
+    free(b1);
+    free(b2);
+    // bad batches: id outside the vocabulary, label outside [0,V), float labels for classification
+    int32_t bad_ids[8] = {0, 5, 99, 2, 0, 9, 2, 1}, bad_labels[2] = {3, 0};
+    float fl[2] = {0.5f, 1.0f};
+    write_batch(batch, 2, 4, bad_ids, mask, labels, NULL);
+    printf("expect an error about input_ids: ");
+    fflush(stdout);
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 2, "bad ids accepted");
+    write_batch(batch, 2, 4, ids, mask, bad_labels, NULL);
+    printf("expect an error about labels: ");
+    fflush(stdout);
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 2, "bad label accepted");
+    write_batch(batch, 2, 4, ids, mask, NULL, fl);
+    printf("expect an error about the labels dtype: ");
+    fflush(stdout);
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 2, "float labels accepted for classification");
+    const char *a3[] = {"trace", "--model", dir, "--batch", batch, NULL};
+    EXPECT(run_cmd(pb_cmd_trace, a3) == 2, "trace without --out accepted");
+    const char *i1[] = {"info", dir, "--json", NULL};
+    EXPECT(run_cmd(pb_cmd_info, i1) == 0, "info on a directory failed");
+    const char *i2[] = {"info", "no-such-model", NULL};
+    EXPECT(run_cmd(pb_cmd_info, i2) == 2, "info on an unknown model succeeded");
+}
+
+// ----------------------------------------------------------------------------
+// 5. Counts
 
 static void test_counts(void) {
     pb_model_config c;
@@ -690,6 +785,7 @@ int main(void) {
     test_subsets(&r1, rsub, (int)(sizeof(rsub) / sizeof(rsub[0])));
     test_load_save();
     test_counts();
+    test_cli();
     pb_engine_free(E);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
