@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../engine/common.h"
+#include "../engine/fileutil.h"
 #include "dataset.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -38,19 +39,8 @@ void pb_image_to_chw(const pb_img *im, uint8_t *dst);
 // ---------------------------------------------------------------------------------------------
 // Files and hashing (util.c).
 
-// FNV-1a 64-bit, chainable: pass the previous value as h (start with PB_HASH_INIT).
-#define PB_HASH_INIT 0xcbf29ce484222325ULL
-uint64_t pb_hash64(uint64_t h, const void *data, size_t n);
-uint64_t pb_hash_str(uint64_t h, const char *s);
-// Reads a whole file; caller frees *buf. Appends a NUL (not counted in *n).
-pb_status pb_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen);
 // Reads and gunzips a .gz file (or a plain file when it lacks the gzip magic) via zlib.
 pb_status pb_gunzip_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen);
-// Writes a file atomically (tmp + fsync + rename); creates parent dirs.
-pb_status pb_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
-                          int nparts, char *err, size_t errlen);
-pb_status pb_mkdirs(const char *dir, char *err, size_t errlen);
-int pb_file_exists(const char *path);
 
 // ---------------------------------------------------------------------------------------------
 // List files "relative/path label" (NOAH VTAB-1k). Entries own their strings.

@@ -167,19 +167,9 @@ char *pb_json_canonical(const cJSON *j) {
     return s.buf;
 }
 
-uint64_t pb_fnv1a64(const void *data, size_t n) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 void pb_json_hash_hex(const cJSON *j, char out[17]) {
     char *c = pb_json_canonical(j);
-    uint64_t h = pb_fnv1a64(c, strlen(c));
+    uint64_t h = pb_hash64(PB_HASH_INIT, c, strlen(c));
     free(c);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
@@ -255,59 +245,11 @@ pb_status pb_json_bool(const cJSON *obj, const char *key, int def, int *out, con
 // ----------------------------------------------------------------------------
 // Files
 
-int pb_mkdirs(const char *path) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) return -1;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-    return 0;
-}
-
 pb_status pb_write_file_atomic(const char *path, const char *data, size_t n, char *err,
                                size_t errlen) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-        return pb_errf(PB_ERR_IO, err, errlen, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, data + off, n - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return pb_errf(PB_ERR_IO, err, errlen, "%s: write failed: %s", tmp, strerror(e));
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) || close(fd)) {
-        unlink(tmp);
-        return pb_errf(PB_ERR_IO, err, errlen, "%s: fsync/close failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return pb_errf(PB_ERR_IO, err, errlen, "%s: rename failed: %s", path, strerror(e));
-    }
-    // Make the rename itself durable.
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof(dir), ".");
-    int dfd = open(dir, O_RDONLY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return PB_OK;
+    const void *parts[1] = {data};
+    size_t sizes[1] = {n};
+    return pb_write_atomic(path, parts, sizes, 1, err, errlen);
 }
 
 pb_status pb_json_write_atomic(const char *path, const cJSON *j, char *err, size_t errlen) {

@@ -1,13 +1,14 @@
 // jsonutil.h: small helpers over cJSON for the harness: reading a JSON file with file:line
 // errors, canonical serialisation (sorted keys, stable numbers) for cell ids, FNV-1a hashing,
 // key validation with key paths, typed getters, and atomic file writes.
-// defines: pb_json_read_file, pb_json_canonical, pb_fnv1a64, pb_hash_hex, pb_json_check_keys,
-//          pb_json_num, pb_json_str, pb_json_bool, pb_write_file_atomic, pb_read_text, pb_mkdirs
+// defines: pb_json_read_file, pb_json_canonical, pb_hash_hex, pb_json_check_keys,
+//          pb_json_num, pb_json_str, pb_json_bool, pb_write_file_atomic, pb_read_text
 #ifndef PB_JSONUTIL_H
 #define PB_JSONUTIL_H
 
 #include <cjson/cJSON.h>
 #include "../engine/common.h"
+#include "../engine/fileutil.h"
 
 // Parses the JSON file at path. On a syntax error the message is "path:LINE:COL: ..." with the
 // position of the first bad character. Caller frees the result with cJSON_Delete.
@@ -20,7 +21,6 @@ pb_status pb_json_parse_text(const char *text, const char *name, cJSON **out, ch
 // integers, other numbers with %.17g. Caller frees with free().
 char *pb_json_canonical(const cJSON *j);
 
-uint64_t pb_fnv1a64(const void *data, size_t n);
 // 16 lowercase hex digits of the FNV-1a 64 hash of the canonical form of j; out has >= 17 bytes.
 void pb_json_hash_hex(const cJSON *j, char out[17]);
 
@@ -45,8 +45,6 @@ pb_status pb_write_file_atomic(const char *path, const char *data, size_t n, cha
                                size_t errlen);
 // Reads a whole file into a NUL-terminated buffer (caller frees); NULL if unreadable.
 char *pb_read_text(const char *path, size_t *n);
-// mkdir -p; returns 0 on success.
-int pb_mkdirs(const char *path);
 // Writes j (pretty-printed) atomically.
 pb_status pb_json_write_atomic(const char *path, const cJSON *j, char *err, size_t errlen);
 

@@ -180,7 +180,7 @@ pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *e
     if (plotdir && plotdir[0]) snprintf(pdir, sizeof(pdir), "%s", plotdir);
     else default_plotdir(pdir, sizeof(pdir));
     snprintf(outdir, sizeof(outdir), "%s/plots", dir);
-    if (pb_mkdirs(outdir)) {
+    if (pb_mkdirs(outdir, NULL, 0) != PB_OK) {
         free(R);
         return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create", outdir);
     }

@@ -175,7 +175,7 @@ int pb_run_suite(const pb_run_opts *o) {
         pb_suite_free(&s);
         return 2;
     }
-    if (pb_mkdirs(cells_dir) || pb_mkdirs(logs_dir)) {
+    if (pb_mkdirs(cells_dir, NULL, 0) != PB_OK || pb_mkdirs(logs_dir, NULL, 0) != PB_OK) {
         fprintf(stderr, "peftbench run: cannot create %s: %s\n", out, strerror(errno));
         free(todo);
         pb_grid_free(&g);

@@ -44,7 +44,7 @@ pb_status pb_train_synthetic(const cJSON *config, pb_train_ctx *ctx, pb_train_re
     if (!strcmp(mname, "head")) peak -= 0.1;
     snprintf(r->metric, sizeof(r->metric), "accuracy");
     snprintf(r->backend, sizeof(r->backend), "synthetic");
-    snprintf(r->data_hash, sizeof(r->data_hash), "%016llx", (unsigned long long)pb_fnv1a64("synthetic", 9));
+    snprintf(r->data_hash, sizeof(r->data_hash), "%016llx", (unsigned long long)pb_hash64(PB_HASH_INIT, "synthetic", 9));
     r->threads = 1;
     r->epochs = pb_xcalloc((size_t)epochs, sizeof(pb_epoch_metrics));
     const char *sl = getenv("PB_SYNTH_SLEEP_MS");
