@@ -233,8 +233,13 @@ int pb_cmd_trace(int argc, char **argv) {
         mc.ntargets = 0;
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", targets);
-        for (char *tok = strtok(buf, ","); tok && mc.ntargets < PB_MAX_TARGETS; tok = strtok(NULL, ","))
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (mc.ntargets == PB_MAX_TARGETS) {
+                snprintf(err, sizeof(err), "--targets: at most %d targets", PB_MAX_TARGETS);
+                goto fail;
+            }
             snprintf(mc.targets[mc.ntargets++], sizeof(mc.targets[0]), "%s", tok);
+        }
     }
     if (pb_method_apply(m, &mc, err, sizeof(err)) != PB_OK) goto fail;
     const pb_model_config *cfg = pb_model_cfg(m);
