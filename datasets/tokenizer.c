@@ -150,8 +150,10 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
     for (cJSON *e = j->child; e; e = e->next, idx++) {
         const char *why = NULL;
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
-        if (!cJSON_IsNumber(e) || v != (double)(long)v) why = "id is not an integer";
-        else if (v < 0 || v >= n) why = "token id outside the vocabulary range [0, size)";
+        // range before the integer test: casting an out-of-range double is undefined
+        if (!cJSON_IsNumber(e)) why = "id is not a number";
+        else if (!(v >= 0 && v < n)) why = "token id outside the vocabulary range [0, size)";
+        else if (v != (double)(long)v) why = "id is not an integer";
         else if (seen[(int)v]) why = "duplicate id";
         else if (smap_put(&t->vocab, e->string, strlen(e->string), (int)v)) why = "duplicate token";
         if (why) {
