@@ -3,6 +3,7 @@
 // with a per-op-family time breakdown. Not a test.
 // usage: ops_bench [small|base] [threads] [reps]
 #include "engine/ops.h"
+#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +80,36 @@ int main(int argc, char **argv) {
     for (int i = 0; i < K_NK; i++) tot += kt[i];
     printf("layer fwd+bwd: best %.1f ms, %.1f GFLOP (gemm), %.1f GFLOP/s\n", best * 1e3, flops * 1e-9, flops / best * 1e-9);
     for (int i = 0; i < K_NK; i++) printf("  %-10s %6.1f ms/rep (%4.1f%%)\n", kname[i], kt[i] / reps * 1e3, 100 * kt[i] / tot);
+    // Ceiling: the same linear-layer GEMMs (forward, dinp, dW) straight on OpenBLAS with its own
+    // `threads` pthreads (how machine.md measures the sgemm ceiling), no engine in between.
+    openblas_set_num_threads(threads);
+    struct { int M, N, K, ta, tb; } gs[6] = {{N, C, C, 0, 1}, {N, C, C, 0, 0}, {C, C, N, 1, 0},
+                                             {N, F, C, 0, 1}, {N, C, F, 0, 0}, {F, C, N, 1, 0}};
+    int mult[6] = {4, 4, 4, 1, 1, 1}; // q,k,v,o share the CxC shapes; the MLP has two of each
+    double lin_flops = 0, gbest = 1e30;
+    for (int rep = 0; rep < reps + 1; rep++) {
+        double t0 = pb_now();
+        for (int i = 0; i < 6; i++)
+            for (int m = 0; m < mult[i]; m++) {
+                // MLP down projection reuses the up shapes transposed
+                int M = gs[i].M, Nn = gs[i].N, K = gs[i].K;
+                for (int mlp = 0; mlp < (i >= 3 ? 2 : 1); mlp++) {
+                    int MM = mlp ? (i == 3 ? N : i == 4 ? N : C) : M;
+                    int NN = mlp ? (i == 3 ? C : i == 4 ? F : F) : Nn;
+                    int KK = mlp ? (i == 3 ? F : i == 4 ? C : N) : K;
+                    float *Cm = i == 5 || i == 2 ? dw1 : dh;
+                    cblas_sgemm(CblasRowMajor, gs[i].ta ? CblasTrans : CblasNoTrans, gs[i].tb ? CblasTrans : CblasNoTrans,
+                                MM, NN, KK, 1.0f, h, gs[i].ta ? MM : KK, g, gs[i].tb ? KK : NN, 0.0f, Cm, NN);
+                    if (rep == 0) lin_flops += 2.0 * MM * NN * KK;
+                }
+            }
+        double t = pb_now() - t0;
+        if (rep > 0 && t < gbest) gbest = t;
+    }
+    openblas_set_num_threads(1);
+    double ceil_rate = lin_flops / gbest;
+    printf("sgemm ceiling (same linear GEMMs on OpenBLAS, %d threads): %.1f GFLOP/s -> layer at %.0f%% of it\n",
+           threads, ceil_rate * 1e-9, 100.0 * (flops / best) / ceil_rate);
     pb_engine_free(e);
     free(host);
     return 0;
