@@ -11,8 +11,10 @@
 #include <omp.h>
 
 // libmvec's vector expf (see cpu_nn.c): the softmax exp loop vectorises.
+#if PB_MATH_SIMD
 #pragma omp declare simd notinbranch
 float expf(float);
+#endif
 
 // Runs BLAS on one thread for the lifetime of a parallel region over (b,h).
 static int blas_single_begin(void) {
@@ -49,14 +51,18 @@ void pb_cpu_attention_forward(pb_engine *e, float *out, float *att, float *attd,
                 for (int j = 0; j < T; j++)
                     if (!km[j]) row[j] = -INFINITY;
             float mx = -INFINITY;
+#if PB_MATH_SIMD // clang will not vectorise a float max reduction without fast-math
 #pragma omp simd reduction(max : mx)
+#endif
             for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
             if (mx == -INFINITY) { // every key masked: define the row as all-zero probabilities
                 for (int j = 0; j < T; j++) row[j] = 0.0f;
                 continue;
             }
             float sum = 0.0f;
+#if PB_MATH_SIMD
 #pragma omp simd reduction(+ : sum)
+#endif
             for (int j = 0; j < T; j++) {
                 row[j] = expf(row[j] - mx);
                 sum += row[j];

@@ -258,13 +258,17 @@ void pb_cpu_layernorm_backward(pb_engine *e, float *dinp, float *dw, float *db, 
 // loops call the AVX2/AVX-512 variants (a few ulp) instead of one scalar call per element (26x
 // faster here). math.h only declares them so under -ffast-math. The CDF is written as
 // Phi(x) = erfc(-x/sqrt2)/2, which equals (1 + erf(x/sqrt2))/2 without its cancellation for x < 0.
+#if PB_MATH_SIMD
 #pragma omp declare simd notinbranch
 float erfcf(float);
 #pragma omp declare simd notinbranch
 float expf(float);
+#define PB_OMP_ELEM_SIMD _Pragma("omp parallel for simd num_threads(nt) schedule(static) if (n >= PB_OMP_MIN)")
+#else
+#define PB_OMP_ELEM_SIMD _Pragma("omp parallel for num_threads(nt) schedule(static) if (n >= PB_OMP_MIN)")
+#endif
 
 #define PB_ELEMWISE_FOR for (size_t i = 0; i < n; i++)
-#define PB_OMP_ELEM_SIMD _Pragma("omp parallel for simd num_threads(nt) schedule(static) if (n >= PB_OMP_MIN)")
 #define PB_OMP_ELEM _Pragma("omp parallel for num_threads(nt) schedule(static) if (n >= PB_OMP_MIN)")
 
 void pb_cpu_gelu_forward(pb_engine *e, float *out, const float *inp, size_t n) {
