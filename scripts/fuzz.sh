@@ -9,7 +9,7 @@ OUT=${2:-build-fuzz}
 CC=${CC:-clang}
 mkdir -p "$OUT"
 SRCS="datasets/util.c datasets/image.c datasets/listfile.c datasets/glue.c datasets/tokenizer.c
-      datasets/unicode_tables.c engine/common.c"
+      datasets/unicode_tables.c engine/common.c engine/fileutil.c"
 FLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I."
 LIBS="-lcjson -lcsv -ljpeg -lpng -lz -lm"
 names=(x tsv listfile tokenizer image)
