@@ -88,8 +88,12 @@ static bench_flops bench_count_flops(const pb_model_config *c, const pb_method_c
 
 // Median GFLOP/s of cblas_sgemm over the model's main GEMM shapes (forward NN-equivalent and the
 // two backward forms), weighted by their FLOPs: the physical ceiling for this step's GEMM work.
-static double bench_sgemm_ceiling(const pb_model_config *c, int B, int T, int reps) {
+// OpenBLAS runs on `threads` of its own threads here (the engine keeps it at 1 and splits GEMMs
+// itself), so this is plain cblas_sgemm as any C program would call it.
+static double bench_sgemm_ceiling(const pb_model_config *c, int B, int T, int reps, int threads) {
     int N = B * T, D = c->hidden, Mw = c->intermediate;
+    int prev_threads = openblas_get_num_threads();
+    openblas_set_num_threads(threads);
     int shapes[6][4] = {
         // transA, transB, M, Nn, K encoded as: {M, Nn, K, kind} kind 0: NT (fwd), 1: NN (dX), 2: TN (dW)
         {N, D, D, 0}, {N, Mw, D, 0}, {N, D, Mw, 0}, {N, D, Mw, 1}, {Mw, D, N, 2}, {D, D, N, 2},
@@ -122,6 +126,7 @@ static double bench_sgemm_ceiling(const pb_model_config *c, int B, int T, int re
         free(Bm);
         free(C);
     }
+    openblas_set_num_threads(prev_threads); // back to the engine's setting
     return total_flops / total_time * 1e-9;
 }
 
@@ -308,7 +313,7 @@ int pb_cmd_bench(int argc, char **argv) {
     bench_flops fl = bench_count_flops(&cfg, &mc, seq);
     double gflop_step = fl.step * batch * 1e-9;
     double achieved = gflop_step / t_step;
-    double ceil_gflops = ceiling && dev == PB_DEVICE_CPU ? bench_sgemm_ceiling(&cfg, batch, T, 5) : 0;
+    double ceil_gflops = ceiling && dev == PB_DEVICE_CPU ? bench_sgemm_ceiling(&cfg, batch, T, 5, pb_engine_threads(e)) : 0;
     double rss = (double)pb_peak_rss() / (1024.0 * 1024 * 1024);
     pb_param_counts pc = pb_model_count(m);
     const char *unit = cfg.arch == PB_ARCH_VIT ? "img/s" : "seq/s";
