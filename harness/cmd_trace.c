@@ -1,10 +1,334 @@
-// cmd_trace.c: `peftbench trace` (placeholder until its issue lands; exits 2).
+// cmd_trace.c: `peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
+// [--steps N] [--lr X] [--wd X] [--beta1 X] [--beta2 X] [--eps X] [--label-smoothing X]
+// [--threads N] [--seed S] [--num-labels N] [--method M] [--rank R] [--alpha A] [--targets a,b]
+// [--train] [--save DIR]`: one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
+// safetensors, for cross-checks against PyTorch.
+//
+// Output tensors: "logits" (B,V), "loss" (1), "grad.<key>" for every trainable tensor (model keys
+// as saved by pb_model_save: "vit."/"roberta." + name for the backbone, "classifier.*" for the
+// head; adapter tensors under their own names), and with --steps N: "loss.<i>" (1) for the loss
+// before step i (i = 0..N-1) and "param.<key>" after the N steps. Step 0 uses the gradients
+// already dumped. --save DIR writes the model after the steps (adapters merged) with
+// pb_model_save.
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cli.h"
+// defines: pb_model_*, pb_batch
+#include "../models/model.h"
+// defines: pb_st_open, pb_st_find, pb_st_read_*, pb_st_writer_*
+#include "../models/safetensors.h"
+// defines: pb_method_config, pb_method_apply
+#include "../methods/adapter.h"
+
+static void trace_usage(FILE *f) {
+    fprintf(f,
+            "usage: peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors\n"
+            "         [--steps N] [--lr 1e-3] [--wd 0.01] [--beta1 0.9] [--beta2 0.999] [--eps 1e-8]\n"
+            "         [--label-smoothing 0] [--threads 1] [--seed 0] [--num-labels N]\n"
+            "         [--method full] [--rank R] [--alpha A] [--targets a,b,...] [--train]\n"
+            "         [--save DIR]\n"
+            "  batch: ViT \"pixel_values\" (B,C,H,W) float + \"labels\" (B);\n"
+            "         RoBERTa \"input_ids\", \"attention_mask\" (B,T) int + \"labels\" (B)\n"
+            "         (labels float when num_labels == 1: regression)\n");
+}
+
+typedef struct {
+    int B, T;
+    float *pixels;   // host (B,C,H,W)
+    int32_t *ids, *mask, *labels;
+    float *targets;
+} host_batch;
+
+static void host_batch_free(host_batch *h) {
+    free(h->pixels);
+    free(h->ids);
+    free(h->mask);
+    free(h->labels);
+    free(h->targets);
+}
+
+static const pb_st_tensor *need(const pb_st_file *f, const char *name, char *err, size_t errlen,
+                                pb_status *st) {
+    const pb_st_tensor *t = pb_st_find(f, name);
+    if (!t) *st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: missing tensor '%s'", f->path, name);
+    return t;
+}
+
+// Reads and validates a batch against the model's config.
+static pb_status read_batch(const char *path, const pb_model_config *cfg, host_batch *h, char *err,
+                            size_t errlen) {
+    memset(h, 0, sizeof(*h));
+    pb_st_file f;
+    pb_status st = pb_st_open(path, &f, err, errlen);
+    if (st != PB_OK) return st;
+    const pb_st_tensor *lab = need(&f, "labels", err, errlen, &st);
+    if (cfg->arch == PB_ARCH_VIT) {
+        const pb_st_tensor *px = need(&f, "pixel_values", err, errlen, &st);
+        if (st == PB_OK && (px->ndim != 4 || px->shape[1] != cfg->channels ||
+                            px->shape[2] != cfg->image_size || px->shape[3] != cfg->image_size))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen,
+                         "%s: pixel_values must be (B, %d, %d, %d) for this model", path,
+                         cfg->channels, cfg->image_size, cfg->image_size);
+        if (st == PB_OK) {
+            h->B = (int)px->shape[0];
+            h->T = 1;
+            h->pixels = pb_xmalloc(px->numel * sizeof(float));
+            st = pb_st_read_f32(&f, px, h->pixels, err, errlen);
+        }
+    } else {
+        const pb_st_tensor *ids = need(&f, "input_ids", err, errlen, &st);
+        const pb_st_tensor *am = st == PB_OK ? need(&f, "attention_mask", err, errlen, &st) : NULL;
+        if (st == PB_OK && (ids->ndim != 2 || am->ndim != 2 || ids->shape[0] != am->shape[0] ||
+                            ids->shape[1] != am->shape[1]))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen,
+                         "%s: input_ids and attention_mask must both be (B,T)", path);
+        if (st == PB_OK) {
+            h->B = (int)ids->shape[0];
+            h->T = (int)ids->shape[1];
+            if (h->T + cfg->pad_id >= cfg->max_positions)
+                st = pb_errf(PB_ERR_FORMAT, err, errlen,
+                             "%s: sequence length %d exceeds the model's %d positions", path, h->T,
+                             cfg->max_positions - cfg->pad_id - 1);
+        }
+        if (st == PB_OK) {
+            h->ids = pb_xmalloc(ids->numel * sizeof(int32_t));
+            h->mask = pb_xmalloc(am->numel * sizeof(int32_t));
+            st = pb_st_read_i32(&f, ids, h->ids, err, errlen);
+            if (st == PB_OK) st = pb_st_read_i32(&f, am, h->mask, err, errlen);
+            for (size_t i = 0; st == PB_OK && i < ids->numel; i++)
+                if (h->ids[i] < 0 || h->ids[i] >= cfg->vocab_size)
+                    st = pb_errf(PB_ERR_FORMAT, err, errlen,
+                                 "%s: input_ids[%zu] = %d outside the vocabulary [0,%d)", path, i,
+                                 h->ids[i], cfg->vocab_size);
+        }
+    }
+    if (st == PB_OK && (lab->numel != (size_t)h->B))
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: labels must have %d elements, has %zu", path,
+                     h->B, lab->numel);
+    if (st == PB_OK && h->B < 1)
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: empty batch", path);
+    if (st == PB_OK) {
+        if (cfg->num_labels == 1) {
+            h->targets = pb_xmalloc((size_t)h->B * sizeof(float));
+            st = pb_st_read_f32(&f, lab, h->targets, err, errlen);
+        } else {
+            h->labels = pb_xmalloc((size_t)h->B * sizeof(int32_t));
+            st = pb_st_read_i32(&f, lab, h->labels, err, errlen);
+            for (int i = 0; st == PB_OK && i < h->B; i++)
+                if (h->labels[i] < 0 || h->labels[i] >= cfg->num_labels)
+                    st = pb_errf(PB_ERR_FORMAT, err, errlen,
+                                 "%s: labels[%d] = %d outside [0,%d)", path, i, h->labels[i],
+                                 cfg->num_labels);
+        }
+    }
+    pb_st_close(&f);
+    if (st != PB_OK) host_batch_free(h);
+    return st;
+}
+
+// The key a tensor is written under (the checkpoint key for model params).
+static void out_key(char *buf, size_t n, const char *kind, pb_model *m, const pb_param *p) {
+    int is_model = p->group != PB_GROUP_ADAPTER;
+    snprintf(buf, n, "%s.%s%s", kind,
+             is_model && p->group != PB_GROUP_HEAD ? pb_model_prefix(m) : "", p->name);
+}
+
+static void add_tensor(pb_st_writer *w, pb_engine *e, const char *key, const float *dev,
+                       const pb_param *shape_of, size_t n) {
+    float *h = pb_xmalloc(n * sizeof(float));
+    pb_download(e, h, dev, n);
+    pb_st_writer_add(w, key, h, shape_of->ndim, shape_of->shape);
+    free(h);
+}
+
+static int parse_f(const char *flag, const char *s, float *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0') {
+        fprintf(stderr, "peftbench trace: %s: expected a number, got '%s'\n", flag, s);
+        return 0;
+    }
+    *out = (float)v;
+    return 1;
+}
+
+static int parse_i(const char *flag, const char *s, long long *out) {
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0) {
+        fprintf(stderr, "peftbench trace: %s: expected a non-negative integer, got '%s'\n", flag, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
 
 int pb_cmd_trace(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "peftbench trace: not available in this build yet\n");
-    return 2;
+    const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *targets = NULL;
+    const char *save_dir = NULL;
+    const char *method = "full";
+    long long steps = 0, threads = 1, seed = 0, num_labels = 0, rank = -1;
+    float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f, alpha = -1;
+    int train = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc, ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            trace_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--train")) train = 1;
+        else if (!has) ok = 0;
+        else if (!strcmp(a, "--model")) model_dir = argv[++i];
+        else if (!strcmp(a, "--batch")) batch_path = argv[++i];
+        else if (!strcmp(a, "--out")) out_path = argv[++i];
+        else if (!strcmp(a, "--save")) save_dir = argv[++i];
+        else if (!strcmp(a, "--method")) method = argv[++i];
+        else if (!strcmp(a, "--targets")) targets = argv[++i];
+        else if (!strcmp(a, "--steps")) ok = parse_i(a, argv[++i], &steps);
+        else if (!strcmp(a, "--threads")) ok = parse_i(a, argv[++i], &threads);
+        else if (!strcmp(a, "--seed")) ok = parse_i(a, argv[++i], &seed);
+        else if (!strcmp(a, "--num-labels")) ok = parse_i(a, argv[++i], &num_labels);
+        else if (!strcmp(a, "--rank")) ok = parse_i(a, argv[++i], &rank);
+        else if (!strcmp(a, "--lr")) ok = parse_f(a, argv[++i], &lr);
+        else if (!strcmp(a, "--wd")) ok = parse_f(a, argv[++i], &wd);
+        else if (!strcmp(a, "--beta1")) ok = parse_f(a, argv[++i], &beta1);
+        else if (!strcmp(a, "--beta2")) ok = parse_f(a, argv[++i], &beta2);
+        else if (!strcmp(a, "--eps")) ok = parse_f(a, argv[++i], &eps);
+        else if (!strcmp(a, "--alpha")) ok = parse_f(a, argv[++i], &alpha);
+        else if (!strcmp(a, "--label-smoothing")) ok = parse_f(a, argv[++i], &ls);
+        else ok = 0;
+        if (!ok) {
+            fprintf(stderr, "peftbench trace: bad or incomplete argument '%s'\n", a);
+            trace_usage(stderr);
+            return 2;
+        }
+    }
+    if (!model_dir || !batch_path || !out_path) {
+        trace_usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    pb_engine *e = pb_engine_init(PB_DEVICE_CPU, (int)threads, err, sizeof(err));
+    if (!e) {
+        fprintf(stderr, "peftbench trace: %s\n", err);
+        return 2;
+    }
+    int rc = 2;
+    pb_model *m = NULL;
+    host_batch hb;
+    memset(&hb, 0, sizeof(hb));
+    pb_st_writer *w = NULL;
+    float *d_pixels = NULL, *d_targets = NULL;
+    int32_t *d_ids = NULL, *d_mask = NULL, *d_labels = NULL;
+    if (pb_model_load(e, model_dir, (int)num_labels, (uint64_t)seed, &m, err, sizeof(err)) != PB_OK)
+        goto fail;
+    pb_method_config mc;
+    pb_method_config_default(&mc, method);
+    if (rank >= 0) mc.rank = (int)rank;
+    if (alpha > 0) mc.alpha = alpha;
+    mc.seed = (uint64_t)seed;
+    if (targets) {
+        mc.ntargets = 0;
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", targets);
+        for (char *tok = strtok(buf, ","); tok && mc.ntargets < PB_MAX_TARGETS; tok = strtok(NULL, ","))
+            snprintf(mc.targets[mc.ntargets++], sizeof(mc.targets[0]), "%s", tok);
+    }
+    if (pb_method_apply(m, &mc, err, sizeof(err)) != PB_OK) goto fail;
+    const pb_model_config *cfg = pb_model_cfg(m);
+    if (read_batch(batch_path, cfg, &hb, err, sizeof(err)) != PB_OK) goto fail;
+
+    pb_batch b;
+    memset(&b, 0, sizeof(b));
+    b.B = hb.B;
+    b.T = hb.T;
+    if (hb.pixels) {
+        size_t n = (size_t)hb.B * cfg->channels * cfg->image_size * cfg->image_size;
+        d_pixels = pb_alloc(e, n);
+        pb_upload(e, d_pixels, hb.pixels, n);
+        b.pixels = d_pixels;
+    }
+    if (hb.ids) {
+        size_t n = (size_t)hb.B * (size_t)hb.T;
+        d_ids = pb_alloc_i32(e, n);
+        d_mask = pb_alloc_i32(e, n);
+        pb_upload_i32(e, d_ids, hb.ids, n);
+        pb_upload_i32(e, d_mask, hb.mask, n);
+        b.ids = d_ids;
+        b.mask = d_mask;
+    }
+    if (hb.labels) {
+        d_labels = pb_alloc_i32(e, (size_t)hb.B);
+        pb_upload_i32(e, d_labels, hb.labels, (size_t)hb.B);
+        b.labels = d_labels;
+    }
+    if (hb.targets) {
+        d_targets = pb_alloc(e, (size_t)hb.B);
+        pb_upload(e, d_targets, hb.targets, (size_t)hb.B);
+        b.targets = d_targets;
+    }
+
+    int np = 0;
+    pb_param **ps = pb_model_trainable(m, &np);
+    pb_params_zero_grad(e, ps, np);
+    const float *logits = pb_model_forward(m, &b, train, (uint64_t)seed);
+    float loss = pb_model_loss(m, &b, ls);
+    pb_model_backward(m, &b);
+
+    w = pb_st_writer_init();
+    pb_st_writer_meta(w, "format", "pt");
+    int V = cfg->num_labels;
+    {
+        size_t n = (size_t)b.B * (size_t)V;
+        float *h = pb_xmalloc(n * sizeof(float));
+        pb_download(e, h, logits, n);
+        pb_st_writer_add(w, "logits", h, 2, (int64_t[]){b.B, V});
+        free(h);
+    }
+    pb_st_writer_add(w, "loss", &loss, 1, (int64_t[]){1});
+    char key[PB_NAME_MAX + 32];
+    for (int i = 0; i < np; i++) {
+        out_key(key, sizeof(key), "grad", m, ps[i]);
+        add_tensor(w, e, key, ps[i]->grad, ps[i], ps[i]->numel);
+    }
+    if (steps > 0) {
+        pb_adamw_config ac = {lr, beta1, beta2, eps, wd};
+        for (long long s = 0; s < steps; s++) {
+            float ls_i = loss;
+            if (s > 0) {
+                pb_params_zero_grad(e, ps, np);
+                pb_model_forward(m, &b, train, (uint64_t)seed + (uint64_t)s);
+                ls_i = pb_model_loss(m, &b, ls);
+                pb_model_backward(m, &b);
+            }
+            snprintf(key, sizeof(key), "loss.%lld", s);
+            pb_st_writer_add(w, key, &ls_i, 1, (int64_t[]){1});
+            pb_params_adamw_step(e, ps, np, &ac, (int)s + 1);
+        }
+        for (int i = 0; i < np; i++) {
+            out_key(key, sizeof(key), "param", m, ps[i]);
+            add_tensor(w, e, key, ps[i]->data, ps[i], ps[i]->numel);
+        }
+    }
+    if (pb_st_writer_finish(w, out_path, err, sizeof(err)) != PB_OK) goto fail;
+    if (save_dir) {
+        pb_method_merge(m);
+        if (pb_model_save(m, save_dir, err, sizeof(err)) != PB_OK) goto fail;
+    }
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "peftbench trace: %s\n", err);
+done:
+    if (w) pb_st_writer_free(w);
+    host_batch_free(&hb);
+    pb_free(e, d_pixels);
+    pb_free(e, d_targets);
+    pb_free(e, d_ids);
+    pb_free(e, d_mask);
+    pb_free(e, d_labels);
+    pb_model_free(m);
+    pb_engine_free(e);
+    return rc;
 }

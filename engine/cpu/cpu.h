@@ -1,0 +1,101 @@
+// cpu.h: internals shared by the CPU backend's files (not a public header).
+// defines: pb_cpu_state, pb_cpu_scratch, PB_OMP_MIN, the per-file op declarations the table
+//          in cpu_backend.c points at.
+#ifndef PB_CPU_H
+#define PB_CPU_H
+
+#include "../backend.h"
+#include <cblas.h>
+
+// Elementwise loops shorter than this run on one thread (fork/join costs more than the work).
+#define PB_OMP_MIN 32768
+
+// Backend-private state behind pb_engine.state.
+typedef struct {
+    float *scratch;     // grow-only scratch (attention backward: one T*T tile per thread)
+    size_t scratch_n;   // floats allocated
+} pb_cpu_state;
+
+// Returns engine-owned scratch of at least n floats (grow-only, so steady-state training does
+// not allocate). Contents are undefined. Not thread-safe: call before a parallel region.
+float *pb_cpu_scratch(pb_engine *e, size_t n);
+
+// Deterministic column reduction: out[c] += sum_n a[n,c] * (b ? b[n,c] : 1) for a, b (N,C).
+// Threads own channel ranges and sum rows in order into double accumulators (engine scratch),
+// then add once, so the result is independent of the thread count and a second call adds
+// exactly the same value.
+void pb_cpu_colsum(pb_engine *e, float *out, const float *a, const float *b, int N, int C);
+
+// 64-byte aligned, zeroed allocation (aborts on failure); freed with free().
+void *pb_cpu_alloc_bytes(size_t bytes);
+
+// cpu_dense.c
+void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void pb_cpu_linear_forward(pb_engine *e, float *out, const float *inp, const float *w,
+                           const float *bias, int N, int C, int OC);
+void pb_cpu_linear_backward(pb_engine *e, float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC);
+
+// cpu_attention.c
+void pb_cpu_attention_forward(pb_engine *e, float *out, float *att, float *attd, const float *q,
+                              const float *k, const float *v, const int32_t *keymask, int B, int T,
+                              int NH, int HS, float dropout_p, uint64_t seed);
+void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, const float *dout,
+                               const float *q, const float *k, const float *v, const float *att,
+                               const float *attd, int B, int T, int NH, int HS, float dropout_p,
+                               uint64_t seed);
+
+// cpu_nn.c: everything else (see the table in cpu_backend.c)
+void pb_cpu_patches_forward(pb_engine *e, float *cols, const float *img, int B, int Cin, int H,
+                            int W, int P);
+void pb_cpu_patches_backward(pb_engine *e, float *dimg, const float *dcols, int B, int Cin, int H,
+                             int W, int P);
+void pb_cpu_vit_tokens_forward(pb_engine *e, float *out, const float *patch, const float *cls,
+                               const float *pos, int B, int T, int C);
+void pb_cpu_vit_tokens_backward(pb_engine *e, float *dpatch, float *dcls, float *dpos,
+                                const float *dout, int B, int T, int C);
+void pb_cpu_embedding_forward(pb_engine *e, float *out, const int32_t *ids, const float *table,
+                              int N, int C, int rows);
+void pb_cpu_embedding_backward(pb_engine *e, float *dtable, const float *dout, const int32_t *ids,
+                               int N, int C, int rows);
+void pb_cpu_roberta_positions(pb_engine *e, int32_t *pos, const int32_t *ids, int B, int T,
+                              int pad);
+void pb_cpu_layernorm_forward(pb_engine *e, float *out, float *mean, float *rstd,
+                              const float *inp, const float *w, const float *b, int N, int C,
+                              float eps);
+void pb_cpu_layernorm_backward(pb_engine *e, float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean,
+                               const float *rstd, int N, int C);
+void pb_cpu_gelu_forward(pb_engine *e, float *out, const float *inp, size_t n);
+void pb_cpu_gelu_backward(pb_engine *e, float *dinp, const float *dout, const float *inp, size_t n);
+void pb_cpu_tanh_forward(pb_engine *e, float *out, const float *inp, size_t n);
+void pb_cpu_tanh_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n);
+void pb_cpu_add(pb_engine *e, float *out, const float *a, const float *b, size_t n);
+void pb_cpu_axpy(pb_engine *e, float *y, float alpha, const float *x, size_t n);
+void pb_cpu_scale(pb_engine *e, float *out, const float *inp, float scale, size_t n);
+void pb_cpu_mul_cols(pb_engine *e, float *out, const float *inp, const float *s, int N, int C);
+void pb_cpu_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N, int C);
+void pb_cpu_dropout_forward(pb_engine *e, float *out, float *mask, const float *inp, float p,
+                            uint64_t seed, size_t n);
+void pb_cpu_dropout_backward(pb_engine *e, float *dinp, const float *dout, const float *mask,
+                             size_t n);
+void pb_cpu_take_token_forward(pb_engine *e, float *out, const float *inp, int B, int T, int C,
+                               int t);
+void pb_cpu_take_token_backward(pb_engine *e, float *dinp, const float *dout, int B, int T, int C,
+                                int t);
+void pb_cpu_xent_forward(pb_engine *e, float *probs, float *loss_host, const float *logits,
+                         const int32_t *labels, int B, int V, float smoothing);
+void pb_cpu_xent_backward(pb_engine *e, float *dlogits, const float *probs, const int32_t *labels,
+                          int B, int V, float smoothing);
+void pb_cpu_mse_forward(pb_engine *e, float *loss_host, const float *pred, const float *target,
+                        int B, int V);
+void pb_cpu_mse_backward(pb_engine *e, float *dpred, const float *pred, const float *target, int B,
+                         int V);
+void pb_cpu_argmax_rows(pb_engine *e, int32_t *pred_host, const float *logits, int B, int V);
+int pb_cpu_has_nonfinite(pb_engine *e, const float *p, size_t n);
+double pb_cpu_sumsq(pb_engine *e, const float *p, size_t n);
+void pb_cpu_adamw_step(pb_engine *e, float *p, const float *g, float *m, float *v, size_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+
+#endif

@@ -1,0 +1,77 @@
+// cpu_dense.c: GEMM and the PyTorch-layout linear layer on OpenBLAS (row-major cblas_sgemm).
+// defines: pb_cpu_gemm, pb_cpu_linear_forward, pb_cpu_linear_backward
+#include "cpu.h"
+#include <omp.h>
+
+// Threading: OpenBLAS runs single-threaded (set at engine init) and the engine splits each GEMM
+// into e->threads contiguous blocks of output rows (or columns, whichever dimension is larger),
+// one single-threaded cblas_sgemm per OpenMP thread. One thread pool (OpenMP) then serves both
+// GEMMs and elementwise work; with OpenBLAS's own pthread pool, its workers spin after each GEMM
+// while the OpenMP team starts (and vice versa), which cost 2-3x on 2 cores (docs/engine.md).
+// Each output element is produced by one call with a fixed block, so results are bitwise
+// reproducible for a fixed thread count.
+#define PB_GEMM_MIN_FLOPS 4e6 // below this a single call is faster than a fork/join
+#define PB_GEMM_ALIGN 16      // block boundaries on multiples of the kernel tile
+
+void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    const enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+    const int nt = e->threads;
+    if (nt == 1 || 2.0 * M * N * K < PB_GEMM_MIN_FLOPS || (M < 2 * PB_GEMM_ALIGN && N < 2 * PB_GEMM_ALIGN)) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const int split_rows = M >= N;
+    const int D = split_rows ? M : N;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), k = omp_get_num_threads();
+        int d0 = (int)((int64_t)D * t / k), d1 = (int)((int64_t)D * (t + 1) / k);
+        // round the boundaries to the kernel tile (the last block takes the remainder)
+        d0 = t == 0 ? 0 : (d0 + PB_GEMM_ALIGN / 2) / PB_GEMM_ALIGN * PB_GEMM_ALIGN;
+        d1 = t == k - 1 ? D : (d1 + PB_GEMM_ALIGN / 2) / PB_GEMM_ALIGN * PB_GEMM_ALIGN;
+        if (d0 > D) d0 = D;
+        if (d1 > D) d1 = D;
+        if (d1 > d0) {
+            if (split_rows) { // rows [d0,d1) of op(A) and C
+                const float *Ab = transA ? A + d0 : A + (size_t)d0 * lda;
+                cblas_sgemm(CblasRowMajor, ta, tb, d1 - d0, N, K, alpha, Ab, lda, B, ldb, beta,
+                            C + (size_t)d0 * ldc, ldc);
+            } else { // columns [d0,d1) of op(B) and C
+                const float *Bb = transB ? B + (size_t)d0 * ldb : B + d0;
+                cblas_sgemm(CblasRowMajor, ta, tb, M, d1 - d0, K, alpha, A, lda, Bb, ldb, beta, C + d0, ldc);
+            }
+        }
+    }
+}
+
+// out (N,OC) = inp (N,C) @ w^T (C,OC) + bias (OC). With a bias, out is pre-filled with the bias
+// rows and the GEMM accumulates (beta = 1), so no second pass over out.
+void pb_cpu_linear_forward(pb_engine *e, float *out, const float *inp, const float *w,
+                           const float *bias, int N, int C, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    float beta = 0.0f;
+    if (bias) {
+        int nt = e->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)N * OC >= PB_OMP_MIN)
+        for (int n = 0; n < N; n++) {
+            float *out_n = out + (size_t)n * OC; // seek to out[n,:]
+            for (int o = 0; o < OC; o++) out_n[o] = bias[o];
+        }
+        beta = 1.0f;
+    }
+    pb_cpu_gemm(e, 0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+}
+
+// dinp (N,C) += dout (N,OC) @ w (OC,C); dw (OC,C) += dout^T (OC,N) @ inp (N,C);
+// dbias (OC) += column sums of dout. NULL grads are skipped (no dW GEMM for frozen weights).
+void pb_cpu_linear_backward(pb_engine *e, float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC) {
+    if (N <= 0) return;
+    if (dinp)
+        pb_cpu_gemm(e, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    if (dw)
+        pb_cpu_gemm(e, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (dbias) pb_cpu_colsum(e, dbias, dout, NULL, N, OC);
+}

@@ -1,0 +1,435 @@
+// config.c: built-in model configs and HF config.json (ViTConfig / RobertaConfig) read/write.
+// defines: pb_model_config_builtin, pb_model_config_read, pb_model_config_write
+#include "model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+// ----------------------------------------------------------------------------
+// built-ins
+
+static void cfg_vit(pb_model_config *c, const char *name, int hidden, int layers, int heads, int mlp,
+                    int image, int patch, int channels) {
+    memset(c, 0, sizeof(*c));
+    c->arch = PB_ARCH_VIT;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->hidden = hidden;
+    c->layers = layers;
+    c->heads = heads;
+    c->intermediate = mlp;
+    c->ln_eps = 1e-12f; // ViTConfig default, used by google/vit-*-in21k
+    c->hidden_dropout = 0.0f;
+    c->attn_dropout = 0.0f;
+    c->classifier_dropout = -1.0f; // unused by ViTForImageClassification
+    c->image_size = image;
+    c->patch_size = patch;
+    c->channels = channels;
+    c->qkv_bias = 1;
+    c->num_labels = 10;
+    c->initializer_range = 0.02f;
+}
+
+static void cfg_roberta(pb_model_config *c, const char *name, int hidden, int layers, int heads,
+                        int mlp, int vocab, int max_pos) {
+    memset(c, 0, sizeof(*c));
+    c->arch = PB_ARCH_ROBERTA;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->hidden = hidden;
+    c->layers = layers;
+    c->heads = heads;
+    c->intermediate = mlp;
+    c->ln_eps = 1e-5f; // roberta-base/large config.json (the RobertaConfig class default is 1e-12)
+    c->hidden_dropout = 0.1f;
+    c->attn_dropout = 0.1f;
+    c->classifier_dropout = -1.0f; // null: use hidden_dropout
+    c->vocab_size = vocab;
+    c->max_positions = max_pos;
+    c->type_vocab = 1;
+    c->pad_id = 1;
+    c->num_labels = 2;
+    c->initializer_range = 0.02f;
+}
+
+static const char *const cfg_known = "vit-b16, vit-l16, vit-tiny, vit-small, roberta-base, "
+                                     "roberta-large, roberta-tiny";
+
+pb_status pb_model_config_builtin(const char *name, pb_model_config *cfg, char *err, size_t errlen) {
+    if (!name) name = "";
+    if (strcmp(name, "vit-b16") == 0) cfg_vit(cfg, name, 768, 12, 12, 3072, 224, 16, 3);
+    else if (strcmp(name, "vit-l16") == 0) cfg_vit(cfg, name, 1024, 24, 16, 4096, 224, 16, 3);
+    else if (strcmp(name, "vit-tiny") == 0 || strcmp(name, "vit-small") == 0)
+        cfg_vit(cfg, name, 192, 6, 3, 768, 28, 4, 1); // machine.md's small ViT, 1 channel
+    else if (strcmp(name, "roberta-base") == 0)
+        cfg_roberta(cfg, name, 768, 12, 12, 3072, 50265, 514);
+    else if (strcmp(name, "roberta-large") == 0)
+        cfg_roberta(cfg, name, 1024, 24, 16, 4096, 50265, 514);
+    else if (strcmp(name, "roberta-tiny") == 0) cfg_roberta(cfg, name, 64, 2, 4, 128, 1000, 130);
+    else
+        return pb_errf(PB_ERR_ARG, err, errlen, "unknown model '%s' (known: %s)", name, cfg_known);
+    return PB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// reading config.json
+
+typedef struct {
+    const char *path;
+    const cJSON *root;
+    char *err;
+    size_t errlen;
+} cfg_ctx;
+
+// Integer field. required: missing is an error; else *out keeps its default.
+static pb_status cfg_int(cfg_ctx *x, const char *key, bool required, int minv, int *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(x->root, key);
+    if (!j) {
+        if (required)
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: missing required field '%s'",
+                           x->path, key);
+        return PB_OK;
+    }
+    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) ||
+        fabs(j->valuedouble) > 2147483647.0)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field '%s' must be an integer",
+                       x->path, key);
+    if (j->valuedouble < minv)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field '%s' = %.0f must be >= %d",
+                       x->path, key, j->valuedouble, minv);
+    *out = (int)j->valuedouble;
+    return PB_OK;
+}
+
+// Float field (optional). allow_null: JSON null stores null_value.
+static pb_status cfg_float(cfg_ctx *x, const char *key, bool allow_null, float null_value,
+                           float *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(x->root, key);
+    if (!j) return PB_OK;
+    if (allow_null && cJSON_IsNull(j)) {
+        *out = null_value;
+        return PB_OK;
+    }
+    if (!cJSON_IsNumber(j))
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field '%s' must be a number%s",
+                       x->path, key, allow_null ? " or null" : "");
+    if (!(j->valuedouble >= 0.0) || !isfinite(j->valuedouble))
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field '%s' must be >= 0", x->path,
+                       key);
+    *out = (float)j->valuedouble;
+    return PB_OK;
+}
+
+// Optional string field that must equal one of the supported values (NULL-terminated list).
+static pb_status cfg_str_is(cfg_ctx *x, const char *key, const char *const *ok) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(x->root, key);
+    if (!j) return PB_OK;
+    if (!cJSON_IsString(j))
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field '%s' must be a string",
+                       x->path, key);
+    for (int i = 0; ok[i]; i++)
+        if (strcmp(j->valuestring, ok[i]) == 0) return PB_OK;
+    return pb_errf(PB_ERR_UNSUPPORTED, x->err, x->errlen,
+                   "%s: field '%s' = '%.64s' is not supported (peftbench supports '%s')", x->path,
+                   key, j->valuestring, ok[0]);
+}
+
+static pb_status cfg_parse(cfg_ctx *x, pb_model_config *cfg) {
+    pb_status st;
+    const cJSON *r = x->root;
+    if (!cJSON_IsObject(r))
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: not a JSON object", x->path);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(r, "model_type");
+    if (!mt)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                       "%s: missing required field 'model_type' (expected \"vit\" or \"roberta\")",
+                       x->path);
+    if (!cJSON_IsString(mt))
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field 'model_type' must be a string",
+                       x->path);
+    // Start from the HF class defaults (ViTConfig / RobertaConfig) for the optional fields.
+    if (strcmp(mt->valuestring, "vit") == 0) {
+        cfg_vit(cfg, "", 768, 12, 12, 3072, 224, 16, 3);
+    } else if (strcmp(mt->valuestring, "roberta") == 0) {
+        cfg_roberta(cfg, "", 768, 12, 12, 3072, 50265, 512);
+        cfg->ln_eps = 1e-12f;
+        cfg->type_vocab = 2;
+    } else {
+        return pb_errf(PB_ERR_UNSUPPORTED, x->err, x->errlen,
+                       "%s: field 'model_type' = '%.64s' is not supported (supported: vit, roberta)",
+                       x->path, mt->valuestring);
+    }
+    const cJSON *np = cJSON_GetObjectItemCaseSensitive(r, "_name_or_path");
+    if (cJSON_IsString(np)) snprintf(cfg->name, sizeof(cfg->name), "%s", np->valuestring);
+
+    // shape fields are required: every real checkpoint config has them
+    if ((st = cfg_int(x, "hidden_size", true, 1, &cfg->hidden)) != PB_OK) return st;
+    if ((st = cfg_int(x, "num_hidden_layers", true, 1, &cfg->layers)) != PB_OK) return st;
+    if ((st = cfg_int(x, "num_attention_heads", true, 1, &cfg->heads)) != PB_OK) return st;
+    if ((st = cfg_int(x, "intermediate_size", true, 1, &cfg->intermediate)) != PB_OK) return st;
+    if (cfg->hidden % cfg->heads != 0)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                       "%s: field 'hidden_size' = %d is not a multiple of 'num_attention_heads' = %d",
+                       x->path, cfg->hidden, cfg->heads);
+    static const char *const gelu[] = {"gelu", NULL};
+    if ((st = cfg_str_is(x, "hidden_act", gelu)) != PB_OK) return st;
+    if ((st = cfg_float(x, "layer_norm_eps", false, 0, &cfg->ln_eps)) != PB_OK) return st;
+    if ((st = cfg_float(x, "hidden_dropout_prob", false, 0, &cfg->hidden_dropout)) != PB_OK)
+        return st;
+    if ((st = cfg_float(x, "attention_probs_dropout_prob", false, 0, &cfg->attn_dropout)) != PB_OK)
+        return st;
+    if ((st = cfg_float(x, "initializer_range", false, 0, &cfg->initializer_range)) != PB_OK)
+        return st;
+    if (cfg->hidden_dropout >= 1.0f)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                       "%s: field 'hidden_dropout_prob' must be < 1", x->path);
+    if (cfg->attn_dropout >= 1.0f)
+        return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                       "%s: field 'attention_probs_dropout_prob' must be < 1", x->path);
+
+    if (cfg->arch == PB_ARCH_VIT) {
+        if ((st = cfg_int(x, "image_size", false, 1, &cfg->image_size)) != PB_OK) return st;
+        if ((st = cfg_int(x, "patch_size", false, 1, &cfg->patch_size)) != PB_OK) return st;
+        if ((st = cfg_int(x, "num_channels", false, 1, &cfg->channels)) != PB_OK) return st;
+        const cJSON *qb = cJSON_GetObjectItemCaseSensitive(r, "qkv_bias");
+        if (qb) {
+            if (!cJSON_IsBool(qb))
+                return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                               "%s: field 'qkv_bias' must be true or false", x->path);
+            cfg->qkv_bias = cJSON_IsTrue(qb) ? 1 : 0;
+        }
+        if (cfg->image_size % cfg->patch_size != 0)
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                           "%s: field 'image_size' = %d is not a multiple of 'patch_size' = %d",
+                           x->path, cfg->image_size, cfg->patch_size);
+    } else {
+        if ((st = cfg_int(x, "vocab_size", false, 1, &cfg->vocab_size)) != PB_OK) return st;
+        if ((st = cfg_int(x, "max_position_embeddings", false, 1, &cfg->max_positions)) != PB_OK)
+            return st;
+        if ((st = cfg_int(x, "type_vocab_size", false, 1, &cfg->type_vocab)) != PB_OK) return st;
+        if ((st = cfg_int(x, "pad_token_id", false, 0, &cfg->pad_id)) != PB_OK) return st;
+        if ((st = cfg_float(x, "classifier_dropout", true, -1.0f, &cfg->classifier_dropout)) !=
+            PB_OK)
+            return st;
+        if (cfg->classifier_dropout >= 1.0f)
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                           "%s: field 'classifier_dropout' must be < 1", x->path);
+        static const char *const absolute[] = {"absolute", NULL};
+        if ((st = cfg_str_is(x, "position_embedding_type", absolute)) != PB_OK) return st;
+        if (cfg->pad_id >= cfg->vocab_size)
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                           "%s: field 'pad_token_id' = %d is outside the vocabulary (%d)", x->path,
+                           cfg->pad_id, cfg->vocab_size);
+        // positions start at pad_id + 1 (fairseq rule), so at least one real position is needed
+        if (cfg->max_positions <= cfg->pad_id + 1)
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                           "%s: field 'max_position_embeddings' = %d leaves no positions after "
+                           "pad_token_id + 1",
+                           x->path, cfg->max_positions);
+        const cJSON *dec = cJSON_GetObjectItemCaseSensitive(r, "is_decoder");
+        if (cJSON_IsTrue(dec))
+            return pb_errf(PB_ERR_UNSUPPORTED, x->err, x->errlen,
+                           "%s: field 'is_decoder' = true is not supported (encoders only)",
+                           x->path);
+    }
+
+    // labels: id2label's size, else num_labels, else the HF default (2)
+    cfg->num_labels = 2;
+    const cJSON *id2 = cJSON_GetObjectItemCaseSensitive(r, "id2label");
+    const cJSON *nl = cJSON_GetObjectItemCaseSensitive(r, "num_labels");
+    int n_id2 = -1;
+    if (id2 && !cJSON_IsNull(id2)) {
+        if (!cJSON_IsObject(id2))
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field 'id2label' must be an object",
+                           x->path);
+        n_id2 = cJSON_GetArraySize(id2);
+        if (n_id2 < 1)
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen, "%s: field 'id2label' is empty",
+                           x->path);
+        cfg->num_labels = n_id2;
+    }
+    if (nl) {
+        int v = 0;
+        if ((st = cfg_int(x, "num_labels", true, 1, &v)) != PB_OK) return st;
+        if (n_id2 >= 0 && v != n_id2)
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                           "%s: field 'num_labels' = %d disagrees with 'id2label' (%d entries)",
+                           x->path, v, n_id2);
+        cfg->num_labels = v;
+    }
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r, "problem_type");
+    if (pt && !cJSON_IsNull(pt)) {
+        if (!cJSON_IsString(pt))
+            return pb_errf(PB_ERR_FORMAT, x->err, x->errlen,
+                           "%s: field 'problem_type' must be a string", x->path);
+        if (strcmp(pt->valuestring, "regression") == 0) {
+            if (cfg->num_labels != 1)
+                return pb_errf(PB_ERR_UNSUPPORTED, x->err, x->errlen,
+                               "%s: field 'problem_type' = 'regression' with %d labels is not "
+                               "supported (only single-output regression)",
+                               x->path, cfg->num_labels);
+        } else if (strcmp(pt->valuestring, "single_label_classification") == 0) {
+            if (cfg->num_labels == 1)
+                return pb_errf(PB_ERR_UNSUPPORTED, x->err, x->errlen,
+                               "%s: field 'problem_type' = 'single_label_classification' with one "
+                               "label is not supported",
+                               x->path);
+        } else {
+            return pb_errf(PB_ERR_UNSUPPORTED, x->err, x->errlen,
+                           "%s: field 'problem_type' = '%.64s' is not supported (supported: "
+                           "single_label_classification, regression)",
+                           x->path, pt->valuestring);
+        }
+    }
+    return PB_OK;
+}
+
+pb_status pb_model_config_read(const char *path, pb_model_config *cfg, char *err, size_t errlen) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = pb_xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap >= (64u << 20)) {
+                fclose(fp);
+                free(buf);
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: larger than 64 MiB, not a config",
+                               path);
+            }
+            cap *= 2;
+            buf = pb_xrealloc(buf, cap);
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, fp);
+        n += got;
+        if (got == 0) break;
+    }
+    int rerr = ferror(fp) ? errno : 0;
+    fclose(fp);
+    if (rerr) {
+        free(buf);
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: read error: %s", path, strerror(rerr));
+    }
+    buf[n] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
+    if (!root) {
+        // report line:column of the parse error
+        size_t pos = end ? (size_t)(end - buf) : 0;
+        int line = 1, col = 1;
+        for (size_t i = 0; i < pos && i < n; i++) {
+            if (buf[i] == '\n') { line++; col = 1; }
+            else col++;
+        }
+        free(buf);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s:%d:%d: invalid JSON", path, line, col);
+    }
+    for (const char *p = end; p < buf + n; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            free(buf);
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: trailing data after the JSON object",
+                           path);
+        }
+    cfg_ctx x = {path, root, err, errlen};
+    pb_model_config tmp;
+    pb_status st = cfg_parse(&x, &tmp);
+    if (st == PB_OK) *cfg = tmp;
+    cJSON_Delete(root);
+    free(buf);
+    return st;
+}
+
+// ----------------------------------------------------------------------------
+// writing config.json
+
+// Shortest decimal that reads back as the same float (so 1e-12f is written "1e-12").
+static cJSON *cfg_float_json(float v) {
+    char s[40];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(s, sizeof s, "%.*g", prec, (double)v);
+        if (strtof(s, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(s);
+}
+
+pb_status pb_model_config_write(const char *path, const pb_model_config *cfg, char *err,
+                                size_t errlen) {
+    bool vit = cfg->arch == PB_ARCH_VIT;
+    if (cfg->num_labels < 1)
+        return pb_errf(PB_ERR_ARG, err, errlen, "%s: num_labels = %d must be >= 1", path,
+                       cfg->num_labels);
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString(vit ? "ViTForImageClassification"
+                                                      : "RobertaForSequenceClassification"));
+    cJSON_AddItemToObject(r, "attention_probs_dropout_prob", cfg_float_json(cfg->attn_dropout));
+    if (!vit) {
+        cJSON_AddNumberToObject(r, "bos_token_id", 0);
+        if (cfg->classifier_dropout < 0) cJSON_AddNullToObject(r, "classifier_dropout");
+        else cJSON_AddItemToObject(r, "classifier_dropout", cfg_float_json(cfg->classifier_dropout));
+        cJSON_AddNumberToObject(r, "eos_token_id", 2);
+    }
+    cJSON_AddStringToObject(r, "hidden_act", "gelu");
+    cJSON_AddItemToObject(r, "hidden_dropout_prob", cfg_float_json(cfg->hidden_dropout));
+    cJSON_AddNumberToObject(r, "hidden_size", cfg->hidden);
+    cJSON *id2 = cJSON_AddObjectToObject(r, "id2label");
+    cJSON *l2i = cJSON_CreateObject();
+    for (int i = 0; i < cfg->num_labels; i++) {
+        char k[32], v[40];
+        snprintf(k, sizeof k, "%d", i);
+        snprintf(v, sizeof v, "LABEL_%d", i);
+        cJSON_AddStringToObject(id2, k, v);
+        cJSON_AddNumberToObject(l2i, v, i);
+    }
+    if (vit) cJSON_AddNumberToObject(r, "image_size", cfg->image_size);
+    cJSON_AddItemToObject(r, "initializer_range", cfg_float_json(cfg->initializer_range));
+    cJSON_AddNumberToObject(r, "intermediate_size", cfg->intermediate);
+    cJSON_AddItemToObject(r, "label2id", l2i);
+    cJSON_AddItemToObject(r, "layer_norm_eps", cfg_float_json(cfg->ln_eps));
+    if (!vit) cJSON_AddNumberToObject(r, "max_position_embeddings", cfg->max_positions);
+    cJSON_AddStringToObject(r, "model_type", vit ? "vit" : "roberta");
+    cJSON_AddNumberToObject(r, "num_attention_heads", cfg->heads);
+    if (vit) cJSON_AddNumberToObject(r, "num_channels", cfg->channels);
+    cJSON_AddNumberToObject(r, "num_hidden_layers", cfg->layers);
+    if (!vit) cJSON_AddNumberToObject(r, "pad_token_id", cfg->pad_id);
+    if (vit) cJSON_AddNumberToObject(r, "patch_size", cfg->patch_size);
+    if (!vit) cJSON_AddStringToObject(r, "position_embedding_type", "absolute");
+    cJSON_AddStringToObject(r, "problem_type",
+                            cfg->num_labels == 1 ? "regression" : "single_label_classification");
+    if (vit) cJSON_AddBoolToObject(r, "qkv_bias", cfg->qkv_bias != 0);
+    if (!vit) {
+        cJSON_AddNumberToObject(r, "type_vocab_size", cfg->type_vocab);
+        cJSON_AddNumberToObject(r, "vocab_size", cfg->vocab_size);
+    }
+    char *text = cJSON_Print(r);
+    cJSON_Delete(r);
+    PB_CHECK(text, "cJSON_Print failed");
+
+    // atomic: temp file + fsync + rename
+    size_t plen = strlen(path) + 32;
+    char *tmp = pb_xmalloc(plen);
+    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
+    pb_status st = PB_OK;
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        st = pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+    } else {
+        size_t len = strlen(text);
+        if (fwrite(text, 1, len, fp) != len || fputc('\n', fp) == EOF || fflush(fp) != 0 ||
+            fsync(fileno(fp)) != 0)
+            st = pb_errf(PB_ERR_IO, err, errlen, "%s: write failed: %s", tmp, strerror(errno));
+        if (fclose(fp) != 0 && st == PB_OK)
+            st = pb_errf(PB_ERR_IO, err, errlen, "%s: close failed: %s", tmp, strerror(errno));
+        if (st == PB_OK && rename(tmp, path) != 0)
+            st = pb_errf(PB_ERR_IO, err, errlen, "%s: cannot rename to %s: %s", tmp, path,
+                         strerror(errno));
+        if (st != PB_OK) unlink(tmp);
+    }
+    free(tmp);
+    cJSON_free(text);
+    return st;
+}

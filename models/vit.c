@@ -1,0 +1,313 @@
+// vit.c: HF ViTForImageClassification (modeling_vit.py) on the engine ops: patch embedding as
+// patches + GEMM, CLS + position embeddings, pre-LN blocks, final layernorm, classifier on CLS.
+#include <string.h>
+// defines: struct pb_model, pb_layer, pb_layer_acts, model_* helpers
+#include "model_internal.h"
+
+// Dropout sites (seeds) of a ViT forward: embeddings 0, then per layer 3 sites.
+#define SITE_EMB 0
+#define SITE_ATT(l) (1 + 3 * (uint64_t)(l))
+#define SITE_H1(l) (2 + 3 * (uint64_t)(l))
+#define SITE_H2(l) (3 + 3 * (uint64_t)(l))
+#define SITE_LIN(i) (500000 + (uint64_t)(i))
+
+static int vit_tokens(const pb_model_config *c) {
+    int g = c->image_size / c->patch_size;
+    return g * g + 1;
+}
+
+void vit_specs(const pb_model_config *cfg, pb_param_spec **s, int *n, int *cap) {
+    int64_t C = cfg->hidden, I = cfg->intermediate, P = cfg->patch_size, T = vit_tokens(cfg);
+    const pb_param_group BB = PB_GROUP_BACKBONE;
+    model_spec_add(s, n, cap, BB, 1, PB_INIT_NORMAL, 3, (int64_t[]){1, 1, C}, "embeddings.cls_token");
+    model_spec_add(s, n, cap, BB, 1, PB_INIT_NORMAL, 3, (int64_t[]){1, T, C},
+                   "embeddings.position_embeddings");
+    model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 4, (int64_t[]){C, cfg->channels, P, P},
+                   "embeddings.patch_embeddings.projection.weight");
+    model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
+                   "embeddings.patch_embeddings.projection.bias");
+    static const char *qkv[3] = {"query", "key", "value"};
+    for (int l = 0; l < cfg->layers; l++) {
+        for (int j = 0; j < 3; j++) {
+            model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, C},
+                           "encoder.layer.%d.attention.attention.%s.weight", l, qkv[j]);
+            if (cfg->qkv_bias)
+                model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
+                               "encoder.layer.%d.attention.attention.%s.bias", l, qkv[j]);
+        }
+        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, C},
+                       "encoder.layer.%d.attention.output.dense.weight", l);
+        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
+                       "encoder.layer.%d.attention.output.dense.bias", l);
+        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){I, C},
+                       "encoder.layer.%d.intermediate.dense.weight", l);
+        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){I},
+                       "encoder.layer.%d.intermediate.dense.bias", l);
+        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, I},
+                       "encoder.layer.%d.output.dense.weight", l);
+        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
+                       "encoder.layer.%d.output.dense.bias", l);
+        model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C},
+                       "encoder.layer.%d.layernorm_before.weight", l);
+        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
+                       "encoder.layer.%d.layernorm_before.bias", l);
+        model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C},
+                       "encoder.layer.%d.layernorm_after.weight", l);
+        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
+                       "encoder.layer.%d.layernorm_after.bias", l);
+    }
+    model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C}, "layernorm.weight");
+    model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C}, "layernorm.bias");
+    int64_t V = cfg->num_labels;
+    model_spec_add(s, n, cap, PB_GROUP_HEAD, 0, PB_INIT_NORMAL, 2, (int64_t[]){V, C},
+                   "classifier.weight");
+    model_spec_add(s, n, cap, PB_GROUP_HEAD, 1, PB_INIT_ZERO, 1, (int64_t[]){V}, "classifier.bias");
+}
+
+static void wire_lin(pb_model *m, pb_linear *l, const char *module, int has_bias) {
+    char wn[PB_NAME_MAX], bn[PB_NAME_MAX];
+    snprintf(wn, sizeof(wn), "%.140s.weight", module);
+    snprintf(bn, sizeof(bn), "%.140s.bias", module);
+    model_linear_set(l, module, model_param(m, "%s", wn), has_bias ? model_param(m, "%s", bn) : NULL);
+}
+
+void vit_wire(pb_model *m) {
+    const pb_model_config *c = &m->cfg;
+    int L = c->layers;
+    m->cls = model_param(m, "embeddings.cls_token");
+    m->pos = model_param(m, "embeddings.position_embeddings");
+    wire_lin(m, &m->patch, "embeddings.patch_embeddings.projection", 1);
+    m->lnf_w = model_param(m, "layernorm.weight");
+    m->lnf_b = model_param(m, "layernorm.bias");
+    wire_lin(m, &m->head1, "classifier", 1);
+    m->nlins = 6 * L;
+    m->lins = pb_xcalloc((size_t)m->nlins, sizeof(pb_linear));
+    m->layers = pb_xcalloc((size_t)L, sizeof(pb_layer));
+    char mod[PB_NAME_MAX];
+    static const char *qkv[3] = {"query", "key", "value"};
+    for (int l = 0; l < L; l++) {
+        pb_linear *ls = &m->lins[6 * l];
+        for (int j = 0; j < 3; j++) {
+            snprintf(mod, sizeof(mod), "encoder.layer.%d.attention.attention.%s", l, qkv[j]);
+            wire_lin(m, &ls[j], mod, c->qkv_bias);
+        }
+        snprintf(mod, sizeof(mod), "encoder.layer.%d.attention.output.dense", l);
+        wire_lin(m, &ls[3], mod, 1);
+        snprintf(mod, sizeof(mod), "encoder.layer.%d.intermediate.dense", l);
+        wire_lin(m, &ls[4], mod, 1);
+        snprintf(mod, sizeof(mod), "encoder.layer.%d.output.dense", l);
+        wire_lin(m, &ls[5], mod, 1);
+        pb_layer *w = &m->layers[l];
+        w->q = &ls[0], w->k = &ls[1], w->v = &ls[2], w->o = &ls[3], w->fc1 = &ls[4], w->fc2 = &ls[5];
+        w->ln1_w = model_param(m, "encoder.layer.%d.layernorm_before.weight", l);
+        w->ln1_b = model_param(m, "encoder.layer.%d.layernorm_before.bias", l);
+        w->ln2_w = model_param(m, "encoder.layer.%d.layernorm_after.weight", l);
+        w->ln2_b = model_param(m, "encoder.layer.%d.layernorm_after.bias", l);
+    }
+}
+
+void vit_ensure_acts(pb_model *m, int B) {
+    const pb_model_config *c = &m->cfg;
+    int T = vit_tokens(c);
+    if (m->acts && B <= m->capB && T <= m->capT) return;
+    int nB = PB_MAX(B, m->capB);
+    model_free_enc_acts(m);
+    pb_engine *e = m->e;
+    size_t N = (size_t)nB * (size_t)T, C = (size_t)c->hidden, NP = (size_t)T - 1;
+    size_t K = (size_t)c->channels * (size_t)c->patch_size * (size_t)c->patch_size;
+    m->cols = pb_alloc(e, (size_t)nB * NP * K);
+    m->patch_out = pb_alloc(e, (size_t)nB * NP * C);
+    m->tokens = pb_alloc(e, N * C);
+    if (c->hidden_dropout > 0) {
+        m->emb_mask = pb_alloc(e, N * C);
+        m->x0 = pb_alloc(e, N * C);
+    }
+    m->acts = pb_xcalloc((size_t)c->layers, sizeof(pb_layer_acts));
+    size_t BHTT = (size_t)nB * (size_t)c->heads * (size_t)T * (size_t)T;
+    for (int l = 0; l < c->layers; l++) model_alloc_layer_acts(m, &m->acts[l], N, BHTT, 0);
+    m->cls_tok = pb_alloc(e, (size_t)nB * C);
+    m->lnf_mean = pb_alloc(e, (size_t)nB);
+    m->lnf_rstd = pb_alloc(e, (size_t)nB);
+    m->feat = pb_alloc(e, (size_t)nB * C);
+    m->capB = nB;
+    m->capT = T;
+}
+
+// One pre-LN block: out = r + MLP(LN2(r)), r = x + Attn(LN1(x)). x, out are (B,T,C).
+static void vit_layer_forward(pb_model *m, int l, const float *x, int B, int T) {
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    pb_layer *w = &m->layers[l];
+    pb_layer_acts *a = &m->acts[l];
+    int C = c->hidden, I = c->intermediate, NH = c->heads, N = B * T;
+    size_t NC = (size_t)N * (size_t)C;
+    int train = m->train;
+    float pa = train ? c->attn_dropout : 0.0f;
+    pb_layernorm_forward(e, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w->data, w->ln1_b->data,
+                         N, C, c->ln_eps);
+    int li = 6 * l;
+    pb_linear_layer_forward(e, w->q, a->q, a->ln1, N, train, model_site_seed(m->seed, SITE_LIN(li)));
+    pb_linear_layer_forward(e, w->k, a->k, a->ln1, N, train, model_site_seed(m->seed, SITE_LIN(li + 1)));
+    pb_linear_layer_forward(e, w->v, a->v, a->ln1, N, train, model_site_seed(m->seed, SITE_LIN(li + 2)));
+    pb_attention_forward(e, a->atty, a->att, pa > 0 ? a->attd : NULL, a->q, a->k, a->v, NULL, B, T,
+                         NH, C / NH, pa, model_site_seed(m->seed, SITE_ATT(l)));
+    pb_linear_layer_forward(e, w->o, a->attproj, a->atty, N, train,
+                            model_site_seed(m->seed, SITE_LIN(li + 3)));
+    float *ap = model_dropout(m, a->attproj_d, a->mask1, a->attproj, c->hidden_dropout, SITE_H1(l), NC);
+    pb_add(e, a->res1, x, ap, NC);
+    pb_layernorm_forward(e, a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w->data,
+                         w->ln2_b->data, N, C, c->ln_eps);
+    pb_linear_layer_forward(e, w->fc1, a->fch, a->ln2, N, train, model_site_seed(m->seed, SITE_LIN(li + 4)));
+    pb_gelu_forward(e, a->fch_gelu, a->fch, (size_t)N * (size_t)I);
+    pb_linear_layer_forward(e, w->fc2, a->fcproj, a->fch_gelu, N, train,
+                            model_site_seed(m->seed, SITE_LIN(li + 5)));
+    float *fp = model_dropout(m, a->fcproj_d, a->mask2, a->fcproj, c->hidden_dropout, SITE_H2(l), NC);
+    pb_add(e, a->res2, a->res1, fp, NC);
+}
+
+void vit_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) {
+    (void)train;
+    (void)seed; // already recorded in m by pb_model_features
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    int B = b->B, T = vit_tokens(c), C = c->hidden, NP = T - 1;
+    PB_CHECK(b->pixels, "ViT batch without pixels");
+    vit_ensure_acts(m, B);
+    m->B = B;
+    m->T = T;
+    m->keymask = NULL;
+    // patch embedding: conv(kernel=stride=P) as cols (B*NP, Cin*P*P) @ W^T + b
+    pb_patches_forward(e, m->cols, b->pixels, B, c->channels, c->image_size, c->image_size,
+                       c->patch_size);
+    pb_linear_forward(e, m->patch_out, m->cols, m->patch.w->data, m->patch.b->data, B * NP,
+                      m->patch.in, C);
+    pb_vit_tokens_forward(e, m->tokens, m->patch_out, m->cls->data, m->pos->data, B, T, C);
+    m->xin = model_dropout(m, m->x0, m->emb_mask, m->tokens, c->hidden_dropout, SITE_EMB,
+                           (size_t)B * T * C);
+    const float *x = m->xin;
+    for (int l = 0; l < c->layers; l++) {
+        vit_layer_forward(m, l, x, B, T);
+        x = m->acts[l].out;
+    }
+    // final layernorm is per token: normalising only the CLS row is what the classifier sees
+    pb_take_token_forward(e, m->cls_tok, x, B, T, C, 0);
+    pb_layernorm_forward(e, m->feat, m->lnf_mean, m->lnf_rstd, m->cls_tok, m->lnf_w->data,
+                         m->lnf_b->data, B, C, c->ln_eps);
+}
+
+static int ln_tr(const pb_param *w, const pb_param *b) { return model_ptr(w) || model_ptr(b); }
+
+int vit_lowest_trainable(pb_model *m) {
+    if (model_ptr(m->cls) || model_ptr(m->pos) || model_lin_active(&m->patch)) return -1;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        pb_layer *w = &m->layers[l];
+        if (ln_tr(w->ln1_w, w->ln1_b) || ln_tr(w->ln2_w, w->ln2_b) || model_lin_active(w->q) ||
+            model_lin_active(w->k) || model_lin_active(w->v) || model_lin_active(w->o) ||
+            model_lin_active(w->fc1) || model_lin_active(w->fc2))
+            return l;
+    }
+    if (ln_tr(m->lnf_w, m->lnf_b)) return m->cfg.layers;
+    return m->cfg.layers + 1;
+}
+
+// m->dres holds d(layer output) on entry and d(layer input) on exit (when need_dx). Work that
+// no trainable tensor depends on is skipped.
+static void vit_layer_backward(pb_model *m, int l, int need_dx) {
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    pb_layer *w = &m->layers[l];
+    pb_layer_acts *a = &m->acts[l];
+    int B = m->B, T = m->T, C = c->hidden, I = c->intermediate, NH = c->heads, N = B * T;
+    size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
+    const float *x = model_layer_input(m, l);
+    int tr_ln1 = ln_tr(w->ln1_w, w->ln1_b), tr_ln2 = ln_tr(w->ln2_w, w->ln2_b);
+    int qkv_act = model_lin_active(w->q) || model_lin_active(w->k) || model_lin_active(w->v);
+    int attn_any = need_dx || tr_ln1 || qkv_act || model_lin_active(w->o);
+    int hdrop = model_drop_on(m, c->hidden_dropout);
+    float pa = m->train ? c->attn_dropout : 0.0f;
+
+    // MLP branch: res2 = res1 + drop(fc2(gelu(fc1(LN2(res1)))))
+    const float *dfp = m->dres;
+    if (hdrop) {
+        pb_zero(e, m->dA, NC);
+        pb_dropout_backward(e, m->dA, m->dres, a->mask2, NC);
+        dfp = m->dA;
+    }
+    int need_ln2out = attn_any || tr_ln2;
+    int need_fch = need_ln2out || model_lin_active(w->fc1);
+    if (need_fch) pb_zero(e, m->dfchg, NI);
+    pb_linear_layer_backward(e, w->fc2, need_fch ? m->dfchg : NULL, dfp, a->fch_gelu, N);
+    if (need_fch) {
+        pb_zero(e, m->dfch, NI);
+        pb_gelu_backward(e, m->dfch, m->dfchg, a->fch, NI);
+        if (need_ln2out) pb_zero(e, m->dB, NC);
+        pb_linear_layer_backward(e, w->fc1, need_ln2out ? m->dB : NULL, m->dfch, a->ln2, N);
+        if (need_ln2out)
+            pb_layernorm_backward(e, attn_any ? m->dres : NULL, model_ptr(w->ln2_w) ? w->ln2_w->grad : NULL,
+                                  model_ptr(w->ln2_b) ? w->ln2_b->grad : NULL, m->dB, a->res1,
+                                  w->ln2_w->data, a->ln2_mean, a->ln2_rstd, N, C);
+    }
+    if (!attn_any) return;
+    // attention branch: res1 = x + drop(o(attn(q,k,v of LN1(x))))   (m->dres = d res1)
+    const float *dap = m->dres;
+    if (hdrop) {
+        pb_zero(e, m->dA, NC);
+        pb_dropout_backward(e, m->dA, m->dres, a->mask1, NC);
+        dap = m->dA;
+    }
+    int need_ln1out = need_dx || tr_ln1;
+    int need_atty = need_ln1out || qkv_act;
+    if (need_atty) pb_zero(e, m->datty, NC);
+    pb_linear_layer_backward(e, w->o, need_atty ? m->datty : NULL, dap, a->atty, N);
+    if (!need_atty) return;
+    pb_zero(e, m->dq, NC);
+    pb_zero(e, m->dk, NC);
+    pb_zero(e, m->dv, NC);
+    pb_attention_backward(e, m->dq, m->dk, m->dv, m->datty, a->q, a->k, a->v, a->att,
+                          pa > 0 ? a->attd : NULL, B, T, NH, C / NH, pa,
+                          model_site_seed(m->seed, SITE_ATT(l)));
+    float *dln1 = need_ln1out ? m->dB : NULL;
+    if (dln1) pb_zero(e, dln1, NC);
+    pb_linear_layer_backward(e, w->q, dln1, m->dq, a->ln1, N);
+    pb_linear_layer_backward(e, w->k, dln1, m->dk, a->ln1, N);
+    pb_linear_layer_backward(e, w->v, dln1, m->dv, a->ln1, N);
+    if (need_ln1out)
+        pb_layernorm_backward(e, need_dx ? m->dres : NULL, model_ptr(w->ln1_w) ? w->ln1_w->grad : NULL,
+                              model_ptr(w->ln1_b) ? w->ln1_b->grad : NULL, dln1, x, w->ln1_w->data,
+                              a->ln1_mean, a->ln1_rstd, N, C);
+}
+
+void vit_backward_features(pb_model *m, const float *dfeat) {
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    int L = c->layers, B = m->B, T = m->T, C = c->hidden, NP = T - 1;
+    int lowest = vit_lowest_trainable(m);
+    if (lowest > L) return;
+    model_ensure_grads(m, B, T);
+    size_t NC = (size_t)B * T * C;
+    // final layernorm on the CLS rows: dA (B,C) = d cls_tok
+    int below = lowest < L;
+    if (below) pb_zero(e, m->dA, (size_t)B * C);
+    pb_layernorm_backward(e, below ? m->dA : NULL, model_ptr(m->lnf_w) ? m->lnf_w->grad : NULL,
+                          model_ptr(m->lnf_b) ? m->lnf_b->grad : NULL, dfeat, m->cls_tok,
+                          m->lnf_w->data, m->lnf_mean, m->lnf_rstd, B, C);
+    if (!below) return;
+    pb_zero(e, m->dres, NC);
+    pb_take_token_backward(e, m->dres, m->dA, B, T, C, 0);
+    for (int l = L - 1; l >= PB_MAX(lowest, 0); l--) vit_layer_backward(m, l, l > lowest);
+    if (lowest >= 0) return;
+    // embeddings: tokens = [cls; patches] + pos, dropout; m->dres = d(encoder input)
+    const float *dtok = m->dres;
+    if (model_drop_on(m, c->hidden_dropout)) {
+        pb_zero(e, m->dA, NC);
+        pb_dropout_backward(e, m->dA, m->dres, m->emb_mask, NC);
+        dtok = m->dA;
+    }
+    int patch_tr = model_lin_active(&m->patch);
+    float *dpatch = patch_tr ? m->dB : NULL; // (B*NP, C)
+    if (dpatch) pb_zero(e, dpatch, (size_t)B * NP * C);
+    pb_vit_tokens_backward(e, dpatch, model_ptr(m->cls) ? m->cls->grad : NULL,
+                           model_ptr(m->pos) ? m->pos->grad : NULL, dtok, B, T, C);
+    if (patch_tr)
+        pb_linear_layer_backward(e, &m->patch, NULL, dpatch, m->cols, B * NP); // no pixel grads
+}

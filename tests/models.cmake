@@ -1,0 +1,10 @@
+# models: ViT / RoBERTa, load/save, info, trace.
+pb_add_c_test(test_models SOURCES ${CMAKE_SOURCE_DIR}/tests/test_models.c LABELS fast)
+if(PB_PYTHON)
+  add_test(NAME models_ref_parity
+           COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_models.py $<TARGET_FILE:peftbench>)
+  set_tests_properties(models_ref_parity PROPERTIES LABELS ref TIMEOUT 600)
+  add_test(NAME models_ref_counts
+           COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_counts.py $<TARGET_FILE:peftbench>)
+  set_tests_properties(models_ref_counts PROPERTIES LABELS ref TIMEOUT 300)
+endif()

@@ -1,0 +1,95 @@
+// test_ops_util.h: helpers for the engine op tests: random data, relative errors, a
+// finite-difference checker over double-precision replicas of the forward passes.
+// defines: T_CHECK, t_fail_count, t_rand_vec, t_to_dev, t_to_host, t_rel_err, t_rel_err_fd,
+//          t_fd_grad, t_report
+#ifndef PB_TEST_OPS_UTIL_H
+#define PB_TEST_OPS_UTIL_H
+
+#include "engine/ops.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_failures = 0;
+
+#define T_CHECK(cond, ...)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            t_failures++;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+// Fills h[0..n) with uniform values in [lo,hi) from r.
+static inline void t_rand_vec(pb_rng *r, float *h, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) h[i] = lo + (hi - lo) * pb_rng_uniform(r);
+}
+
+// Engine buffer holding a copy of host h (caller frees with pb_free).
+static inline float *t_to_dev(pb_engine *e, const float *h, size_t n) {
+    float *d = pb_alloc(e, n);
+    pb_upload(e, d, h, n);
+    return d;
+}
+
+// Host copy (malloc'd, caller frees) of engine buffer d.
+static inline float *t_to_host(pb_engine *e, const float *d, size_t n) {
+    float *h = pb_xmalloc(n * sizeof(float) + 1);
+    pb_download(e, h, d, n);
+    return h;
+}
+
+// ||a-b|| / max(||b||, tiny) with a float, b double.
+static inline double t_rel_err(const float *a, const double *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += b[i] * b[i];
+    }
+    return sqrt(num) / (sqrt(den) > 1e-30 ? sqrt(den) : 1e-30);
+}
+
+// A double-precision replica of an op's forward: out (nout) = f(x (nx)).
+typedef void (*t_fwd_fn)(const void *ctx, const double *x, double *out);
+
+// Central differences of L(x) = sum_i out_i * R_i, written to g (nx). Step h.
+static inline void t_fd_grad(t_fwd_fn f, const void *ctx, const double *x0, size_t nx, const double *R,
+                      size_t nout, double h, double *g) {
+    double *x = pb_xmalloc(nx * sizeof(double));
+    double *out = pb_xmalloc(nout * sizeof(double));
+    memcpy(x, x0, nx * sizeof(double));
+    for (size_t i = 0; i < nx; i++) {
+        double s[2];
+        for (int k = 0; k < 2; k++) {
+            x[i] = x0[i] + (k ? -h : h);
+            f(ctx, x, out);
+            double L = 0.0;
+            for (size_t j = 0; j < nout; j++) L += out[j] * R[j];
+            s[k] = L;
+        }
+        x[i] = x0[i];
+        g[i] = (s[0] - s[1]) / (2.0 * h);
+    }
+    free(x);
+    free(out);
+}
+
+// Float -> double copy into dst.
+static inline void t_widen(double *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = (double)src[i];
+}
+
+static inline int t_report(const char *name) {
+    if (t_failures) {
+        fprintf(stderr, "%s: %d check(s) failed\n", name, t_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}
+
+#endif
