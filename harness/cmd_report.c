@@ -1,10 +1,36 @@
-// cmd_report.c: `peftbench report` (placeholder until its issue lands; exits 2).
+// cmd_report.c: `peftbench report DIR [--reference FILE] [--quiet]`.
 #include <stdio.h>
+#include <string.h>
 #include "cli.h"
+#include "report.h"
 
 int pb_cmd_report(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "peftbench report: not available in this build yet\n");
-    return 2;
+    const char *dir = NULL, *ref = NULL;
+    int quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: peftbench report DIR [--reference FILE] [--quiet]\n"
+                   "Writes DIR/results.json, results.csv, table.md, table.tex from DIR/cells/*.json.\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--reference") && i + 1 < argc) {
+            ref = argv[++i];
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] != '-' && !dir) {
+            dir = argv[i];
+        } else {
+            fprintf(stderr, "peftbench report: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "usage: peftbench report DIR [--reference FILE] [--quiet]\n");
+        return 2;
+    }
+    char err[1024];
+    if (pb_report_write(dir, ref, quiet ? NULL : stdout, err, sizeof(err))) {
+        fprintf(stderr, "peftbench report: %s\n", err);
+        return 2;
+    }
+    return 0;
 }

@@ -1,10 +1,80 @@
-// cmd_run.c: `peftbench run` (placeholder until its issue lands; exits 2).
+// cmd_run.c: `peftbench run SUITE [--out DIR] [--force] [--retry-failed] [--dry-run]
+//            [--shard I/N] [--cell K] [--threads N] [--device cpu|cuda] [--no-report]`.
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cli.h"
+#include "runner.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: peftbench run SUITE.json [--out DIR] [--force] [--retry-failed] [--dry-run]\n"
+               "                     [--shard I/N] [--cell K] [--threads N] [--device cpu|cuda] [--no-report]\n"
+               "Runs every cell of the suite's grid; finished cells (results/<suite>/cells/<id>.json) are\n"
+               "skipped. Exit status: 0 all ok, 1 a cell failed, 2 bad suite or arguments.\n");
+}
 
 int pb_cmd_run(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "peftbench run: not available in this build yet\n");
-    return 2;
+    pb_run_opts o = {0};
+    o.shard_n = 1;
+    o.cell = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--out") && has) {
+            o.out_dir = argv[++i];
+        } else if (!strcmp(a, "--force")) {
+            o.force = 1;
+        } else if (!strcmp(a, "--retry-failed")) {
+            o.retry_failed = 1;
+        } else if (!strcmp(a, "--dry-run")) {
+            o.dry_run = 1;
+        } else if (!strcmp(a, "--no-report")) {
+            o.no_report = 1;
+        } else if (!strcmp(a, "--shard") && has) {
+            if (sscanf(argv[++i], "%d/%d", &o.shard_i, &o.shard_n) != 2 || o.shard_n < 1 || o.shard_i < 0 ||
+                o.shard_i >= o.shard_n) {
+                fprintf(stderr, "peftbench run: --shard expects I/N with 0 <= I < N, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--cell") && has) {
+            char *end;
+            o.cell = (int)strtol(argv[++i], &end, 10);
+            if (*end || o.cell < 0) {
+                fprintf(stderr, "peftbench run: --cell expects a non-negative index, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--threads") && has) {
+            char *end;
+            o.threads = (int)strtol(argv[++i], &end, 10);
+            if (*end || o.threads < 0) {
+                fprintf(stderr, "peftbench run: --threads expects a non-negative integer\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--device") && has) {
+            const char *d = argv[++i];
+            if (!strcmp(d, "cpu")) o.device = 0;
+            else if (!strcmp(d, "cuda")) o.device = 1;
+            else {
+                fprintf(stderr, "peftbench run: --device expects cpu or cuda, got '%s'\n", d);
+                return 2;
+            }
+        } else if (a[0] == '-') {
+            fprintf(stderr, "peftbench run: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!o.suite_path) {
+            o.suite_path = a;
+        } else {
+            fprintf(stderr, "peftbench run: unexpected argument '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!o.suite_path) {
+        usage(stderr);
+        return 2;
+    }
+    return pb_run_suite(&o);
 }

@@ -63,4 +63,29 @@ void pb_method_merge(pb_model *m);
 // NULL-terminated list of method names.
 const char *const *pb_method_names(void);
 
+// ----------------------------------------------------------------------------
+// Method constructors (used by pb_method_apply; public so tests can attach adapters to a
+// hand-built pb_linear). Each attaches one adapter to l (which must have none), sets
+// l->adapter, and may overwrite l->w (PiSSA: W_res, SVFit: W_e). index is the linear's position
+// in the model (it seeds the init and the dropout stream). Errors name the config field.
+pb_status pb_lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
+                         char *err, size_t errlen);
+pb_status pb_pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
+                          char *err, size_t errlen);
+pb_status pb_svfit_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
+                          char *err, size_t errlen);
+pb_status pb_aoft_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
+                         char *err, size_t errlen);
+// Number of times AOFT clamped 1+q0 (summed over the model's adapters), for the result record.
+int64_t pb_method_aoft_clamps(pb_model *m);
+
+// PEFT interop (methods/peft_io.c). Export writes dir/adapter_config.json and
+// dir/adapter_model.safetensors in HF PEFT's layout (LoRA; PiSSA as the rank-2r LoRA conversion
+// relative to the original weights) plus the head as modules_to_save. Import attaches LoRA
+// adapters read from such a directory to a model that has no adapters yet (and loads the head).
+pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err,
+                                size_t errlen);
+pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *c_out, char *err,
+                                size_t errlen);
+
 #endif

@@ -307,11 +307,11 @@ pb_status pb_model_config_read(const char *path, pb_model_config *cfg, char *err
         n += got;
         if (got == 0) break;
     }
-    int rerr = ferror(fp);
+    int rerr = ferror(fp) ? errno : 0;
     fclose(fp);
     if (rerr) {
         free(buf);
-        return pb_errf(PB_ERR_IO, err, errlen, "%s: read error", path);
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: read error: %s", path, strerror(rerr));
     }
     buf[n] = 0;
     const char *end = NULL;

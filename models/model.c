@@ -601,8 +601,9 @@ static const pb_st_tensor *find_key(const pb_model *m, const pb_st_file *f, cons
     if ((t = pb_st_find(f, buf))) return t;
     size_t n = strlen(p->name);
     const char *legacy = NULL;
-    if (n > 17 && !strcmp(p->name + n - 17, "LayerNorm.weight")) legacy = "gamma";
-    if (n > 15 && !strcmp(p->name + n - 15, "LayerNorm.bias")) legacy = "beta";
+    static const char lw[] = "LayerNorm.weight", lb[] = "LayerNorm.bias";
+    if (n >= sizeof(lw) - 1 && !strcmp(p->name + n - (sizeof(lw) - 1), lw)) legacy = "gamma";
+    if (n >= sizeof(lb) - 1 && !strcmp(p->name + n - (sizeof(lb) - 1), lb)) legacy = "beta";
     if (legacy) {
         char base[PB_NAME_MAX];
         snprintf(base, sizeof(base), "%s", p->name);

@@ -398,6 +398,19 @@ pb_status pb_st_open(const char *path, pb_st_file *f, char *err, size_t errlen) 
                      "%s: header is not valid UTF-8 text (byte %zu of the header)", path, bad);
         goto fail;
     }
+    // "\u0000" would silently cut a name short in C strings: refuse it. Backslashes only occur
+    // inside JSON strings, so escapes can be scanned without a full tokenizer.
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (hdr[i] != '\\') continue;
+        if (hdr[i + 1] == 'u' && i + 5 < n && memcmp(hdr + i + 2, "0000", 4) == 0) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen,
+                         "%s: header contains a \\u0000 escape (byte %zu of the header), which "
+                         "peftbench does not accept in names",
+                         path, i);
+            goto fail;
+        }
+        i++; // skip the escaped character: an escaped backslash before "u0000" is no escape
+    }
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts((const char *)hdr, (size_t)n, &end, 0);
     if (!root) {

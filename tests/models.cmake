@@ -1,5 +1,5 @@
 # models: ViT / RoBERTa, load/save, info, trace.
-pb_add_c_test(test_models SOURCES tests/test_models.c LABELS fast)
+pb_add_c_test(test_models SOURCES ${CMAKE_SOURCE_DIR}/tests/test_models.c LABELS fast)
 if(PB_PYTHON)
   add_test(NAME models_ref_parity
            COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_models.py $<TARGET_FILE:peftbench>)

@@ -465,6 +465,21 @@ static void test_bad(void) {
         "'__metadata__' is not a JSON object");
     BAD("meta_dup.safetensors", "{\"__metadata__\":{\"format\":\"pt\"},\"__metadata__\":{}}", d, 0,
         "duplicate key '__metadata__'");
+    BAD("nul_escape.safetensors",
+        "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", d, 4,
+        "\\u0000 escape");
+    {
+        // an escaped backslash followed by the text u0000 is a legal name
+        char p_[512], err[256];
+        pb_st_file f;
+        path_in_dir(p_, sizeof p_, "bs_escape.safetensors");
+        make_file(p_, "{\"a\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                  d, 4);
+        EXPECT(pb_st_open(p_, &f, err, sizeof err) == PB_OK && f.ntensors == 1 &&
+                   strcmp(f.tensors[0].name, "a\\u0000") == 0,
+               "escaped backslash: %s", err);
+        pb_st_close(&f);
+    }
     // null metadata is accepted (Option in the reference)
     {
         char p_[512], err[256];

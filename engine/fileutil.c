@@ -1,0 +1,115 @@
+// fileutil.c: see fileutil.h.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "fileutil.h"
+
+uint64_t pb_hash64(uint64_t h, const void *data, size_t n) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+uint64_t pb_hash_str(uint64_t h, const char *s) { return pb_hash64(h, s, strlen(s) + 1); }
+
+int pb_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+pb_status pb_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen) {
+    *buf = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *b = pb_xmalloc(cap + 1);
+    for (;;) {
+        if (len == cap) {
+            cap *= 2;
+            b = pb_xrealloc(b, cap + 1);
+        }
+        size_t r = fread(b + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: read error", path);
+    }
+    b[len] = 0;
+    *buf = b;
+    *n = len;
+    return PB_OK;
+}
+
+pb_status pb_mkdirs(const char *dir, char *err, size_t errlen) {
+    char tmp[4096];
+    if (strlen(dir) >= sizeof tmp) return pb_errf(PB_ERR_ARG, err, errlen, "path too long: %s", dir);
+    strcpy(tmp, dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+            return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create directory: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create directory: %s", tmp, strerror(errno));
+    return PB_OK;
+}
+
+pb_status pb_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
+                          int nparts, char *err, size_t errlen) {
+    char dir[4096], tmp[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        pb_status st = pb_mkdirs(dir, err, errlen);
+        if (st != PB_OK) return st;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+    for (int i = 0; i < nparts; i++) {
+        const uint8_t *p = parts[i];
+        size_t left = sizes[i];
+        while (left > 0) {
+            ssize_t w = write(fd, p, PB_MIN(left, (size_t)1 << 30));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                close(fd);
+                unlink(tmp);
+                return pb_errf(PB_ERR_IO, err, errlen, "%s: write failed: %s", tmp, strerror(errno));
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        unlink(tmp);
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: fsync/close failed", tmp);
+    }
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: rename failed: %s", path, strerror(errno));
+    }
+    // Make the rename itself durable: fsync the directory that holds the new entry.
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return PB_OK;
+}

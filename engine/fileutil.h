@@ -1,0 +1,27 @@
+// fileutil.h: file and hashing helpers shared by every module (datasets, harness, checkpoints).
+// defines: PB_HASH_INIT, pb_hash64, pb_hash_str, pb_file_exists, pb_read_file, pb_mkdirs,
+//          pb_write_atomic
+#ifndef PB_FILEUTIL_H
+#define PB_FILEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common.h"
+
+// FNV-1a 64-bit, chainable: pass the previous value as h (start with PB_HASH_INIT).
+#define PB_HASH_INIT 0xcbf29ce484222325ULL
+uint64_t pb_hash64(uint64_t h, const void *data, size_t n);
+// Hashes s including its NUL, so ("ab","c") and ("a","bc") differ.
+uint64_t pb_hash_str(uint64_t h, const char *s);
+int pb_file_exists(const char *path);
+// Reads a whole file; caller frees *buf. Appends a NUL (not counted in *n).
+pb_status pb_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen);
+// mkdir -p.
+pb_status pb_mkdirs(const char *dir, char *err, size_t errlen);
+// Writes the concatenation of parts to path atomically: temp file in the same directory, fsync,
+// rename, fsync of the directory; creates parent directories. A reader sees either the old file
+// or the complete new one.
+pb_status pb_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
+                          int nparts, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,72 @@
+// check.c: regression check of a results directory against a baseline results.json.
+#include "check.h"
+#include "jsonutil.h"
+#include "report.h"
+#include <math.h>
+#include <string.h>
+
+pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out, int *bad, char *err,
+                   size_t errlen) {
+    *bad = 0;
+    cJSON *base = NULL;
+    pb_status st = pb_json_read_file(baseline, &base, err, errlen);
+    if (st) return st;
+    const cJSON *rows = cJSON_GetObjectItem(base, "rows");
+    if (!cJSON_IsArray(rows)) {
+        cJSON_Delete(base);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: not a peftbench results.json (no \"rows\" list)", baseline);
+    }
+    pb_record *R = NULL;
+    int n = 0;
+    if ((st = pb_results_load(dir, &R, &n, err, errlen))) {
+        cJSON_Delete(base);
+        return st;
+    }
+    pb_agg *A = NULL;
+    int na = 0;
+    pb_aggregate(R, n, &A, &na, NULL, NULL);
+    fprintf(out, "%-12s %-20s %-24s %-20s %9s %9s %8s  %s\n", "model", "method", "axes", "dataset", "baseline", "ours",
+            "delta", "status");
+    int idx = 0;
+    for (const cJSON *b = rows->child; b; b = b->next, idx++) {
+        const cJSON *jm = cJSON_GetObjectItem(b, "model"), *jk = cJSON_GetObjectItem(b, "method"),
+                    *jd = cJSON_GetObjectItem(b, "dataset"), *jmed = cJSON_GetObjectItem(b, "median");
+        const cJSON *jax = cJSON_GetObjectItem(b, "axes");
+        if (!cJSON_IsString(jm) || !cJSON_IsString(jk) || !cJSON_IsString(jd)) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: rows[%d]: needs model, method, dataset strings", baseline, idx);
+            break;
+        }
+        char *ax = jax ? pb_json_canonical(jax) : pb_xstrdup("{}");
+        const pb_agg *g = NULL;
+        for (int i = 0; i < na; i++)
+            if (!strcmp(A[i].model, jm->valuestring) && !strcmp(A[i].method, jk->valuestring) &&
+                !strcmp(A[i].dataset, jd->valuestring) && !strcmp(A[i].axes, ax))
+                g = &A[i];
+        double bv = cJSON_IsNumber(jmed) ? jmed->valuedouble : NAN;
+        const char *status;
+        double ours = g && g->n ? g->median : NAN;
+        if (!isfinite(bv)) status = "no baseline value";
+        else if (!g || g->n == 0) {
+            status = g ? "FAILED (no finished seed)" : "MISSING";
+            (*bad)++;
+        } else if (ours < bv - tol) {
+            status = "REGRESSION";
+            (*bad)++;
+        } else {
+            status = "ok";
+        }
+        char b1[32] = "-", b2[32] = "-", b3[32] = "-";
+        if (isfinite(bv)) snprintf(b1, sizeof(b1), "%.2f", bv);
+        if (isfinite(ours)) snprintf(b2, sizeof(b2), "%.2f", ours);
+        if (isfinite(bv) && isfinite(ours)) snprintf(b3, sizeof(b3), "%+.2f", ours - bv);
+        fprintf(out, "%-12s %-20s %-24s %-20s %9s %9s %8s  %s\n", jm->valuestring, jk->valuestring, ax,
+                jd->valuestring, b1, b2, b3, status);
+        free(ax);
+    }
+    if (!st)
+        fprintf(out, "%d baseline rows, tolerance %.2f points: %d regression(s)/missing\n", idx, tol, *bad);
+    free(A);
+    free(R);
+    cJSON_Delete(base);
+    return st;
+}

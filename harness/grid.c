@@ -1,0 +1,149 @@
+// grid.c: suite -> cells.
+#include "grid.h"
+#include "jsonutil.h"
+#include <string.h>
+
+static int in_list(const char *k, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(k, list[i])) return 1;
+    return 0;
+}
+
+static void set_item(cJSON *obj, const char *key, const cJSON *v) {
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    cJSON_AddItemToObject(obj, key, cJSON_Duplicate(v, 1));
+}
+
+// Applies one key=value (method option or recipe key) to a cell being built.
+static void apply(cJSON *method, cJSON *recipe, const char *key, const cJSON *v) {
+    const char *mname = cJSON_GetObjectItem(method, "method")->valuestring;
+    if (in_list(key, pb_method_option_keys)) {
+        if (pb_method_uses(mname, key)) set_item(method, key, v);
+    } else if (in_list(key, pb_recipe_keys)) {
+        set_item(recipe, key, v);
+    }
+}
+
+// Method object with pb_method_config_default's values for the options this method uses.
+static cJSON *method_base(const cJSON *entry) {
+    const char *name = cJSON_GetObjectItem(entry, "method")->valuestring;
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "method", name);
+    cJSON_AddStringToObject(m, "label", cJSON_GetObjectItem(entry, "label")->valuestring);
+    cJSON_AddStringToObject(m, "ref", cJSON_GetObjectItem(entry, "ref")->valuestring);
+    cJSON_AddBoolToObject(m, "train_head", cJSON_IsTrue(cJSON_GetObjectItem(entry, "train_head")));
+    if (pb_method_uses(name, "rank")) cJSON_AddNumberToObject(m, "rank", 8);
+    if (pb_method_uses(name, "alpha")) cJSON_AddNumberToObject(m, "alpha", 0);
+    if (pb_method_uses(name, "dropout")) cJSON_AddNumberToObject(m, "dropout", 0);
+    if (pb_method_uses(name, "rslora")) cJSON_AddFalseToObject(m, "rslora");
+    if (pb_method_uses(name, "init")) cJSON_AddStringToObject(m, "init", !strcmp(name, "pissa") ? "svd" : "kaiming");
+    if (pb_method_uses(name, "targets")) {
+        const char *t[2] = {"query", "value"};
+        cJSON_AddItemToObject(m, "targets", cJSON_CreateStringArray(t, 2));
+    }
+    if (pb_method_uses(name, "variant")) cJSON_AddStringToObject(m, "variant", "lora");
+    if (pb_method_uses(name, "gate")) cJSON_AddStringToObject(m, "gate", "lambda");
+    for (const cJSON *c = entry->child; c; c = c->next)
+        if (in_list(c->string, pb_method_option_keys)) set_item(m, c->string, c);
+    return m;
+}
+
+static int matches(const cJSON *o, const char *key, const char *label, const char *alt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 1;
+    return !strcmp(v->valuestring, label) || (alt && !strcmp(v->valuestring, alt));
+}
+
+static void push_cell(pb_grid *g, int *cap, cJSON *config, const char *model, const char *dataset,
+                      const char *method, int seed) {
+    char id[17];
+    pb_json_hash_hex(config, id);
+    for (int i = 0; i < g->n; i++)
+        if (!strcmp(g->cells[i].id, id)) {
+            cJSON_Delete(config);
+            return;
+        }
+    if (g->n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        g->cells = pb_xrealloc(g->cells, sizeof(pb_cell) * (size_t)*cap);
+    }
+    pb_cell *c = &g->cells[g->n];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->index = g->n;
+    c->config = config;
+    snprintf(c->model, sizeof(c->model), "%s", model);
+    snprintf(c->dataset, sizeof(c->dataset), "%s", dataset);
+    snprintf(c->method, sizeof(c->method), "%s", method);
+    c->seed = seed;
+    g->n++;
+}
+
+pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen) {
+    memset(g, 0, sizeof(*g));
+    int cap = 0;
+    int naxes = cJSON_GetArraySize(s->grid);
+    const cJSON *axes[64];
+    int sizes[64], pos[64];
+    if (naxes > 64) return pb_errf(PB_ERR_ARG, err, errlen, "%s: grid: at most 64 axes", s->file);
+    long long total = 1;
+    int a = 0;
+    for (const cJSON *c = s->grid->child; c; c = c->next, a++) {
+        axes[a] = c;
+        sizes[a] = cJSON_GetArraySize(c);
+        total *= sizes[a];
+    }
+    total *= (long long)s->nmodels * s->ndatasets * s->nmethods;
+    if (total <= 0) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid is empty", s->file);
+    if (total > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has %lld cells (limit 1e6)", s->file, total);
+
+    for (int mi = 0; mi < s->nmodels; mi++)
+        for (int di = 0; di < s->ndatasets; di++)
+            for (int ki = 0; ki < s->nmethods; ki++) {
+                const cJSON *model = s->models[mi], *ds = s->datasets[di], *entry = s->methods[ki];
+                const char *mlabel = cJSON_GetObjectItem(model, "label")->valuestring;
+                const char *dlabel = cJSON_GetObjectItem(ds, "label")->valuestring;
+                const char *klabel = cJSON_GetObjectItem(entry, "label")->valuestring;
+                const char *kname = cJSON_GetObjectItem(entry, "method")->valuestring;
+                memset(pos, 0, sizeof(pos));
+                for (;;) {
+                    cJSON *method = method_base(entry);
+                    cJSON *recipe = cJSON_Duplicate(s->recipe, 1);
+                    for (const cJSON *c = cJSON_GetObjectItem(entry, "recipe")->child; c; c = c->next)
+                        set_item(recipe, c->string, c);
+                    for (const cJSON *o = s->overrides->child; o; o = o->next) {
+                        if (!matches(o, "model", mlabel, NULL) || !matches(o, "dataset", dlabel, NULL) ||
+                            !matches(o, "method", klabel, kname))
+                            continue;
+                        for (const cJSON *c = cJSON_GetObjectItem(o, "set")->child; c; c = c->next)
+                            apply(method, recipe, c->string, c);
+                    }
+                    int seed = 0;
+                    for (int x = 0; x < naxes; x++) {
+                        const cJSON *v = cJSON_GetArrayItem(axes[x], pos[x]);
+                        if (!strcmp(axes[x]->string, "seed")) seed = (int)v->valuedouble;
+                        else apply(method, recipe, axes[x]->string, v);
+                    }
+                    cJSON *cfg = cJSON_CreateObject();
+                    cJSON_AddStringToObject(cfg, "trainer", s->trainer);
+                    cJSON_AddItemToObject(cfg, "model", cJSON_Duplicate(model, 1));
+                    cJSON_AddItemToObject(cfg, "dataset", cJSON_Duplicate(ds, 1));
+                    cJSON_AddItemToObject(cfg, "method", method);
+                    cJSON_AddItemToObject(cfg, "recipe", recipe);
+                    cJSON_AddItemToObject(cfg, "eval", cJSON_Duplicate(s->eval, 1));
+                    cJSON_AddNumberToObject(cfg, "seed", seed);
+                    push_cell(g, &cap, cfg, mlabel, dlabel, klabel, seed);
+                    // odometer, last axis fastest
+                    int x = naxes - 1;
+                    while (x >= 0 && ++pos[x] == sizes[x]) pos[x--] = 0;
+                    if (x < 0) break;
+                }
+            }
+    return PB_OK;
+}
+
+void pb_grid_free(pb_grid *g) {
+    for (int i = 0; i < g->n; i++) cJSON_Delete(g->cells[i].config);
+    free(g->cells);
+    memset(g, 0, sizeof(*g));
+}

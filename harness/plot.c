@@ -1,0 +1,240 @@
+// plot.c: figure data from aggregated results, rendered by gnuplot.
+#include "plot.h"
+#include "jsonutil.h"
+#include "report.h"
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    char series[200];
+    double x, y;
+} point;
+
+static int cmp_pts(const void *a, const void *b) {
+    const point *p = a, *q = b;
+    int c = strcmp(p->series, q->series);
+    if (c) return c;
+    return p->x < q->x ? -1 : p->x > q->x ? 1 : 0;
+}
+
+// Series label: method + the other (non-x) axes.
+static void series_label(const pb_agg *g, const char *xaxis, char *out, size_t n) {
+    cJSON *ax = NULL;
+    pb_json_parse_text(g->axes, "axes", &ax, NULL, 0);
+    size_t k = (size_t)snprintf(out, n, "%s", g->method);
+    for (const cJSON *c = ax ? ax->child : NULL; c && k < n; c = c->next) {
+        if (!strcmp(c->string, xaxis)) continue;
+        if (cJSON_IsNumber(c)) k += (size_t)snprintf(out + k, n - k, " %s=%g", c->string, c->valuedouble);
+        else if (cJSON_IsString(c)) k += (size_t)snprintf(out + k, n - k, " %s=%s", c->string, c->valuestring);
+    }
+    cJSON_Delete(ax);
+}
+
+// Writes the .dat file (one index block per series, first line = quoted series name) and
+// returns the number of series.
+static int write_dat(const char *path, const char *what, point *pts, int np, char *err, size_t errlen,
+                     pb_status *st) {
+    qsort(pts, (size_t)np, sizeof(point), cmp_pts);
+    size_t cap = 4096, len = 0;
+    char *b = pb_xmalloc(cap);
+    int ns = 0;
+#define APP(...)                                                                                                   \
+    do {                                                                                                          \
+        int need_ = snprintf(NULL, 0, __VA_ARGS__);                                                               \
+        while (len + (size_t)need_ + 1 > cap) b = pb_xrealloc(b, cap *= 2);                                       \
+        len += (size_t)snprintf(b + len, cap - len, __VA_ARGS__);                                                  \
+    } while (0)
+    APP("# peftbench plot data: %s. One block per series: x, median metric x100 over seeds.\n", what);
+    for (int i = 0; i < np; i++) {
+        if (i == 0 || strcmp(pts[i].series, pts[i - 1].series)) {
+            if (i) APP("\n\n");
+            APP("\"%s\"\n", pts[i].series);
+            ns++;
+        }
+        APP("%.10g %.10g\n", pts[i].x, pts[i].y);
+    }
+#undef APP
+    *st = pb_write_file_atomic(path, b, len, err, errlen);
+    free(b);
+    return ns;
+}
+
+static int safe_path(const char *p) { return !strchr(p, '\'') && !strchr(p, '\n'); }
+
+static pb_status render(const char *plotdir, const char *script, const char *dat, const char *base,
+                        const char *title, const char *xlab, const char *ylab, int nseries, FILE *msg, char *err,
+                        size_t errlen) {
+    const char *fmts[2] = {"png", "svg"};
+    for (int f = 0; f < 2; f++) {
+        char outp[4200], cmd[16384];
+        snprintf(outp, sizeof(outp), "%s.%s", base, fmts[f]);
+        if (!safe_path(outp) || !safe_path(dat) || !safe_path(plotdir) || !safe_path(title))
+            return pb_errf(PB_ERR_ARG, err, errlen, "%s: paths with quotes are not supported", outp);
+        snprintf(cmd, sizeof(cmd),
+                 "gnuplot -e \"plotdir='%s'; datafile='%s'; outfile='%s'; fmt='%s'; nseries=%d; plottitle='%s'; "
+                 "xlab='%s'; ylab='%s'; logx=0\" '%s/%s' 2>&1",
+                 plotdir, dat, outp, fmts[f], nseries, title, xlab, ylab, plotdir, script);
+        FILE *p = popen(cmd, "r");
+        if (!p) return pb_errf(PB_ERR_IO, err, errlen, "cannot run gnuplot");
+        char line[512], first[512] = "";
+        while (fgets(line, sizeof(line), p))
+            if (!first[0]) snprintf(first, sizeof(first), "%s", line);
+        int rc = pclose(p);
+        struct stat sb;
+        if (rc != 0 || stat(outp, &sb) || sb.st_size == 0)
+            return pb_errf(PB_ERR_IO, err, errlen, "gnuplot failed on %s/%s -> %s (status %d): %s", plotdir, script,
+                           outp, rc, first);
+        if (msg) fprintf(msg, "plot: wrote %s\n", outp);
+    }
+    return PB_OK;
+}
+
+static void default_plotdir(char *out, size_t n) {
+    const char *env = getenv("PEFTBENCH_PLOTS");
+    if (env && env[0]) {
+        snprintf(out, n, "%s", env);
+        return;
+    }
+#ifdef PB_SOURCE_DIR
+    struct stat sb;
+    snprintf(out, n, "%s/plots", PB_SOURCE_DIR);
+    char t[1200];
+    snprintf(t, sizeof(t), "%s/common.gp", out);
+    if (!stat(t, &sb)) return;
+#endif
+    snprintf(out, n, "plots");
+}
+
+static void sanitize(const char *in, char *out, size_t n) {
+    size_t k = 0;
+    for (; *in && k + 1 < n; in++)
+        out[k++] = ((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') || (*in >= '0' && *in <= '9') ||
+                    *in == '-' || *in == '_' || *in == '.')
+                       ? *in
+                       : '_';
+    out[k] = 0;
+}
+
+// Sweep figures for one axis ("rank", "lr"): one figure per dataset, x = axis value.
+static pb_status sweep(const char *dir, const char *pdir, const char *outdir, const pb_agg *A, int na, int ncols,
+                       const char *axis, const char *script, const char *xlab, FILE *msg, char *err, size_t errlen,
+                       int *made) {
+    pb_status st = PB_OK;
+    for (int c = 0; c < ncols; c++) {
+        point *pts = pb_xcalloc((size_t)(na ? na : 1), sizeof(point));
+        int np = 0;
+        const char *dname = NULL, *metric = "accuracy";
+        for (int i = 0; i < na; i++) {
+            if (A[i].col != c) continue;
+            dname = A[i].dataset;
+            if (A[i].metric[0]) metric = A[i].metric;
+            if (A[i].n == 0) continue;
+            cJSON *ax = NULL;
+            pb_json_parse_text(A[i].axes, "axes", &ax, NULL, 0);
+            const cJSON *v = ax ? cJSON_GetObjectItem(ax, axis) : NULL;
+            if (cJSON_IsNumber(v)) {
+                series_label(&A[i], axis, pts[np].series, sizeof(pts[np].series));
+                pts[np].x = v->valuedouble;
+                pts[np].y = A[i].median;
+                np++;
+            }
+            cJSON_Delete(ax);
+        }
+        // A sweep needs at least two distinct x values.
+        int distinct = 0;
+        for (int i = 1; i < np; i++)
+            if (pts[i].x != pts[0].x) distinct = 1;
+        if (!dname) {
+            free(pts);
+            continue;
+        }
+        if (!distinct) {
+            free(pts);
+            continue;
+        }
+        char sd[128], dat[4200], base[4200], title[300], ylab[64];
+        sanitize(dname, sd, sizeof(sd));
+        snprintf(dat, sizeof(dat), "%s/%s_%s.dat", outdir, axis, sd);
+        snprintf(base, sizeof(base), "%s/%s_%s", outdir, axis, sd);
+        snprintf(title, sizeof(title), "%s: %s vs %s", dname, metric, axis);
+        snprintf(ylab, sizeof(ylab), "%s x100", metric);
+        char what[256];
+        snprintf(what, sizeof(what), "%s vs %s on %s", metric, axis, dname);
+        int ns = write_dat(dat, what, pts, np, err, errlen, &st);
+        free(pts);
+        if (st) return st;
+        if ((st = render(pdir, script, dat, base, title, xlab, ylab, ns, msg, err, errlen))) return st;
+        (*made)++;
+    }
+    (void)dir;
+    return st;
+}
+
+pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *err, size_t errlen) {
+    pb_record *R = NULL;
+    int n = 0;
+    pb_status st = pb_results_load(dir, &R, &n, err, errlen);
+    if (st) return st;
+    char pdir[1100], outdir[4200];
+    if (plotdir && plotdir[0]) snprintf(pdir, sizeof(pdir), "%s", plotdir);
+    else default_plotdir(pdir, sizeof(pdir));
+    snprintf(outdir, sizeof(outdir), "%s/plots", dir);
+    if (pb_mkdirs(outdir, NULL, 0) != PB_OK) {
+        free(R);
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create", outdir);
+    }
+    pb_agg *A = NULL;
+    int na = 0, nr = 0, nc = 0;
+    pb_aggregate(R, n, &A, &na, &nr, &nc);
+
+    int made = 0;
+    st = sweep(dir, pdir, outdir, A, na, nc, "rank", "rank.gp", "rank", msg, err, errlen, &made);
+    if (!st && !made && msg) fprintf(msg, "plot: skipping accuracy vs rank (no rank axis with 2+ values in the results)\n");
+    int before = made;
+    if (!st) st = sweep(dir, pdir, outdir, A, na, nc, "lr", "lr.gp", "learning rate", msg, err, errlen, &made);
+    if (!st && made == before) {
+        int b2 = made;
+        st = sweep(dir, pdir, outdir, A, na, nc, "lr_scale", "lr.gp", "learning-rate multiplier", msg, err, errlen, &made);
+        if (!st && made == b2 && msg)
+            fprintf(msg, "plot: skipping accuracy vs learning rate (no lr or lr_scale axis with 2+ values)\n");
+    }
+
+    // Accuracy vs trainable parameters: one point per table row with every dataset present.
+    if (!st) {
+        point *pts = pb_xcalloc((size_t)(nr ? nr : 1), sizeof(point));
+        int np = 0;
+        for (int r = 0; r < nr; r++) {
+            double sum = 0, params = NAN;
+            int cnt = 0;
+            const pb_agg *g0 = NULL;
+            for (int i = 0; i < na; i++)
+                if (A[i].row == r && A[i].n) {
+                    if (!g0) g0 = &A[i];
+                    sum += A[i].median;
+                    cnt++;
+                    if (!isfinite(params)) params = A[i].p_trainable_nohead + A[i].p_head;
+                }
+            if (!g0 || cnt != nc || !(params > 0)) continue;
+            snprintf(pts[np].series, sizeof(pts[np].series), "%s", g0->method);
+            pts[np].x = params;
+            pts[np].y = sum / nc;
+            np++;
+        }
+        if (np < 1) {
+            if (msg) fprintf(msg, "plot: skipping accuracy vs parameters (no row has results on every dataset)\n");
+        } else {
+            char dat[4300], base[4300];
+            snprintf(dat, sizeof(dat), "%s/params.dat", outdir);
+            snprintf(base, sizeof(base), "%s/params", outdir);
+            int ns = write_dat(dat, "mean over datasets vs trainable parameters (incl. head)", pts, np, err, errlen, &st);
+            if (!st)
+                st = render(pdir, "params.gp", dat, base, "accuracy vs trainable parameters",
+                            "trainable parameters (incl. head)", "mean metric x100", ns, msg, err, errlen);
+        }
+        free(pts);
+    }
+    free(A);
+    free(R);
+    return st;
+}

@@ -1,0 +1,454 @@
+// report.c: tables in the papers' layout from a results directory.
+#include "report.h"
+#include "jsonutil.h"
+#include <math.h>
+#include <string.h>
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+double pb_median(double *v, int n) {
+    if (n <= 0) return NAN;
+    qsort(v, (size_t)n, sizeof(double), cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void pb_aggregate(const pb_record *recs, int n, pb_agg **aggs, int *nagg, int *nrows, int *ncols) {
+    // Row and column keys in first-seen order.
+    char (*rowk)[400] = pb_xcalloc((size_t)(n ? n : 1), 400);
+    char (*colk)[128] = pb_xcalloc((size_t)(n ? n : 1), 128);
+    int nr = 0, nc = 0;
+    pb_agg *A = pb_xcalloc((size_t)(n ? n : 1), sizeof(pb_agg));
+    int na = 0;
+    double *buf = pb_xmalloc(sizeof(double) * (size_t)(n ? n : 1));
+    double *pbuf = pb_xmalloc(sizeof(double) * (size_t)(n ? n : 1));
+    double *hbuf = pb_xmalloc(sizeof(double) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+        const pb_record *r = &recs[i];
+        char rk[400];
+        snprintf(rk, sizeof(rk), "%s|%s|%s", r->model, r->method, r->axes);
+        int row = -1, col = -1;
+        for (int k = 0; k < nr; k++)
+            if (!strcmp(rowk[k], rk)) row = k;
+        if (row < 0) snprintf(rowk[row = nr++], 400, "%s", rk);
+        for (int k = 0; k < nc; k++)
+            if (!strcmp(colk[k], r->dataset)) col = k;
+        if (col < 0) snprintf(colk[col = nc++], 128, "%s", r->dataset);
+        int a = -1;
+        for (int k = 0; k < na; k++)
+            if (A[k].row == row && A[k].col == col) a = k;
+        if (a >= 0) continue;
+        a = na++;
+        pb_agg *g = &A[a];
+        snprintf(g->model, sizeof(g->model), "%s", r->model);
+        snprintf(g->method, sizeof(g->method), "%s", r->method);
+        snprintf(g->method_ref, sizeof(g->method_ref), "%s", r->method_ref);
+        snprintf(g->axes, sizeof(g->axes), "%s", r->axes);
+        snprintf(g->dataset, sizeof(g->dataset), "%s", r->dataset);
+        snprintf(g->dataset_ref, sizeof(g->dataset_ref), "%s", r->dataset_ref);
+        snprintf(g->metric, sizeof(g->metric), "%s", r->metric);
+        snprintf(g->select, sizeof(g->select), "%s", r->select);
+        snprintf(g->split, sizeof(g->split), "%s", r->split);
+        g->rank = r->rank;
+        g->lr = r->lr;
+        g->row = row;
+        g->col = col;
+        int k = 0;
+        for (int j = i; j < n; j++) {
+            const pb_record *q = &recs[j];
+            if (strcmp(q->model, r->model) || strcmp(q->method, r->method) || strcmp(q->axes, r->axes) ||
+                strcmp(q->dataset, r->dataset))
+                continue;
+            if (strcmp(q->status, "ok") || !isfinite(q->score)) {
+                g->failed++;
+                continue;
+            }
+            if (!g->metric[0]) snprintf(g->metric, sizeof(g->metric), "%s", q->metric);
+            buf[k] = 100.0 * q->score;
+            pbuf[k] = (double)(q->p_trainable - q->p_head);
+            hbuf[k] = (double)q->p_head;
+            k++;
+        }
+        g->n = k;
+        g->mean = g->std = g->min = g->max = NAN;
+        if (k) {
+            double s = 0, mn = buf[0], mx = buf[0];
+            for (int j = 0; j < k; j++) {
+                s += buf[j];
+                mn = PB_MIN(mn, buf[j]);
+                mx = PB_MAX(mx, buf[j]);
+            }
+            g->mean = s / k;
+            double ss = 0;
+            for (int j = 0; j < k; j++) ss += (buf[j] - g->mean) * (buf[j] - g->mean);
+            g->std = k > 1 ? sqrt(ss / (k - 1)) : 0;
+            g->min = mn;
+            g->max = mx;
+        }
+        g->median = pb_median(buf, k);
+        g->p_trainable_nohead = pb_median(pbuf, k);
+        g->p_head = pb_median(hbuf, k);
+    }
+    free(buf);
+    free(pbuf);
+    free(hbuf);
+    free(rowk);
+    free(colk);
+    *aggs = A;
+    *nagg = na;
+    if (nrows) *nrows = nr;
+    if (ncols) *ncols = nc;
+}
+
+// Parameter count as the papers print it: 0.29M, 18.4K, 96.
+static void fmt_params(double p, char *out, size_t n) {
+    if (!isfinite(p)) snprintf(out, n, "-");
+    else if (p >= 1e6) snprintf(out, n, "%.2fM", p / 1e6);
+    else if (p >= 1e3) snprintf(out, n, "%.1fK", p / 1e3);
+    else snprintf(out, n, "%.0f", p);
+}
+
+static const pb_agg *find_agg(const pb_agg *A, int na, int row, int col) {
+    for (int i = 0; i < na; i++)
+        if (A[i].row == row && A[i].col == col) return &A[i];
+    return NULL;
+}
+
+// Row label: method, plus the grid-axis values when they are not empty.
+static void row_label(const pb_agg *g, int multi_model, char *out, size_t n) {
+    char ax[256] = "";
+    if (strcmp(g->axes, "{}")) {
+        // {"lr":0.001,"rank":8} -> lr=0.001 rank=8
+        size_t k = 0;
+        for (const char *p = g->axes + 1; *p && k < sizeof(ax) - 1; p++) {
+            if (*p == '"' || *p == '}') continue;
+            ax[k++] = *p == ':' ? '=' : *p == ',' ? ' ' : *p;
+        }
+        ax[k] = 0;
+    }
+    snprintf(out, n, "%s%s%s%s%s", multi_model ? g->model : "", multi_model ? " " : "", g->method, ax[0] ? " " : "",
+             ax);
+}
+
+typedef struct {
+    cJSON *root;
+    const cJSON *columns, *rows;
+} reference;
+
+static pb_status load_reference(const char *path, reference *ref, char *err, size_t errlen) {
+    memset(ref, 0, sizeof(*ref));
+    if (!path || !path[0]) return PB_OK;
+    pb_status st = pb_json_read_file(path, &ref->root, err, errlen);
+    if (st) return st;
+    ref->columns = cJSON_GetObjectItem(ref->root, "columns");
+    ref->rows = cJSON_GetObjectItem(ref->root, "rows");
+    if (!cJSON_IsArray(ref->columns) || !cJSON_IsArray(ref->rows)) {
+        cJSON_Delete(ref->root);
+        ref->root = NULL;
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: reference table needs \"columns\" and \"rows\" lists", path);
+    }
+    return PB_OK;
+}
+
+// Paper value of (method ref, model, dataset ref) or NaN.
+static const cJSON *ref_row(const reference *ref, const char *method_ref, const char *model) {
+    if (!ref->root || !method_ref[0]) return NULL;
+    for (const cJSON *r = ref->rows->child; r; r = r->next) {
+        const cJSON *m = cJSON_GetObjectItem(r, "method"), *mm = cJSON_GetObjectItem(r, "model");
+        if (!cJSON_IsString(m) || strcmp(m->valuestring, method_ref)) continue;
+        if (cJSON_IsString(mm) && strcmp(mm->valuestring, model)) continue;
+        return r;
+    }
+    return NULL;
+}
+static double ref_value(const cJSON *row, const char *col) {
+    const cJSON *v = row ? cJSON_GetObjectItem(cJSON_GetObjectItem(row, "values"), col) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void fmt_cell(const pb_agg *g, int tex, char *out, size_t n) {
+    if (!g || g->n == 0) {
+        snprintf(out, n, "%s", g && g->failed ? "fail" : "-");
+        return;
+    }
+    if (g->n > 1) {
+        if (tex) snprintf(out, n, "%.1f$_{\\pm%.1f}$", g->median, g->std);
+        else snprintf(out, n, "%.1f ±%.1f", g->median, g->std);
+    } else {
+        snprintf(out, n, "%.1f", g->median);
+    }
+}
+
+static void tex_escape(const char *s, char *out, size_t n) {
+    size_t k = 0;
+    for (; *s && k + 2 < n; s++) {
+        if (strchr("_&%#$", *s)) out[k++] = '\\';
+        out[k++] = *s;
+    }
+    out[k] = 0;
+}
+
+pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out, char *err, size_t errlen) {
+    pb_record *R = NULL;
+    int n = 0;
+    pb_status st = pb_results_load(dir, &R, &n, err, errlen);
+    if (st) return st;
+    char path[4096], refpath[1024] = "";
+    cJSON *man = NULL;
+    snprintf(path, sizeof(path), "%s/manifest.json", dir);
+    pb_json_read_file(path, &man, NULL, 0);
+    char suite[64] = "results";
+    if (man && cJSON_IsString(cJSON_GetObjectItem(man, "suite")))
+        snprintf(suite, sizeof(suite), "%s", cJSON_GetObjectItem(man, "suite")->valuestring);
+    if (reference_path && reference_path[0]) snprintf(refpath, sizeof(refpath), "%s", reference_path);
+    else if (man && cJSON_IsString(cJSON_GetObjectItem(man, "reference")))
+        snprintf(refpath, sizeof(refpath), "%s", cJSON_GetObjectItem(man, "reference")->valuestring);
+    cJSON_Delete(man);
+    reference ref;
+    if ((st = load_reference(refpath, &ref, err, errlen))) {
+        free(R);
+        return st;
+    }
+
+    pb_agg *A = NULL;
+    int na = 0, nr = 0, nc = 0;
+    pb_aggregate(R, n, &A, &na, &nr, &nc);
+    int multi_model = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(R[i].model, R[0].model)) multi_model = 1;
+
+    // results.csv: one line per cell.
+    size_t cap = 1 << 16, len = 0;
+    char *csv = pb_xmalloc(cap);
+#define APP(buf, ...)                                                                                             \
+    do {                                                                                                         \
+        int need_ = snprintf(NULL, 0, __VA_ARGS__);                                                              \
+        while (len + (size_t)need_ + 1 > cap) buf = pb_xrealloc(buf, cap *= 2);                                  \
+        len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__);                                               \
+    } while (0)
+    APP(csv, "id,model,method,method_name,dataset,seed,rank,lr,axes,status,metric,split,select,epoch,score,val,test,"
+             "params_trainable,params_adapter,params_head,params_total,train_time_s,throughput_ex_s,peak_rss_mb,reason\n");
+    for (int i = 0; i < n; i++) {
+        const pb_record *r = &R[i];
+        char axes[300];
+        size_t k = 0;
+        for (const char *p = r->axes; *p && k < sizeof(axes) - 2; p++) axes[k++] = *p == '"' ? '\'' : *p;
+        axes[k] = 0;
+        char reason[300];
+        k = 0;
+        for (const char *p = r->reason; *p && k < sizeof(reason) - 2; p++) reason[k++] = (*p == '"' || *p == '\n') ? '\'' : *p;
+        reason[k] = 0;
+        APP(csv, "%s,%s,%s,%s,%s,%d,%d,%.10g,\"%s\",%s,%s,%s,%s,%d,%.10g,%.10g,%.10g,%lld,%lld,%lld,%lld,%.3f,%.3f,%.1f,\"%s\"\n",
+            r->id, r->model, r->method, r->method_name, r->dataset, r->seed, r->rank, r->lr, axes, r->status, r->metric,
+            r->split, r->select, r->epoch, r->score, r->val, r->test, r->p_trainable, r->p_adapter, r->p_head,
+            r->p_total, r->train_time_s, r->throughput, r->peak_rss_mb, reason);
+    }
+    snprintf(path, sizeof(path), "%s/results.csv", dir);
+    if ((st = pb_write_file_atomic(path, csv, len, err, errlen))) goto done;
+
+    // results.json: aggregates (the format `check --baseline` reads) and every cell.
+    {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "schema", "peftbench.results/1");
+        cJSON_AddStringToObject(j, "suite", suite);
+        cJSON *rows = cJSON_AddArrayToObject(j, "rows");
+        for (int i = 0; i < na; i++) {
+            const pb_agg *g = &A[i];
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "model", g->model);
+            cJSON_AddStringToObject(o, "method", g->method);
+            cJSON *ax = NULL;
+            pb_json_parse_text(g->axes, "axes", &ax, NULL, 0);
+            cJSON_AddItemToObject(o, "axes", ax ? ax : cJSON_CreateObject());
+            cJSON_AddStringToObject(o, "dataset", g->dataset);
+            cJSON_AddStringToObject(o, "metric", g->metric);
+            cJSON_AddStringToObject(o, "split", g->split);
+            cJSON_AddStringToObject(o, "select", g->select);
+            cJSON_AddNumberToObject(o, "n", g->n);
+            cJSON_AddNumberToObject(o, "failed", g->failed);
+            const double v[5] = {g->median, g->mean, g->std, g->min, g->max};
+            const char *names[5] = {"median", "mean", "std", "min", "max"};
+            for (int q = 0; q < 5; q++)
+                cJSON_AddItemToObject(o, names[q], isfinite(v[q]) ? cJSON_CreateNumber(v[q]) : cJSON_CreateNull());
+            cJSON_AddNumberToObject(o, "params_trainable_excl_head", isfinite(g->p_trainable_nohead) ? g->p_trainable_nohead : 0);
+            cJSON_AddNumberToObject(o, "params_head", isfinite(g->p_head) ? g->p_head : 0);
+            cJSON_AddItemToArray(rows, o);
+        }
+        cJSON *cells = cJSON_AddArrayToObject(j, "cells");
+        for (int i = 0; i < n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", R[i].id);
+            cJSON_AddStringToObject(o, "model", R[i].model);
+            cJSON_AddStringToObject(o, "method", R[i].method);
+            cJSON_AddStringToObject(o, "dataset", R[i].dataset);
+            cJSON_AddNumberToObject(o, "seed", R[i].seed);
+            cJSON_AddStringToObject(o, "status", R[i].status);
+            cJSON_AddItemToObject(o, "score", isfinite(R[i].score) ? cJSON_CreateNumber(R[i].score) : cJSON_CreateNull());
+            cJSON_AddItemToArray(cells, o);
+        }
+        snprintf(path, sizeof(path), "%s/results.json", dir);
+        st = pb_json_write_atomic(path, j, err, errlen);
+        cJSON_Delete(j);
+        if (st) goto done;
+    }
+
+    // table.md and table.tex: rows = methods (with #params), columns = datasets + Avg.
+    for (int tex = 0; tex < 2; tex++) {
+        char *t = pb_xmalloc(cap = 1 << 16);
+        len = 0;
+        const pb_agg *first = na ? &A[0] : NULL;
+        char lab[400], cell[96], pstr[32], hstr[32];
+        if (!tex) {
+            APP(t, "# %s\n\nMetric x100 on %s, epoch selection: %s; median over seeds (± std when n > 1).\n\n", suite,
+                first ? first->split : "test", first ? first->select : "last");
+            APP(t, "| Method | #Params | Head |");
+            for (int c = 0; c < nc; c++) {
+                for (int i = 0; i < na; i++)
+                    if (A[i].col == c) {
+                        APP(t, " %s |", A[i].dataset);
+                        break;
+                    }
+            }
+            APP(t, " Avg |\n|---|---|---|");
+            for (int c = 0; c <= nc; c++) APP(t, "---|");
+            APP(t, "\n");
+        } else {
+            APP(t, "%% %s: metric x100, median over seeds (subscript: std)\n\\begin{tabular}{ll", suite);
+            for (int c = 0; c <= nc + 1; c++) APP(t, "c");
+            APP(t, "}\n\\toprule\nMethod & \\#Params & Head");
+            for (int c = 0; c < nc; c++)
+                for (int i = 0; i < na; i++)
+                    if (A[i].col == c) {
+                        tex_escape(A[i].dataset, lab, sizeof(lab));
+                        APP(t, " & %s", lab);
+                        break;
+                    }
+            APP(t, " & Avg \\\\\n\\midrule\n");
+        }
+        for (int r = 0; r < nr; r++) {
+            const pb_agg *g0 = NULL;
+            for (int i = 0; i < na && !g0; i++)
+                if (A[i].row == r) g0 = &A[i];
+            row_label(g0, multi_model, lab, sizeof(lab));
+            fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
+            fmt_params(g0->p_head, hstr, sizeof(hstr));
+            if (tex) {
+                char e[400];
+                tex_escape(lab, e, sizeof(e));
+                APP(t, "%s & %s & %s", e, pstr, hstr);
+            } else {
+                APP(t, "| %s | %s | %s |", lab, pstr, hstr);
+            }
+            double sum = 0;
+            int cnt = 0;
+            for (int c = 0; c < nc; c++) {
+                const pb_agg *g = find_agg(A, na, r, c);
+                fmt_cell(g, tex, cell, sizeof(cell));
+                if (g && g->n) {
+                    sum += g->median;
+                    cnt++;
+                }
+                APP(t, tex ? " & %s" : " %s |", cell);
+            }
+            if (cnt == nc && nc > 0) APP(t, tex ? " & %.1f \\\\\n" : " %.1f |\n", sum / nc);
+            else APP(t, tex ? " & - \\\\\n" : " - |\n");
+        }
+        if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
+
+        // Paper vs ours, for rows whose method names a reference row.
+        if (ref.root) {
+            const cJSON *src = cJSON_GetObjectItem(ref.root, "source");
+            if (!tex) {
+                APP(t, "\n## Paper vs ours\n\nReference: %s (%s). Cells: paper / ours.\n\n| Method | Params paper / ours |",
+                    refpath, cJSON_IsString(src) ? src->valuestring : "");
+                for (int c = 0; c < nc; c++)
+                    for (int i = 0; i < na; i++)
+                        if (A[i].col == c) {
+                            APP(t, " %s |", A[i].dataset);
+                            break;
+                        }
+                APP(t, " Avg |\n|---|---|");
+                for (int c = 0; c <= nc; c++) APP(t, "---|");
+                APP(t, "\n");
+            } else {
+                APP(t, "\n%% Paper vs ours (paper / ours)\n\\begin{tabular}{ll");
+                for (int c = 0; c <= nc; c++) APP(t, "c");
+                APP(t, "}\n\\toprule\nMethod & Params");
+                for (int c = 0; c < nc; c++)
+                    for (int i = 0; i < na; i++)
+                        if (A[i].col == c) {
+                            tex_escape(A[i].dataset, lab, sizeof(lab));
+                            APP(t, " & %s", lab);
+                            break;
+                        }
+                APP(t, " & Avg \\\\\n\\midrule\n");
+            }
+            for (int r = 0; r < nr; r++) {
+                const pb_agg *g0 = NULL;
+                for (int i = 0; i < na && !g0; i++)
+                    if (A[i].row == r) g0 = &A[i];
+                const cJSON *rr = ref_row(&ref, g0->method_ref, g0->model);
+                if (!rr) continue;
+                row_label(g0, multi_model, lab, sizeof(lab));
+                const cJSON *pp = cJSON_GetObjectItem(rr, "params");
+                fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
+                if (tex) {
+                    char e[400];
+                    tex_escape(lab, e, sizeof(e));
+                    APP(t, "%s & %s / %s", e, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
+                } else {
+                    APP(t, "| %s | %s / %s |", lab, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
+                }
+                double sp = 0, so = 0;
+                int cp = 0, co = 0;
+                for (int c = 0; c < nc; c++) {
+                    const pb_agg *g = find_agg(A, na, r, c);
+                    double pv = ref_value(rr, g ? g->dataset_ref : "");
+                    char ps[32] = "-", os[32] = "-";
+                    if (isfinite(pv)) {
+                        snprintf(ps, sizeof(ps), "%.1f", pv);
+                        sp += pv;
+                        cp++;
+                    }
+                    if (g && g->n) {
+                        snprintf(os, sizeof(os), "%.1f", g->median);
+                        so += g->median;
+                        co++;
+                    }
+                    APP(t, tex ? " & %s / %s" : " %s / %s |", ps, os);
+                }
+                const cJSON *avg = cJSON_GetObjectItem(rr, "avg");
+                char pa[32] = "-", oa[32] = "-";
+                if (cJSON_IsNumber(avg)) snprintf(pa, sizeof(pa), "%.1f", avg->valuedouble);
+                else if (cp == nc && nc) snprintf(pa, sizeof(pa), "%.1f", sp / nc);
+                if (co == nc && nc) snprintf(oa, sizeof(oa), "%.1f", so / nc);
+                APP(t, tex ? " & %s / %s \\\\\n" : " %s / %s |\n", pa, oa);
+            }
+            if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
+        }
+        int nfail = 0;
+        for (int i = 0; i < n; i++)
+            if (strcmp(R[i].status, "ok")) nfail++;
+        if (!tex && nfail) {
+            APP(t, "\n## Failed cells (%d)\n\n", nfail);
+            for (int i = 0; i < n; i++)
+                if (strcmp(R[i].status, "ok"))
+                    APP(t, "- %s %s %s seed %d (%s): %s\n", R[i].model, R[i].method, R[i].dataset, R[i].seed, R[i].id,
+                        R[i].reason);
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, tex ? "table.tex" : "table.md");
+        st = pb_write_file_atomic(path, t, len, err, errlen);
+        if (!tex && out && !st) fputs(t, out);
+        free(t);
+        if (st) goto done;
+    }
+#undef APP
+done:
+    free(csv);
+    free(A);
+    free(R);
+    cJSON_Delete(ref.root);
+    return st;
+}

@@ -1,0 +1,224 @@
+// results.c: cell result JSON (write side) and result records (read side).
+#include "results.h"
+#include "jsonutil.h"
+#include <dirent.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+void pb_train_result_free(pb_train_result *r) {
+    free(r->epochs);
+    r->epochs = NULL;
+    r->nepochs = 0;
+}
+
+static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+static cJSON *epoch_obj(const pb_epoch_metrics *e) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", e->epoch);
+    cJSON_AddItemToObject(o, "val", num_or_null(e->val));
+    cJSON_AddItemToObject(o, "test", num_or_null(e->test));
+    return o;
+}
+
+cJSON *pb_result_json(const char *suite, const char *id, const cJSON *config, const cJSON *axes,
+                      const pb_train_result *r, const char *git_rev) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "schema", "peftbench.cell/1");
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "suite", suite);
+    cJSON_AddStringToObject(o, "status", r->status == PB_OK ? "ok" : "failed");
+    cJSON_AddStringToObject(o, "reason", r->status == PB_OK ? "" : r->reason);
+    cJSON_AddItemToObject(o, "config", cJSON_Duplicate(config, 1));
+    cJSON_AddItemToObject(o, "axes", axes ? cJSON_Duplicate(axes, 1) : cJSON_CreateObject());
+    cJSON_AddNumberToObject(o, "seed", cJSON_GetObjectItem(config, "seed")->valuedouble);
+    cJSON_AddStringToObject(o, "metric", r->metric);
+    const cJSON *ev = cJSON_GetObjectItem(config, "eval");
+    const char *split = cJSON_GetObjectItem(ev, "split")->valuestring;
+    const char *select = cJSON_GetObjectItem(ev, "select")->valuestring;
+    // Epoch selection: last epoch, or the first epoch with the best validation metric.
+    int last = r->nepochs - 1, best = -1;
+    for (int i = 0; i < r->nepochs; i++)
+        if (isfinite(r->epochs[i].val) && (best < 0 || r->epochs[i].val > r->epochs[best].val)) best = i;
+    int sel = !strcmp(select, "best_val") ? best : last;
+    cJSON *ev_out = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev_out, "split", split);
+    cJSON_AddStringToObject(ev_out, "select", select);
+    cJSON_AddItemToObject(o, "eval", ev_out);
+    if (r->status == PB_OK && sel >= 0) {
+        cJSON *fin = epoch_obj(&r->epochs[sel]);
+        double score = !strcmp(split, "val") ? r->epochs[sel].val : r->epochs[sel].test;
+        cJSON_AddItemToObject(fin, "score", num_or_null(score));
+        cJSON_AddItemToObject(o, "final", fin);
+        cJSON_AddItemToObject(o, "final_last", epoch_obj(&r->epochs[last]));
+        if (best >= 0) cJSON_AddItemToObject(o, "final_best_val", epoch_obj(&r->epochs[best]));
+    } else {
+        cJSON_AddNullToObject(o, "final");
+    }
+    cJSON *eps = cJSON_CreateArray();
+    for (int i = 0; i < r->nepochs; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "epoch", r->epochs[i].epoch);
+        cJSON_AddItemToObject(e, "train_loss", num_or_null(r->epochs[i].train_loss));
+        cJSON_AddItemToObject(e, "val", num_or_null(r->epochs[i].val));
+        cJSON_AddItemToObject(e, "test", num_or_null(r->epochs[i].test));
+        cJSON_AddNumberToObject(e, "lr", r->epochs[i].lr);
+        cJSON_AddNumberToObject(e, "time_s", r->epochs[i].time_s);
+        cJSON_AddItemToArray(eps, e);
+    }
+    cJSON_AddItemToObject(o, "epochs", eps);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "trainable", (double)r->p_trainable);
+    cJSON_AddNumberToObject(p, "adapter", (double)r->p_adapter);
+    cJSON_AddNumberToObject(p, "trainable_backbone", (double)r->p_trainable_backbone);
+    cJSON_AddNumberToObject(p, "head", (double)r->p_head);
+    cJSON_AddNumberToObject(p, "backbone", (double)r->p_backbone);
+    cJSON_AddNumberToObject(p, "total", (double)r->p_total);
+    cJSON_AddItemToObject(o, "params", p);
+    cJSON_AddNumberToObject(o, "train_time_s", r->train_time_s);
+    cJSON_AddNumberToObject(o, "throughput_ex_s", r->throughput);
+    cJSON_AddNumberToObject(o, "train_examples", (double)r->train_examples);
+    cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)r->peak_rss);
+    cJSON_AddStringToObject(o, "backend", r->backend);
+    cJSON_AddNumberToObject(o, "threads", r->threads);
+    cJSON_AddStringToObject(o, "git_rev", git_rev ? git_rev : "unknown");
+    cJSON_AddStringToObject(o, "data_hash", r->data_hash);
+    char when[32];
+    time_t t = time(NULL);
+    struct tm tmv;
+    gmtime_r(&t, &tmv);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    cJSON_AddStringToObject(o, "created_at", when);
+    return o;
+}
+
+int pb_result_is_finished(const char *path) {
+    cJSON *j = NULL;
+    if (pb_json_read_file(path, &j, NULL, 0)) return 0;
+    int ok = cJSON_IsString(cJSON_GetObjectItem(j, "status"));
+    cJSON_Delete(j);
+    return ok;
+}
+
+// ----------------------------------------------------------------------------
+// Reading
+
+static const char *jstr(const cJSON *o, const char *k) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+static double jnum(const cJSON *o, const char *k, double def) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_recs(const void *a, const void *b) {
+    const pb_record *x = a, *y = b;
+    if (x->order != y->order) return x->order < y->order ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, size_t errlen) {
+    *recs = NULL;
+    *n = 0;
+    char path[4096];
+    // Grid order from the manifest when present.
+    cJSON *man = NULL;
+    snprintf(path, sizeof(path), "%s/manifest.json", dir);
+    pb_json_read_file(path, &man, NULL, 0);
+    const cJSON *order = man ? cJSON_GetObjectItem(man, "cells") : NULL;
+
+    snprintf(path, sizeof(path), "%s/cells", dir);
+    DIR *d = opendir(path);
+    if (!d) {
+        cJSON_Delete(man);
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: no cells/ directory (is this a results directory?)", dir);
+    }
+    char **names = NULL;
+    int nn = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t L = strlen(de->d_name);
+        if (L < 6 || strcmp(de->d_name + L - 5, ".json")) continue;
+        if (nn == cap) {
+            cap = cap ? cap * 2 : 64;
+            names = pb_xrealloc(names, sizeof(char *) * (size_t)cap);
+        }
+        names[nn++] = pb_xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof(char *), cmp_names);
+    pb_record *rs = pb_xcalloc((size_t)(nn ? nn : 1), sizeof(pb_record));
+    pb_status st = PB_OK;
+    int k = 0;
+    for (int i = 0; i < nn; i++) {
+        snprintf(path, sizeof(path), "%s/cells/%s", dir, names[i]);
+        cJSON *j = NULL;
+        if ((st = pb_json_read_file(path, &j, err, errlen))) break;
+        pb_record *r = &rs[k++];
+        const cJSON *cfg = cJSON_GetObjectItem(j, "config");
+        const cJSON *model = cJSON_GetObjectItem(cfg, "model"), *ds = cJSON_GetObjectItem(cfg, "dataset");
+        const cJSON *m = cJSON_GetObjectItem(cfg, "method"), *rc = cJSON_GetObjectItem(cfg, "recipe");
+        if (!cfg || !model || !ds || !m || !rc) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: not a peftbench cell result (config missing)", path);
+            cJSON_Delete(j);
+            break;
+        }
+        snprintf(r->id, sizeof(r->id), "%s", jstr(j, "id"));
+        snprintf(r->status, sizeof(r->status), "%s", jstr(j, "status"));
+        snprintf(r->reason, sizeof(r->reason), "%s", jstr(j, "reason"));
+        snprintf(r->model, sizeof(r->model), "%s", jstr(model, "label"));
+        snprintf(r->dataset, sizeof(r->dataset), "%s", jstr(ds, "label"));
+        snprintf(r->dataset_ref, sizeof(r->dataset_ref), "%s", jstr(ds, "ref"));
+        snprintf(r->method, sizeof(r->method), "%s", jstr(m, "label"));
+        snprintf(r->method_name, sizeof(r->method_name), "%s", jstr(m, "method"));
+        snprintf(r->method_ref, sizeof(r->method_ref), "%s", jstr(m, "ref"));
+        snprintf(r->metric, sizeof(r->metric), "%s", jstr(j, "metric"));
+        const cJSON *ev = cJSON_GetObjectItem(j, "eval");
+        snprintf(r->split, sizeof(r->split), "%s", jstr(ev, "split"));
+        snprintf(r->select, sizeof(r->select), "%s", jstr(ev, "select"));
+        const cJSON *axj = cJSON_GetObjectItem(j, "axes");
+        char *ax = axj ? pb_json_canonical(axj) : pb_xstrdup("{}");
+        snprintf(r->axes, sizeof(r->axes), "%s", ax);
+        free(ax);
+        r->seed = (int)jnum(cfg, "seed", 0);
+        r->rank = (int)jnum(m, "rank", 0);
+        r->lr = jnum(rc, "lr", NAN) * jnum(rc, "lr_scale", 1);
+        const cJSON *fin = cJSON_GetObjectItem(j, "final");
+        r->score = jnum(fin, "score", NAN);
+        r->val = jnum(fin, "val", NAN);
+        r->test = jnum(fin, "test", NAN);
+        r->epoch = (int)jnum(fin, "epoch", 0);
+        const cJSON *p = cJSON_GetObjectItem(j, "params");
+        r->p_trainable = (long long)jnum(p, "trainable", 0);
+        r->p_adapter = (long long)jnum(p, "adapter", 0);
+        r->p_head = (long long)jnum(p, "head", 0);
+        r->p_total = (long long)jnum(p, "total", 0);
+        r->train_time_s = jnum(j, "train_time_s", 0);
+        r->throughput = jnum(j, "throughput_ex_s", 0);
+        r->peak_rss_mb = jnum(j, "peak_rss_bytes", 0) / (1024.0 * 1024.0);
+        r->order = 1 << 30;
+        if (order)
+            for (int q = 0; q < cJSON_GetArraySize(order); q++) {
+                const cJSON *v = cJSON_GetArrayItem(order, q);
+                if (cJSON_IsString(v) && !strcmp(v->valuestring, r->id)) {
+                    r->order = q;
+                    break;
+                }
+            }
+        cJSON_Delete(j);
+    }
+    for (int i = 0; i < nn; i++) free(names[i]);
+    free(names);
+    cJSON_Delete(man);
+    if (st) {
+        free(rs);
+        return st;
+    }
+    qsort(rs, (size_t)k, sizeof(pb_record), cmp_recs);
+    *recs = rs;
+    *n = k;
+    return PB_OK;
+}

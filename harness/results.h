@@ -1,0 +1,62 @@
+// results.h: one result file per cell (results/<suite>/cells/<id>.json) and the flat records
+// that report/plot/check read back from a results directory.
+// defines: pb_epoch_metrics, pb_train_result, pb_result_json, pb_record, pb_results_load,
+//          pb_results_free, pb_result_is_finished
+#ifndef PB_RESULTS_H
+#define PB_RESULTS_H
+
+#include <cjson/cJSON.h>
+#include "../engine/common.h"
+
+typedef struct {
+    int epoch;           // 1-based
+    double train_loss, val, test, lr, time_s;
+} pb_epoch_metrics;
+
+// What a trainer returns for one cell. Filled by pb_train_cell / the synthetic trainer; freed
+// with pb_train_result_free.
+typedef struct {
+    pb_status status;
+    char reason[512];
+    char metric[16];     // "accuracy", "mcc", ...
+    int nepochs;
+    pb_epoch_metrics *epochs; // (nepochs) owned
+    long long p_total, p_backbone, p_head, p_trainable, p_trainable_backbone, p_adapter;
+    double train_time_s, throughput; // examples per second of training
+    size_t peak_rss;
+    char backend[160];
+    int threads;
+    char data_hash[17];
+    long long train_examples;
+} pb_train_result;
+
+void pb_train_result_free(pb_train_result *r);
+
+// Builds the result JSON of a cell (schema "peftbench.cell/1"; docs/suites.md). Caller frees
+// with cJSON_Delete. axes: the grid-axis values of the cell (borrowed).
+cJSON *pb_result_json(const char *suite, const char *id, const cJSON *config, const cJSON *axes,
+                      const pb_train_result *r, const char *git_rev);
+
+// A finished result exists at path and parses with a status: 1, else 0.
+int pb_result_is_finished(const char *path);
+
+// Flat view of one cell result for tables and plots.
+typedef struct {
+    char id[17], status[16], reason[256];
+    char model[64], dataset[128], dataset_ref[64], method[64], method_name[32], method_ref[64];
+    char metric[16], split[16], select[16];
+    char axes[256];      // canonical JSON of the grid axes except seed ("{}" when none)
+    int seed, rank, epoch;
+    double lr, score;    // score: metric on the eval split at the selected epoch (fraction)
+    double val, test;
+    long long p_trainable, p_adapter, p_head, p_total;
+    double train_time_s, throughput;
+    double peak_rss_mb;
+    int order;           // grid order (from the manifest), for stable table rows
+} pb_record;
+
+// Reads every DIR/cells/*.json (sorted by grid order, then id). Unparseable files are an error
+// naming the file. Caller frees *recs with free().
+pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, size_t errlen);
+
+#endif

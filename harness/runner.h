@@ -1,0 +1,28 @@
+// runner.h: `peftbench run`: expands a suite, runs its cells (resumable, shardable), writes one
+// result file per cell atomically, then the report and plots.
+// defines: pb_run_opts, pb_run_suite, pb_git_revision
+#ifndef PB_RUNNER_H
+#define PB_RUNNER_H
+
+#include <stddef.h>
+
+typedef struct {
+    const char *suite_path;
+    const char *out_dir;    // NULL: results/<suite name>
+    int force;              // re-run finished cells
+    int retry_failed;       // re-run cells recorded as failed
+    int dry_run;            // list cells, run nothing
+    int shard_i, shard_n;   // run cells with index % shard_n == shard_i
+    int cell;               // only this cell index (-1: all)
+    int threads;            // engine threads (0: all cores)
+    int device;             // 0 cpu, 1 cuda
+    int no_report;          // skip report/plot at the end
+} pb_run_opts;
+
+// Returns the process exit status: 0 all cells ok, 1 some cell failed, 2 bad suite/arguments.
+int pb_run_suite(const pb_run_opts *o);
+
+// Short git revision of the source tree (or "unknown"); out has >= 48 bytes.
+void pb_git_revision(char *out, size_t n);
+
+#endif

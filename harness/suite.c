@@ -1,0 +1,815 @@
+// suite.c: parsing and validation of suite files into resolved cJSON objects.
+#include "suite.h"
+#include "jsonutil.h"
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+// The method list mirrors methods/adapter.h (pb_method_config); options a method ignores are
+// dropped from its resolved config so e.g. a rank axis does not duplicate "full" cells.
+static const char *const known_methods[] = {"full", "head", "lora", "pissa", "svfit", "aoft", NULL};
+
+const char *const pb_method_option_keys[] = {"rank", "alpha", "dropout", "rslora", "init",
+                                             "targets", "variant", "gate", NULL};
+
+// Recipe keys (flat) that can appear in "recipe", a method entry, an override or a grid axis.
+const char *const pb_recipe_keys[] = {"epochs", "batch", "eval_batch", "lr", "head_lr",
+                                      "lr_scale", "beta1", "beta2", "eps", "weight_decay",
+                                      "warmup_steps", "warmup_ratio", "schedule",
+                                      "label_smoothing", "flip", "train_subset",
+                                      "max_grad_norm", "feature_cache", NULL};
+
+int pb_method_known(const char *m) {
+    for (int i = 0; known_methods[i]; i++)
+        if (!strcmp(m, known_methods[i])) return 1;
+    return 0;
+}
+
+int pb_method_uses(const char *m, const char *opt) {
+    if (!strcmp(m, "full") || !strcmp(m, "head")) return 0;
+    if (!strcmp(m, "lora"))
+        return !strcmp(opt, "rank") || !strcmp(opt, "alpha") || !strcmp(opt, "dropout") ||
+               !strcmp(opt, "rslora") || !strcmp(opt, "init") || !strcmp(opt, "targets");
+    if (!strcmp(m, "pissa"))
+        return !strcmp(opt, "rank") || !strcmp(opt, "alpha") || !strcmp(opt, "init") ||
+               !strcmp(opt, "targets");
+    if (!strcmp(m, "svfit")) return !strcmp(opt, "rank") || !strcmp(opt, "targets");
+    if (!strcmp(m, "aoft"))
+        return !strcmp(opt, "rank") || !strcmp(opt, "targets") || !strcmp(opt, "variant") ||
+               !strcmp(opt, "gate");
+    return 0;
+}
+
+static int in_list(const char *k, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(k, list[i])) return 1;
+    return 0;
+}
+
+// Built-in model dimensions (hidden, intermediate) as in models/model.h, for rank validation.
+static void builtin_dims(const char *name, int *hidden, int *inter, char *arch, size_t archlen) {
+    static const struct { const char *n; int h, i; const char *a; } tab[] = {
+        {"vit-b16", 768, 3072, "vit"},    {"vit-l16", 1024, 4096, "vit"},
+        {"vit-tiny", 192, 768, "vit"},    {"vit-small", 192, 768, "vit"},
+        {"roberta-base", 768, 3072, "roberta"}, {"roberta-large", 1024, 4096, "roberta"},
+        {"roberta-tiny", 0, 0, "roberta"},
+    };
+    *hidden = *inter = 0;
+    snprintf(arch, archlen, "%s", "");
+    for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+        if (!strcmp(name, tab[i].n)) {
+            *hidden = tab[i].h;
+            *inter = tab[i].i;
+            snprintf(arch, archlen, "%s", tab[i].a);
+        }
+}
+static int builtin_known(const char *name) {
+    int h, i;
+    char a[16];
+    builtin_dims(name, &h, &i, a, sizeof(a));
+    return a[0] != 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return !stat(p, &st) && S_ISDIR(st.st_mode);
+}
+static int is_file(const char *p) {
+    struct stat st;
+    return !stat(p, &st) && S_ISREG(st.st_mode);
+}
+
+// ----------------------------------------------------------------------------
+// Recipe
+
+static pb_status recipe_defaults(cJSON **out) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "epochs", 10);
+    cJSON_AddNumberToObject(r, "batch", 32);
+    cJSON_AddNumberToObject(r, "eval_batch", 256);
+    cJSON_AddNumberToObject(r, "lr", 1e-3);
+    cJSON_AddNullToObject(r, "head_lr"); // null: same as the (scaled) lr
+    cJSON_AddNumberToObject(r, "lr_scale", 1);
+    cJSON_AddNumberToObject(r, "beta1", 0.9);
+    cJSON_AddNumberToObject(r, "beta2", 0.999);
+    cJSON_AddNumberToObject(r, "eps", 1e-8);
+    cJSON_AddNumberToObject(r, "weight_decay", 0);
+    cJSON_AddNumberToObject(r, "warmup_steps", 0);
+    cJSON_AddNumberToObject(r, "warmup_ratio", 0);
+    cJSON_AddStringToObject(r, "schedule", "linear");
+    cJSON_AddNumberToObject(r, "label_smoothing", 0);
+    cJSON_AddFalseToObject(r, "flip");
+    cJSON_AddNumberToObject(r, "train_subset", 0);
+    cJSON_AddNumberToObject(r, "max_grad_norm", 0);
+    cJSON_AddTrueToObject(r, "feature_cache");
+    *out = r;
+    return PB_OK;
+}
+
+// Validates one flat recipe value and stores a copy in dst.
+static pb_status recipe_set(cJSON *dst, const char *key, const cJSON *v, const char *file,
+                            const char *path, char *err, size_t errlen) {
+    if (!in_list(key, pb_recipe_keys))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown recipe key", file, path);
+    if (!strcmp(key, "schedule")) {
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "constant") && strcmp(v->valuestring, "linear") &&
+                                   strcmp(v->valuestring, "cosine")))
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: %s: expected \"constant\", \"linear\" or \"cosine\"", file, path);
+    } else if (!strcmp(key, "flip") || !strcmp(key, "feature_cache")) {
+        if (!cJSON_IsBool(v))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected true or false", file, path);
+    } else if (!strcmp(key, "head_lr") && cJSON_IsNull(v)) {
+        // null allowed: follow lr
+    } else {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a number", file, path);
+        double x = v->valuedouble;
+        int integer = !strcmp(key, "epochs") || !strcmp(key, "batch") || !strcmp(key, "eval_batch") ||
+                      !strcmp(key, "warmup_steps") || !strcmp(key, "train_subset");
+        if (integer && (x != floor(x) || x < 0))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-negative integer", file, path);
+        if ((!strcmp(key, "epochs") || !strcmp(key, "batch") || !strcmp(key, "eval_batch")) && x < 1)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: must be >= 1", file, path);
+        if (!integer && x < 0)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: must be >= 0", file, path);
+        if ((!strcmp(key, "beta1") || !strcmp(key, "beta2") || !strcmp(key, "warmup_ratio") ||
+             !strcmp(key, "label_smoothing")) && x >= 1)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: must be < 1", file, path);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(dst, key);
+    cJSON_AddItemToObject(dst, key, cJSON_Duplicate(v, 1));
+    return PB_OK;
+}
+
+// "recipe" block: flat keys plus the nested "optimizer" and "augment" forms.
+static pb_status parse_recipe(const cJSON *j, cJSON *r, const char *file, char *err, size_t errlen) {
+    if (!j) return PB_OK;
+    static const char *const allowed[] = {"epochs", "batch", "eval_batch", "lr", "head_lr", "lr_scale",
+                                          "optimizer", "weight_decay", "warmup_steps", "warmup_ratio",
+                                          "schedule", "label_smoothing", "augment", "train_subset",
+                                          "max_grad_norm", "feature_cache", NULL};
+    pb_status st = pb_json_check_keys(j, allowed, file, "recipe", err, errlen);
+    if (st) return st;
+    char path[256];
+    for (const cJSON *c = j->child; c; c = c->next) {
+        snprintf(path, sizeof(path), "recipe.%s", c->string);
+        if (!strcmp(c->string, "optimizer")) {
+            static const char *const oa[] = {"name", "betas", "eps", NULL};
+            if ((st = pb_json_check_keys(c, oa, file, "recipe.optimizer", err, errlen))) return st;
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+            if (name && (!cJSON_IsString(name) || strcmp(name->valuestring, "adamw")))
+                return pb_errf(PB_ERR_FORMAT, err, errlen,
+                               "%s: recipe.optimizer.name: only \"adamw\" is supported", file);
+            const cJSON *betas = cJSON_GetObjectItemCaseSensitive(c, "betas");
+            if (betas) {
+                if (!cJSON_IsArray(betas) || cJSON_GetArraySize(betas) != 2)
+                    return pb_errf(PB_ERR_FORMAT, err, errlen,
+                                   "%s: recipe.optimizer.betas: expected [beta1, beta2]", file);
+                if ((st = recipe_set(r, "beta1", cJSON_GetArrayItem(betas, 0), file,
+                                     "recipe.optimizer.betas[0]", err, errlen)))
+                    return st;
+                if ((st = recipe_set(r, "beta2", cJSON_GetArrayItem(betas, 1), file,
+                                     "recipe.optimizer.betas[1]", err, errlen)))
+                    return st;
+            }
+            const cJSON *eps = cJSON_GetObjectItemCaseSensitive(c, "eps");
+            if (eps && (st = recipe_set(r, "eps", eps, file, "recipe.optimizer.eps", err, errlen))) return st;
+        } else if (!strcmp(c->string, "augment")) {
+            static const char *const aa[] = {"flip", NULL};
+            if ((st = pb_json_check_keys(c, aa, file, "recipe.augment", err, errlen))) return st;
+            const cJSON *flip = cJSON_GetObjectItemCaseSensitive(c, "flip");
+            if (flip && (st = recipe_set(r, "flip", flip, file, "recipe.augment.flip", err, errlen))) return st;
+        } else if ((st = recipe_set(r, c->string, c, file, path, err, errlen))) {
+            return st;
+        }
+    }
+    return PB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Models
+
+static const char *const model_cfg_keys[] = {
+    "arch", "hidden", "layers", "heads", "intermediate", "image_size", "patch_size", "channels",
+    "qkv_bias", "ln_eps", "hidden_dropout", "attn_dropout", "classifier_dropout", "vocab_size",
+    "max_positions", "type_vocab", "pad_id", "initializer_range", NULL};
+
+static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, size_t errlen) {
+    const char *file = s->file;
+    char path[64];
+    snprintf(path, sizeof(path), "models[%d]", idx);
+    cJSON *m = cJSON_CreateObject();
+    s->models[idx] = m;
+    int hidden = 0, inter = 0;
+    char arch[16] = "";
+    if (cJSON_IsString(j)) {
+        const char *n = j->valuestring;
+        if (builtin_known(n)) {
+            cJSON_AddStringToObject(m, "label", n);
+            cJSON_AddStringToObject(m, "source", "builtin");
+            cJSON_AddStringToObject(m, "builtin", n);
+            builtin_dims(n, &hidden, &inter, arch, sizeof(arch));
+        } else if (strchr(n, '/') || is_dir(n)) {
+            const char *base = strrchr(n, '/');
+            cJSON_AddStringToObject(m, "label", base && base[1] ? base + 1 : n);
+            cJSON_AddStringToObject(m, "source", "dir");
+            cJSON_AddStringToObject(m, "dir", n);
+        } else {
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: %s: '%s' is neither a built-in model (vit-b16, vit-l16, vit-tiny, "
+                           "vit-small, roberta-base, roberta-large, roberta-tiny) nor a checkpoint directory",
+                           file, path, n);
+        }
+    } else if (cJSON_IsObject(j)) {
+        static const char *const allowed[] = {"label", "builtin", "dir", "config", "pretrain", NULL};
+        pb_status st = pb_json_check_keys(j, allowed, file, path, err, errlen);
+        if (st) return st;
+        char label[64], builtin[64], dir[1024];
+        if ((st = pb_json_str(j, "label", "", label, sizeof(label), file, path, err, errlen))) return st;
+        if ((st = pb_json_str(j, "builtin", "", builtin, sizeof(builtin), file, path, err, errlen))) return st;
+        if ((st = pb_json_str(j, "dir", "", dir, sizeof(dir), file, path, err, errlen))) return st;
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
+        const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "pretrain");
+        if (builtin[0] && dir[0])
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: give either builtin or dir, not both", file, path);
+        if (dir[0] && (cfg || pre))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: a checkpoint dir takes no config/pretrain", file, path);
+        if (builtin[0] && !builtin_known(builtin))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.builtin: unknown model '%s'", file, path, builtin);
+        if (!builtin[0] && !dir[0] && !cfg)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: needs builtin, dir or config", file, path);
+        if (builtin[0]) builtin_dims(builtin, &hidden, &inter, arch, sizeof(arch));
+        cJSON_AddStringToObject(m, "label", label[0] ? label : builtin[0] ? builtin : dir[0] ? dir : "model");
+        cJSON_AddStringToObject(m, "source", dir[0] ? "dir" : pre ? "pretrain" : "builtin");
+        if (builtin[0]) cJSON_AddStringToObject(m, "builtin", builtin);
+        if (dir[0]) cJSON_AddStringToObject(m, "dir", dir);
+        if (cfg) {
+            char cpath[96];
+            snprintf(cpath, sizeof(cpath), "%s.config", path);
+            if ((st = pb_json_check_keys(cfg, model_cfg_keys, file, cpath, err, errlen))) return st;
+            for (const cJSON *c = cfg->child; c; c = c->next) {
+                if (!strcmp(c->string, "arch")) {
+                    if (!cJSON_IsString(c) || (strcmp(c->valuestring, "vit") && strcmp(c->valuestring, "roberta")))
+                        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.arch: expected \"vit\" or \"roberta\"", file, cpath);
+                    if (arch[0] && strcmp(arch, c->valuestring))
+                        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.arch: '%s' contradicts builtin '%s'", file, cpath, c->valuestring, builtin);
+                    snprintf(arch, sizeof(arch), "%s", c->valuestring);
+                } else if (!cJSON_IsNumber(c) && !cJSON_IsBool(c)) {
+                    return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.%s: expected a number", file, cpath, c->string);
+                }
+            }
+            if (!arch[0])
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.arch: required without builtin", file, cpath);
+            double v;
+            if ((st = pb_json_num(cfg, "hidden", hidden, &v, file, cpath, err, errlen))) return st;
+            hidden = (int)v;
+            if ((st = pb_json_num(cfg, "intermediate", inter, &v, file, cpath, err, errlen))) return st;
+            inter = (int)v;
+            if (!builtin[0] && (hidden <= 0 || inter <= 0))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: hidden and intermediate are required without builtin", file, cpath);
+            cJSON *c2 = cJSON_Duplicate(cfg, 1);
+            if (!cJSON_GetObjectItemCaseSensitive(c2, "arch")) cJSON_AddStringToObject(c2, "arch", arch);
+            cJSON_AddItemToObject(m, "config", c2);
+        }
+        if (pre) {
+            char ppath[96];
+            snprintf(ppath, sizeof(ppath), "%s.pretrain", path);
+            static const char *const pa[] = {"dataset", "epochs", "batch", "lr", "weight_decay",
+                                             "train_subset", "seed", "schedule", "warmup_ratio",
+                                             "flip", "label_smoothing", NULL};
+            if ((st = pb_json_check_keys(pre, pa, file, ppath, err, errlen))) return st;
+            cJSON *p = cJSON_CreateObject();
+            cJSON_AddItemToObject(m, "pretrain", p);
+            char ds[512];
+            if ((st = pb_json_str(pre, "dataset", "", ds, sizeof(ds), file, ppath, err, errlen))) return st;
+            if (!ds[0]) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.dataset: required", file, ppath);
+            cJSON_AddStringToObject(p, "dataset", ds);
+            // The pretraining stage reuses the recipe validation with its own defaults.
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "epochs", 2);
+            cJSON_AddNumberToObject(r, "batch", 128);
+            cJSON_AddNumberToObject(r, "lr", 1e-3);
+            cJSON_AddNumberToObject(r, "weight_decay", 0.05);
+            cJSON_AddNumberToObject(r, "train_subset", 0);
+            cJSON_AddStringToObject(r, "schedule", "cosine");
+            cJSON_AddNumberToObject(r, "warmup_ratio", 0.05);
+            cJSON_AddFalseToObject(r, "flip");
+            cJSON_AddNumberToObject(r, "label_smoothing", 0);
+            char kp[160];
+            for (const cJSON *c = pre->child; c; c = c->next) {
+                if (!strcmp(c->string, "dataset") || !strcmp(c->string, "seed")) continue;
+                snprintf(kp, sizeof(kp), "%s.%s", ppath, c->string);
+                if ((st = recipe_set(r, c->string, c, file, kp, err, errlen))) {
+                    cJSON_Delete(r);
+                    return st;
+                }
+            }
+            for (cJSON *c = r->child; c; c = c->next) cJSON_AddItemToObject(p, c->string, cJSON_Duplicate(c, 1));
+            cJSON_Delete(r);
+            double seed;
+            if ((st = pb_json_num(pre, "seed", 0, &seed, file, ppath, err, errlen))) return st;
+            cJSON_AddNumberToObject(p, "seed", seed);
+        }
+    } else {
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a model name or object", file, path);
+    }
+    for (int i = 0; i < idx; i++)
+        if (!strcmp(cJSON_GetObjectItem(s->models[i], "label")->valuestring,
+                    cJSON_GetObjectItem(m, "label")->valuestring))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.label: duplicate model label '%s'",
+                           file, path, cJSON_GetObjectItem(m, "label")->valuestring);
+    s->model_hidden[idx] = hidden;
+    s->model_inter[idx] = inter;
+    return PB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Datasets
+
+static pb_status parse_dataset(const cJSON *j, int idx, pb_suite *s, char *err, size_t errlen) {
+    const char *file = s->file;
+    char path[64];
+    snprintf(path, sizeof(path), "datasets[%d]", idx);
+    cJSON *d = cJSON_CreateObject();
+    s->datasets[idx] = d;
+    const char *spec = NULL;
+    if (cJSON_IsString(j)) {
+        spec = j->valuestring;
+    } else if (cJSON_IsObject(j)) {
+        static const char *const allowed[] = {"spec", "label", "ref", "image_size", "channels", "resize",
+                                              "norm", "seq_len", "tokenizer_dir", "split_protocol",
+                                              "data_root", NULL};
+        pb_status st = pb_json_check_keys(j, allowed, file, path, err, errlen);
+        if (st) return st;
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(j, "spec");
+        if (!cJSON_IsString(sp))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.spec: required string", file, path);
+        spec = sp->valuestring;
+        for (const cJSON *c = j->child; c; c = c->next) {
+            if (!strcmp(c->string, "spec")) continue;
+            int is_str = !strcmp(c->string, "label") || !strcmp(c->string, "ref") || !strcmp(c->string, "resize") ||
+                         !strcmp(c->string, "norm") || !strcmp(c->string, "tokenizer_dir") ||
+                         !strcmp(c->string, "split_protocol") || !strcmp(c->string, "data_root");
+            if (is_str ? !cJSON_IsString(c) : !cJSON_IsNumber(c))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.%s: expected a %s", file, path, c->string,
+                               is_str ? "string" : "number");
+            if (!strcmp(c->string, "label") || !strcmp(c->string, "ref")) continue;
+            cJSON_AddItemToObject(d, c->string, cJSON_Duplicate(c, 1));
+        }
+    } else {
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a spec string or object", file, path);
+    }
+    static const char *const kinds[] = {"vtab-mini/", "vtab1k:", "fgvc:", "cifar10:", "cifar100:", "idx:",
+                                        "folder:", "glue/", NULL};
+    int ok = 0;
+    for (int i = 0; kinds[i]; i++)
+        if (!strncmp(spec, kinds[i], strlen(kinds[i]))) ok = 1;
+    if (!ok || strlen(spec) >= 512)
+        return pb_errf(PB_ERR_FORMAT, err, errlen,
+                       "%s: %s: unknown dataset spec '%s' (expected vtab-mini/<task>, vtab1k:<dir>, "
+                       "fgvc:<dir>, cifar10:<dir>, cifar100:<dir>, idx:<dir>, folder:<dir>, glue/<task>:<dir>)",
+                       file, path, spec);
+    cJSON_AddStringToObject(d, "spec", spec);
+    // Default label: the last path component (or the vtab-mini task name).
+    const cJSON *lab = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "label") : NULL;
+    char label[128];
+    if (lab) {
+        snprintf(label, sizeof(label), "%s", lab->valuestring);
+    } else {
+        const char *p = strrchr(spec, '/');
+        const char *q = strrchr(spec, ':');
+        const char *b = p && (!q || p > q) ? p + 1 : q ? q + 1 : spec;
+        if (!*b) b = spec;
+        snprintf(label, sizeof(label), "%s", b);
+    }
+    cJSON_AddStringToObject(d, "label", label);
+    const cJSON *ref = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "ref") : NULL;
+    cJSON_AddStringToObject(d, "ref", ref ? ref->valuestring : label);
+    for (int i = 0; i < idx; i++)
+        if (!strcmp(cJSON_GetObjectItem(s->datasets[i], "label")->valuestring, label))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: duplicate dataset label '%s'", file, path, label);
+    return PB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Methods
+
+// Validates a method option value.
+static pb_status method_opt_check(const char *key, const cJSON *v, const char *file, const char *path,
+                                  char *err, size_t errlen) {
+    if (!strcmp(key, "rank")) {
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an integer >= 1", file, path);
+    } else if (!strcmp(key, "alpha") || !strcmp(key, "dropout")) {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
+            (!strcmp(key, "dropout") && v->valuedouble >= 1))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a number%s", file, path,
+                           !strcmp(key, "dropout") ? " in [0,1)" : " >= 0");
+    } else if (!strcmp(key, "rslora")) {
+        if (!cJSON_IsBool(v)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected true or false", file, path);
+    } else if (!strcmp(key, "targets")) {
+        static const char *const t[] = {"query", "key", "value", "attention.output", "intermediate", "output", NULL};
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > 8)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a list of 1-8 module names", file, path);
+        for (const cJSON *c = v->child; c; c = c->next)
+            if (!cJSON_IsString(c) || !in_list(c->valuestring, t))
+                return pb_errf(PB_ERR_FORMAT, err, errlen,
+                               "%s: %s: unknown target '%s' (query, key, value, attention.output, intermediate, output)",
+                               file, path, cJSON_IsString(c) ? c->valuestring : "?");
+    } else {
+        if (!cJSON_IsString(v) || strlen(v->valuestring) >= 32)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a short string", file, path);
+    }
+    return PB_OK;
+}
+
+static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, size_t errlen) {
+    const char *file = s->file;
+    char path[64], kp[128];
+    snprintf(path, sizeof(path), "methods[%d]", idx);
+    cJSON *m = cJSON_CreateObject();
+    s->methods[idx] = m;
+    const char *name = NULL;
+    if (cJSON_IsString(j)) name = j->valuestring;
+    else if (cJSON_IsObject(j)) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "method");
+        if (!cJSON_IsString(n)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.method: required string", file, path);
+        name = n->valuestring;
+    } else {
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a method name or object", file, path);
+    }
+    if (!pb_method_known(name))
+        return pb_errf(PB_ERR_FORMAT, err, errlen,
+                       "%s: %s: unknown method '%s' (known: full, head, lora, pissa, svfit, aoft)", file,
+                       path, name);
+    cJSON_AddStringToObject(m, "method", name);
+    const cJSON *lab = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "label") : NULL;
+    if (lab && !cJSON_IsString(lab)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.label: expected a string", file, path);
+    cJSON_AddStringToObject(m, "label", lab ? lab->valuestring : name);
+    const cJSON *ref = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "ref") : NULL;
+    if (ref && !cJSON_IsString(ref)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.ref: expected a string", file, path);
+    cJSON_AddStringToObject(m, "ref", ref ? ref->valuestring : "");
+    int train_head = 1;
+    pb_status st;
+    if (cJSON_IsObject(j)) {
+        if ((st = pb_json_bool(j, "train_head", 1, &train_head, file, path, err, errlen))) return st;
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddItemToObject(m, "recipe", rec);
+        for (const cJSON *c = j->child; c; c = c->next) {
+            const char *k = c->string;
+            snprintf(kp, sizeof(kp), "%s.%s", path, k);
+            if (!strcmp(k, "method") || !strcmp(k, "label") || !strcmp(k, "ref") || !strcmp(k, "train_head")) continue;
+            if (in_list(k, pb_method_option_keys)) {
+                if ((st = method_opt_check(k, c, file, kp, err, errlen))) return st;
+                if (!pb_method_uses(name, k))
+                    return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: method '%s' has no option '%s'", file, kp, name, k);
+                cJSON_AddItemToObject(m, k, cJSON_Duplicate(c, 1));
+            } else if (in_list(k, pb_recipe_keys)) {
+                if ((st = recipe_set(rec, k, c, file, kp, err, errlen))) return st;
+            } else {
+                return pb_errf(PB_ERR_FORMAT, err, errlen,
+                               "%s: %s: unknown key (method options: rank, alpha, dropout, rslora, init, targets, "
+                               "variant, gate, train_head, label, ref; or a recipe key)",
+                               file, kp);
+            }
+        }
+    } else {
+        cJSON_AddItemToObject(m, "recipe", cJSON_CreateObject());
+    }
+    cJSON_AddBoolToObject(m, "train_head", train_head);
+    for (int i = 0; i < idx; i++)
+        if (!strcmp(cJSON_GetObjectItem(s->methods[i], "label")->valuestring,
+                    cJSON_GetObjectItem(m, "label")->valuestring))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.label: duplicate method label '%s'", file, path,
+                           cJSON_GetObjectItem(m, "label")->valuestring);
+    return PB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Suite
+
+void pb_suite_free(pb_suite *s) {
+    for (int i = 0; i < s->nmodels; i++) cJSON_Delete(s->models[i]);
+    for (int i = 0; i < s->ndatasets; i++) cJSON_Delete(s->datasets[i]);
+    for (int i = 0; i < s->nmethods; i++) cJSON_Delete(s->methods[i]);
+    cJSON_Delete(s->recipe);
+    cJSON_Delete(s->eval);
+    cJSON_Delete(s->grid);
+    cJSON_Delete(s->overrides);
+    memset(s, 0, sizeof(*s));
+}
+
+static pb_status parse_list(const cJSON *root, const char *key, int *n, const pb_suite *s, char *err,
+                            size_t errlen) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!a) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: required", s->file, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0)
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-empty list (empty grid)", s->file, key);
+    if (cJSON_GetArraySize(a) > PB_SUITE_MAX)
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: at most %d entries", s->file, key, PB_SUITE_MAX);
+    *n = cJSON_GetArraySize(a);
+    return PB_OK;
+}
+
+// Largest allowed rank of a method on a model: min(out,in) over its targets.
+static int rank_limit(const cJSON *method, int hidden, int inter) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(method, "targets");
+    int lim = hidden;
+    if (t)
+        for (const cJSON *c = t->child; c; c = c->next)
+            if (!strcmp(c->valuestring, "intermediate") || !strcmp(c->valuestring, "output"))
+                lim = PB_MIN(lim, PB_MIN(hidden, inter));
+    return lim;
+}
+
+static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
+    const cJSON *gr = cJSON_GetObjectItemCaseSensitive(s->grid, "rank");
+    for (int mi = 0; mi < s->nmethods; mi++) {
+        const cJSON *m = s->methods[mi];
+        const char *name = cJSON_GetObjectItem(m, "method")->valuestring;
+        if (!pb_method_uses(name, "rank")) continue;
+        for (int k = 0; k < s->nmodels; k++) {
+            int hidden = s->model_hidden[k], inter = s->model_inter[k];
+            if (hidden <= 0) continue; // unknown until the checkpoint is read; the method checks again
+            int lim = rank_limit(m, hidden, inter > 0 ? inter : hidden);
+            const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "rank");
+            if (r && r->valuedouble > lim)
+                return pb_errf(PB_ERR_ARG, err, errlen,
+                               "%s: methods[%d].rank: %d exceeds the layer limit min(out,in) = %d of model '%s'",
+                               s->file, mi, (int)r->valuedouble, lim,
+                               cJSON_GetObjectItem(s->models[k], "label")->valuestring);
+            if (gr)
+                for (const cJSON *c = gr->child; c; c = c->next)
+                    if (c->valuedouble > lim)
+                        return pb_errf(PB_ERR_ARG, err, errlen,
+                                       "%s: grid.rank: %d exceeds the layer limit min(out,in) = %d of model '%s' "
+                                       "for method '%s'",
+                                       s->file, (int)c->valuedouble, lim,
+                                       cJSON_GetObjectItem(s->models[k], "label")->valuestring,
+                                       cJSON_GetObjectItem(m, "label")->valuestring);
+        }
+    }
+    return PB_OK;
+}
+
+pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof(*s));
+    snprintf(s->file, sizeof(s->file), "%s", name);
+    cJSON *root = NULL;
+    pb_status st = pb_json_parse_text(text, name, &root, err, errlen);
+    if (st) return st;
+    const char *file = s->file;
+    static const char *const allowed[] = {"name", "description", "trainer", "reference", "models", "datasets",
+                                          "methods", "grid", "recipe", "eval", "overrides", NULL};
+    if ((st = pb_json_check_keys(root, allowed, file, "", err, errlen))) goto done;
+    if ((st = pb_json_str(root, "name", "", s->name, sizeof(s->name), file, "", err, errlen))) goto done;
+    if (!s->name[0]) {
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: name: required", file);
+        goto done;
+    }
+    for (const char *p = s->name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_' || *p == '.')) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: name: use only letters, digits, '-', '_', '.'", file);
+            goto done;
+        }
+    if ((st = pb_json_str(root, "description", "", s->description, sizeof(s->description), file, "", err, errlen))) goto done;
+    if ((st = pb_json_str(root, "trainer", "engine", s->trainer, sizeof(s->trainer), file, "", err, errlen))) goto done;
+    if (strcmp(s->trainer, "engine") && strcmp(s->trainer, "synthetic")) {
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: trainer: expected \"engine\" or \"synthetic\"", file);
+        goto done;
+    }
+    if ((st = pb_json_str(root, "reference", "", s->reference, sizeof(s->reference), file, "", err, errlen))) goto done;
+
+    int n = 0;
+    if ((st = parse_list(root, "models", &n, s, err, errlen))) goto done;
+    for (int i = 0; i < n; i++) {
+        s->nmodels = i + 1;
+        if ((st = parse_model(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "models"), i), i, s, err, errlen))) goto done;
+    }
+    if ((st = parse_list(root, "datasets", &n, s, err, errlen))) goto done;
+    for (int i = 0; i < n; i++) {
+        s->ndatasets = i + 1;
+        if ((st = parse_dataset(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "datasets"), i), i, s, err, errlen))) goto done;
+    }
+    if ((st = parse_list(root, "methods", &n, s, err, errlen))) goto done;
+    for (int i = 0; i < n; i++) {
+        s->nmethods = i + 1;
+        if ((st = parse_method(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "methods"), i), i, s, err, errlen))) goto done;
+    }
+
+    recipe_defaults(&s->recipe);
+    if ((st = parse_recipe(cJSON_GetObjectItemCaseSensitive(root, "recipe"), s->recipe, file, err, errlen))) goto done;
+
+    // Evaluation protocol.
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "eval");
+    s->eval = cJSON_CreateObject();
+    {
+        static const char *const ea[] = {"split", "select", NULL};
+        char split[16], select[16];
+        if (ev && (st = pb_json_check_keys(ev, ea, file, "eval", err, errlen))) goto done;
+        if ((st = pb_json_str(ev, "split", "test", split, sizeof(split), file, "eval", err, errlen))) goto done;
+        if ((st = pb_json_str(ev, "select", "last", select, sizeof(select), file, "eval", err, errlen))) goto done;
+        if (strcmp(split, "test") && strcmp(split, "val")) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: eval.split: expected \"test\" or \"val\"", file);
+            goto done;
+        }
+        if (strcmp(select, "last") && strcmp(select, "best_val")) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: eval.select: expected \"last\" or \"best_val\"", file);
+            goto done;
+        }
+        cJSON_AddStringToObject(s->eval, "split", split);
+        cJSON_AddStringToObject(s->eval, "select", select);
+    }
+
+    // Grid axes: seed, a method option or a recipe key; each a non-empty list of distinct values.
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "grid");
+    s->grid = cJSON_CreateObject();
+    if (g) {
+        if (!cJSON_IsObject(g)) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: grid: expected an object of axis lists", file);
+            goto done;
+        }
+        char kp[128];
+        for (const cJSON *c = g->child; c; c = c->next) {
+            const char *k = c->string;
+            snprintf(kp, sizeof(kp), "grid.%s", k);
+            if (strcmp(k, "seed") && !in_list(k, pb_method_option_keys) && !in_list(k, pb_recipe_keys)) {
+                st = pb_errf(PB_ERR_FORMAT, err, errlen,
+                             "%s: %s: unknown axis (seed, a method option or a recipe key)", file, kp);
+                goto done;
+            }
+            if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) == 0) {
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-empty list (empty grid)", file, kp);
+                goto done;
+            }
+            int idx = 0;
+            for (const cJSON *v = c->child; v; v = v->next, idx++) {
+                char vp[160];
+                snprintf(vp, sizeof(vp), "%s[%d]", kp, idx);
+                if (!strcmp(k, "seed")) {
+                    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != floor(v->valuedouble)) {
+                        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-negative integer", file, vp);
+                        goto done;
+                    }
+                } else if (in_list(k, pb_method_option_keys)) {
+                    if ((st = method_opt_check(k, v, file, vp, err, errlen))) goto done;
+                } else {
+                    cJSON *tmp = cJSON_CreateObject();
+                    st = recipe_set(tmp, k, v, file, vp, err, errlen);
+                    cJSON_Delete(tmp);
+                    if (st) goto done;
+                }
+                for (const cJSON *w = c->child; w != v; w = w->next)
+                    if (cJSON_Compare(w, v, 1)) {
+                        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: duplicate value", file, vp);
+                        goto done;
+                    }
+            }
+            cJSON_AddItemToObject(s->grid, k, cJSON_Duplicate(c, 1));
+        }
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(s->grid, "seed")) {
+        cJSON *seeds = cJSON_CreateArray();
+        cJSON_AddItemToArray(seeds, cJSON_CreateNumber(0));
+        cJSON_AddItemToObject(s->grid, "seed", seeds);
+    }
+
+    // Overrides: [{"model"?, "dataset"?, "method"?, "set": {...}}]; selectors match labels (method
+    // also matches the method name).
+    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(root, "overrides");
+    s->overrides = cJSON_CreateArray();
+    if (ov) {
+        if (!cJSON_IsArray(ov)) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: overrides: expected a list", file);
+            goto done;
+        }
+        int idx = 0;
+        for (const cJSON *o = ov->child; o; o = o->next, idx++) {
+            char op[64], kp[160];
+            snprintf(op, sizeof(op), "overrides[%d]", idx);
+            static const char *const oa[] = {"model", "dataset", "method", "set", NULL};
+            if ((st = pb_json_check_keys(o, oa, file, op, err, errlen))) goto done;
+            const char *sel[3] = {"model", "dataset", "method"};
+            for (int q = 0; q < 3; q++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, sel[q]);
+                if (!v) continue;
+                int found = 0;
+                if (cJSON_IsString(v)) {
+                    int cnt = q == 0 ? s->nmodels : q == 1 ? s->ndatasets : s->nmethods;
+                    for (int i = 0; i < cnt; i++) {
+                        cJSON *e = q == 0 ? s->models[i] : q == 1 ? s->datasets[i] : s->methods[i];
+                        if (!strcmp(cJSON_GetObjectItem(e, "label")->valuestring, v->valuestring)) found = 1;
+                        if (q == 2 && !strcmp(cJSON_GetObjectItem(e, "method")->valuestring, v->valuestring)) found = 1;
+                    }
+                }
+                if (!found) {
+                    st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.%s: matches no %s label in the suite", file, op,
+                                 sel[q], sel[q]);
+                    goto done;
+                }
+            }
+            const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "set");
+            if (!cJSON_IsObject(set)) {
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.set: required object", file, op);
+                goto done;
+            }
+            for (const cJSON *c = set->child; c; c = c->next) {
+                snprintf(kp, sizeof(kp), "%s.set.%s", op, c->string);
+                if (in_list(c->string, pb_method_option_keys)) {
+                    if ((st = method_opt_check(c->string, c, file, kp, err, errlen))) goto done;
+                } else if (in_list(c->string, pb_recipe_keys)) {
+                    cJSON *tmp = cJSON_CreateObject();
+                    st = recipe_set(tmp, c->string, c, file, kp, err, errlen);
+                    cJSON_Delete(tmp);
+                    if (st) goto done;
+                } else {
+                    st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown key (a method option or a recipe key)",
+                                 file, kp);
+                    goto done;
+                }
+            }
+            cJSON_AddItemToArray(s->overrides, cJSON_Duplicate(o, 1));
+        }
+    }
+    st = check_ranks(s, err, errlen);
+done:
+    cJSON_Delete(root);
+    return st;
+}
+
+pb_status pb_suite_load(const char *path, pb_suite *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof(*s));
+    char *text = pb_read_text(path, NULL);
+    if (!text) return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot read suite file", path);
+    pb_status st = pb_suite_parse(text, path, s, err, errlen);
+    free(text);
+    return st;
+}
+
+// ----------------------------------------------------------------------------
+// Preflight: dataset folders named by the suite must hold their files.
+
+static void need(char *list, size_t cap, size_t *used, int *missing, const char *dir, const char *rel) {
+    char p[1200];
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    if (is_file(p)) return;
+    (*missing)++;
+    if (*used < cap) *used += (size_t)snprintf(list + *used, cap - *used, "\n    missing: %s", p);
+}
+
+pb_status pb_suite_preflight(const pb_suite *s, char *err, size_t errlen) {
+    char list[4096] = {0};
+    size_t used = 0;
+    int missing = 0;
+    for (int i = 0; i < s->ndatasets; i++) {
+        const char *spec = cJSON_GetObjectItem(s->datasets[i], "spec")->valuestring;
+        const char *colon = strchr(spec, ':');
+        if (!colon) continue; // built locally (vtab-mini)
+        const char *dir = colon + 1;
+        char kind[64];
+        snprintf(kind, sizeof(kind), "%.*s", (int)(colon - spec), spec);
+        if (!is_dir(dir)) {
+            missing++;
+            const char *layout = "";
+            if (!strcmp(kind, "vtab1k"))
+                layout = "VTAB-1k task folder: train800.txt val200.txt train800val200.txt test.txt images/<split>/NNNNNN.jpg";
+            else if (!strcmp(kind, "fgvc"))
+                layout = "FGVC folder: train.json val.json test.json + images";
+            else if (!strncmp(kind, "glue/", 5))
+                layout = "GLUE task folder: train.tsv dev.tsv";
+            else
+                layout = "see docs/suites.md";
+            if (used < sizeof(list))
+                used += (size_t)snprintf(list + used, sizeof(list) - used, "\n    missing directory: %s  (%s; %s)", dir,
+                                         spec, layout);
+            continue;
+        }
+        if (!strcmp(kind, "vtab1k")) {
+            need(list, sizeof(list), &used, &missing, dir, "train800.txt");
+            need(list, sizeof(list), &used, &missing, dir, "val200.txt");
+            need(list, sizeof(list), &used, &missing, dir, "train800val200.txt");
+            need(list, sizeof(list), &used, &missing, dir, "test.txt");
+        } else if (!strcmp(kind, "fgvc")) {
+            need(list, sizeof(list), &used, &missing, dir, "train.json");
+            need(list, sizeof(list), &used, &missing, dir, "val.json");
+            need(list, sizeof(list), &used, &missing, dir, "test.json");
+        } else if (!strncmp(kind, "glue/", 5)) {
+            need(list, sizeof(list), &used, &missing, dir, "train.tsv");
+            need(list, sizeof(list), &used, &missing, dir, "dev.tsv");
+        }
+    }
+    for (int i = 0; i < s->nmodels; i++) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(s->models[i], "dir");
+        if (!d) continue;
+        need(list, sizeof(list), &used, &missing, d->valuestring, "config.json");
+        need(list, sizeof(list), &used, &missing, d->valuestring, "model.safetensors");
+    }
+    if (missing)
+        return pb_errf(PB_ERR_IO, err, errlen,
+                       "%s: %d required data file(s) missing; put them in place (docs/suites.md, "
+                       "\"Paper suites\") and re-run:%s",
+                       s->file, missing, list);
+    return PB_OK;
+}

@@ -1,0 +1,48 @@
+// suite.h: a benchmark suite (JSON, see docs/suites.md): models, datasets, methods, grid axes,
+// training recipe, evaluation protocol and overrides, parsed and validated into resolved cJSON
+// objects that grid.c combines into cells.
+// defines: pb_suite, pb_suite_load, pb_suite_free, pb_suite_preflight, pb_method_known,
+//          pb_method_uses, pb_recipe_keys, pb_method_option_keys
+#ifndef PB_SUITE_H
+#define PB_SUITE_H
+
+#include <cjson/cJSON.h>
+#include "../engine/common.h"
+
+#define PB_SUITE_MAX 256
+
+typedef struct {
+    char file[1024];        // path the suite was read from
+    char name[64];
+    char description[512];
+    char trainer[16];       // "engine" (default) or "synthetic" (runner tests: no training)
+    char reference[1024];   // reference table JSON (paper numbers) or ""
+    int nmodels, ndatasets, nmethods;
+    cJSON *models[PB_SUITE_MAX];   // resolved model specs (owned)
+    int model_hidden[PB_SUITE_MAX], model_inter[PB_SUITE_MAX]; // dims for rank checks (0 unknown)
+    cJSON *datasets[PB_SUITE_MAX]; // resolved dataset specs (owned)
+    cJSON *methods[PB_SUITE_MAX];  // resolved method entries: method options + recipe overrides (owned)
+    cJSON *recipe;          // resolved recipe with every default filled (owned)
+    cJSON *eval;            // {"split", "select"} (owned)
+    cJSON *grid;            // {"axis": [values...]} validated (owned)
+    cJSON *overrides;       // [{"model","dataset","method","set"}] validated (owned)
+} pb_suite;
+
+// Reads and validates a suite file. Every problem is one error naming file and key path (or
+// file:line:col for bad JSON). Caller frees with pb_suite_free (also after a failed load).
+pb_status pb_suite_load(const char *path, pb_suite *s, char *err, size_t errlen);
+pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *err,
+                         size_t errlen);
+void pb_suite_free(pb_suite *s);
+
+// Checks that every dataset that lives in user-provided folders has its files, before any cell
+// runs. The error lists every missing path and the layout expected.
+pb_status pb_suite_preflight(const pb_suite *s, char *err, size_t errlen);
+
+// Methods the harness knows, and which options matter for each ("rank", "alpha", ...).
+int pb_method_known(const char *method);
+int pb_method_uses(const char *method, const char *option);
+extern const char *const pb_recipe_keys[];        // NULL-terminated
+extern const char *const pb_method_option_keys[]; // NULL-terminated
+
+#endif

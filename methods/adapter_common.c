@@ -1,0 +1,70 @@
+// adapter_common.c: method config defaults and the small helpers every adapter shares
+// (methods_internal.h). Kept apart from method.c so adapters link without a model.
+#include <string.h>
+#include <stdio.h>
+#include "methods_internal.h"
+
+void pb_method_config_default(pb_method_config *c, const char *method) {
+    memset(c, 0, sizeof(*c));
+    snprintf(c->method, sizeof(c->method), "%s", method ? method : "lora");
+    c->rank = 8;
+    c->alpha = 0;
+    c->ntargets = 2;
+    snprintf(c->targets[0], sizeof(c->targets[0]), "query");
+    snprintf(c->targets[1], sizeof(c->targets[1]), "value");
+    snprintf(c->init, sizeof(c->init), "kaiming");
+    snprintf(c->variant, sizeof(c->variant), "lora");
+    snprintf(c->gate, sizeof(c->gate), "lambda");
+    c->train_head = 1;
+}
+
+float *pb_grow(pb_engine *e, float **buf, size_t *cap, size_t n) {
+    if (!*buf || *cap < n) {
+        pb_free(e, *buf);
+        *buf = pb_alloc(e, n);
+        *cap = n;
+    }
+    return *buf;
+}
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+uint64_t pb_method_seed(uint64_t seed, int index, uint64_t stream) {
+    return splitmix64(splitmix64(seed ^ splitmix64(stream)) + (uint64_t)(uint32_t)index);
+}
+
+pb_adapter *pb_adapter_new(const pb_adapter_vtbl *vt, pb_linear *l, int nparams, size_t state_size) {
+    pb_adapter *a = pb_xcalloc(1, sizeof(pb_adapter));
+    a->vt = vt;
+    a->lin = l;
+    a->nparams = nparams;
+    a->params = pb_xcalloc((size_t)nparams, sizeof(pb_param));
+    a->state = pb_xcalloc(1, state_size);
+    return a;
+}
+
+pb_param *pb_adapter_param(pb_engine *e, pb_adapter *a, int i, const char *leaf, int ndim,
+                           const int64_t *shape, int no_decay) {
+    PB_CHECK(i >= 0 && i < a->nparams, "param slot %d of %d", i, a->nparams);
+    char name[PB_NAME_MAX];
+    int n = snprintf(name, sizeof(name), "%s.%s", a->lin->name, leaf);
+    PB_CHECK(n > 0 && n < (int)sizeof(name), "adapter param name too long: %s.%s", a->lin->name, leaf);
+    pb_param *p = &a->params[i];
+    pb_param_init(e, p, name, ndim, shape, PB_GROUP_ADAPTER);
+    p->no_decay = no_decay;
+    pb_param_set_trainable(e, p, 1);
+    return p;
+}
+
+void pb_adapter_free_common(pb_engine *e, pb_adapter *a) {
+    for (int i = 0; i < a->nparams; i++) pb_param_free(e, &a->params[i]);
+    free(a->params);
+    free(a->state);
+    free(a);
+}
+

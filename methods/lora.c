@@ -1,0 +1,106 @@
+// lora.c: LoRA as an adapter on a frozen linear: y += s * (dropout(x) A^T) B^T (PEFT layout:
+// A = lora_A.weight (r,in), B = lora_B.weight (out,r)). No dense delta is formed while training.
+#include <math.h>
+#include <string.h>
+#include "methods_internal.h"
+
+float pb_lora_scaling(const pb_method_config *c, int r) {
+    float alpha = c->alpha > 0 ? c->alpha : (float)r;
+    return c->rslora ? alpha / sqrtf((float)r) : alpha / (float)r;
+}
+
+// y (N,out) += s * (xd A^T) B^T, xd = dropout(x) when training with p > 0, x (N,in).
+static void lora_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, int N, int train,
+                         uint64_t seed) {
+    pb_lora_state *st = a->state;
+    const float *A = a->params[0].data, *B = a->params[1].data;
+    size_t nx = (size_t)N * st->in;
+    const float *xd = x;
+    st->dropped = train && st->p > 0.0f;
+    if (st->dropped) {
+        pb_grow(e, &st->xd, &st->cap_xd, nx);
+        pb_grow(e, &st->mask, &st->cap_mask, nx);
+        pb_dropout_forward(e, st->xd, st->mask, x, st->p, pb_method_seed(seed, st->index, 0x10a), nx);
+        xd = st->xd;
+    }
+    pb_grow(e, &st->h, &st->cap_h, (size_t)N * st->r);
+    pb_linear_forward(e, st->h, xd, A, NULL, N, st->in, st->r);                  // h (N,r)
+    pb_gemm(e, 0, 1, N, st->out, st->r, st->s, st->h, st->r, B, st->r, 1.0f, y, st->out);
+}
+
+// dB += s dy^T h; gh = dy B; dA += s gh^T xd; dx += mask * (s gh A).
+static void lora_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, const float *x, int N) {
+    pb_lora_state *st = a->state;
+    pb_param *A = &a->params[0], *B = &a->params[1];
+    const float *xd = st->dropped ? st->xd : x;
+    if (B->grad)
+        pb_gemm(e, 1, 0, st->out, st->r, N, st->s, dy, st->out, st->h, st->r, 1.0f, B->grad, st->r);
+    if (!A->grad && !dx) return;
+    pb_grow(e, &st->gh, &st->cap_gh, (size_t)N * st->r);
+    pb_gemm(e, 0, 0, N, st->r, st->out, 1.0f, dy, st->out, B->data, st->r, 0.0f, st->gh, st->r);
+    if (A->grad)
+        pb_gemm(e, 1, 0, st->r, st->in, N, st->s, st->gh, st->r, xd, st->in, 1.0f, A->grad, st->in);
+    if (dx) {
+        if (st->dropped) {
+            size_t nx = (size_t)N * st->in;
+            pb_grow(e, &st->dxd, &st->cap_dxd, nx);
+            pb_gemm(e, 0, 0, N, st->in, st->r, st->s, st->gh, st->r, A->data, st->in, 0.0f, st->dxd, st->in);
+            pb_dropout_backward(e, dx, st->dxd, st->mask, nx);
+        } else {
+            pb_gemm(e, 0, 0, N, st->in, st->r, st->s, st->gh, st->r, A->data, st->in, 1.0f, dx, st->in);
+        }
+    }
+}
+
+// W (out,in) += s B A.
+static void lora_merge(pb_adapter *a, pb_engine *e, float *W, float *b) {
+    (void)b;
+    pb_lora_state *st = a->state;
+    pb_gemm(e, 0, 0, st->out, st->in, st->r, st->s, a->params[1].data, st->r, a->params[0].data,
+            st->in, 1.0f, W, st->in);
+}
+
+static void lora_free(pb_adapter *a, pb_engine *e) {
+    pb_lora_state *st = a->state;
+    pb_free(e, st->A0); pb_free(e, st->B0);
+    pb_free(e, st->xd); pb_free(e, st->mask); pb_free(e, st->h);
+    pb_free(e, st->gh); pb_free(e, st->dxd);
+    pb_adapter_free_common(e, a);
+}
+
+const pb_adapter_vtbl pb_lora_vtbl = {"lora", 0, lora_forward, lora_backward, lora_merge, lora_free};
+
+pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index) {
+    pb_adapter *a = pb_adapter_new(&pb_lora_vtbl, l, 2, sizeof(pb_lora_state));
+    pb_lora_state *st = a->state;
+    st->r = r; st->in = l->in; st->out = l->out; st->index = index; st->s = s; st->p = p;
+    pb_adapter_param(e, a, 0, "lora_A.weight", 2, (int64_t[]){r, l->in}, 0);
+    pb_adapter_param(e, a, 1, "lora_B.weight", 2, (int64_t[]){l->out, r}, 0);
+    l->adapter = a;
+    return a;
+}
+
+pb_status pb_lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
+                         char *err, size_t errlen) {
+    int r = c->rank;
+    if (r < 1) return pb_errf(PB_ERR_ARG, err, errlen, "rank: must be >= 1 for lora (got %d)", r);
+    if (c->dropout < 0 || c->dropout >= 1)
+        return pb_errf(PB_ERR_ARG, err, errlen, "dropout: must be in [0,1) (got %g)", c->dropout);
+    int gaussian = !strcmp(c->init, "gaussian");
+    if (!gaussian && strcmp(c->init, "kaiming") && c->init[0])
+        return pb_errf(PB_ERR_ARG, err, errlen, "init: lora expects 'kaiming' or 'gaussian' (got '%s')", c->init);
+    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
+    pb_adapter *a = pb_lora_create(e, l, r, pb_lora_scaling(c, r), c->dropout, index);
+    // A (r,in): kaiming_uniform(a=sqrt5) = U(-1/sqrt(in), 1/sqrt(in)) (PEFT default), or
+    // N(0, (1/r)^2) (PEFT "gaussian"). B stays 0 so step 0 is the pre-trained function.
+    size_t n = (size_t)r * l->in;
+    float *hA = pb_xmalloc(n * sizeof(float));
+    pb_rng rng;
+    pb_rng_seed(&rng, pb_method_seed(c->seed, index, 0xa));
+    float bound = 1.0f / sqrtf((float)l->in);
+    for (size_t i = 0; i < n; i++)
+        hA[i] = gaussian ? pb_rng_normal(&rng) / (float)r : (2.0f * pb_rng_uniform(&rng) - 1.0f) * bound;
+    pb_upload(e, a->params[0].data, hA, n);
+    free(hA);
+    return PB_OK;
+}

@@ -1,0 +1,102 @@
+// methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
+// the host SVD helpers and small shared utilities. Not part of the public interface.
+// defines: pb_lora_state, pb_svfit_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
+//          pb_ao_build, pb_ao_backward, pb_grow, pb_method_seed, pb_adapter_new
+#ifndef PB_METHODS_INTERNAL_H
+#define PB_METHODS_INTERNAL_H
+
+#include "adapter.h"
+
+// ----------------------------------------------------------------------------
+// Shared utilities
+
+// Ensures *buf (engine memory) holds at least n floats; grows (contents lost) and updates *cap.
+float *pb_grow(pb_engine *e, float **buf, size_t *cap, size_t n);
+// Deterministic per-module seed: mixes the run seed, the linear's index and a stream tag.
+uint64_t pb_method_seed(uint64_t seed, int index, uint64_t stream);
+// Allocates an adapter with nparams zeroed pb_param slots and a zeroed state of state_size
+// bytes, attached to l (l->adapter is set by the caller). Freed by the method's free().
+pb_adapter *pb_adapter_new(const pb_adapter_vtbl *vt, pb_linear *l, int nparams, size_t state_size);
+// Creates trainable adapter parameter i named "<linear name>.<leaf>".
+pb_param *pb_adapter_param(pb_engine *e, pb_adapter *a, int i, const char *leaf, int ndim,
+                           const int64_t *shape, int no_decay);
+// Frees the params array, the state and a (not the state's own buffers).
+void pb_adapter_free_common(pb_engine *e, pb_adapter *a);
+
+// ----------------------------------------------------------------------------
+// SVD on the host (float32, LAPACK). W is (m,n) row-major; k = min(m,n).
+
+// Full economy SVD (LAPACKE_sgesdd): U (m,k), S (k) descending, Vt (k,n); caller-allocated host
+// arrays. Returns PB_ERR_NUMERIC when LAPACK fails to converge.
+pb_status pb_svd_full(const float *W, int m, int n, float *U, float *S, float *Vt, char *err,
+                      size_t errlen);
+// Randomized rank-r SVD as torch.svd_lowrank(W, q=r, niter) (Halko et al. 2009, Alg. 4.4 + 5.1;
+// no oversampling): U (m,r), S (r), Vt (r,n). The Gaussian test matrix comes from pb_rng(seed).
+pb_status pb_svd_lowrank(const float *W, int m, int n, int r, int niter, uint64_t seed, float *U,
+                         float *S, float *Vt, char *err, size_t errlen);
+
+// ----------------------------------------------------------------------------
+// AOFT's approximately orthogonal operator (papers.md §6.2). q is (D); AO is (D,d) row-major:
+// column 0 = q; column j>=1 = (-q_j, e_j - qbar*q_j/c) with c = 1+q0 clamped to |c| >= 1e-6.
+// Returns 1 if the clamp was active (then dc/dq0 = 0).
+int pb_ao_build(const float *q, int D, int d, float *AO);
+// dq (D) += d<G, AO(q)>/dq for G (D,d) = dL/dAO (host arrays).
+void pb_ao_backward(const float *q, const float *G, int D, int d, float *dq);
+#define PB_AO_CLAMP 1e-6
+
+// ----------------------------------------------------------------------------
+// Adapter states (all float* are engine buffers owned by the state)
+
+// LoRA and PiSSA: y += s * B A dropout(x).
+typedef struct {
+    int r, in, out, index;
+    float s, p;            // scaling, dropout probability
+    int pissa;             // 1: PiSSA init (A0/B0 kept for the rank-2r PEFT export)
+    float *A0, *B0;        // (r,in), (out,r): PiSSA's initial factors, or NULL
+    // saved for backward
+    float *xd, *mask;      // (N,in) dropped-out input and its mask (only when dropout ran)
+    float *h;              // (N,r) = xd A^T
+    float *gh, *dxd;       // scratch (N,r), (N,in)
+    size_t cap_xd, cap_mask, cap_h, cap_gh, cap_dxd;
+    int dropped;           // last forward applied dropout
+} pb_lora_state;
+
+// SVFit: y = W_e x + U_r (sigma * V_r^T x) + b, W_e in the base weight.
+typedef struct {
+    int r, in, out;
+    float *U;    // (out,r) frozen left singular vectors
+    float *Vt;   // (r,in) frozen right singular vectors (rows)
+    float *S0;   // (r) initial singular values (frozen copy, for docs/export)
+    float *h;    // (N,r) saved V_r^T x
+    float *gu;   // (N,r) scratch
+    size_t cap_h, cap_gu;
+} pb_svfit_state;
+
+// AOFT: LoRA+AOFT (variant "lora"): y += x AO_down diag(lam) AO_up^T, q_down (in), q_up (out).
+// Adapter+AOFT (variant "adapter"): z = base output, out = z + z AO_down diag(lam) AO_up^T with
+// q_down, q_up in R^out (the layer rewrites dy).
+typedef struct {
+    int d, in, out, Din; // Din: rows of AO_down (in for "lora", out for "adapter")
+    int adapter;         // variant "adapter"
+    int scalar_gate;     // gate "scalar": lam = s * ones(d)
+    int64_t clamps;      // times 1+q0 was clamped
+    float *AOd, *AOu;    // (Din,d), (out,d) built from q each forward
+    float *lam;          // (d) engine copy of the gate (scalar gate: s broadcast)
+    float *ones;         // (d) ones, for the scalar gate
+    float *dlam;         // (d) scratch
+    float *GAd, *GAu;    // (Din,d), (out,d) scratch gradients wrt AO
+    float *dq;           // (max(Din,out)) scratch
+    float *z;            // (N,out) saved base output ("adapter")
+    float *h0, *hl, *gu; // (N,d) saved x AO_down, its gated copy, scratch
+    size_t cap_z, cap_h0, cap_hl, cap_gu;
+    float *hq, *hG, *hdq; // host scratch (max D), (max D * d), (max D)
+} pb_aoft_state;
+
+// Creates a LoRA adapter (A, B zeroed, trainable) on l with scaling s and dropout p; the
+// caller fills A/B (lora.c: kaiming/gaussian; pissa.c: SVD factors). Sets l->adapter.
+pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index);
+// LoRA scaling from a config: alpha/r, or alpha/sqrt(r) with rslora (alpha <= 0: alpha = r).
+float pb_lora_scaling(const pb_method_config *c, int r);
+extern const pb_adapter_vtbl pb_lora_vtbl, pb_svfit_vtbl, pb_aoft_vtbl;
+
+#endif

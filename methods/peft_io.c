@@ -1,0 +1,296 @@
+// peft_io.c: HF PEFT adapter directories (formats.md §3): adapter_config.json +
+// adapter_model.safetensors with keys base_model.model.<task prefix><module>.lora_{A,B}.weight and
+// the head as modules_to_save (base_model.model.classifier.*).
+// PiSSA is exported as PEFT's documented rank-2r conversion (formats.md §2.2): relative to the
+// ORIGINAL pre-trained weights, A' = [A; A0] (2r,in), B' = [B | -B0] (out,2r), r' = 2r,
+// alpha' = 2 alpha (sqrt(2) alpha under rslora), init_lora_weights = true, so a plain PEFT LoRA
+// load on the unmodified base model reproduces W_res + s B A.
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+#include "methods_internal.h"
+#include "models/safetensors.h"
+
+#define PEFT_PREFIX "base_model.model."
+
+static void linear_peft_target(const pb_model *m, const pb_linear *l, char *out, size_t n) {
+    // query/key/value are unambiguous PEFT suffixes; the ".dense" linears are written as full
+    // module paths because PEFT's suffix match of "output.dense" would also hit attention.output.
+    const char *last = strrchr(l->name, '.');
+    last = last ? last + 1 : l->name;
+    if (!strcmp(last, "query") || !strcmp(last, "key") || !strcmp(last, "value"))
+        snprintf(out, n, "%s", last);
+    else
+        snprintf(out, n, "%s%s", pb_model_prefix(m), l->name);
+}
+
+pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err,
+                                size_t errlen) {
+    int pissa = !strcmp(c->method, "pissa");
+    if (strcmp(c->method, "lora") && !pissa)
+        return pb_errf(PB_ERR_UNSUPPORTED, err, errlen,
+                       "method: PEFT export supports lora and pissa (got '%s')", c->method);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
+    pb_engine *e = pb_model_engine(m);
+    int n = 0, r = -1;
+    pb_linear *ls = pb_model_linears(m, &n);
+    pb_st_writer *w = pb_st_writer_init();
+    cJSON *targets = cJSON_CreateArray();
+    char key[2 * PB_NAME_MAX];
+    for (int i = 0; i < n; i++) {
+        pb_adapter *a = ls[i].adapter;
+        if (!a) continue;
+        if (a->vt != &pb_lora_vtbl) {
+            pb_st_writer_free(w);
+            cJSON_Delete(targets);
+            return pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "method: %s has a non-LoRA adapter", ls[i].name);
+        }
+        pb_lora_state *st = a->state;
+        int rr = pissa ? 2 * st->r : st->r, in = st->in, out = st->out;
+        if (r < 0) r = rr;
+        size_t na = (size_t)st->r * in, nb = (size_t)out * st->r;
+        float *hA = pb_xmalloc((size_t)rr * in * sizeof(float));
+        float *hB = pb_xmalloc((size_t)out * rr * sizeof(float));
+        float *tmp = pb_xmalloc(nb * sizeof(float));
+        pb_download(e, hA, a->params[0].data, na);
+        pb_download(e, tmp, a->params[1].data, nb);
+        for (int o = 0; o < out; o++) memcpy(hB + (size_t)o * rr, tmp + (size_t)o * st->r, st->r * sizeof(float));
+        if (pissa) {
+            PB_CHECK(st->pissa && st->A0 && st->B0, "pissa export without initial factors");
+            pb_download(e, hA + na, st->A0, na);
+            pb_download(e, tmp, st->B0, nb);
+            for (int o = 0; o < out; o++)
+                for (int k = 0; k < st->r; k++) hB[(size_t)o * rr + st->r + k] = -tmp[(size_t)o * st->r + k];
+        }
+        snprintf(key, sizeof(key), PEFT_PREFIX "%s%s.lora_A.weight", pb_model_prefix(m), ls[i].name);
+        pb_st_writer_add(w, key, hA, 2, (int64_t[]){rr, in});
+        snprintf(key, sizeof(key), PEFT_PREFIX "%s%s.lora_B.weight", pb_model_prefix(m), ls[i].name);
+        pb_st_writer_add(w, key, hB, 2, (int64_t[]){out, rr});
+        free(hA); free(hB); free(tmp);
+        char t[2 * PB_NAME_MAX];
+        linear_peft_target(m, &ls[i], t, sizeof(t));
+        int dup = 0;
+        cJSON *it;
+        cJSON_ArrayForEach(it, targets) dup |= !strcmp(it->valuestring, t);
+        if (!dup) cJSON_AddItemToArray(targets, cJSON_CreateString(t));
+    }
+    if (r < 0) {
+        pb_st_writer_free(w);
+        cJSON_Delete(targets);
+        return pb_errf(PB_ERR_ARG, err, errlen, "method: the model has no adapters to export");
+    }
+    int np = 0;
+    pb_param **ps = pb_model_params(m, &np);
+    for (int i = 0; i < np; i++) {
+        if (ps[i]->group != PB_GROUP_HEAD) continue;
+        float *h = pb_xmalloc(ps[i]->numel * sizeof(float));
+        pb_download(e, h, ps[i]->data, ps[i]->numel);
+        snprintf(key, sizeof(key), PEFT_PREFIX "%s", ps[i]->name);
+        pb_st_writer_add(w, key, h, ps[i]->ndim, ps[i]->shape);
+        free(h);
+    }
+    pb_st_writer_meta(w, "format", "pt");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/adapter_model.safetensors", dir);
+    pb_status st = pb_st_writer_finish(w, path, err, errlen);
+    pb_st_writer_free(w);
+    if (st != PB_OK) { cJSON_Delete(targets); return st; }
+
+    int r0 = pissa ? r / 2 : r;
+    float alpha = c->alpha > 0 ? c->alpha : (float)r0;
+    if (pissa) alpha *= c->rslora ? sqrtf(2.0f) : 2.0f;
+    const pb_model_config *cfg = pb_model_cfg(m);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "peft_type", "LORA");
+    cJSON_AddNumberToObject(o, "r", r);
+    cJSON_AddNumberToObject(o, "lora_alpha", alpha);
+    cJSON_AddNumberToObject(o, "lora_dropout", c->dropout);
+    cJSON_AddItemToObject(o, "target_modules", targets);
+    cJSON_AddStringToObject(o, "bias", "none");
+    cJSON_AddBoolToObject(o, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(o, "use_rslora", c->rslora);
+    cJSON_AddBoolToObject(o, "use_dora", 0);
+    if (!pissa && !strcmp(c->init, "gaussian")) cJSON_AddStringToObject(o, "init_lora_weights", "gaussian");
+    else cJSON_AddBoolToObject(o, "init_lora_weights", 1);
+    cJSON *mts = cJSON_AddArrayToObject(o, "modules_to_save");
+    cJSON_AddItemToArray(mts, cJSON_CreateString("classifier"));
+    cJSON_AddObjectToObject(o, "rank_pattern");
+    cJSON_AddObjectToObject(o, "alpha_pattern");
+    cJSON_AddStringToObject(o, "base_model_name_or_path", cfg->name);
+    if (cfg->arch == PB_ARCH_ROBERTA) cJSON_AddStringToObject(o, "task_type", "SEQ_CLS");
+    else cJSON_AddNullToObject(o, "task_type");
+    cJSON_AddBoolToObject(o, "inference_mode", 1);
+    cJSON_AddStringToObject(o, "peftbench_method", c->method); // provenance; PEFT ignores unknown keys
+    char *txt = cJSON_Print(o);
+    cJSON_Delete(o);
+    snprintf(path, sizeof(path), "%s/adapter_config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) { free(txt); return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot write: %s", path, strerror(errno)); }
+    int ok = fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+    ok &= fclose(f) == 0;
+    free(txt);
+    return ok ? PB_OK : pb_errf(PB_ERR_IO, err, errlen, "%s: short write", path);
+}
+
+// ----------------------------------------------------------------------------
+// Import
+
+static char *read_text(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { pb_errf(PB_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 4096, len = 0;
+    char *buf = pb_xmalloc(cap);
+    size_t k;
+    while ((k = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += k;
+        if (cap - len < 2) { cap *= 2; buf = pb_xrealloc(buf, cap); }
+    }
+    fclose(f);
+    buf[len] = 0;
+    return buf;
+}
+
+static pb_linear *find_linear(pb_model *m, const char *module, int *index) {
+    int n = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    const char *pre = pb_model_prefix(m);
+    if (!strncmp(module, pre, strlen(pre))) module += strlen(pre);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ls[i].name, module)) { *index = i; return &ls[i]; }
+    return NULL;
+}
+
+pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *c_out, char *err,
+                                size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/adapter_config.json", dir);
+    char *txt = read_text(path, err, errlen);
+    if (!txt) return PB_ERR_IO;
+    cJSON *o = cJSON_Parse(txt);
+    free(txt);
+    if (!o) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: not valid JSON", path);
+    pb_status st = PB_OK;
+    cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peft_type");
+    cJSON *jr = cJSON_GetObjectItemCaseSensitive(o, "r");
+    cJSON *ja = cJSON_GetObjectItemCaseSensitive(o, "lora_alpha");
+    cJSON *jrs = cJSON_GetObjectItemCaseSensitive(o, "use_rslora");
+    cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "use_dora");
+    if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))
+        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field peft_type: only \"LORA\" is supported", path);
+    else if (!cJSON_IsNumber(jr) || jr->valueint < 1)
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field r: missing or not a positive integer", path);
+    else if (ja && !cJSON_IsNumber(ja))
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field lora_alpha: not a number", path);
+    else if (jd && cJSON_IsTrue(jd))
+        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field use_dora: DoRA is not supported", path);
+    pb_method_config c;
+    pb_method_config_default(&c, "lora");
+    if (st == PB_OK) {
+        c.rank = jr->valueint;
+        c.alpha = ja ? (float)ja->valuedouble : 8.0f;
+        c.rslora = cJSON_IsTrue(jrs);
+        c.ntargets = 0;
+    }
+    cJSON_Delete(o);
+    if (st != PB_OK) return st;
+
+    snprintf(path, sizeof(path), "%s/adapter_model.safetensors", dir);
+    pb_st_file f;
+    st = pb_st_open(path, &f, err, errlen);
+    if (st != PB_OK) return st;
+    pb_engine *e = pb_model_engine(m);
+    const size_t plen = strlen(PEFT_PREFIX);
+    // pass 1: validate every key and shape before changing the model
+    for (int t = 0; t < f.ntensors && st == PB_OK; t++) {
+        const pb_st_tensor *T = &f.tensors[t];
+        const char *k = T->name;
+        if (strncmp(k, PEFT_PREFIX, plen)) {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: key does not start with " PEFT_PREFIX, path, k);
+            break;
+        }
+        k += plen;
+        size_t kl = strlen(k);
+        const char *sfx = kl > 14 ? k + kl - 14 : "";
+        if (!strcmp(sfx, ".lora_A.weight") || !strcmp(sfx, ".lora_B.weight")) {
+            char mod[2 * PB_NAME_MAX];
+            snprintf(mod, sizeof(mod), "%.*s", (int)(kl - 14), k);
+            int idx;
+            pb_linear *l = find_linear(m, mod, &idx);
+            int isA = sfx[6] == 'A';
+            if (!l) st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: no linear %s in the model", path, T->name, mod);
+            else if (l->adapter) st = pb_errf(PB_ERR_ARG, err, errlen, "%s: %s already has an adapter", path, l->name);
+            else if (T->ndim != 2 || T->shape[isA ? 1 : 0] != (isA ? l->in : l->out) || T->shape[isA ? 0 : 1] < 1)
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: shape does not fit %s (%d -> %d)", path,
+                             T->name, l->name, l->in, l->out);
+            else {
+                char other[2 * PB_NAME_MAX + 32];
+                snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_%c.weight", mod, isA ? 'B' : 'A');
+                const pb_st_tensor *O = pb_st_find(&f, other);
+                if (!O || O->ndim != 2 || O->shape[isA ? 1 : 0] != T->shape[isA ? 0 : 1])
+                    st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: missing or mismatched partner %s", path,
+                                 T->name, other);
+            }
+        } else {
+            pb_param *p = pb_model_find(m, k);
+            if (!p || p->group != PB_GROUP_HEAD)
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: not a LoRA factor or a head parameter of this model",
+                             path, T->name);
+            else if (T->numel != p->numel)
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: %zu elements, the model has %zu", path,
+                             T->name, T->numel, p->numel);
+        }
+    }
+    // pass 2: freeze the backbone, attach, load
+    if (st == PB_OK) {
+        int np = 0;
+        pb_param **ps = pb_model_params(m, &np);
+        for (int i = 0; i < np; i++) pb_param_set_trainable(e, ps[i], ps[i]->group == PB_GROUP_HEAD);
+    }
+    for (int t = 0; t < f.ntensors && st == PB_OK; t++) {
+        const pb_st_tensor *T = &f.tensors[t];
+        const char *k = T->name + plen;
+        size_t kl = strlen(k);
+        float *h = pb_xmalloc(T->numel * sizeof(float));
+        st = pb_st_read_f32(&f, T, h, err, errlen);
+        if (st == PB_OK && kl > 14 && !strcmp(k + kl - 14, ".lora_A.weight")) {
+            char mod[2 * PB_NAME_MAX], other[2 * PB_NAME_MAX + 32];
+            snprintf(mod, sizeof(mod), "%.*s", (int)(kl - 14), k);
+            int idx;
+            pb_linear *l = find_linear(m, mod, &idx);
+            int r = (int)T->shape[0];
+            pb_adapter *a = pb_lora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx);
+            pb_upload(e, a->params[0].data, h, T->numel);
+            snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_B.weight", mod);
+            const pb_st_tensor *O = pb_st_find(&f, other);
+            float *hb = pb_xmalloc(O->numel * sizeof(float));
+            st = pb_st_read_f32(&f, O, hb, err, errlen);
+            if (st == PB_OK) pb_upload(e, a->params[1].data, hb, O->numel);
+            free(hb);
+            // record the role as a target
+            const char *last = strrchr(l->name, '.');
+            char role[PB_NAME_MAX];
+            snprintf(role, sizeof(role), "%s", last ? last + 1 : l->name);
+            if (!strcmp(role, "dense")) {
+                if (strstr(l->name, "attention.output.dense")) snprintf(role, sizeof(role), "attention.output");
+                else if (strstr(l->name, "intermediate.dense")) snprintf(role, sizeof(role), "intermediate");
+                else snprintf(role, sizeof(role), "output");
+            }
+            int dup = 0;
+            for (int i = 0; i < c.ntargets; i++) dup |= !strcmp(c.targets[i], role);
+            if (!dup && c.ntargets < PB_MAX_TARGETS) {
+                size_t rl = strlen(role) < sizeof(c.targets[0]) - 1 ? strlen(role) : sizeof(c.targets[0]) - 1;
+                memcpy(c.targets[c.ntargets], role, rl);
+                c.targets[c.ntargets++][rl] = 0;
+            }
+        } else if (st == PB_OK && !(kl > 14 && !strcmp(k + kl - 14, ".lora_B.weight"))) {
+            pb_upload(e, pb_model_find(m, k)->data, h, T->numel);
+        }
+        free(h);
+    }
+    pb_st_close(&f);
+    if (st == PB_OK && c_out) *c_out = c;
+    return st;
+}

@@ -1,0 +1,17 @@
+# Dataset tests (owned by the datasets area).
+pb_add_c_test(test_data_metrics SOURCES ${CMAKE_SOURCE_DIR}/tests/test_data_metrics.c LABELS fast)
+pb_add_c_test(test_data_images SOURCES ${CMAKE_SOURCE_DIR}/tests/test_data_images.c LABELS fast)
+pb_add_c_test(test_data_text SOURCES ${CMAKE_SOURCE_DIR}/tests/test_data_text.c LABELS fast)
+pb_add_c_test(test_data_vtab_mini SOURCES ${CMAKE_SOURCE_DIR}/tests/test_data_vtab_mini.c LABELS fast)
+
+# Prints token ids for the reference comparison in tests/ref/ref_tokenizer.py.
+add_executable(pb_tokdump ${CMAKE_SOURCE_DIR}/tests/tools_tokdump.c)
+target_link_libraries(pb_tokdump PRIVATE peftbench_core)
+if(PB_PYTHON)
+  add_test(NAME ref_tokenizer COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_tokenizer.py
+           $<TARGET_FILE:pb_tokdump>)
+  set_tests_properties(ref_tokenizer PROPERTIES LABELS ref)
+  add_test(NAME ref_resize COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_data_resize.py
+           $<TARGET_FILE:pb_tokdump>)
+  set_tests_properties(ref_resize PROPERTIES LABELS ref)
+endif()

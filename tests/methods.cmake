@@ -1,0 +1,17 @@
+# Methods tests (owned by the methods area).
+# test_methods: every adapter at the linear level vs double replicas + finite differences.
+pb_add_c_test(test_methods SOURCES ${CMAKE_SOURCE_DIR}/tests/test_methods.c LABELS fast)
+
+# Model-level pieces need models/ (pb_model_create etc.).
+if(EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
+  # test_methods_model: trainable counts (ViT-B/L, RoBERTa), step-0 identity and merge on a model.
+  pb_add_c_test(test_methods_model SOURCES ${CMAKE_SOURCE_DIR}/tests/test_methods_model.c LABELS fast)
+  # time_methods_init: SVD init timing program (not a test): build/tests/time_methods_init vit-b16 2
+  add_executable(time_methods_init ${CMAKE_SOURCE_DIR}/tests/time_methods_init.c)
+  target_link_libraries(time_methods_init PRIVATE peftbench_core)
+endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
+  # Same program, counts needing SVDs of ViT-B/L matrices (about 75 s single-threaded).
+  add_test(NAME test_methods_model_slow COMMAND test_methods_model slow WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(test_methods_model_slow PROPERTIES LABELS slow)
+endif()

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# test_harness_cli.sh PEFTBENCH: CLI behaviour of run/report/plot/check on tiny synthetic suites:
+# resume after SIGKILL (no finished cell re-run, no partial file), shards == unsharded report,
+# plots are valid PNGs whose data files match results.csv, check fails on a regression.
+set -u
+PB=${1:?usage: test_harness_cli.sh PATH/TO/peftbench}
+PB=$(cd "$(dirname "$PB")" && pwd)/$(basename "$PB")
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+bad() { echo "FAIL: $*" >&2; fail=1; }
+
+cat > "$T/s.json" <<'JSON'
+{
+  "name": "clitest",
+  "trainer": "synthetic",
+  "models": [{"label": "micro", "config": {"arch": "vit", "hidden": 32, "layers": 2, "heads": 2, "intermediate": 64}}],
+  "datasets": ["vtab-mini/a", "vtab-mini/b"],
+  "methods": ["head", {"method": "lora", "alpha": 16}, "svfit"],
+  "grid": {"rank": [4, 8], "lr": [0.001, 0.01], "seed": [0, 1]},
+  "recipe": {"epochs": 3}
+}
+JSON
+NCELLS=$("$PB" run "$T/s.json" --out "$T/x" --dry-run | head -1 | sed -E 's/.*: ([0-9]+) cells.*/\1/')
+[ "$NCELLS" = 40 ] || bad "expected 40 cells, dry-run says $NCELLS"
+
+# --- SIGKILL during run, then resume -------------------------------------------------------
+PB_SYNTH_SLEEP_MS=40 "$PB" run "$T/s.json" --out "$T/k" --no-report 2>/dev/null &
+pid=$!
+sleep 1.2
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+ndone=$(ls "$T/k/cells" | grep -c '\.json$')
+[ "$ndone" -gt 0 ] && [ "$ndone" -lt 40 ] || bad "kill point: $ndone finished cells (want 0 < n < 40)"
+# Every file present is a complete result (no partial JSON).
+for f in "$T"/k/cells/*.json; do
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['status'] in ('ok','failed')" "$f" || bad "partial result $f"
+done
+# Remember mtimes of finished cells; the resumed run must not touch them.
+stat -c '%n %Y.%y' "$T"/k/cells/*.json | sort > "$T/before.txt"
+out=$("$PB" run "$T/s.json" --out "$T/k" 2>&1 >/dev/null)
+rc=$?
+[ $rc = 0 ] || bad "resume exit status $rc"
+echo "$out" | grep -q "$ndone already finished" || bad "resume did not skip $ndone finished cells: $(echo "$out" | grep 'to run')"
+n2=$(ls "$T/k/cells" | grep -c '\.json$')
+[ "$n2" = 40 ] || bad "after resume $n2 cells"
+ls "$T/k/cells" | grep -q 'tmp' && bad "temp files left in cells/"
+stat -c '%n %Y.%y' $(cut -d' ' -f1 "$T/before.txt") | sort > "$T/after.txt"
+cmp -s "$T/before.txt" "$T/after.txt" || bad "a finished cell was rewritten on resume"
+
+# --- shards == unsharded ----------------------------------------------------------------
+"$PB" run "$T/s.json" --out "$T/one" >/dev/null 2>&1 || bad "unsharded run failed"
+"$PB" run "$T/s.json" --out "$T/sh" --shard 0/2 >/dev/null 2>&1 || bad "shard 0/2 failed"
+"$PB" run "$T/s.json" --out "$T/sh" --shard 1/2 >/dev/null 2>&1 || bad "shard 1/2 failed"
+"$PB" report "$T/sh" --quiet || bad "report of shards failed"
+for f in table.md table.tex; do cmp -s "$T/one/$f" "$T/sh/$f" || bad "$f differs between sharded and unsharded runs"; done
+python3 - "$T/one/results.json" "$T/sh/results.json" <<'PY' || bad "results.json rows differ between sharded and unsharded"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["rows"] == b["rows"], "rows differ"
+PY
+
+# --- plots: valid PNGs, data files match results.csv ---------------------------------------
+"$PB" plot "$T/one" 2> "$T/plot.log" || bad "plot failed: $(cat "$T/plot.log")"
+python3 - "$T/one" <<'PY' || bad "plot check failed"
+import csv, json, os, statistics, sys
+d = sys.argv[1]
+pngs = [f for f in os.listdir(d + "/plots") if f.endswith(".png")]
+want = {"rank_a.png", "rank_b.png", "lr_a.png", "lr_b.png", "params.png"}
+assert want <= set(pngs), f"missing plots: {want - set(pngs)}"
+for f in pngs:
+    data = open(f"{d}/plots/{f}", "rb").read()
+    assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"bad png {f}"
+    assert os.path.getsize(f"{d}/plots/{f[:-4]}.svg") > 500, f"bad svg for {f}"
+rows = list(csv.DictReader(open(f"{d}/results.csv")))
+def parse_dat(path):
+    series, out = None, {}
+    for line in open(path):
+        line = line.strip()
+        if not line or line.startswith("#"): continue
+        if line.startswith('"'): series = line.strip('"'); continue
+        x, y = map(float, line.split()); out[(series, x)] = y
+    return out
+for ds in ("a", "b"):
+    for axis, other in (("rank", "lr"), ("lr", "rank")):
+        dat = parse_dat(f"{d}/plots/{axis}_{ds}.dat")
+        groups = {}
+        for r in rows:
+            if r["dataset"] != ds or r["status"] != "ok": continue
+            ax = json.loads(r["axes"].replace("'", '"'))
+            if axis not in ax: continue
+            extra = "".join(f" {k}={ax[k]:g}" for k in sorted(ax) if k != axis)
+            groups.setdefault((r["method"] + extra, float(ax[axis])), []).append(100 * float(r["score"]))
+        assert set(groups) == set(dat), f"{axis}_{ds}: series/x differ: {sorted(groups)} vs {sorted(dat)}"
+        for k, v in groups.items():
+            assert abs(statistics.median(v) - dat[k]) < 1e-6, f"{axis}_{ds} {k}: {statistics.median(v)} vs {dat[k]}"
+print("plots ok")
+PY
+# A suite without rank/lr axes: plots are skipped with a message, not an error.
+sed -e 's/"grid": {[^}]*}/"grid": {"seed": [0]}/' -e 's/"clitest"/"noaxes"/' "$T/s.json" > "$T/n.json"
+"$PB" run "$T/n.json" --out "$T/n" >/dev/null 2>"$T/n.log" || bad "no-axes run failed"
+grep -q "skipping accuracy vs rank" "$T/n.log" || bad "no skip message for rank"
+
+# --- check ----------------------------------------------------------------------------------
+"$PB" check "$T/one" --baseline "$T/one/results.json" --tol 0.5 >/dev/null || bad "check vs itself should pass"
+python3 - "$T/one/results.json" "$T/base_up.json" "$T/base_extra.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+b["rows"][0]["median"] += 5.0
+json.dump(b, open(sys.argv[2], "w"))
+b = json.load(open(sys.argv[1]))
+r = dict(b["rows"][0]); r["dataset"] = "zzz"; b["rows"].append(r)
+json.dump(b, open(sys.argv[3], "w"))
+PY
+"$PB" check "$T/one" --baseline "$T/base_up.json" --tol 1 > "$T/c1.txt"; rc=$?
+[ $rc = 1 ] && grep -q REGRESSION "$T/c1.txt" || bad "check should fail on a 5-point regression (rc $rc)"
+"$PB" check "$T/one" --baseline "$T/base_up.json" --tol 6 >/dev/null || bad "check within tolerance should pass"
+"$PB" check "$T/one" --baseline "$T/base_extra.json" --tol 1 > "$T/c2.txt"; rc=$?
+[ $rc = 1 ] && grep -q MISSING "$T/c2.txt" || bad "check should fail on a missing cell (rc $rc)"
+
+# --- a failing (diverging) cell is recorded and the suite goes on; exit status 1 ---------------
+sed -e 's/"methods": \[[^]]*\]/"methods": [{"method": "lora", "label": "lora-diverge"}, "head"]/' -e 's/"clitest"/"div"/' "$T/n.json" > "$T/d.json"
+"$PB" run "$T/d.json" --out "$T/d" >/dev/null 2>&1; rc=$?
+[ $rc = 1 ] || bad "diverging cell: exit status $rc, want 1"
+python3 - "$T/d" <<'PY' || bad "diverged cells not recorded as failed"
+import json, os, sys
+res = [json.load(open(os.path.join(sys.argv[1], "cells", f))) for f in os.listdir(sys.argv[1] + "/cells")]
+failed = [r for r in res if r["status"] == "failed"]
+ok = [r for r in res if r["status"] == "ok"]
+assert len(failed) == 2 and len(ok) == 2, (len(failed), len(ok))
+assert all("diverged" in r["reason"] for r in failed)
+PY
+
+# --- malformed suite -> exit 2 with file and key path -------------------------------------------
+sed 's/"recipe": {/"recipe": {"epochz": 2, /' "$T/s.json" > "$T/bad.json"
+msg=$("$PB" run "$T/bad.json" --out "$T/bad" 2>&1); rc=$?
+[ $rc = 2 ] && echo "$msg" | grep -q "bad.json: recipe.epochz: unknown key" || bad "bad key: rc $rc msg $msg"
+[ -e "$T/bad" ] && bad "a bad suite created its output dir"
+
+[ $fail = 0 ] && echo "test_harness_cli: ok"
+exit $fail

@@ -1,0 +1,166 @@
+// test_harness_suite.c: suite parsing errors (one clear message each), grid expansion, cell ids,
+// canonical JSON and FNV-1a known vectors.
+#include <stdio.h>
+#include <string.h>
+#include "harness/grid.h"
+#include "harness/jsonutil.h"
+
+static int fails = 0;
+#define EXPECT(c, ...)                                                                                            \
+    do {                                                                                                         \
+        if (!(c)) {                                                                                              \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                 \
+            fprintf(stderr, __VA_ARGS__);                                                                        \
+            fprintf(stderr, "\n");                                                                               \
+            fails++;                                                                                             \
+        }                                                                                                        \
+    } while (0)
+
+#define BASE_MODELS "\"models\": [{\"label\": \"m\", \"config\": {\"arch\": \"vit\", \"hidden\": 32, \"layers\": 2, \"heads\": 2, \"intermediate\": 64}}]"
+
+// Parses text and expects failure whose message contains every needle.
+static void expect_error(const char *text, const char *n1, const char *n2) {
+    pb_suite s;
+    char err[2048] = "";
+    pb_status st = pb_suite_parse(text, "t.json", &s, err, sizeof(err));
+    if (st == PB_OK) {
+        pb_grid g;
+        st = pb_grid_expand(&s, &g, err, sizeof(err));
+        if (st == PB_OK) pb_grid_free(&g);
+    }
+    EXPECT(st != PB_OK, "expected an error for: %s", text);
+    EXPECT(strstr(err, n1) != NULL, "error '%s' lacks '%s'", err, n1);
+    if (n2) EXPECT(strstr(err, n2) != NULL, "error '%s' lacks '%s'", err, n2);
+    pb_suite_free(&s);
+}
+
+int main(void) {
+    // FNV-1a 64 known vectors (Fowler/Noll/Vo reference values).
+    EXPECT(pb_hash64(PB_HASH_INIT, "", 0) == 0xcbf29ce484222325ULL, "fnv empty");
+    EXPECT(pb_hash64(PB_HASH_INIT, "a", 1) == 0xaf63dc4c8601ec8cULL, "fnv a");
+    EXPECT(pb_hash64(PB_HASH_INIT, "foobar", 6) == 0x85944171f73967e8ULL, "fnv foobar");
+
+    // Canonical JSON: key order and whitespace do not matter; numbers are stable.
+    cJSON *a = cJSON_Parse("{\"b\": 1, \"a\": [1.5, 2, \"x\"], \"c\": {\"z\": true, \"y\": null}}");
+    cJSON *b = cJSON_Parse("{\"c\":{\"y\":null,\"z\":true},\"a\":[1.5,2.0,\"x\"],\"b\":1}");
+    char *ca = pb_json_canonical(a), *cb = pb_json_canonical(b);
+    EXPECT(!strcmp(ca, "{\"a\":[1.5,2,\"x\"],\"b\":1,\"c\":{\"y\":null,\"z\":true}}"), "canonical: %s", ca);
+    EXPECT(!strcmp(ca, cb), "canonical differs: %s vs %s", ca, cb);
+    free(ca);
+    free(cb);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+
+    // Malformed suites: one clear error each.
+    expect_error("{\"name\": \"x\",\n  \"models\": [\"vit-tiny\"],\n  \"datasets\": [\"vtab-mini/a\"]\n  \"methods\": [\"lora\"]}",
+                 "t.json:4:", "invalid JSON");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lorax\"]}",
+                 "methods[0]", "unknown method 'lorax'");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lora\"], "
+                 "\"recipe\": {\"optimizer\": {\"betaz\": [0.9, 0.99]}}}",
+                 "recipe.optimizer.betaz", "unknown key");
+    expect_error("{\"name\": \"x\", \"modles\": []}", "modles", "unknown key");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [{\"method\": \"lora\", \"rank\": 64}]}",
+                 "methods[0].rank", "exceeds the layer limit min(out,in) = 32");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"svfit\"], \"grid\": {\"rank\": [8, 33]}}",
+                 "grid.rank", "33 exceeds");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lora\"], \"grid\": {\"lr\": []}}",
+                 "grid.lr", "empty grid");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [], \"methods\": [\"lora\"]}", "datasets", "empty");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [{\"method\": \"full\", \"rank\": 4}]}",
+                 "methods[0].rank", "no option 'rank'");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lora\"], \"recipe\": {\"schedule\": \"step\"}}",
+                 "recipe.schedule", "cosine");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"imagenet\"], \"methods\": [\"lora\"]}",
+                 "datasets[0]", "unknown dataset spec");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lora\"], "
+                 "\"overrides\": [{\"method\": \"svfit\", \"set\": {\"lr\": 0.1}}]}",
+                 "overrides[0].method", "matches no");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lora\"], \"eval\": {\"select\": \"best\"}}",
+                 "eval.select", "best_val");
+
+    // Missing dataset files: the preflight names every missing path.
+    {
+        pb_suite s;
+        char err[4096];
+        const char *t = "{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab1k:/nonexistent/vtab/cifar100\"], \"methods\": [\"lora\"]}";
+        EXPECT(pb_suite_parse(t, "t.json", &s, err, sizeof(err)) == PB_OK, "parse: %s", err);
+        EXPECT(pb_suite_preflight(&s, err, sizeof(err)) != PB_OK, "preflight should fail");
+        EXPECT(strstr(err, "/nonexistent/vtab/cifar100") && strstr(err, "train800val200.txt"), "preflight msg: %s", err);
+        pb_suite_free(&s);
+    }
+
+    // Grid: precedence, dedupe of options a method ignores, stable ids.
+    {
+        const char *t =
+            "{\"name\": \"g\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\", {\"spec\": \"vtab-mini/b\", \"label\": \"B\"}],"
+            " \"methods\": [\"full\", {\"method\": \"lora\", \"lr\": 0.002}],"
+            " \"grid\": {\"rank\": [4, 8], \"seed\": [0, 1]},"
+            " \"recipe\": {\"lr\": 0.001, \"epochs\": 2},"
+            " \"overrides\": [{\"method\": \"lora\", \"dataset\": \"B\", \"set\": {\"lr\": 0.005, \"rank\": 2}}]}";
+        pb_suite s;
+        pb_grid g;
+        char err[1024];
+        EXPECT(pb_suite_parse(t, "g.json", &s, err, sizeof(err)) == PB_OK, "parse: %s", err);
+        EXPECT(pb_grid_expand(&s, &g, err, sizeof(err)) == PB_OK, "expand: %s", err);
+        // per dataset: full x 2 seeds (rank ignored -> deduped) + lora x 2 ranks x 2 seeds = 6; two datasets.
+        EXPECT(g.n == 12, "cells %d", g.n);
+        int saw_lora_b = 0;
+        for (int i = 0; i < g.n; i++) {
+            const cJSON *m = cJSON_GetObjectItem(g.cells[i].config, "method");
+            const cJSON *r = cJSON_GetObjectItem(g.cells[i].config, "recipe");
+            if (!strcmp(g.cells[i].method, "full")) {
+                EXPECT(!cJSON_GetObjectItem(m, "rank"), "full has no rank");
+                EXPECT(cJSON_GetObjectItem(r, "lr")->valuedouble == 0.001, "full lr");
+            } else if (!strcmp(g.cells[i].dataset, "B")) {
+                saw_lora_b = 1;
+                // override beats the method entry; the grid axis beats the override.
+                EXPECT(cJSON_GetObjectItem(r, "lr")->valuedouble == 0.005, "override lr");
+                EXPECT(cJSON_GetObjectItem(m, "rank")->valuedouble != 2, "grid rank wins");
+            } else {
+                EXPECT(cJSON_GetObjectItem(r, "lr")->valuedouble == 0.002, "method lr");
+            }
+            for (int j = 0; j < i; j++) EXPECT(strcmp(g.cells[i].id, g.cells[j].id), "duplicate id");
+            EXPECT(strlen(g.cells[i].id) == 16, "id length");
+        }
+        EXPECT(saw_lora_b, "lora on B");
+        // Same suite, different key order -> same ids.
+        const char *t2 =
+            "{\"recipe\": {\"epochs\": 2, \"lr\": 0.001}, \"name\": \"g\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\", {\"label\": \"B\", \"spec\": \"vtab-mini/b\"}],"
+            " \"methods\": [\"full\", {\"lr\": 0.002, \"method\": \"lora\"}],"
+            " \"grid\": {\"rank\": [4, 8], \"seed\": [0, 1]},"
+            " \"overrides\": [{\"set\": {\"rank\": 2, \"lr\": 0.005}, \"dataset\": \"B\", \"method\": \"lora\"}]}";
+        pb_suite s2;
+        pb_grid g2;
+        EXPECT(pb_suite_parse(t2, "g2.json", &s2, err, sizeof(err)) == PB_OK, "parse2: %s", err);
+        EXPECT(pb_grid_expand(&s2, &g2, err, sizeof(err)) == PB_OK, "expand2: %s", err);
+        EXPECT(g2.n == g.n, "n2");
+        for (int i = 0; i < g.n && i < g2.n; i++) EXPECT(!strcmp(g.cells[i].id, g2.cells[i].id), "id %d differs", i);
+        pb_grid_free(&g2);
+        pb_suite_free(&s2);
+        pb_grid_free(&g);
+        pb_suite_free(&s);
+    }
+
+    // Every suite shipped in suites/ parses and expands.
+    const char *shipped[] = {"suites/quick.json", "suites/vtab-mini.json", "suites/rank-sweep-mini.json",
+                             "suites/lr-sweep-mini.json", "suites/svfit-vit-table3.json", "suites/svfit-glue-table2.json",
+                             "suites/aoft-vtab1k.json", "suites/aoft-fgvc.json", NULL};
+    for (int i = 0; shipped[i]; i++) {
+        FILE *f = fopen(shipped[i], "r");
+        if (!f) continue; // suites land in a later commit
+        fclose(f);
+        pb_suite s;
+        pb_grid g;
+        char err[2048];
+        EXPECT(pb_suite_load(shipped[i], &s, err, sizeof(err)) == PB_OK, "%s", err);
+        if (s.nmodels) {
+            EXPECT(pb_grid_expand(&s, &g, err, sizeof(err)) == PB_OK, "%s", err);
+            pb_grid_free(&g);
+        }
+        pb_suite_free(&s);
+    }
+    if (fails) fprintf(stderr, "%d failure(s)\n", fails);
+    else printf("test_harness_suite: ok\n");
+    return fails ? 1 : 0;
+}

@@ -1,0 +1,528 @@
+// test_methods.c: every adapter at the linear level, against independent double-precision
+// replicas written from the formulas (papers.md §2, §3, §6; formats.md §2):
+//  - forward: float adapter output vs the double replica (rel <= 1e-5);
+//  - backward: every analytic gradient (dx and each trainable tensor) vs central finite
+//    differences of the double replica's loss sum(G*y) (normwise rel <= 1e-4);
+//  - step 0 reproduces the pre-trained output (rel <= 1e-5); merge == unmerged (rel <= 1e-5);
+//  - AO(q) orthogonal (max |Q^T Q - I| <= 1e-5 for ||q|| = 1, full DxD Q built here) and its
+//    backward vs FD; the clamp is counted;
+//  - SVD helpers reconstruct W; randomized SVD finds the top spectrum; rank errors name the field.
+// Exits non-zero on any failure.
+#include <math.h>
+#include <string.h>
+#include "engine/ops.h"
+#include "methods/methods_internal.h"
+
+static int g_fail = 0;
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            g_fail++;                                                                              \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static pb_engine *E;
+static pb_rng R;
+
+static void randn(float *p, size_t n, float sd) {
+    for (size_t i = 0; i < n; i++) p[i] = sd * pb_rng_normal(&R);
+}
+static double relerr_fd(const float *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-30);
+}
+static double relerr_ff(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-30);
+}
+
+// ----------------------------------------------------------------------------
+// A hand-built linear and the layer contract of models/model.h (base, then adapter; in backward
+// the adapter first, on a private dy copy when it rewrites dy; the frozen W gets no dW).
+
+static pb_linear make_linear(int in, int out, const char *name) {
+    pb_linear l;
+    memset(&l, 0, sizeof(l));
+    snprintf(l.name, sizeof(l.name), "%s", name);
+    l.in = in;
+    l.out = out;
+    l.w = pb_xcalloc(1, sizeof(pb_param));
+    l.b = pb_xcalloc(1, sizeof(pb_param));
+    pb_param_init(E, l.w, "w", 2, (int64_t[]){out, in}, PB_GROUP_BACKBONE);
+    pb_param_init(E, l.b, "b", 1, (int64_t[]){out}, PB_GROUP_BACKBONE);
+    float *h = pb_xmalloc((size_t)out * in * sizeof(float));
+    randn(h, (size_t)out * in, 0.3f);
+    pb_upload(E, l.w->data, h, (size_t)out * in);
+    randn(h, (size_t)out, 0.1f);
+    pb_upload(E, l.b->data, h, (size_t)out);
+    free(h);
+    return l;
+}
+static void free_linear(pb_linear *l) {
+    if (l->adapter) l->adapter->vt->free(l->adapter, E);
+    pb_param_free(E, l->w);
+    pb_param_free(E, l->b);
+    free(l->w);
+    free(l->b);
+}
+static void layer_forward(pb_linear *l, float *y, const float *x, int N, int train, uint64_t seed) {
+    pb_linear_forward(E, y, x, l->w->data, l->b->data, N, l->in, l->out);
+    if (l->adapter) l->adapter->vt->forward(l->adapter, E, y, x, N, train, seed);
+}
+static void layer_backward(pb_linear *l, float *dx, const float *dy, const float *x, int N) {
+    float *d = pb_alloc(E, (size_t)N * l->out);
+    pb_copy(E, d, dy, (size_t)N * l->out);
+    if (l->adapter) l->adapter->vt->backward(l->adapter, E, dx, d, x, N);
+    pb_linear_backward(E, dx, NULL, NULL, d, x, l->w->data, N, l->in, l->out);
+    pb_free(E, d);
+}
+
+// ----------------------------------------------------------------------------
+// Double replicas
+
+// AO(q) from the full DxD Q of papers.md §6.2 (first row (q0,-qbar^T), first column (q0,qbar),
+// block I - qbar qbar^T/(1+q0)), first d columns; Q is (D,D) scratch or NULL.
+static void ref_Q(const double *q, int D, double *Q) {
+    double c = 1.0 + q[0];
+    if (fabs(c) < PB_AO_CLAMP) c = c < 0 ? -PB_AO_CLAMP : PB_AO_CLAMP;
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < D; j++) {
+            double v;
+            if (i == 0 && j == 0) v = q[0];
+            else if (i == 0) v = -q[j];
+            else if (j == 0) v = q[i];
+            else v = (i == j) - q[i] * q[j] / c;
+            Q[(size_t)i * D + j] = v;
+        }
+}
+static void ref_AO(const double *q, int D, int d, double *AO) {
+    double *Q = pb_xmalloc((size_t)D * D * sizeof(double));
+    ref_Q(q, D, Q);
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < d; j++) AO[(size_t)i * d + j] = Q[(size_t)i * D + j];
+    free(Q);
+}
+
+enum { K_LORA, K_SVFIT, K_AOFT };
+typedef struct {
+    int kind, in, out, N, r, adapter, scalar;
+    double s;
+    double *W, *b, *x, *G, *mask; // mask (N,in) or NULL
+    double *U, *Vt;               // svfit frozen (out,r), (r,in)
+    int np;
+    double *P[3];
+    size_t nP[3];
+} rcase;
+
+// y (N,out) = replica forward; returns sum(G*y).
+static double ref_forward(const rcase *c, double *y) {
+    int N = c->N, in = c->in, out = c->out, r = c->r;
+    double *z = pb_xcalloc((size_t)N * out, sizeof(double));
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < out; o++) {
+            double acc = c->b[o];
+            for (int i = 0; i < in; i++) acc += c->x[(size_t)n * in + i] * c->W[(size_t)o * in + i];
+            z[(size_t)n * out + o] = acc;
+        }
+    memcpy(y, z, (size_t)N * out * sizeof(double));
+    if (c->kind == K_LORA) {
+        const double *A = c->P[0], *B = c->P[1];
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < r; k++) {
+                double h = 0;
+                for (int i = 0; i < in; i++) {
+                    double xv = c->x[(size_t)n * in + i] * (c->mask ? c->mask[(size_t)n * in + i] : 1.0);
+                    h += xv * A[(size_t)k * in + i];
+                }
+                for (int o = 0; o < out; o++) y[(size_t)n * out + o] += c->s * h * B[(size_t)o * r + k];
+            }
+    } else if (c->kind == K_SVFIT) {
+        const double *sg = c->P[0];
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < r; k++) {
+                double h = 0;
+                for (int i = 0; i < in; i++) h += c->x[(size_t)n * in + i] * c->Vt[(size_t)k * in + i];
+                for (int o = 0; o < out; o++) y[(size_t)n * out + o] += c->U[(size_t)o * r + k] * sg[k] * h;
+            }
+    } else {
+        int Din = c->adapter ? out : in, d = r;
+        const double *u = c->adapter ? z : c->x;
+        double *AOd = pb_xmalloc((size_t)Din * d * sizeof(double));
+        double *AOu = pb_xmalloc((size_t)out * d * sizeof(double));
+        ref_AO(c->P[0], Din, d, AOd);
+        ref_AO(c->P[1], out, d, AOu);
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < d; k++) {
+                double h = 0;
+                for (int i = 0; i < Din; i++) h += u[(size_t)n * Din + i] * AOd[(size_t)i * d + k];
+                h *= c->scalar ? c->P[2][0] : c->P[2][k];
+                for (int o = 0; o < out; o++) y[(size_t)n * out + o] += h * AOu[(size_t)o * d + k];
+            }
+        free(AOd);
+        free(AOu);
+    }
+    double L = 0;
+    for (size_t i = 0; i < (size_t)N * out; i++) L += c->G[i] * y[i];
+    free(z);
+    return L;
+}
+
+// Central differences of sum(G*y) wrt every element of v (n), in double.
+static void fd_grad(rcase *c, double *v, size_t n, double *g) {
+    double *y = pb_xmalloc((size_t)c->N * c->out * sizeof(double));
+    for (size_t i = 0; i < n; i++) {
+        double h = 1e-5 * fmax(1.0, fabs(v[i])), v0 = v[i];
+        v[i] = v0 + h;
+        double lp = ref_forward(c, y);
+        v[i] = v0 - h;
+        double lm = ref_forward(c, y);
+        v[i] = v0;
+        g[i] = (lp - lm) / (2 * h);
+    }
+    free(y);
+}
+
+static double *dl(const float *dev, size_t n) {
+    float *h = pb_xmalloc(n * sizeof(float));
+    pb_download(E, h, dev, n);
+    double *d = pb_xmalloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) d[i] = h[i];
+    free(h);
+    return d;
+}
+static float *dlf(const float *dev, size_t n) {
+    float *h = pb_xmalloc(n * sizeof(float));
+    pb_download(E, h, dev, n);
+    return h;
+}
+
+// Runs forward/backward on the engine with the attached adapter of l and checks them against the
+// replica. kind selects the replica; frozen svfit U/Vt are read from the adapter state.
+static void check_adapter(const char *label, pb_linear *l, int kind, int N, int train) {
+    pb_adapter *a = l->adapter;
+    int in = l->in, out = l->out;
+    size_t nx = (size_t)N * in, ny = (size_t)N * out;
+    float *hx = pb_xmalloc(nx * sizeof(float)), *hG = pb_xmalloc(ny * sizeof(float));
+    randn(hx, nx, 1.0f);
+    randn(hG, ny, 1.0f);
+    float *x = pb_alloc(E, nx), *y = pb_alloc(E, ny), *G = pb_alloc(E, ny), *dx = pb_alloc(E, nx);
+    pb_upload(E, x, hx, nx);
+    pb_upload(E, G, hG, ny);
+    for (int i = 0; i < a->nparams; i++) pb_zero(E, a->params[i].grad, a->params[i].numel);
+    layer_forward(l, y, x, N, train, 1234);
+    layer_backward(l, dx, G, x, N);
+
+    rcase c;
+    memset(&c, 0, sizeof(c));
+    c.kind = kind;
+    c.in = in; c.out = out; c.N = N;
+    c.W = dl(l->w->data, (size_t)out * in);
+    c.b = dl(l->b->data, (size_t)out);
+    c.x = pb_xmalloc(nx * sizeof(double));
+    c.G = pb_xmalloc(ny * sizeof(double));
+    for (size_t i = 0; i < nx; i++) c.x[i] = hx[i];
+    for (size_t i = 0; i < ny; i++) c.G[i] = hG[i];
+    if (kind == K_LORA) {
+        pb_lora_state *st = a->state;
+        c.r = st->r; c.s = st->s;
+        if (st->dropped) c.mask = dl(st->mask, nx);
+    } else if (kind == K_SVFIT) {
+        pb_svfit_state *st = a->state;
+        c.r = st->r;
+        c.U = dl(st->U, (size_t)out * st->r);
+        c.Vt = dl(st->Vt, (size_t)st->r * in);
+    } else {
+        pb_aoft_state *st = a->state;
+        c.r = st->d; c.adapter = st->adapter; c.scalar = st->scalar_gate;
+    }
+    c.np = a->nparams;
+    for (int i = 0; i < c.np; i++) {
+        c.nP[i] = a->params[i].numel;
+        c.P[i] = dl(a->params[i].data, c.nP[i]);
+    }
+    // forward
+    double *yr = pb_xmalloc(ny * sizeof(double));
+    ref_forward(&c, yr);
+    float *hy = dlf(y, ny);
+    double ef = relerr_fd(hy, yr, ny);
+    EXPECT(ef <= 1e-5, "%s: forward rel err %.3g > 1e-5", label, ef);
+    // dx
+    double *gfd = pb_xmalloc(nx * sizeof(double));
+    fd_grad(&c, c.x, nx, gfd);
+    float *hdx = dlf(dx, nx);
+    double ex = relerr_fd(hdx, gfd, nx);
+    EXPECT(ex <= 1e-4, "%s: dx rel err %.3g > 1e-4", label, ex);
+    printf("%-28s forward %.2e  dx %.2e", label, ef, ex);
+    free(gfd);
+    // every trainable tensor
+    for (int i = 0; i < c.np; i++) {
+        double *g = pb_xmalloc(c.nP[i] * sizeof(double));
+        fd_grad(&c, c.P[i], c.nP[i], g);
+        float *ha = dlf(a->params[i].grad, c.nP[i]);
+        double ep = relerr_fd(ha, g, c.nP[i]);
+        double gn = 0;
+        for (size_t k = 0; k < c.nP[i]; k++) gn += g[k] * g[k];
+        EXPECT(gn > 0, "%s: FD gradient of %s is zero (test would be vacuous)", label, a->params[i].name);
+        EXPECT(ep <= 1e-4, "%s: d%s rel err %.3g > 1e-4", label, a->params[i].name, ep);
+        printf("  %s %.2e", strrchr(a->params[i].name, '.') ? strrchr(a->params[i].name, '.') + 1 : a->params[i].name, ep);
+        free(g);
+        free(ha);
+    }
+    printf("\n");
+
+    // merge == unmerged (plain linear with the merged W, b)
+    float *Wm = pb_alloc(E, (size_t)out * in), *bm = pb_alloc(E, (size_t)out), *ym = pb_alloc(E, ny);
+    pb_copy(E, Wm, l->w->data, (size_t)out * in);
+    pb_copy(E, bm, l->b->data, (size_t)out);
+    layer_forward(l, y, x, N, 0, 0); // eval: no dropout
+    a->vt->merge(a, E, Wm, bm);
+    pb_linear_forward(E, ym, x, Wm, bm, N, in, out);
+    float *h1 = dlf(y, ny), *h2 = dlf(ym, ny);
+    double em = relerr_ff(h2, h1, ny);
+    EXPECT(em <= 1e-5, "%s: merged vs unmerged rel err %.3g > 1e-5", label, em);
+    free(h1); free(h2);
+    pb_free(E, Wm); pb_free(E, bm); pb_free(E, ym);
+
+    free(c.W); free(c.b); free(c.x); free(c.G); free(c.mask); free(c.U); free(c.Vt);
+    for (int i = 0; i < c.np; i++) free(c.P[i]);
+    free(yr); free(hy); free(hdx); free(hx); free(hG);
+    pb_free(E, x); pb_free(E, y); pb_free(E, G); pb_free(E, dx);
+}
+
+// Pre-trained output (adapter-free linear copy from the original W) vs the adapted one at init.
+static void check_step0(const char *label, pb_linear *l, const float *W0, const float *b0, int N) {
+    int in = l->in, out = l->out;
+    size_t nx = (size_t)N * in, ny = (size_t)N * out;
+    float *hx = pb_xmalloc(nx * sizeof(float));
+    randn(hx, nx, 1.0f);
+    float *x = pb_alloc(E, nx), *y = pb_alloc(E, ny), *y0 = pb_alloc(E, ny);
+    float *W = pb_alloc(E, (size_t)out * in), *b = pb_alloc(E, out);
+    pb_upload(E, x, hx, nx);
+    pb_upload(E, W, W0, (size_t)out * in);
+    pb_upload(E, b, b0, out);
+    pb_linear_forward(E, y0, x, W, b, N, in, out);
+    layer_forward(l, y, x, N, 0, 0);
+    float *h = dlf(y, ny), *h0 = dlf(y0, ny);
+    double e = relerr_ff(h, h0, ny);
+    EXPECT(e <= 1e-5, "%s: step-0 output differs from pre-trained: rel %.3g > 1e-5", label, e);
+    printf("%-28s step-0 vs pre-trained %.2e\n", label, e);
+    free(h); free(h0); free(hx);
+    pb_free(E, x); pb_free(E, y); pb_free(E, y0); pb_free(E, W); pb_free(E, b);
+}
+
+static void perturb_param(pb_param *p, float sd, int add) {
+    float *h = dlf(p->data, p->numel);
+    for (size_t i = 0; i < p->numel; i++) h[i] = (add ? h[i] : 0.0f) + sd * pb_rng_normal(&R);
+    pb_upload(E, p->data, h, p->numel);
+    free(h);
+}
+
+static void test_method(const char *label, const char *method, int in, int out, int r,
+                        const char *init, const char *variant, const char *gate, float dropout,
+                        int rslora, float alpha) {
+    const char *name = !strcmp(variant, "adapter") ? "encoder.layer.0.output.dense"
+                                                   : "encoder.layer.0.attention.attention.query";
+    pb_linear l = make_linear(in, out, name);
+    float *W0 = dlf(l.w->data, (size_t)out * in), *b0 = dlf(l.b->data, out);
+    pb_method_config c;
+    pb_method_config_default(&c, method);
+    c.rank = r; c.dropout = dropout; c.rslora = rslora; c.alpha = alpha; c.seed = 7;
+    snprintf(c.init, sizeof(c.init), "%s", init);
+    snprintf(c.variant, sizeof(c.variant), "%s", variant);
+    snprintf(c.gate, sizeof(c.gate), "%s", gate);
+    char err[256] = "";
+    pb_status st = PB_ERR_ARG;
+    int kind = K_LORA;
+    if (!strcmp(method, "lora")) st = pb_lora_attach(E, &l, &c, 3, err, sizeof(err));
+    if (!strcmp(method, "pissa")) st = pb_pissa_attach(E, &l, &c, 3, err, sizeof(err));
+    if (!strcmp(method, "svfit")) { st = pb_svfit_attach(E, &l, &c, 3, err, sizeof(err)); kind = K_SVFIT; }
+    if (!strcmp(method, "aoft")) { st = pb_aoft_attach(E, &l, &c, 3, err, sizeof(err)); kind = K_AOFT; }
+    EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
+    if (st != PB_OK) { free_linear(&l); free(W0); free(b0); return; }
+    check_step0(label, &l, W0, b0, 4);
+    if (!strcmp(method, "svfit") && r == PB_MIN(in, out)) {
+        float *We = dlf(l.w->data, (size_t)out * in);
+        int zero = 1;
+        for (size_t i = 0; i < (size_t)out * in; i++) zero &= We[i] == 0.0f;
+        EXPECT(zero, "%s: W_e is not exactly 0 at full rank", label);
+        free(We);
+    }
+    // Move away from init so every gradient path is exercised (B = 0 / lam = 0 kill them).
+    pb_adapter *a = l.adapter;
+    if (kind == K_LORA) perturb_param(&a->params[1], 0.3f, 1);
+    if (kind == K_SVFIT) perturb_param(&a->params[0], 0.2f, 1);
+    if (kind == K_AOFT) {
+        perturb_param(&a->params[0], 0.1f, 1); // ||q|| != 1: the general (approximate) regime
+        perturb_param(&a->params[1], 0.1f, 1);
+        perturb_param(&a->params[2], 0.5f, 1);
+    }
+    check_adapter(label, &l, kind, 5, 1);
+    free_linear(&l);
+    free(W0); free(b0);
+}
+
+// ----------------------------------------------------------------------------
+
+static void test_ao(void) {
+    // Orthogonality: full Q (test-built) vs pb_ao_build with d = D, and Q^T Q = I for ||q|| = 1.
+    int D = 24;
+    float q[24];
+    double qd[24], nrm = 0;
+    randn(q, D, 1.0f);
+    for (int i = 0; i < D; i++) nrm += (double)q[i] * q[i];
+    for (int i = 0; i < D; i++) q[i] = (float)(q[i] / sqrt(nrm));
+    q[0] = fabsf(q[0]);
+    for (int i = 0; i < D; i++) qd[i] = q[i];
+    double *Q = pb_xmalloc((size_t)D * D * sizeof(double));
+    ref_Q(qd, D, Q);
+    float *AO = pb_xmalloc((size_t)D * D * sizeof(float));
+    EXPECT(pb_ao_build(q, D, D, AO) == 0, "unexpected clamp");
+    double maxdiff = 0, maxorth = 0;
+    for (int i = 0; i < D * D; i++) maxdiff = fmax(maxdiff, fabs(AO[i] - Q[i]));
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < D; j++) {
+            double acc = 0;
+            for (int k = 0; k < D; k++) acc += (double)AO[k * D + i] * AO[k * D + j];
+            maxorth = fmax(maxorth, fabs(acc - (i == j)));
+        }
+    EXPECT(maxdiff <= 1e-6, "AO(q) differs from the full Q: %.3g", maxdiff);
+    EXPECT(maxorth <= 1e-5, "AO(q) with ||q||=1 not orthogonal: max|Q^TQ-I| = %.3g", maxorth);
+    printf("AO: |AO-Q| %.2e, max|Q^TQ-I| %.2e (D=%d)\n", maxdiff, maxorth, D);
+    // AO backward vs FD of <G, AO(q)> (d = 5, ||q|| != 1)
+    int d = 5;
+    for (int i = 0; i < D; i++) qd[i] = q[i] + 0.2 * pb_rng_normal(&R);
+    for (int i = 0; i < D; i++) q[i] = (float)qd[i];
+    for (int i = 0; i < D; i++) qd[i] = q[i];
+    float G[24 * 5], dq[24] = {0};
+    randn(G, (size_t)D * d, 1.0f);
+    pb_ao_backward(q, G, D, d, dq);
+    double fd[24], *tmp = pb_xmalloc((size_t)D * d * sizeof(double));
+    for (int i = 0; i < D; i++) {
+        double v0 = qd[i], h = 1e-6, lp = 0, lm = 0;
+        qd[i] = v0 + h; ref_AO(qd, D, d, tmp);
+        for (int k = 0; k < D * d; k++) lp += G[k] * tmp[k];
+        qd[i] = v0 - h; ref_AO(qd, D, d, tmp);
+        for (int k = 0; k < D * d; k++) lm += G[k] * tmp[k];
+        qd[i] = v0;
+        fd[i] = (lp - lm) / (2 * h);
+    }
+    double e = relerr_fd(dq, fd, D);
+    EXPECT(e <= 1e-4, "AO backward rel err %.3g > 1e-4", e);
+    printf("AO backward vs FD: %.2e\n", e);
+    // Clamp at q0 = -1
+    q[0] = -1.0f;
+    EXPECT(pb_ao_build(q, D, d, AO) == 1, "clamp at q0=-1 not reported");
+    for (int i = 0; i < D * d; i++) EXPECT(isfinite(AO[i]), "non-finite AO under clamp");
+    free(Q); free(AO); free(tmp);
+}
+
+static void test_svd(void) {
+    int m = 40, n = 30, k = 30, r = 5;
+    // W = sum_k U_k s_k V_k^T with s decaying fast, plus noise
+    float *W = pb_xmalloc((size_t)m * n * sizeof(float));
+    randn(W, (size_t)m * n, 1.0f);
+    float *U = pb_xmalloc((size_t)m * k * sizeof(float)), *S = pb_xmalloc(k * sizeof(float));
+    float *Vt = pb_xmalloc((size_t)k * n * sizeof(float));
+    char err[256];
+    EXPECT(pb_svd_full(W, m, n, U, S, Vt, err, sizeof(err)) == PB_OK, "svd_full: %s", err);
+    // rescale the spectrum: W2 = U diag(s2) Vt with s2_k = 10 * 0.5^k
+    float *W2 = pb_xcalloc((size_t)m * n, sizeof(float));
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double acc = 0;
+            for (int t = 0; t < k; t++) acc += (double)U[i * k + t] * 10.0 * pow(0.5, t) * Vt[t * n + j];
+            W2[i * n + j] = (float)acc;
+        }
+    // full SVD reconstructs
+    double num = 0, den = 0;
+    EXPECT(pb_svd_full(W2, m, n, U, S, Vt, err, sizeof(err)) == PB_OK, "svd_full: %s", err);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double acc = 0;
+            for (int t = 0; t < k; t++) acc += (double)U[i * k + t] * S[t] * Vt[t * n + j];
+            num += (acc - W2[i * n + j]) * (acc - W2[i * n + j]);
+            den += (double)W2[i * n + j] * W2[i * n + j];
+        }
+    EXPECT(sqrt(num / den) <= 1e-5, "full SVD reconstruction rel %.3g", sqrt(num / den));
+    for (int t = 0; t < k; t++) EXPECT(fabs(S[t] - 10.0 * pow(0.5, t)) <= 1e-4 * 10, "S[%d]=%g", t, S[t]);
+    // randomized, niter = 4
+    float *Ur = pb_xmalloc((size_t)m * r * sizeof(float)), *Sr = pb_xmalloc(r * sizeof(float));
+    float *Vr = pb_xmalloc((size_t)r * n * sizeof(float));
+    EXPECT(pb_svd_lowrank(W2, m, n, r, 4, 99, Ur, Sr, Vr, err, sizeof(err)) == PB_OK, "lowrank: %s", err);
+    double es = 0;
+    for (int t = 0; t < r; t++) es = fmax(es, fabs(Sr[t] - S[t]) / S[t]);
+    EXPECT(es <= 1e-3, "randomized SVD top-%d singular values rel err %.3g", r, es);
+    double eo = 0;
+    for (int a = 0; a < r; a++)
+        for (int b = 0; b < r; b++) {
+            double acc = 0;
+            for (int i = 0; i < m; i++) acc += (double)Ur[i * r + a] * Ur[i * r + b];
+            eo = fmax(eo, fabs(acc - (a == b)));
+        }
+    EXPECT(eo <= 1e-5, "randomized U not orthonormal: %.3g", eo);
+    EXPECT(pb_svd_lowrank(W2, m, n, 31, 1, 1, Ur, Sr, Vr, err, sizeof(err)) == PB_ERR_ARG, "rank > min accepted");
+    printf("SVD: full recon %.2e, randomized (niter 4) top-%d sigma rel %.2e, U orth %.2e\n",
+           sqrt(num / den), r, es, eo);
+    free(W); free(W2); free(U); free(S); free(Vt); free(Ur); free(Sr); free(Vr);
+}
+
+static void test_errors(void) {
+    pb_linear l = make_linear(6, 4, "encoder.layer.0.attention.attention.value");
+    pb_method_config c;
+    pb_method_config_default(&c, "svfit");
+    c.rank = 5;
+    char err[256] = "";
+    EXPECT(pb_svfit_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
+           "svfit rank > min(out,in) not rejected with a message naming rank: '%s'", err);
+    EXPECT(l.adapter == NULL, "failed attach left an adapter");
+    err[0] = 0;
+    EXPECT(pb_pissa_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
+           "pissa rank > min not rejected: '%s'", err);
+    c.rank = 2;
+    snprintf(c.init, sizeof(c.init), "niter_x");
+    err[0] = 0;
+    EXPECT(pb_pissa_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "init"),
+           "bad pissa init not rejected: '%s'", err);
+    snprintf(c.variant, sizeof(c.variant), "prompt");
+    err[0] = 0;
+    EXPECT(pb_aoft_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "variant"),
+           "bad aoft variant not rejected: '%s'", err);
+    printf("errors: %s\n", err);
+    free_linear(&l);
+}
+
+int main(void) {
+    char err[256];
+    E = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
+    if (!E) { printf("engine: %s\n", err); return 1; }
+    pb_rng_seed(&R, 42);
+    test_ao();
+    test_svd();
+    test_errors();
+    //          label                     method   in  out r  init        variant    gate     drop rs alpha
+    test_method("lora kaiming",           "lora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.0f, 0, 6);
+    test_method("lora gaussian rslora",   "lora",  12, 10, 4, "gaussian", "lora",    "lambda", 0.0f, 1, 8);
+    test_method("lora dropout 0.3",       "lora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.3f, 0, 0);
+    test_method("pissa svd",              "pissa", 12, 10, 3, "svd",      "lora",    "lambda", 0.0f, 0, 6);
+    test_method("pissa niter_2",          "pissa", 12, 10, 3, "niter_2",  "lora",    "lambda", 0.0f, 0, 0);
+    test_method("svfit r=4",              "svfit", 12, 10, 4, "",         "lora",    "lambda", 0.0f, 0, 0);
+    test_method("svfit r=max",            "svfit", 12, 10, 10, "",        "lora",    "lambda", 0.0f, 0, 0);
+    test_method("aoft lora lambda",       "aoft",  12, 10, 3, "",         "lora",    "lambda", 0.0f, 0, 0);
+    test_method("aoft lora scalar",       "aoft",  12, 10, 3, "",         "lora",    "scalar", 0.0f, 0, 0);
+    test_method("aoft adapter lambda",    "aoft",  12, 10, 3, "",         "adapter", "lambda", 0.0f, 0, 0);
+    test_method("aoft adapter scalar",    "aoft",  12, 10, 3, "",         "adapter", "scalar", 0.0f, 0, 0);
+    pb_engine_free(E);
+    printf(g_fail ? "test_methods: %d FAILED\n" : "test_methods: all passed\n", g_fail);
+    return g_fail ? 1 : 0;
+}

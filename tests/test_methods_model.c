@@ -1,0 +1,303 @@
+// test_methods_model.c: methods applied to whole models.
+//  - trainable parameter counts against papers.md §7 (ViT-B/16; with argument "slow" also SVFit
+//    on ViT-B/16 and LoRA/SVFit on ViT-L/16);
+//  - step 0 reproduces the pre-trained logits (rel <= 1e-5) for every method on every target;
+//  - after moving the adapters off their init, merged logits == unmerged logits (rel <= 1e-5);
+//  - backward reaches every adapter tensor (non-zero, finite gradients), frozen backbone gets none;
+//  - bad targets / ranks fail with a message naming the field.
+// Exits non-zero on failure.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "methods/methods_internal.h"
+
+static int g_fail = 0;
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            g_fail++;                                                                              \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static pb_engine *E;
+
+static void check_count(const char *model, const char *method, int rank, size_t want_adapter,
+                        size_t want_trainable_backbone) {
+    char err[512];
+    pb_model_config cfg;
+    if (pb_model_config_builtin(model, &cfg, err, sizeof(err)) != PB_OK) {
+        EXPECT(0, "%s", err);
+        return;
+    }
+    pb_model *m = pb_model_create(E, &cfg, 1);
+    pb_method_config c;
+    pb_method_config_default(&c, method);
+    c.rank = rank;
+    pb_status st = pb_method_apply(m, &c, err, sizeof(err));
+    EXPECT(st == PB_OK, "%s %s: %s", model, method, err);
+    pb_param_counts pc = pb_model_count(m);
+    EXPECT(pc.adapter == want_adapter, "%s %s r=%d: adapter params %zu, want %zu", model, method, rank,
+           pc.adapter, want_adapter);
+    EXPECT(pc.trainable_backbone == want_trainable_backbone, "%s %s r=%d: trainable backbone %zu, want %zu",
+           model, method, rank, pc.trainable_backbone, want_trainable_backbone);
+    EXPECT(pc.trainable == pc.trainable_backbone + pc.head, "%s %s: head not (only) trainable", model, method);
+    printf("%-8s %-6s r=%-4d adapter %zu trainable_backbone %zu\n", model, method, rank, pc.adapter,
+           pc.trainable_backbone);
+    pb_model_free(m);
+}
+
+static double rel(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-30);
+}
+
+// Builds a random batch for model cfg (engine buffers owned by the caller via the returned arrays).
+typedef struct {
+    pb_batch b;
+    float *pixels;
+    int32_t *ids, *mask, *labels;
+} tbatch;
+
+static tbatch make_batch(const pb_model_config *cfg, int B, int T, pb_rng *r) {
+    tbatch t;
+    memset(&t, 0, sizeof(t));
+    t.b.B = B;
+    int32_t lab[8];
+    for (int i = 0; i < B; i++) lab[i] = (int32_t)pb_rng_below(r, (uint32_t)cfg->num_labels);
+    t.labels = pb_alloc_i32(E, B);
+    pb_upload_i32(E, t.labels, lab, B);
+    t.b.labels = t.labels;
+    if (cfg->arch == PB_ARCH_VIT) {
+        size_t n = (size_t)B * cfg->channels * cfg->image_size * cfg->image_size;
+        float *h = pb_xmalloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) h[i] = pb_rng_normal(r);
+        t.pixels = pb_alloc(E, n);
+        pb_upload(E, t.pixels, h, n);
+        free(h);
+        t.b.pixels = t.pixels;
+        t.b.T = (cfg->image_size / cfg->patch_size) * (cfg->image_size / cfg->patch_size) + 1;
+    } else {
+        int32_t ids[64], mask[64];
+        for (int i = 0; i < B * T; i++) {
+            ids[i] = 3 + (int32_t)pb_rng_below(r, (uint32_t)(cfg->vocab_size - 3));
+            mask[i] = 1;
+        }
+        ids[0] = 0;
+        ids[T + T - 1] = cfg->pad_id; // one padded position in the second row
+        mask[T + T - 1] = 0;
+        t.ids = pb_alloc_i32(E, B * T);
+        t.mask = pb_alloc_i32(E, B * T);
+        pb_upload_i32(E, t.ids, ids, B * T);
+        pb_upload_i32(E, t.mask, mask, B * T);
+        t.b.ids = t.ids;
+        t.b.mask = t.mask;
+        t.b.T = T;
+    }
+    return t;
+}
+
+static void free_batch(tbatch *t) {
+    pb_free(E, t->pixels); pb_free(E, t->ids); pb_free(E, t->mask); pb_free(E, t->labels);
+}
+
+static float *logits(pb_model *m, const tbatch *t) {
+    const pb_model_config *cfg = pb_model_cfg(m);
+    size_t n = (size_t)t->b.B * cfg->num_labels;
+    const float *d = pb_model_forward(m, &t->b, 0, 0);
+    float *h = pb_xmalloc(n * sizeof(float));
+    pb_download(E, h, d, n);
+    return h;
+}
+
+static void check_model_method(const char *model, const char *method, const char *variant,
+                               const char *gate, const char *init, int rank) {
+    char err[512], label[128];
+    snprintf(label, sizeof(label), "%s %s %s/%s %s r=%d", model, method, variant, gate, init, rank);
+    pb_model_config cfg;
+    if (pb_model_config_builtin(model, &cfg, err, sizeof(err)) != PB_OK) { EXPECT(0, "%s", err); return; }
+    pb_model *m = pb_model_create(E, &cfg, 3);
+    pb_rng r;
+    pb_rng_seed(&r, 5);
+    tbatch t = make_batch(&cfg, 2, 8, &r);
+    size_t nl = (size_t)2 * cfg.num_labels;
+    float *l0 = logits(m, &t);
+    pb_method_config c;
+    pb_method_config_default(&c, method);
+    c.rank = rank;
+    c.seed = 11;
+    snprintf(c.variant, sizeof(c.variant), "%s", variant);
+    snprintf(c.gate, sizeof(c.gate), "%s", gate);
+    snprintf(c.init, sizeof(c.init), "%s", init);
+    if (strcmp(variant, "adapter")) { // every target role
+        const char *all[] = {"query", "key", "value", "attention.output", "intermediate", "output"};
+        c.ntargets = 6;
+        for (int i = 0; i < 6; i++) snprintf(c.targets[i], sizeof(c.targets[i]), "%s", all[i]);
+    }
+    pb_status st = pb_method_apply(m, &c, err, sizeof(err));
+    EXPECT(st == PB_OK, "%s: %s", label, err);
+    if (st != PB_OK) { pb_model_free(m); free(l0); free_batch(&t); return; }
+    int nlin = 0, nad = 0;
+    pb_linear *ls = pb_model_linears(m, &nlin);
+    for (int i = 0; i < nlin; i++) nad += ls[i].adapter != NULL;
+    int want = strcmp(variant, "adapter") ? nlin : cfg.layers;
+    EXPECT(nad == want, "%s: %d adapters attached, want %d", label, nad, want);
+    float *l1 = logits(m, &t);
+    double e0 = rel(l1, l0, nl);
+    EXPECT(e0 <= 1e-5, "%s: step-0 logits differ from pre-trained: %.3g", label, e0);
+    // backward: every adapter tensor gets a finite gradient; move params off init first
+    pb_rng_seed(&r, 9);
+    int nt = 0;
+    pb_param **tp = pb_model_trainable(m, &nt);
+    for (int i = 0; i < nt; i++) {
+        if (tp[i]->group != PB_GROUP_ADAPTER) continue;
+        float *h = pb_xmalloc(tp[i]->numel * sizeof(float));
+        pb_download(E, h, tp[i]->data, tp[i]->numel);
+        for (size_t k = 0; k < tp[i]->numel; k++) h[k] += 0.05f * pb_rng_normal(&r);
+        pb_upload(E, tp[i]->data, h, tp[i]->numel);
+        free(h);
+    }
+    pb_params_zero_grad(E, tp, nt);
+    pb_model_forward(m, &t.b, 1, 1);
+    pb_model_loss(m, &t.b, 0.0f);
+    pb_model_backward(m, &t.b);
+    int bad = 0, nadp = 0;
+    for (int i = 0; i < nt; i++) {
+        if (tp[i]->group == PB_GROUP_BACKBONE) bad++;
+        if (tp[i]->group != PB_GROUP_ADAPTER) continue;
+        nadp++;
+        double ss = pb_sumsq(E, tp[i]->grad, tp[i]->numel);
+        if (!(ss > 0) || !isfinite(ss)) { bad++; printf("  no/bad grad for %s (%g)\n", tp[i]->name, ss); }
+    }
+    EXPECT(bad == 0 && nadp > 0, "%s: %d trainable tensors with wrong group or missing gradient", label, bad);
+    float *l2 = logits(m, &t);
+    pb_method_merge(m);
+    float *l3 = logits(m, &t);
+    double em = rel(l3, l2, nl), moved = rel(l2, l0, nl);
+    EXPECT(em <= 1e-5, "%s: merged vs unmerged logits: %.3g", label, em);
+    EXPECT(moved > 1e-4, "%s: perturbing the adapters did not change the logits (%.3g)", label, moved);
+    printf("%-44s step0 %.2e merge %.2e (moved %.2e)\n", label, e0, em, moved);
+    free(l0); free(l1); free(l2); free(l3);
+    free_batch(&t);
+    pb_model_free(m);
+}
+
+static void check_errors(void) {
+    char err[512] = "";
+    pb_model_config cfg;
+    pb_model_config_builtin("vit-tiny", &cfg, err, sizeof(err));
+    pb_model *m = pb_model_create(E, &cfg, 1);
+    pb_method_config c;
+    pb_method_config_default(&c, "lora");
+    snprintf(c.targets[1], sizeof(c.targets[1]), "values");
+    EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "targets"),
+           "unknown target not rejected: '%s'", err);
+    pb_method_config_default(&c, "svfit");
+    c.rank = 193;
+    EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
+           "svfit rank above min(out,in) not rejected: '%s'", err);
+    printf("errors: %s\n", err);
+    pb_method_config_default(&c, "dora");
+    EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "method"),
+           "unknown method not rejected: '%s'", err);
+    int n = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    for (int i = 0; i < n; i++) EXPECT(!ls[i].adapter, "a failed apply left adapters behind");
+    pb_model_free(m);
+}
+
+// Export as a PEFT directory, import into a fresh copy of the pre-trained model: same logits.
+// PiSSA goes through the rank-2r conversion relative to the original weights.
+static void check_peft_roundtrip(const char *model, const char *method) {
+    char err[512], dir[] = "/tmp/pb_peft_XXXXXX";
+    if (!mkdtemp(dir)) { EXPECT(0, "mkdtemp"); return; }
+    pb_model_config cfg;
+    pb_model_config_builtin(model, &cfg, err, sizeof(err));
+    pb_model *m = pb_model_create(E, &cfg, 3);
+    pb_rng r;
+    pb_rng_seed(&r, 5);
+    tbatch t = make_batch(&cfg, 2, 8, &r);
+    size_t nl = (size_t)2 * cfg.num_labels;
+    pb_method_config c;
+    pb_method_config_default(&c, method);
+    c.rank = 4;
+    c.alpha = 6;
+    pb_status st = pb_method_apply(m, &c, err, sizeof(err));
+    EXPECT(st == PB_OK, "%s", err);
+    int nt = 0;
+    pb_param **tp = pb_model_trainable(m, &nt);
+    for (int i = 0; i < nt; i++) { // adapters and head off their init
+        float *h = pb_xmalloc(tp[i]->numel * sizeof(float));
+        pb_download(E, h, tp[i]->data, tp[i]->numel);
+        for (size_t k = 0; k < tp[i]->numel; k++) h[k] += 0.05f * pb_rng_normal(&r);
+        pb_upload(E, tp[i]->data, h, tp[i]->numel);
+        free(h);
+    }
+    float *l1 = logits(m, &t);
+    st = pb_method_export_peft(m, &c, dir, err, sizeof(err));
+    EXPECT(st == PB_OK, "export: %s", err);
+    pb_model *m2 = pb_model_create(E, &cfg, 3);
+    pb_method_config c2;
+    st = pb_method_import_peft(m2, dir, &c2, err, sizeof(err));
+    EXPECT(st == PB_OK, "import: %s", err);
+    float *l2 = logits(m2, &t);
+    double e = rel(l2, l1, nl);
+    EXPECT(e <= 1e-5, "%s %s: PEFT export/import logits differ: %.3g", model, method, e);
+    EXPECT(c2.rank == (strcmp(method, "pissa") ? 4 : 8), "imported rank %d", c2.rank);
+    pb_param_counts pc = pb_model_count(m2);
+    EXPECT(pc.trainable == pc.adapter + pc.head, "imported model: backbone not frozen");
+    printf("%-12s %-6s PEFT export -> import: logits rel %.2e (r=%d alpha=%g)\n", model, method, e, c2.rank, c2.alpha);
+    // A second import onto the same model must fail cleanly.
+    EXPECT(pb_method_import_peft(m2, dir, NULL, err, sizeof(err)) == PB_ERR_ARG, "double import accepted");
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("warning: could not remove %s\n", dir);
+    free(l1); free(l2);
+    free_batch(&t);
+    pb_model_free(m);
+    pb_model_free(m2);
+}
+
+int main(int argc, char **argv) {
+    int slow = argc > 1 && !strcmp(argv[1], "slow");
+    char err[256];
+    E = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
+    if (!E) { printf("%s\n", err); return 1; }
+    check_errors();
+    // papers.md §7
+    check_count("vit-b16", "lora", 8, 294912, 294912);
+    if (slow) {
+        check_count("vit-b16", "lora", 16, 589824, 589824);
+        check_count("vit-b16", "full", 8, 0, 85798656);
+        check_count("vit-b16", "head", 8, 0, 0);
+        check_count("vit-b16", "aoft", 8, 24 * (2 * 768 + 8), 24 * (2 * 768 + 8));
+        check_count("vit-b16", "svfit", 768, 18432, 18432);
+        check_count("vit-b16", "svfit", 8, 24 * 8, 24 * 8);
+        check_count("vit-b16", "pissa", 8, 294912, 294912);
+        check_count("vit-l16", "lora", 8, 786432, 786432);
+        check_count("vit-l16", "svfit", 768, 36864, 36864);
+    }
+    const char *models[] = {"vit-tiny", "roberta-tiny"};
+    for (int k = 0; k < 2; k++) {
+        check_model_method(models[k], "lora", "lora", "lambda", "kaiming", 4);
+        check_model_method(models[k], "lora", "lora", "lambda", "gaussian", 4);
+        check_model_method(models[k], "pissa", "lora", "lambda", "svd", 4);
+        check_model_method(models[k], "pissa", "lora", "lambda", "niter_2", 4);
+        check_model_method(models[k], "svfit", "lora", "lambda", "", 16);
+        check_model_method(models[k], "aoft", "lora", "lambda", "", 4);
+        check_model_method(models[k], "aoft", "lora", "scalar", "", 4);
+        check_model_method(models[k], "aoft", "adapter", "lambda", "", 4);
+    }
+    check_peft_roundtrip("vit-tiny", "lora");
+    check_peft_roundtrip("roberta-tiny", "lora");
+    check_peft_roundtrip("vit-tiny", "pissa");
+    pb_engine_free(E);
+    printf(g_fail ? "test_methods_model: %d FAILED\n" : "test_methods_model: all passed\n", g_fail);
+    return g_fail ? 1 : 0;
+}
