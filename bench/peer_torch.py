@@ -60,7 +60,11 @@ def main():
     arch, cfg, model = build(a.model, a.num_labels)
     if a.method == "lora":
         import peft
-        lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=["query", "value"],
+        # transformers 5 names ViT's projections q_proj/v_proj in memory (checkpoints keep the
+        # query/value keys); RoBERTa keeps query/value.
+        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+        targets = ["q_proj", "v_proj"] if "q_proj" in names else ["query", "value"]
+        lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=targets,
                              lora_dropout=0.0, modules_to_save=["classifier"])
         model = peft.get_peft_model(model, lc)
     elif a.method == "head":
