@@ -5,6 +5,12 @@ RoBERTa post-processing, and transformers' RobertaTokenizer) on the same vocab.j
 A vocabulary is trained here with tokenizers.ByteLevelBPETokenizer on a small varied corpus (no
 download). Texts cover Unicode letters/numbers, whitespace runs, contractions, numbers, pairs and
 truncation. Also checks a real GPT-2-size vocabulary if one ships inside an installed package.
+
+Pair truncation grid: tokenizers 0.23 tokenises each text of a pair word by word only until it has
+>= max_length tokens, and its longest-first rule compares those capped lengths, so the split of the
+budget depends on word boundaries, not just on the two full lengths. The grid (every max_length in
+5..20, texts of different token lengths and word structures, both orders, equal lengths, singles)
+covers this; it must contain cases where the naive full-length rule would differ from the peer.
 Usage: ref_tokenizer.py PATH/TO/pb_tokdump"""
 import json
 import os
@@ -56,41 +62,119 @@ PAIRS = [
 ]
 
 
+# Texts for the pair grid: different token lengths and word structures (one long word, many
+# one-token words, mixed multi-token words, whitespace runs, Unicode, numbers, contractions).
+GRID_TEXTS = [
+    "The cat sat on the mat.",
+    "A cat was sitting.",
+    "x",
+    "Hello world",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "a b c d e f g h i j k l m n o p q r s t",
+    "sitting sitting sitting sitting",
+    "Whitespace   runs\tand\ttabs\nnew lines\n\n  indented",
+    "café naïve résumé 中文字符 русский",
+    "I'm sure they've done 1234 things, haven't they?",
+    "1,000,000 and 3.14159",
+]
+GRID_MAXLENS = range(5, 21)
+
+
+def longest_first(la, lb, budget):
+    """tokenizers `truncate_encodings` LongestFirst on the lengths it sees."""
+    n1, n2, swap = la, lb, False
+    if n1 > n2:
+        n1, n2, swap = n2, n1, True
+    n2 = n1 if n1 > budget else max(n1, budget - n1)
+    if n1 + n2 > budget:
+        n1 = budget // 2
+        n2 = n1 + budget % 2
+    if swap:
+        n1, n2 = n2, n1
+    return min(la, n1), min(lb, n2)
+
+
 def run_dump(tokdir, maxlen, cases):
     inp = "".join(json.dumps({"a": a, "b": b}) + "\n" for a, b in cases)
     out = subprocess.run([DUMP, "tok", tokdir, str(maxlen)], input=inp.encode(), capture_output=True, check=True)
     return [[int(x) for x in line.split()] for line in out.stdout.decode().splitlines()]
 
 
-def check(tokdir, label):
+def make_peers(tokdir):
+    """[(name, encode(a, b_or_None, maxlen) -> ids)] for every available real peer."""
     tok = ByteLevelBPETokenizer(os.path.join(tokdir, "vocab.json"), os.path.join(tokdir, "merges.txt"))
     vocab = json.load(open(os.path.join(tokdir, "vocab.json"), encoding="utf-8"))
     tok.post_processor = RobertaProcessing(("</s>", vocab["</s>"]), ("<s>", vocab["<s>"]))
-    fails = 0
-    peers = [("tokenizers", None)]
+
+    def enc_tokenizers(a, b, maxlen):
+        tok.enable_truncation(max_length=maxlen, strategy="longest_first")
+        return tok.encode(a, b).ids if b is not None else tok.encode(a).ids
+
+    peers = [("tokenizers", enc_tokenizers)]
     try:
         from transformers import RobertaTokenizer
         rt = RobertaTokenizer(os.path.join(tokdir, "vocab.json"), os.path.join(tokdir, "merges.txt"))
-        peers.append(("transformers.RobertaTokenizer", rt))
+        peers.append(("transformers.RobertaTokenizer(truncation=True)",
+                      lambda a, b, maxlen: rt(a, b, truncation=True, max_length=maxlen)["input_ids"]))
+        peers.append(("transformers.RobertaTokenizer(truncation='longest_first')",
+                      lambda a, b, maxlen: rt(a, b, truncation="longest_first", max_length=maxlen)["input_ids"]))
     except Exception as e:  # pragma: no cover
         print(f"note: transformers RobertaTokenizer unavailable: {e}")
-    for maxlen in (512, 24, 9):
-        cases = [(t, None) for t in TEXTS] + list(PAIRS)
+    return peers
+
+
+def compare(tokdir, label, peers, maxlens, cases):
+    """Our ids vs every peer for each (a, b) in cases at each maxlen; returns (n, fails)."""
+    fails = n = 0
+    for maxlen in maxlens:
         ours = run_dump(tokdir, maxlen, cases)
-        for pname, rt in peers:
+        if len(ours) != len(cases):
+            print(f"FAIL [{label}] pb_tokdump printed {len(ours)} lines for {len(cases)} cases")
+            return n + 1, fails + 1
+        for pname, enc in peers:
             for (a, b), got in zip(cases, ours):
-                if rt is None:
-                    tok.enable_truncation(max_length=maxlen, strategy="longest_first")
-                    want = tok.encode(a, b).ids if b is not None else tok.encode(a).ids
-                else:
-                    want = rt(a, b, truncation=True, max_length=maxlen)["input_ids"]
+                want = enc(a, b, maxlen)
+                n += 1
                 if got != want:
                     fails += 1
                     print(f"MISMATCH [{label} {pname} maxlen={maxlen}] a={a[:60]!r} b={(b or '')[:40]!r}\n"
                           f"  ours {got[:40]}\n  peer {want[:40]}")
-    n = (len(TEXTS) + len(PAIRS)) * 3 * len(peers)
-    print(f"{label}: {n - fails}/{n} encodings identical ({', '.join(p for p, _ in peers)})")
-    return fails
+    return n, fails
+
+
+def check(tokdir, label):
+    peers = make_peers(tokdir)
+    names = ", ".join(p for p, _ in peers)
+    cases = [(t, None) for t in TEXTS] + list(PAIRS)
+    n, fails = compare(tokdir, label, peers, (512, 24, 9), cases)
+    print(f"{label}: {n - fails}/{n} encodings identical ({names})")
+
+    # systematic pair grid: every ordered pair (both orders, a == b included) and every single
+    grid = [(a, b) for a in GRID_TEXTS for b in GRID_TEXTS] + [(a, None) for a in GRID_TEXTS]
+    gn, gfails = compare(tokdir, label + " grid", peers, GRID_MAXLENS, grid)
+    print(f"{label} grid ({len(grid)} cases x max_length {GRID_MAXLENS.start}..{GRID_MAXLENS.stop - 1}): "
+          f"{gn - gfails}/{gn} encodings identical")
+    # the grid must exercise the word-capped lengths: count pairs where the naive rule on the full
+    # lengths gives another split than the peer (tokenizers) does
+    raw = ByteLevelBPETokenizer(os.path.join(tokdir, "vocab.json"), os.path.join(tokdir, "merges.txt"))
+    full = {t: len(raw.encode(t).ids) for t in GRID_TEXTS}
+    enc = peers[0][1]
+    naive_differs = truncated = 0
+    for maxlen in GRID_MAXLENS:
+        for a, b in grid:
+            if b is None or full[a] + full[b] <= maxlen - 4:
+                continue
+            truncated += 1
+            ids = enc(a, b, maxlen)
+            sep = ids.index(raw.token_to_id("</s>"))
+            if (sep - 1, len(ids) - sep - 3) != longest_first(full[a], full[b], maxlen - 4):
+                naive_differs += 1
+    print(f"{label} grid: {truncated} truncated pairs, {naive_differs} where the full-length rule differs "
+          f"from the peer")
+    if naive_differs == 0:
+        print(f"FAIL [{label}] the grid does not exercise the word-capped pair lengths")
+        gfails += 1
+    return fails + gfails
 
 
 def find_real_vocab():
