@@ -3,7 +3,7 @@
 one run, each in its own process, and prints a Markdown table with the ratios.
 
 usage: bench/compare.py [--peftbench build/peftbench] [--threads 2] [--rounds 1] CONFIG...
-CONFIG = model:method:batch[:steps], e.g. vit-tiny:full:64:10 vit-b16:full:8:5 vit-b16:lora:8:5
+CONFIG = model:method:batch[:steps[:epochs]] (epochs: head-only over E epochs), e.g. vit-tiny:full:64:10 vit-b16:full:8:5 vit-b16:lora:8:5
 """
 import argparse, json, os, statistics, subprocess, sys
 
@@ -27,14 +27,15 @@ def main():
         parts = c.split(":")
         model, method, batch = parts[0], parts[1], int(parts[2])
         steps = int(parts[3]) if len(parts) > 3 else 5
+        epochs = ["--epochs", parts[4]] if len(parts) > 4 else []
         ours, peer = [], []
         for _ in range(a.rounds):
             ours.append(run_json([a.peftbench, "bench", "--model", model, "--method", method,
                                   "--batch", str(batch), "--steps", str(steps),
-                                  "--threads", str(a.threads), "--json"]))
+                                  "--threads", str(a.threads), "--json"] + epochs))
             peer.append(run_json([sys.executable, os.path.join(HERE, "peer_torch.py"), "--model",
                                   model, "--method", method, "--batch", str(batch), "--steps",
-                                  str(steps), "--threads", str(a.threads)]))
+                                  str(steps), "--threads", str(a.threads)] + epochs))
         med = lambda xs, k: statistics.median(x[k] for x in xs)
         o_thr, p_thr = med(ours, "throughput"), med(peer, "throughput")
         o_rss, p_rss = med(ours, "peak_rss_gib"), med(peer, "peak_rss_gib")

@@ -52,13 +52,19 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--num-labels", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=0,
+                    help="head only: time EPOCHS passes over --steps batches (backbone forward each time)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     arch, cfg, model = build(a.model, a.num_labels)
     if a.method == "lora":
         import peft
-        lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=["query", "value"],
+        # transformers 5 names ViT's projections q_proj/v_proj in memory (checkpoints keep the
+        # query/value keys); RoBERTa keeps query/value.
+        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+        targets = ["q_proj", "v_proj"] if "q_proj" in names else ["query", "value"]
+        lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=targets,
                              lora_dropout=0.0, modules_to_save=["classifier"])
         model = peft.get_peft_model(model, lc)
     elif a.method == "head":
@@ -98,9 +104,24 @@ def main():
         if s >= a.warmup:
             times.append(dt)
     step = statistics.median(times)
+    throughput = B / step
+    if a.epochs > 0:
+        # The peer has no feature cache: each epoch runs the frozen backbone again.
+        assert a.method == "head"
+        t0 = time.perf_counter()
+        for _ in range(a.epochs * a.steps):
+            opt.zero_grad(set_to_none=True)
+            base = model.vit if arch == "vit" else model.roberta
+            with torch.no_grad():
+                h = base(**inputs).last_hidden_state
+            logits = model.classifier(h[:, 0, :]) if arch == "vit" else model.classifier(h)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            loss.backward()
+            opt.step()
+        throughput = a.epochs * a.steps * B / (time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
     print(json.dumps(dict(peer="torch", torch=torch.__version__, model=a.model, method=a.method,
-                          batch=B, threads=a.threads, step_s=step, throughput=B / step,
+                          batch=B, threads=a.threads, step_s=step, throughput=throughput, epochs=a.epochs,
                           peak_rss_gib=rss, params_trainable=sum(p.numel() for p in params),
                           final_loss=loss.item())))
 

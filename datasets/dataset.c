@@ -413,7 +413,8 @@ static pb_status read_fgvc_json(const char *dir, const char *file, src_split *s,
     // Image roots differ per dataset (CUB/NABirds images/, Dogs Images/, others the root).
     const char *roots[] = {"images/", "Images/", ""};
     for (cJSON *e = j->child; e; e = e->next, i++) {
-        if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int)e->valuedouble || e->valueint < 0) {
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble < 1e9) ||
+            e->valuedouble != (double)(int)e->valuedouble) {
             s->n = i;
             cJSON_Delete(j);
             return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: entry %d (\"%.200s\"): class id must be a non-negative integer",

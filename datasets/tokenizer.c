@@ -150,8 +150,10 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
     for (cJSON *e = j->child; e; e = e->next, idx++) {
         const char *why = NULL;
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
-        if (!cJSON_IsNumber(e) || v != (double)(long)v) why = "id is not an integer";
-        else if (v < 0 || v >= n) why = "token id outside the vocabulary range [0, size)";
+        // range before the integer test: casting an out-of-range double is undefined
+        if (!cJSON_IsNumber(e)) why = "id is not a number";
+        else if (!(v >= 0 && v < n)) why = "token id outside the vocabulary range [0, size)";
+        else if (v != (double)(long)v) why = "id is not an integer";
         else if (seen[(int)v]) why = "duplicate id";
         else if (smap_put(&t->vocab, e->string, strlen(e->string), (int)v)) why = "duplicate token";
         if (why) {
@@ -432,32 +434,44 @@ static void bpe_chunk(pb_tokenizer *t, const uint8_t *raw, size_t rn, int32_t **
     free(m);
 }
 
-int pb_tokenizer_encode(pb_tokenizer *t, const char *text, size_t len, int32_t **ids) {
-    size_t n = 0, cap = 16;
-    *ids = pb_xmalloc(sizeof(int32_t) * cap);
+// Tokenises pre-tokeniser words of text[0..len) until at least `cap` tokens exist (cap <= 0: no
+// limit), stopping only at a word boundary. *ids is malloc'd (caller frees); returns the count.
+static int encode_words(pb_tokenizer *t, const char *text, size_t len, int cap, int32_t **ids) {
+    size_t n = 0, cap_ids = 16;
+    *ids = pb_xmalloc(sizeof(int32_t) * cap_ids);
     size_t pos = 0;
-    while (pos < len) {
+    while (pos < len && (cap <= 0 || n < (size_t)cap)) {
         size_t l = pb_pretok_next(text, len, pos);
         PB_CHECK(l > 0, "pre-tokeniser made no progress at byte %zu", pos);
-        bpe_chunk(t, (const uint8_t *)text + pos, l, ids, &n, &cap);
+        bpe_chunk(t, (const uint8_t *)text + pos, l, ids, &n, &cap_ids);
         pos += l;
     }
     return (int)n;
+}
+
+int pb_tokenizer_encode(pb_tokenizer *t, const char *text, size_t len, int32_t **ids) {
+    return encode_words(t, text, len, 0, ids);
 }
 
 int pb_tokenizer_encode_pair(pb_tokenizer *t, const char *a, const char *b, int max_len, int32_t *ids,
                              int32_t *mask) {
     int special = b ? 4 : 2;
     if (max_len < special) return -1;
+    // Each text is tokenised word by word only until it holds >= max_len tokens, as tokenizers
+    // 0.23 does when truncation is on; the longest-first rule below then sees these (possibly
+    // partial) lengths, which decides which side counts as longer. Verified against the peer
+    // by tests/ref/ref_tokenizer.py (grid of pair lengths x max_len, both orders).
     int32_t *ia, *ib = NULL;
-    int na = pb_tokenizer_encode(t, a, strlen(a), &ia), nb = 0;
-    if (b) nb = pb_tokenizer_encode(t, b, strlen(b), &ib);
+    int na = encode_words(t, a, strlen(a), max_len, &ia), nb = 0;
+    if (b) nb = encode_words(t, b, strlen(b), max_len, &ib);
     int budget = max_len - special;
     if (!b) {
         if (na > budget) na = budget;
     } else if (na + nb > budget) {
-        // longest-first, as HF tokenizers: shorten the longer side first; when both exceed half
-        // the budget, the first gets budget/2 and the second the rest.
+        // longest-first (tokenizers `truncate_encodings`): n1 = the shorter length; if it fits,
+        // the longer side gets the rest of the budget (but at least n1); if that still overflows,
+        // the shorter side gets budget/2 and the longer one budget/2 + budget%2. Equal lengths
+        // count as "first is shorter", so the second sequence gets the odd token.
         int n1 = na, n2 = nb, swap = 0;
         if (n1 > n2) {
             int x = n1;

@@ -34,7 +34,9 @@ int pb_tokenizer_pad(const pb_tokenizer *t);
 int pb_tokenizer_encode(pb_tokenizer *t, const char *text, size_t len, int32_t **ids);
 
 // RoBERTa input: "<s> A </s>" or "<s> A </s></s> B </s>" (b may be NULL), truncated to max_len
-// (longest-first for pairs, like HF `truncation=True`) and padded with <pad>. ids and mask have
+// (longest-first for pairs, like HF `truncation=True`; as tokenizers 0.23, each text is tokenised
+// only until it has >= max_len tokens at a word boundary and the rule compares those lengths, see
+// docs/datasets.md) and padded with <pad>. ids and mask have
 // max_len entries; returns the number of real tokens, or -1 when max_len is too small for the
 // special tokens (< 2 single, < 4 pair).
 int pb_tokenizer_encode_pair(pb_tokenizer *t, const char *a, const char *b, int max_len,

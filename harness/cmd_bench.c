@@ -88,8 +88,12 @@ static bench_flops bench_count_flops(const pb_model_config *c, const pb_method_c
 
 // Median GFLOP/s of cblas_sgemm over the model's main GEMM shapes (forward NN-equivalent and the
 // two backward forms), weighted by their FLOPs: the physical ceiling for this step's GEMM work.
-static double bench_sgemm_ceiling(const pb_model_config *c, int B, int T, int reps) {
+// OpenBLAS runs on `threads` of its own threads here (the engine keeps it at 1 and splits GEMMs
+// itself), so this is plain cblas_sgemm as any C program would call it.
+static double bench_sgemm_ceiling(const pb_model_config *c, int B, int T, int reps, int threads) {
     int N = B * T, D = c->hidden, Mw = c->intermediate;
+    int prev_threads = openblas_get_num_threads();
+    openblas_set_num_threads(threads);
     int shapes[6][4] = {
         // transA, transB, M, Nn, K encoded as: {M, Nn, K, kind} kind 0: NT (fwd), 1: NN (dX), 2: TN (dW)
         {N, D, D, 0}, {N, Mw, D, 0}, {N, D, Mw, 0}, {N, D, Mw, 1}, {Mw, D, N, 2}, {D, D, N, 2},
@@ -122,6 +126,7 @@ static double bench_sgemm_ceiling(const pb_model_config *c, int B, int T, int re
         free(Bm);
         free(C);
     }
+    openblas_set_num_threads(prev_threads); // back to the engine's setting
     return total_flops / total_time * 1e-9;
 }
 
@@ -140,13 +145,14 @@ static void bench_usage(FILE *f) {
             "  --threads N       engine threads (default: cores)\n"
             "  --device D        cpu (default) or cuda\n"
             "  --no-ceiling      skip the in-process sgemm ceiling measurement\n"
+            "  --epochs E        head only: time E epochs over --steps batches with cached features\n"
             "  --json            one JSON object on stdout\n");
 }
 
 int pb_cmd_bench(int argc, char **argv) {
     const char *model_name = NULL, *device = "cpu";
     int batch = 8, seq = 128, steps = 5, warmup = 2, threads = 0, num_labels = 10, json = 0;
-    int ceiling = 1;
+    int ceiling = 1, epochs = 0;
     pb_method_config mc;
     pb_method_config_default(&mc, "full");
     static const struct option opts[] = {
@@ -156,7 +162,7 @@ int pb_cmd_bench(int argc, char **argv) {
         {"steps", required_argument, 0, 'n'}, {"warmup", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
         {"num-labels", required_argument, 0, 'c'}, {"json", no_argument, 0, 'j'},
-        {"no-ceiling", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-ceiling", no_argument, 0, 'C'}, {"epochs", required_argument, 0, 'E'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -186,6 +192,7 @@ int pb_cmd_bench(int argc, char **argv) {
         case 'c': num_labels = atoi(optarg); break;
         case 'j': json = 1; break;
         case 'C': ceiling = 0; break;
+        case 'E': epochs = atoi(optarg); break;
         case 'h': bench_usage(stdout); return 0;
         default: bench_usage(stderr); return 2;
         }
@@ -232,6 +239,12 @@ int pb_cmd_bench(int argc, char **argv) {
     }
     t_init = pb_now() - t_init;
     int head_only = !strcmp(mc.method, "head");
+    if (epochs > 0 && !head_only) {
+        fprintf(stderr, "peftbench bench: --epochs applies to --method head only\n");
+        pb_model_free(m);
+        pb_engine_free(e);
+        return 2;
+    }
 
     // Random inputs and labels (fixed seed).
     pb_rng rng;
@@ -305,24 +318,48 @@ int pb_cmd_bench(int argc, char **argv) {
         if (s >= 0) ts[s] = dt;
     }
     double t_step = median(ts, steps);
+    // Head-only over E epochs with feature caching, as the runner trains it: one backbone forward
+    // per example (for `steps` batches), then E epochs of head steps on the cached features.
+    double t_epochs = 0;
+    if (head_only && epochs > 0) {
+        size_t fb = (size_t)batch * cfg.hidden;
+        float *cache = pb_alloc(e, fb * (size_t)steps);
+        double t0 = pb_now();
+        for (int s = 0; s < steps; s++)
+            pb_copy(e, cache + fb * (size_t)s, pb_model_features(m, &bt, 0, (uint64_t)s), fb);
+        int step = warmup + steps;
+        for (int ep = 0; ep < epochs; ep++)
+            for (int s = 0; s < steps; s++) {
+                pb_params_zero_grad(e, tr, ntr);
+                pb_model_head_forward(m, cache + fb * (size_t)s, batch, 1, (uint64_t)s);
+                loss = pb_model_head_loss(m, &bt, 0);
+                pb_model_head_backward(m, &bt);
+                pb_params_adamw_step(e, tr, ntr, &opt, ++step);
+            }
+        pb_sync(e);
+        t_epochs = pb_now() - t0;
+        pb_free(e, cache);
+    }
     bench_flops fl = bench_count_flops(&cfg, &mc, seq);
     double gflop_step = fl.step * batch * 1e-9;
     double achieved = gflop_step / t_step;
-    double ceil_gflops = ceiling && dev == PB_DEVICE_CPU ? bench_sgemm_ceiling(&cfg, batch, T, 5) : 0;
+    double ceil_gflops = ceiling && dev == PB_DEVICE_CPU ? bench_sgemm_ceiling(&cfg, batch, T, 5, pb_engine_threads(e)) : 0;
     double rss = (double)pb_peak_rss() / (1024.0 * 1024 * 1024);
     pb_param_counts pc = pb_model_count(m);
     const char *unit = cfg.arch == PB_ARCH_VIT ? "img/s" : "seq/s";
+    // With --epochs, throughput counts examples seen over all epochs (what the user waits for).
+    double throughput = t_epochs > 0 ? (double)epochs * steps * batch / t_epochs : batch / t_step;
     if (json) {
         printf("{\"model\": \"%s\", \"method\": \"%s\", \"rank\": %d, \"batch\": %d, \"tokens\": %d, "
                "\"threads\": %d, \"backend\": \"%s\", \"steps\": %d, \"step_s\": %.6f, "
                "\"throughput\": %.4f, \"unit\": \"%s\", \"gflop_per_step\": %.4f, "
                "\"gflops\": %.3f, \"sgemm_ceiling_gflops\": %.3f, \"pct_of_ceiling\": %.2f, "
                "\"peak_rss_gib\": %.4f, \"params_trainable\": %zu, \"params_adapter\": %zu, "
-               "\"init_s\": %.4f, \"final_loss\": %.6f}\n",
+               "\"init_s\": %.4f, \"epochs\": %d, \"epochs_s\": %.4f, \"final_loss\": %.6f}\n",
                model_name, mc.method, mc.rank, batch, T, pb_engine_threads(e), pb_engine_describe(e),
-               steps, t_step, batch / t_step, unit, gflop_step, achieved, ceil_gflops,
+               steps, t_step, throughput, unit, gflop_step, achieved, ceil_gflops,
                ceil_gflops > 0 ? 100 * achieved / ceil_gflops : 0, rss, trainable, pc.adapter, t_init,
-               loss);
+               epochs, t_epochs, loss);
     } else {
         printf("model %s, method %s (rank %d), batch %d, %d tokens, %s\n", model_name, mc.method,
                mc.rank, batch, T, pb_engine_describe(e));
@@ -333,6 +370,9 @@ int pb_cmd_bench(int argc, char **argv) {
         if (ceil_gflops > 0)
             printf("  sgemm ceiling      %.1f GFLOP/s at these shapes -> %.1f%% of ceiling\n",
                    ceil_gflops, 100 * achieved / ceil_gflops);
+        if (t_epochs > 0)
+            printf("  head-only, %d epochs x %d examples with cached features: %.3f s (%.1f %s)\n",
+                   epochs, steps * batch, t_epochs, throughput, unit);
         printf("  peak RSS           %.3f GiB\n", rss);
     }
     free(ts);

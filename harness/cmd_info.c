@@ -62,7 +62,13 @@ int pb_cmd_info(int argc, char **argv) {
         } else if (!strcmp(a, "--rank") && has) {
             if (!parse_int(a, argv[++i], &rank)) return 2;
         } else if (!strcmp(a, "--alpha") && has) {
-            alpha = strtof(argv[++i], NULL);
+            char *end;
+            const char *v = argv[++i];
+            alpha = strtof(v, &end);
+            if (*v == '\0' || *end != '\0') {
+                fprintf(stderr, "peftbench info: --alpha: expected a number, got '%s'\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--targets") && has) {
             targets = argv[++i];
         } else if (a[0] != '-' && !model) {

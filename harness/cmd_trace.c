@@ -1,15 +1,30 @@
 // cmd_trace.c: `peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
 // [--steps N] [--lr X] [--wd X] [--beta1 X] [--beta2 X] [--eps X] [--label-smoothing X]
-// [--threads N] [--seed S] [--num-labels N] [--method M] [--rank R] [--alpha A] [--targets a,b]
-// [--train] [--save DIR]`: one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
-// safetensors, for cross-checks against PyTorch.
+// [--threads N] [--seed S] [--num-labels N] [--train] [--save DIR]
+// [--method M] [--rank R] [--alpha A] [--dropout P] [--rslora] [--targets a,b] [--init I]
+// [--variant V] [--gate G] [--no-head] [--peft-import DIR] [--peft-export DIR] [--params FILE]`:
+// one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
+// safetensors, for cross-checks against PyTorch / PEFT.
 //
-// Output tensors: "logits" (B,V), "loss" (1), "grad.<key>" for every trainable tensor (model keys
-// as saved by pb_model_save: "vit."/"roberta." + name for the backbone, "classifier.*" for the
-// head; adapter tensors under their own names), and with --steps N: "loss.<i>" (1) for the loss
-// before step i (i = 0..N-1) and "param.<key>" after the N steps. Step 0 uses the gradients
-// already dumped. --save DIR writes the model after the steps (adapters merged) with
-// pb_model_save.
+// Tensor names ("<key>" below): model parameters under their checkpoint key (pb_model_save:
+// "vit."/"roberta." + name for the backbone, "classifier.*" for the head); adapter tensors under
+// their PEFT-style key, i.e. the key HF PEFT writes to adapter_model.safetensors minus
+// "base_model.model.", in the hub (transformers 4) module layout:
+// "<prefix><linear>.lora_A.weight", ".lora_B.weight" (lora, pissa), ".svfit_sigma" (svfit),
+// ".aoft_q_down", ".aoft_q_up", ".aoft_lambda" or ".aoft_gate" (aoft), e.g.
+// "vit.encoder.layer.0.attention.attention.query.lora_A.weight".
+//
+// Output tensors: "logits" (B,V), "loss" (1), "grad.<key>" for every trainable tensor,
+// "init.<key>" (the value every adapter tensor had at step 0) and "base.<prefix><linear>.weight"
+// (the frozen base weight of every adapted linear at step 0: W_res for PiSSA, W_e for SVFit);
+// with --steps N: "loss.<i>" (1) for the loss before step i (i = 0..N-1), "param.<key>" after the
+// N steps and "logits.final" (eval forward after the steps). With --save DIR: "logits.merged"
+// (eval forward after pb_method_merge), then the merged model is written with pb_model_save.
+// Step 0 uses the gradients already dumped.
+// --params FILE loads trainable tensors by "<key>" (every tensor in FILE must name a trainable
+// tensor of the same size) before step 0. --peft-import DIR attaches LoRA adapters from a PEFT
+// directory instead of --method (pb_method_import_peft); --peft-export DIR writes the adapters
+// after the steps (before any merge) with pb_method_export_peft.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +40,12 @@ static void trace_usage(FILE *f) {
     fprintf(f,
             "usage: peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors\n"
             "         [--steps N] [--lr 1e-3] [--wd 0.01] [--beta1 0.9] [--beta2 0.999] [--eps 1e-8]\n"
-            "         [--label-smoothing 0] [--threads 1] [--seed 0] [--num-labels N]\n"
-            "         [--method full] [--rank R] [--alpha A] [--targets a,b,...] [--train]\n"
-            "         [--save DIR]\n"
+            "         [--label-smoothing 0] [--threads 1] [--seed 0] [--num-labels N] [--train]\n"
+            "         [--save DIR] [--method full|head|lora|pissa|svfit|aoft] [--rank R]\n"
+            "         [--alpha A] [--dropout P] [--rslora] [--targets a,b,...]\n"
+            "         [--init kaiming|gaussian|svd|niter_N] [--variant lora|adapter]\n"
+            "         [--gate lambda|scalar] [--no-head] [--peft-import DIR] [--peft-export DIR]\n"
+            "         [--params FILE]\n"
             "  batch: ViT \"pixel_values\" (B,C,H,W) float + \"labels\" (B);\n"
             "         RoBERTa \"input_ids\", \"attention_mask\" (B,T) int + \"labels\" (B)\n"
             "         (labels float when num_labels == 1: regression)\n");
@@ -46,6 +64,7 @@ static void host_batch_free(host_batch *h) {
     free(h->mask);
     free(h->labels);
     free(h->targets);
+    memset(h, 0, sizeof(*h));
 }
 
 static const pb_st_tensor *need(const pb_st_file *f, const char *name, char *err, size_t errlen,
@@ -127,11 +146,11 @@ static pb_status read_batch(const char *path, const pb_model_config *cfg, host_b
     return st;
 }
 
-// The key a tensor is written under (the checkpoint key for model params).
+// The key a tensor is written under: the checkpoint key for model params, the PEFT-style key
+// ("<prefix><linear>.<leaf>") for adapter params; head params carry no prefix.
 static void out_key(char *buf, size_t n, const char *kind, pb_model *m, const pb_param *p) {
-    int is_model = p->group != PB_GROUP_ADAPTER;
-    snprintf(buf, n, "%s.%s%s", kind,
-             is_model && p->group != PB_GROUP_HEAD ? pb_model_prefix(m) : "", p->name);
+    snprintf(buf, n, "%s%s%s%s", kind, kind[0] ? "." : "",
+             p->group != PB_GROUP_HEAD ? pb_model_prefix(m) : "", p->name);
 }
 
 static void add_tensor(pb_st_writer *w, pb_engine *e, const char *key, const float *dev,
@@ -164,13 +183,70 @@ static int parse_i(const char *flag, const char *s, long long *out) {
     return 1;
 }
 
+// Loads trainable tensors by their trace key from a safetensors file (see the header). Every
+// tensor of the file must match a trainable tensor's key and element count; nothing is changed
+// unless all match.
+static pb_status load_params(pb_model *m, const char *path, char *err, size_t errlen) {
+    pb_st_file f;
+    pb_status st = pb_st_open(path, &f, err, errlen);
+    if (st != PB_OK) return st;
+    pb_engine *e = pb_model_engine(m);
+    int np = 0;
+    pb_param **ps = pb_model_trainable(m, &np);
+    pb_param **hit = pb_xcalloc((size_t)f.ntensors + 1, sizeof(pb_param *));
+    char key[PB_NAME_MAX + 32];
+    for (int t = 0; t < f.ntensors && st == PB_OK; t++) {
+        for (int i = 0; i < np && !hit[t]; i++) {
+            out_key(key, sizeof(key), "", m, ps[i]);
+            if (!strcmp(key, f.tensors[t].name)) hit[t] = ps[i];
+        }
+        if (!hit[t])
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: no trainable tensor of that name",
+                         path, f.tensors[t].name);
+        else if (hit[t]->numel != f.tensors[t].numel)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: %zu elements, the model has %zu",
+                         path, f.tensors[t].name, f.tensors[t].numel, hit[t]->numel);
+    }
+    for (int t = 0; t < f.ntensors && st == PB_OK; t++) {
+        float *h = pb_xmalloc(f.tensors[t].numel * sizeof(float));
+        st = pb_st_read_f32(&f, &f.tensors[t], h, err, errlen);
+        if (st == PB_OK) pb_upload(e, hit[t]->data, h, hit[t]->numel);
+        free(h);
+    }
+    free(hit);
+    pb_st_close(&f);
+    return st;
+}
+
+// Eval forward; adds the logits (B,V) to w under name.
+static void dump_logits(pb_st_writer *w, pb_model *m, const pb_batch *b, const char *name) {
+    int V = pb_model_cfg(m)->num_labels;
+    const float *logits = pb_model_forward(m, b, 0, 0);
+    size_t n = (size_t)b->B * (size_t)V;
+    float *h = pb_xmalloc(n * sizeof(float));
+    pb_download(pb_model_engine(m), h, logits, n);
+    pb_st_writer_add(w, name, h, 2, (int64_t[]){b->B, V});
+    free(h);
+}
+
+static int copy_name(char *dst, size_t n, const char *flag, const char *v) {
+    if (strlen(v) >= n) {
+        fprintf(stderr, "peftbench trace: %s: value too long: '%s'\n", flag, v);
+        return 0;
+    }
+    snprintf(dst, n, "%s", v);
+    return 1;
+}
+
 int pb_cmd_trace(int argc, char **argv) {
     const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *targets = NULL;
-    const char *save_dir = NULL;
+    const char *save_dir = NULL, *peft_import = NULL, *peft_export = NULL, *params_path = NULL;
     const char *method = "full";
     long long steps = 0, threads = 1, seed = 0, num_labels = 0, rank = -1;
     float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f, alpha = -1;
-    int train = 0;
+    float dropout = 0.0f;
+    int train = 0, rslora = 0, no_head = 0;
+    char init[32] = "", variant[32] = "", gate[16] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc, ok = 1;
@@ -178,6 +254,8 @@ int pb_cmd_trace(int argc, char **argv) {
             trace_usage(stdout);
             return 0;
         } else if (!strcmp(a, "--train")) train = 1;
+        else if (!strcmp(a, "--rslora")) rslora = 1;
+        else if (!strcmp(a, "--no-head")) no_head = 1;
         else if (!has) ok = 0;
         else if (!strcmp(a, "--model")) model_dir = argv[++i];
         else if (!strcmp(a, "--batch")) batch_path = argv[++i];
@@ -185,6 +263,12 @@ int pb_cmd_trace(int argc, char **argv) {
         else if (!strcmp(a, "--save")) save_dir = argv[++i];
         else if (!strcmp(a, "--method")) method = argv[++i];
         else if (!strcmp(a, "--targets")) targets = argv[++i];
+        else if (!strcmp(a, "--peft-import")) peft_import = argv[++i];
+        else if (!strcmp(a, "--peft-export")) peft_export = argv[++i];
+        else if (!strcmp(a, "--params")) params_path = argv[++i];
+        else if (!strcmp(a, "--init")) ok = copy_name(init, sizeof(init), a, argv[++i]);
+        else if (!strcmp(a, "--variant")) ok = copy_name(variant, sizeof(variant), a, argv[++i]);
+        else if (!strcmp(a, "--gate")) ok = copy_name(gate, sizeof(gate), a, argv[++i]);
         else if (!strcmp(a, "--steps")) ok = parse_i(a, argv[++i], &steps);
         else if (!strcmp(a, "--threads")) ok = parse_i(a, argv[++i], &threads);
         else if (!strcmp(a, "--seed")) ok = parse_i(a, argv[++i], &seed);
@@ -196,6 +280,7 @@ int pb_cmd_trace(int argc, char **argv) {
         else if (!strcmp(a, "--beta2")) ok = parse_f(a, argv[++i], &beta2);
         else if (!strcmp(a, "--eps")) ok = parse_f(a, argv[++i], &eps);
         else if (!strcmp(a, "--alpha")) ok = parse_f(a, argv[++i], &alpha);
+        else if (!strcmp(a, "--dropout")) ok = parse_f(a, argv[++i], &dropout);
         else if (!strcmp(a, "--label-smoothing")) ok = parse_f(a, argv[++i], &ls);
         else ok = 0;
         if (!ok) {
@@ -227,15 +312,31 @@ int pb_cmd_trace(int argc, char **argv) {
     pb_method_config_default(&mc, method);
     if (rank >= 0) mc.rank = (int)rank;
     if (alpha > 0) mc.alpha = alpha;
+    mc.dropout = dropout;
+    mc.rslora = rslora;
+    mc.train_head = !no_head;
+    if (init[0]) snprintf(mc.init, sizeof(mc.init), "%s", init);
+    if (variant[0]) snprintf(mc.variant, sizeof(mc.variant), "%s", variant);
+    if (gate[0]) snprintf(mc.gate, sizeof(mc.gate), "%s", gate);
     mc.seed = (uint64_t)seed;
     if (targets) {
         mc.ntargets = 0;
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", targets);
-        for (char *tok = strtok(buf, ","); tok && mc.ntargets < PB_MAX_TARGETS; tok = strtok(NULL, ","))
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (mc.ntargets == PB_MAX_TARGETS) {
+                snprintf(err, sizeof(err), "--targets: at most %d targets", PB_MAX_TARGETS);
+                goto fail;
+            }
             snprintf(mc.targets[mc.ntargets++], sizeof(mc.targets[0]), "%s", tok);
+        }
     }
-    if (pb_method_apply(m, &mc, err, sizeof(err)) != PB_OK) goto fail;
+    if (peft_import) {
+        if (pb_method_import_peft(m, peft_import, &mc, err, sizeof(err)) != PB_OK) goto fail;
+    } else if (pb_method_apply(m, &mc, err, sizeof(err)) != PB_OK) {
+        goto fail;
+    }
+    if (params_path && load_params(m, params_path, err, sizeof(err)) != PB_OK) goto fail;
     const pb_model_config *cfg = pb_model_cfg(m);
     if (read_batch(batch_path, cfg, &hb, err, sizeof(err)) != PB_OK) goto fail;
 
@@ -269,15 +370,29 @@ int pb_cmd_trace(int argc, char **argv) {
         b.targets = d_targets;
     }
 
-    int np = 0;
-    pb_param **ps = pb_model_trainable(m, &np);
-    pb_params_zero_grad(e, ps, np);
-    const float *logits = pb_model_forward(m, &b, train, (uint64_t)seed);
-    float loss = pb_model_loss(m, &b, ls);
-    pb_model_backward(m, &b);
-
     w = pb_st_writer_init();
     pb_st_writer_meta(w, "format", "pt");
+    char key[PB_NAME_MAX + 32];
+    int np = 0;
+    pb_param **ps = pb_model_trainable(m, &np);
+    // step-0 values of the adapter tensors and the frozen base weights under them
+    for (int i = 0; i < np; i++) {
+        if (ps[i]->group != PB_GROUP_ADAPTER) continue;
+        out_key(key, sizeof(key), "init", m, ps[i]);
+        add_tensor(w, e, key, ps[i]->data, ps[i], ps[i]->numel);
+    }
+    {
+        int nl = 0;
+        pb_linear *lin = pb_model_linears(m, &nl);
+        for (int i = 0; i < nl; i++) {
+            if (!lin[i].adapter) continue;
+            snprintf(key, sizeof(key), "base.%s%s.weight", pb_model_prefix(m), lin[i].name);
+            add_tensor(w, e, key, lin[i].w->data, lin[i].w, lin[i].w->numel);
+        }
+    }
+
+    pb_params_zero_grad(e, ps, np);
+    const float *logits = pb_model_forward(m, &b, train, (uint64_t)seed);
     int V = cfg->num_labels;
     {
         size_t n = (size_t)b.B * (size_t)V;
@@ -286,8 +401,9 @@ int pb_cmd_trace(int argc, char **argv) {
         pb_st_writer_add(w, "logits", h, 2, (int64_t[]){b.B, V});
         free(h);
     }
+    float loss = pb_model_loss(m, &b, ls);
+    pb_model_backward(m, &b);
     pb_st_writer_add(w, "loss", &loss, 1, (int64_t[]){1});
-    char key[PB_NAME_MAX + 32];
     for (int i = 0; i < np; i++) {
         out_key(key, sizeof(key), "grad", m, ps[i]);
         add_tensor(w, e, key, ps[i]->grad, ps[i], ps[i]->numel);
@@ -310,12 +426,15 @@ int pb_cmd_trace(int argc, char **argv) {
             out_key(key, sizeof(key), "param", m, ps[i]);
             add_tensor(w, e, key, ps[i]->data, ps[i], ps[i]->numel);
         }
+        dump_logits(w, m, &b, "logits.final");
     }
-    if (pb_st_writer_finish(w, out_path, err, sizeof(err)) != PB_OK) goto fail;
+    if (peft_export && pb_method_export_peft(m, &mc, peft_export, err, sizeof(err)) != PB_OK) goto fail;
     if (save_dir) {
         pb_method_merge(m);
-        if (pb_model_save(m, save_dir, err, sizeof(err)) != PB_OK) goto fail;
+        dump_logits(w, m, &b, "logits.merged");
     }
+    if (pb_st_writer_finish(w, out_path, err, sizeof(err)) != PB_OK) goto fail;
+    if (save_dir && pb_model_save(m, save_dir, err, sizeof(err)) != PB_OK) goto fail;
     rc = 0;
     goto done;
 fail:

@@ -7,6 +7,7 @@
 // load on the unmodified base model reproduces W_res + s B A.
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
@@ -15,15 +16,56 @@
 
 #define PEFT_PREFIX "base_model.model."
 
-static void linear_peft_target(const pb_model *m, const pb_linear *l, char *out, size_t n) {
-    // query/key/value are unambiguous PEFT suffixes; the ".dense" linears are written as full
-    // module paths because PEFT's suffix match of "output.dense" would also hit attention.output.
-    const char *last = strrchr(l->name, '.');
-    last = last ? last + 1 : l->name;
-    if (!strcmp(last, "query") || !strcmp(last, "key") || !strcmp(last, "value"))
-        snprintf(out, n, "%s", last);
+// ViT module names: transformers >= 5 renames ViT's linears in memory (conversion mapping
+// "ViTModel": encoder.layer.N -> layers.N, attention.{query,key,value} -> {q,k,v}_proj,
+// attention.output.dense -> attention.o_proj, intermediate.dense -> mlp.fc1, output.dense ->
+// mlp.fc2) and PEFT (0.21) saves adapters and matches target_modules on those names; RoBERTa is
+// unchanged. peftbench keeps the hub (transformers 4) names internally and writes ViT adapters
+// in the transformers 5 layout, which is what the pinned peers (tests/ref/requirements.txt) load.
+static const char *const vit_v5_map[][2] = {
+    {"attention.attention.query", "attention.q_proj"}, {"attention.attention.key", "attention.k_proj"},
+    {"attention.attention.value", "attention.v_proj"}, {"attention.output.dense", "attention.o_proj"},
+    {"intermediate.dense", "mlp.fc1"},                 {"output.dense", "mlp.fc2"},
+};
+
+// "encoder.layer.N.<hub leaf>" <-> "layers.N.<v5 leaf>". to_v5: direction. Returns 0 when name
+// is not a ViT encoder linear in the source layout.
+static int vit_rename(const char *name, int to_v5, char *out, size_t n) {
+    const char *pre = to_v5 ? "encoder.layer." : "layers.";
+    size_t pl = strlen(pre);
+    if (strncmp(name, pre, pl)) return 0;
+    const char *p = name + pl;
+    char *end;
+    long layer = strtol(p, &end, 10);
+    if (end == p || *end != '.') return 0;
+    for (size_t i = 0; i < sizeof(vit_v5_map) / sizeof(vit_v5_map[0]); i++) {
+        if (strcmp(end + 1, vit_v5_map[i][to_v5 ? 0 : 1])) continue;
+        snprintf(out, n, "%s%ld.%s", to_v5 ? "layers." : "encoder.layer.", layer, vit_v5_map[i][to_v5 ? 1 : 0]);
+        return 1;
+    }
+    return 0;
+}
+
+// The module path PEFT uses for a linear (without "base_model.model."): the task prefix plus the
+// hub name (RoBERTa) or the transformers 5 name (ViT).
+static void linear_peft_module(const pb_model *m, const pb_linear *l, char *out, size_t n) {
+    char v5[PB_NAME_MAX];
+    if (pb_model_cfg(m)->arch == PB_ARCH_VIT && vit_rename(l->name, 1, v5, sizeof(v5)))
+        snprintf(out, n, "%s%s", pb_model_prefix(m), v5);
     else
         snprintf(out, n, "%s%s", pb_model_prefix(m), l->name);
+}
+
+static void linear_peft_target(const pb_model *m, const pb_linear *l, char *out, size_t n) {
+    // ViT (transformers 5 names): q_proj k_proj v_proj o_proj fc1 fc2 are unambiguous suffixes.
+    // RoBERTa: query/key/value are unambiguous; the ".dense" linears are written as full module
+    // paths because PEFT's suffix match of "output.dense" would also hit attention.output.dense.
+    char mod[2 * PB_NAME_MAX];
+    linear_peft_module(m, l, mod, sizeof(mod));
+    const char *last = strrchr(mod, '.');
+    last = last ? last + 1 : mod;
+    if (strcmp(last, "dense")) snprintf(out, n, "%s", last);
+    else snprintf(out, n, "%s", mod);
 }
 
 pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err,
@@ -39,7 +81,7 @@ pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const ch
     pb_linear *ls = pb_model_linears(m, &n);
     pb_st_writer *w = pb_st_writer_init();
     cJSON *targets = cJSON_CreateArray();
-    char key[2 * PB_NAME_MAX];
+    char key[3 * PB_NAME_MAX];
     for (int i = 0; i < n; i++) {
         pb_adapter *a = ls[i].adapter;
         if (!a) continue;
@@ -65,9 +107,11 @@ pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const ch
             for (int o = 0; o < out; o++)
                 for (int k = 0; k < st->r; k++) hB[(size_t)o * rr + st->r + k] = -tmp[(size_t)o * st->r + k];
         }
-        snprintf(key, sizeof(key), PEFT_PREFIX "%s%s.lora_A.weight", pb_model_prefix(m), ls[i].name);
+        char mod[2 * PB_NAME_MAX];
+        linear_peft_module(m, &ls[i], mod, sizeof(mod));
+        snprintf(key, sizeof(key), PEFT_PREFIX "%s.lora_A.weight", mod);
         pb_st_writer_add(w, key, hA, 2, (int64_t[]){rr, in});
-        snprintf(key, sizeof(key), PEFT_PREFIX "%s%s.lora_B.weight", pb_model_prefix(m), ls[i].name);
+        snprintf(key, sizeof(key), PEFT_PREFIX "%s.lora_B.weight", mod);
         pb_st_writer_add(w, key, hB, 2, (int64_t[]){out, rr});
         free(hA); free(hB); free(tmp);
         char t[2 * PB_NAME_MAX];
@@ -153,11 +197,14 @@ static char *read_text(const char *path, char *err, size_t errlen) {
     return buf;
 }
 
+// The linear a PEFT module path names: hub names, and for ViT also transformers 5 names.
 static pb_linear *find_linear(pb_model *m, const char *module, int *index) {
     int n = 0;
     pb_linear *ls = pb_model_linears(m, &n);
     const char *pre = pb_model_prefix(m);
     if (!strncmp(module, pre, strlen(pre))) module += strlen(pre);
+    char hub[PB_NAME_MAX];
+    if (pb_model_cfg(m)->arch == PB_ARCH_VIT && vit_rename(module, 0, hub, sizeof(hub))) module = hub;
     for (int i = 0; i < n; i++)
         if (!strcmp(ls[i].name, module)) { *index = i; return &ls[i]; }
     return NULL;

@@ -152,6 +152,22 @@ static void init_param(pb_engine *e, pb_param *p, pb_init_kind kind, float std, 
 // Builds the model; init_mask: 1 = random-init the backbone, 2 = random-init the head.
 static pb_model *model_build(pb_engine *e, const pb_model_config *cfg, uint64_t seed,
                              int init_mask) {
+    // configs from pb_model_config_read / _builtin are validated there; anything else is a bug
+    // (no '%' inside PB_CHECK conditions: the condition text becomes part of a format string)
+    int head_rem = cfg->heads > 0 ? cfg->hidden - (cfg->hidden / cfg->heads) * cfg->heads : 1;
+    int patch_rem = cfg->patch_size > 0
+                        ? cfg->image_size - (cfg->image_size / cfg->patch_size) * cfg->patch_size
+                        : 1;
+    PB_CHECK(cfg->hidden > 0 && cfg->layers > 0 && cfg->heads > 0 && cfg->intermediate > 0 &&
+                 head_rem == 0 && cfg->num_labels >= 1,
+             "invalid model config (hidden %d, layers %d, heads %d, mlp %d, labels %d)",
+             cfg->hidden, cfg->layers, cfg->heads, cfg->intermediate, cfg->num_labels);
+    PB_CHECK(cfg->arch != PB_ARCH_VIT || (cfg->patch_size > 0 && cfg->channels > 0 &&
+                                          patch_rem == 0),
+             "invalid ViT config (image %d, patch %d)", cfg->image_size, cfg->patch_size);
+    PB_CHECK(cfg->arch != PB_ARCH_ROBERTA || (cfg->vocab_size > 0 && cfg->type_vocab > 0 &&
+                                              cfg->max_positions > cfg->pad_id + 1),
+             "invalid RoBERTa config (vocab %d, positions %d)", cfg->vocab_size, cfg->max_positions);
     pb_model *m = pb_xcalloc(1, sizeof(pb_model));
     m->e = e;
     m->cfg = *cfg;

@@ -21,6 +21,13 @@ if [ "${1:-}" != "--python" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
   fi
+  # sklearn's digits (a VTAB-mini source) ship inside Debian's python3-sklearn; take just that file
+  # from the package archive instead of installing sklearn and its 51 dependencies.
+  SK=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
+  if [ ! -f "$SK" ] && [ ! -f data/sources/digits.csv.gz ]; then
+    echo "install-deps: extracting digits.csv.gz from the python3-sklearn package"
+    bash scripts/fetch-digits.sh data >/dev/null 2>&1 || { $SUDO apt-get update -qq && bash scripts/fetch-digits.sh data; }
+  fi
   exit 0
 fi
 

@@ -4,3 +4,10 @@ pb_add_c_test(test_ops_misc SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ops_misc.c LA
 # Micro-benchmark of one ViT layer on the engine (not a test): build/tests/ops_bench [small|base] [threads] [reps]
 add_executable(ops_bench ${CMAKE_SOURCE_DIR}/bench/ops_bench.c)
 target_link_libraries(ops_bench PRIVATE peftbench_core)
+# Against the real PyTorch/transformers peers (needs tests/ref/requirements.txt installed).
+if(PB_PYTHON)
+  add_executable(test_ops_torch ${CMAKE_SOURCE_DIR}/tests/test_ops_torch.c)
+  target_link_libraries(test_ops_torch PRIVATE peftbench_core)
+  add_test(NAME test_ops_torch COMMAND test_ops_torch ${PB_PYTHON} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(test_ops_torch PROPERTIES LABELS "ref")
+endif()

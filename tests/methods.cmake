@@ -15,3 +15,15 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
   add_test(NAME test_methods_model_slow COMMAND test_methods_model slow WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(test_methods_model_slow PROPERTIES LABELS slow)
 endif()
+# Reference cross-checks against the real peers (label ref; tests/ref/requirements.txt):
+# ref_methods: lora / pissa vs PyPI peft, svfit / aoft vs PyTorch modules written from the
+# formulas, head vs transformers, merge + from_pretrained of merged saves (about 30 s).
+# ref_peft_export: peftbench's PEFT export loads in peft.PeftModel.from_pretrained (about 15 s).
+if(PB_PYTHON AND EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
+  add_test(NAME methods_ref_peers
+           COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_methods.py $<TARGET_FILE:peftbench>)
+  set_tests_properties(methods_ref_peers PROPERTIES LABELS ref TIMEOUT 300)
+  add_test(NAME methods_ref_peft_export
+           COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_peft_export.py $<TARGET_FILE:peftbench>)
+  set_tests_properties(methods_ref_peft_export PROPERTIES LABELS ref TIMEOUT 300)
+endif()

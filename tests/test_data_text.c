@@ -89,7 +89,7 @@ static void test_tokenizer(const char *root) {
     struct {
         const char *v, *m, *want;
     } bad[] = {
-        {"{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"<unk>\":7}", "", "token id outside the vocabulary"},
+        {"{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"<unk>\":7e300}", "", "token id outside the vocabulary"},
         {"{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"<unk>\":2}", "", "duplicate id"},
         {"{\"<s>\":0,\n\"<pad>\":1,\n\"</s>\":2,\"<unk>\":}", "", "vocab.json:3"},
         {"{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"x\":3}", "", "missing a special token"},

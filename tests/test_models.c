@@ -145,8 +145,12 @@ static void set_all_trainable(pb_model *m, int on) {
     for (int i = 0; i < n; i++) pb_param_set_trainable(E, ps[i], on);
 }
 
+// Train mode with a fixed seed: dropout masks depend on (seed, site) only, so the loss is a
+// deterministic function of the parameters and can be finite-differenced.
+static int g_train = 0;
+
 static float loss_of(pb_model *m, const pb_batch *b, float ls) {
-    pb_model_forward(m, b, 0, 0);
+    pb_model_forward(m, b, g_train, 1234);
     return pb_model_loss(m, b, ls);
 }
 
@@ -163,16 +167,19 @@ static void fwd_bwd(pb_model *m, const pb_batch *b, float ls) {
 // Tolerance: |fd - an| <= 5e-3 * |an| + 5e-5 per element, with h = 1e-2 in float32 (round-off of
 // the loss ~1e-7 / h ~ 1e-5; truncation O(h^2)) for every sampled element (3 per tensor), and
 // the sampled set as a whole within 1e-3 relative (||fd - an|| / ||an||; measured ~5e-5).
-static void test_fd(const pb_model_config *c, float ls, const char *what) {
+typedef void (*setup_fn)(pb_model *m);
+
+static void test_fd_setup(const pb_model_config *c, float ls, const char *what, setup_fn setup) {
     pb_model *m = pb_model_create(E, c, 7);
     perturb(m, 11);
-    set_all_trainable(m, 1);
+    if (setup) setup(m);
+    else set_all_trainable(m, 1);
     test_batch tb = make_batch(c, 3, 5);
     fwd_bwd(m, &tb.b, ls);
     pb_rng r;
     pb_rng_seed(&r, 99);
     int n;
-    pb_param **ps = pb_model_params(m, &n);
+    pb_param **ps = pb_model_trainable(m, &n);
     int checked = 0, bad = 0;
     double num = 0, den = 0;
     const float h = 1e-2f;
@@ -211,6 +218,124 @@ static void test_fd(const pb_model_config *c, float ls, const char *what) {
            relerr, bad);
     free_batch(&tb);
     pb_model_free(m);
+}
+
+static void test_fd(const pb_model_config *c, float ls, const char *what) {
+    test_fd_setup(c, ls, what, NULL);
+}
+
+// ----------------------------------------------------------------------------
+// Test adapters (exercise the linear-layer adapter protocol of methods/adapter.h end to end):
+// "lowrank" is parallel: y += (x A^T) B^T; "colscale" rewrites dy: y <- y * s (per column).
+
+#include "methods/adapter.h"
+
+typedef struct {
+    float *h;     // (N,r) lowrank: x A^T; colscale: (N,out) base output
+    int cap;
+} tad_state;
+
+static void lowrank_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, int N, int train,
+                            uint64_t seed) {
+    (void)train, (void)seed;
+    tad_state *st = a->state;
+    int in = a->lin->in, out = a->lin->out, r = (int)a->params[0].shape[0];
+    if (st->cap < N) {
+        pb_free(e, st->h);
+        st->h = pb_alloc(e, (size_t)N * r);
+        st->cap = N;
+    }
+    pb_linear_forward(e, st->h, x, a->params[0].data, NULL, N, in, r);
+    float *t = pb_alloc(e, (size_t)N * out);
+    pb_linear_forward(e, t, st->h, a->params[1].data, NULL, N, r, out);
+    pb_add(e, y, y, t, (size_t)N * out);
+    pb_free(e, t);
+}
+
+static void lowrank_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, const float *x, int N) {
+    tad_state *st = a->state;
+    int in = a->lin->in, out = a->lin->out, r = (int)a->params[0].shape[0];
+    float *dh = pb_alloc(e, (size_t)N * r);
+    pb_linear_backward(e, dh, a->params[1].grad, NULL, dy, st->h, a->params[1].data, N, r, out);
+    pb_linear_backward(e, dx, a->params[0].grad, NULL, dh, x, a->params[0].data, N, in, r);
+    pb_free(e, dh);
+}
+
+static void colscale_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, int N, int train,
+                             uint64_t seed) {
+    (void)x, (void)train, (void)seed;
+    tad_state *st = a->state;
+    int out = a->lin->out;
+    if (st->cap < N) {
+        pb_free(e, st->h);
+        st->h = pb_alloc(e, (size_t)N * out);
+        st->cap = N;
+    }
+    pb_copy(e, st->h, y, (size_t)N * out);
+    pb_mul_cols(e, y, y, a->params[0].data, N, out);
+}
+
+static void colscale_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, const float *x, int N) {
+    (void)dx, (void)x;
+    tad_state *st = a->state;
+    int out = a->lin->out;
+    pb_mul_cols_reduce(e, a->params[0].grad, dy, st->h, N, out); // ds += sum_n dy * y_base
+    pb_mul_cols(e, dy, dy, a->params[0].data, N, out);          // dy_base = dy * s
+}
+
+static void tad_merge(pb_adapter *a, pb_engine *e, float *W, float *b) {
+    (void)a, (void)e, (void)W, (void)b;
+}
+
+static void tad_free(pb_adapter *a, pb_engine *e) {
+    tad_state *st = a->state;
+    pb_free(e, st->h);
+    free(st);
+    for (int i = 0; i < a->nparams; i++) pb_param_free(e, &a->params[i]);
+    free(a->params);
+    free(a);
+}
+
+static const pb_adapter_vtbl lowrank_vt = {"lowrank", 0, lowrank_forward, lowrank_backward, tad_merge, tad_free};
+static const pb_adapter_vtbl colscale_vt = {"colscale", 1, colscale_forward, colscale_backward, tad_merge, tad_free};
+
+static void attach(pb_linear *l, const pb_adapter_vtbl *vt, uint64_t seed) {
+    pb_adapter *a = calloc(1, sizeof(pb_adapter));
+    a->vt = vt;
+    a->lin = l;
+    a->state = calloc(1, sizeof(tad_state));
+    pb_rng r;
+    pb_rng_seed(&r, seed);
+    int lowrank = vt == &lowrank_vt;
+    a->nparams = lowrank ? 2 : 1;
+    a->params = calloc((size_t)a->nparams, sizeof(pb_param));
+    char name[PB_NAME_MAX];
+    for (int i = 0; i < a->nparams; i++) {
+        int64_t shape[2] = {lowrank ? (i == 0 ? 2 : l->out) : l->out, lowrank ? (i == 0 ? l->in : 2) : 1};
+        snprintf(name, sizeof(name), "%.100s.%.20s_%d", l->name, vt->name, i);
+        pb_param_init(E, &a->params[i], name, lowrank ? 2 : 1, shape, PB_GROUP_ADAPTER);
+        pb_param_set_trainable(E, &a->params[i], 1);
+        float *h = malloc(a->params[i].numel * sizeof(float));
+        for (size_t j = 0; j < a->params[i].numel; j++)
+            h[j] = lowrank ? 0.3f * pb_rng_normal(&r) : 1.0f + 0.3f * pb_rng_normal(&r);
+        pb_upload(E, a->params[i].data, h, a->params[i].numel);
+        free(h);
+    }
+    l->adapter = a;
+}
+
+// Frozen backbone; lowrank on layer 1's value and layer 0's output.dense; colscale on layer 0's
+// intermediate (rewrites dy); the head trains.
+static void setup_adapters(pb_model *m) {
+    set_all_trainable(m, 0);
+    int n;
+    pb_param **ps = pb_model_params(m, &n);
+    for (int i = 0; i < n; i++)
+        if (ps[i]->group == PB_GROUP_HEAD) pb_param_set_trainable(E, ps[i], 1);
+    pb_linear *ls = pb_model_linears(m, &n);
+    attach(&ls[6 + 2], &lowrank_vt, 1);
+    attach(&ls[5], &lowrank_vt, 2);
+    attach(&ls[4], &colscale_vt, 3);
 }
 
 // ----------------------------------------------------------------------------
@@ -471,7 +596,102 @@ static void test_load_save(void) {
 }
 
 // ----------------------------------------------------------------------------
-// 4. Counts
+// 4. `peftbench trace` / `info` on a tiny model: runs, is deterministic, rejects bad batches.
+
+#include "harness/cli.h"
+
+static int run_cmd(int (*fn)(int, char **), const char *const *args) {
+    char *argv[40];
+    int argc = 0;
+    while (args[argc]) {
+        argv[argc] = (char *)args[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    return fn(argc, argv);
+}
+
+static int read_all(const char *path, char **buf, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc(*n ? *n : 1);
+    size_t got = fread(*buf, 1, *n, f);
+    fclose(f);
+    return got == *n;
+}
+
+static void write_batch(const char *path, int B, int T, const int32_t *ids, const int32_t *mask,
+                        const int32_t *labels, const float *flabels) {
+    pb_st_writer *w = pb_st_writer_init();
+    pb_st_writer_add_i32(w, "input_ids", ids, 2, (int64_t[]){B, T});
+    pb_st_writer_add_i32(w, "attention_mask", mask, 2, (int64_t[]){B, T});
+    if (labels) pb_st_writer_add_i32(w, "labels", labels, 1, (int64_t[]){B});
+    else pb_st_writer_add(w, "labels", flabels, 1, (int64_t[]){B});
+    char err[256];
+    PB_CHECK(pb_st_writer_finish(w, path, err, sizeof(err)) == PB_OK, "%s", err);
+    pb_st_writer_free(w);
+}
+
+static void test_cli(void) {
+    char dir[512], batch[600], out1[600], out2[600], err[256];
+    pb_model_config c = tiny_roberta(3);
+    pb_model *m = pb_model_create(E, &c, 1);
+    path_in(dir, sizeof(dir), "cli", NULL);
+    EXPECT(pb_model_save(m, dir, err, sizeof(err)) == PB_OK, "%s", err);
+    pb_model_free(m);
+    path_in(batch, sizeof(batch), "cli", "batch.safetensors");
+    path_in(out1, sizeof(out1), "cli", "t1.safetensors");
+    path_in(out2, sizeof(out2), "cli", "t2.safetensors");
+    int32_t ids[8] = {0, 5, 7, 2, 0, 9, 2, 1}, mask[8] = {1, 1, 1, 1, 1, 1, 1, 0}, labels[2] = {2, 0};
+    write_batch(batch, 2, 4, ids, mask, labels, NULL);
+    const char *a1[] = {"trace", "--model", dir, "--batch", batch, "--out", out1, "--steps", "2", NULL};
+    const char *a2[] = {"trace", "--model", dir, "--batch", batch, "--out", out2, "--steps", "2", NULL};
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 0, "trace failed");
+    EXPECT(run_cmd(pb_cmd_trace, a2) == 0, "trace failed");
+    char *b1 = NULL, *b2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    EXPECT(read_all(out1, &b1, &n1) && read_all(out2, &b2, &n2) && n1 == n2 && !memcmp(b1, b2, n1),
+           "two traces differ");
+    pb_st_file f;
+    if (pb_st_open(out1, &f, err, sizeof(err)) == PB_OK) {
+        EXPECT(pb_st_find(&f, "logits") && pb_st_find(&f, "loss") && pb_st_find(&f, "loss.1") &&
+                   pb_st_find(&f, "grad.roberta.embeddings.word_embeddings.weight") &&
+                   pb_st_find(&f, "param.classifier.out_proj.bias"),
+               "trace output lacks tensors");
+        pb_st_close(&f);
+    } else {
+        EXPECT(0, "%s", err);
+    }
+    free(b1);
+    free(b2);
+    // bad batches: id outside the vocabulary, label outside [0,V), float labels for classification
+    int32_t bad_ids[8] = {0, 5, 99, 2, 0, 9, 2, 1}, bad_labels[2] = {3, 0};
+    float fl[2] = {0.5f, 1.0f};
+    write_batch(batch, 2, 4, bad_ids, mask, labels, NULL);
+    printf("expect an error about input_ids: ");
+    fflush(stdout);
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 2, "bad ids accepted");
+    write_batch(batch, 2, 4, ids, mask, bad_labels, NULL);
+    printf("expect an error about labels: ");
+    fflush(stdout);
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 2, "bad label accepted");
+    write_batch(batch, 2, 4, ids, mask, NULL, fl);
+    printf("expect an error about the labels dtype: ");
+    fflush(stdout);
+    EXPECT(run_cmd(pb_cmd_trace, a1) == 2, "float labels accepted for classification");
+    const char *a3[] = {"trace", "--model", dir, "--batch", batch, NULL};
+    EXPECT(run_cmd(pb_cmd_trace, a3) == 2, "trace without --out accepted");
+    const char *i1[] = {"info", dir, "--json", NULL};
+    EXPECT(run_cmd(pb_cmd_info, i1) == 0, "info on a directory failed");
+    const char *i2[] = {"info", "no-such-model", NULL};
+    EXPECT(run_cmd(pb_cmd_info, i2) == 2, "info on an unknown model succeeded");
+}
+
+// ----------------------------------------------------------------------------
+// 5. Counts
 
 static void test_counts(void) {
     pb_model_config c;
@@ -518,6 +738,40 @@ int main(void) {
     test_fd(&v1, 0.0f, "vit regression");
     test_fd(&r3, 0.0f, "roberta classification");
     test_fd(&r1, 0.0f, "roberta regression");
+    test_fd_setup(&v3, 0.0f, "vit adapters", setup_adapters);
+    test_fd_setup(&r3, 0.0f, "roberta adapters", setup_adapters);
+    {
+        pb_model_config vd = v3, rd = r3;
+        vd.hidden_dropout = rd.hidden_dropout = 0.1f;
+        vd.attn_dropout = rd.attn_dropout = 0.15f;
+        rd.classifier_dropout = 0.2f;
+        g_train = 1;
+        test_fd(&vd, 0.0f, "vit dropout (train)");
+        test_fd(&rd, 0.0f, "roberta dropout (train)");
+        test_fd_setup(&rd, 0.0f, "roberta drop+adapters", setup_adapters);
+        g_train = 0;
+        // dropout is really applied in train mode (and only there), deterministically per seed
+        for (int a = 0; a < 2; a++) {
+            pb_model_config *c = a ? &rd : &vd;
+            pb_model *m = pb_model_create(E, c, 1);
+            test_batch tb = make_batch(c, 2, 3);
+            size_t nl = (size_t)tb.b.B * c->num_labels;
+            float *ev = calloc(nl, 4), *ev2 = calloc(nl, 4), *t1 = calloc(nl, 4), *t1b = calloc(nl, 4),
+                  *t2 = calloc(nl, 4);
+            pb_download(E, ev, pb_model_forward(m, &tb.b, 0, 1), nl);
+            pb_download(E, ev2, pb_model_forward(m, &tb.b, 0, 2), nl);
+            pb_download(E, t1, pb_model_forward(m, &tb.b, 1, 1), nl);
+            pb_download(E, t1b, pb_model_forward(m, &tb.b, 1, 1), nl);
+            pb_download(E, t2, pb_model_forward(m, &tb.b, 1, 2), nl);
+            EXPECT(!memcmp(ev, ev2, nl * 4), "%s: eval depends on the seed", c->name);
+            EXPECT(memcmp(ev, t1, nl * 4) != 0, "%s: train mode applies no dropout", c->name);
+            EXPECT(!memcmp(t1, t1b, nl * 4), "%s: train mode not deterministic", c->name);
+            EXPECT(memcmp(t1, t2, nl * 4) != 0, "%s: dropout ignores the seed", c->name);
+            free(ev), free(ev2), free(t1), free(t1b), free(t2);
+            free_batch(&tb);
+            pb_model_free(m);
+        }
+    }
     const char *vsub[] = {"encoder.layer.1.intermediate", "encoder.layer.0.layernorm_before",
                           "encoder.layer.1.layernorm_after", "embeddings.patch", "embeddings.cls",
                           "embeddings.position", "layernorm.", "encoder.layer.0.attention.attention.query",
@@ -531,6 +785,7 @@ int main(void) {
     test_subsets(&r1, rsub, (int)(sizeof(rsub) / sizeof(rsub[0])));
     test_load_save();
     test_counts();
+    test_cli();
     pb_engine_free(E);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -511,9 +511,11 @@ static void att_d(const void *vc, const double *x, double *out) {
             }
     free(pr);
 }
-static void test_attention(float p, int masked) {
-    static const int32_t km_h[2 * 5] = {1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
-    att_ctx c = {2, 5, 2, 3, masked ? km_h : NULL, p, 777};
+// T = 5 runs the scalar tails of the vectorised softmax; T = 37 its vector body.
+static void test_attention(float p, int masked, int T) {
+    int32_t km_h[2 * 37];
+    for (int i = 0; i < 2 * T; i++) km_h[i] = (i % T) < (i < T ? T - 2 : T); // batch 0: last 2 keys padded
+    att_ctx c = {2, T, 2, 3, masked ? km_h : NULL, p, 777};
     const int C = c.NH * c.HS;
     size_t nq = (size_t)c.B * c.T * C, nx = 3 * nq, na = (size_t)c.B * c.NH * c.T * c.T, off = 0;
     double *x = pb_xmalloc(nx * sizeof(double));
@@ -531,7 +533,7 @@ static void test_attention(float p, int masked) {
         float *ah = t_to_host(E, att, na);
         for (int h = 0; h < c.NH; h++)
             for (int i = 0; i < c.T; i++)
-                for (int j = 3; j < 5; j++)
+                for (int j = c.T - 2; j < c.T; j++)
                     T_CHECK(ah[((size_t)h * c.T + i) * c.T + j] == 0.0f, "masked prob not 0");
         free(ah);
     }
@@ -545,7 +547,7 @@ static void test_attention(float p, int masked) {
     size_t go = 0;
     gather(g, &go, dq, nq); gather(g, &go, dk, nq); gather(g, &go, dv, nq);
     char name[64];
-    snprintf(name, sizeof name, "attention p=%.1f mask=%d", (double)p, masked);
+    snprintf(name, sizeof name, "attention T=%d p=%.1f mask=%d", T, (double)p, masked);
     check_op(name, att_d, &c, x, nx, oh, nq, R, g);
     pb_free(E, q); pb_free(E, k); pb_free(E, v); pb_free(E, out); pb_free(E, att); pb_free(E, attd);
     pb_free(E, km); pb_free(E, dout); pb_free(E, dq); pb_free(E, dk); pb_free(E, dv);
@@ -669,10 +671,12 @@ int main(void) {
     test_elementwise();
     test_mul_cols();
     test_dropout();
-    test_attention(0.0f, 0);
-    test_attention(0.0f, 1);
-    test_attention(0.3f, 1);
-    test_attention(0.3f, 0);
+    test_attention(0.0f, 0, 5);
+    test_attention(0.0f, 1, 5);
+    test_attention(0.3f, 1, 5);
+    test_attention(0.3f, 0, 5);
+    test_attention(0.0f, 1, 37);
+    test_attention(0.2f, 1, 37);
     test_take_token();
     test_losses();
     pb_engine_free(E);

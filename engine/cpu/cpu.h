@@ -10,6 +10,17 @@
 // Elementwise loops shorter than this run on one thread (fork/join costs more than the work).
 #define PB_OMP_MIN 32768
 
+// Loops that call expf/erfcf vectorise through glibc's libmvec under GCC (`omp declare simd`
+// on the libm prototypes, see cpu_nn.c). Clang does not use those clones (it would need
+// -fveclib=libmvec) and warns that the simd request failed, so the hint is GCC-only.
+#if defined(__GNUC__) && !defined(__clang__)
+#define PB_MATH_SIMD 1
+#define PB_OMP_SIMD_MATH _Pragma("omp simd")
+#else
+#define PB_MATH_SIMD 0
+#define PB_OMP_SIMD_MATH
+#endif
+
 // Backend-private state behind pb_engine.state.
 typedef struct {
     float *scratch;     // grow-only scratch (attention backward: one T*T tile per thread)

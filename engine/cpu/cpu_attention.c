@@ -10,6 +10,12 @@
 #include <math.h>
 #include <omp.h>
 
+// libmvec's vector expf (see cpu_nn.c): the softmax exp loop vectorises.
+#if PB_MATH_SIMD
+#pragma omp declare simd notinbranch
+float expf(float);
+#endif
+
 // Runs BLAS on one thread for the lifetime of a parallel region over (b,h).
 static int blas_single_begin(void) {
     int prev = openblas_get_num_threads();
@@ -41,26 +47,35 @@ void pb_cpu_attention_forward(pb_engine *e, float *out, float *att, float *attd,
                     0.0f, att_bh, T);
         for (int i = 0; i < T; i++) {
             float *row = att_bh + (size_t)i * T;
+            if (km) // masked keys -> -inf, so exp gives exactly 0
+                for (int j = 0; j < T; j++)
+                    if (!km[j]) row[j] = -INFINITY;
             float mx = -INFINITY;
-            for (int j = 0; j < T; j++)
-                if ((!km || km[j]) && row[j] > mx) mx = row[j];
+#if PB_MATH_SIMD // clang will not vectorise a float max reduction without fast-math
+#pragma omp simd reduction(max : mx)
+#endif
+            for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
             if (mx == -INFINITY) { // every key masked: define the row as all-zero probabilities
                 for (int j = 0; j < T; j++) row[j] = 0.0f;
                 continue;
             }
             float sum = 0.0f;
+#if PB_MATH_SIMD
+#pragma omp simd reduction(+ : sum)
+#endif
             for (int j = 0; j < T; j++) {
-                float p = (!km || km[j]) ? expf(row[j] - mx) : 0.0f;
-                row[j] = p;
-                sum += p;
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
             }
             const float inv = 1.0f / sum;
+#pragma omp simd
             for (int j = 0; j < T; j++) row[j] *= inv;
         }
         const float *pv = att_bh; // probabilities that multiply V
         if (use_drop) {
             float *attd_bh = attd + (size_t)bh * T * T;
             const uint64_t base = (uint64_t)bh * T * T;
+#pragma omp simd
             for (size_t i = 0; i < (size_t)T * T; i++)
                 attd_bh[i] = pb_dropout_keep(seed, base + i, dropout_p) ? att_bh[i] * keep_scale : 0.0f;
             pv = attd_bh;
@@ -102,6 +117,7 @@ void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, co
                         C, 0.0f, dA, T);
             if (use_drop) { // through dropout: d att = d attd * keep/(1-p)
                 const uint64_t base = (uint64_t)bh * T * T;
+#pragma omp simd
                 for (size_t i = 0; i < (size_t)T * T; i++)
                     dA[i] = pb_dropout_keep(seed, base + i, dropout_p) ? dA[i] * keep_scale : 0.0f;
             }
@@ -112,6 +128,7 @@ void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, co
                 float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
                 for (int j = 0; j < T; j++) dot += p[j] * d[j];
+#pragma omp simd
                 for (int j = 0; j < T; j++) d[j] = p[j] * (d[j] - dot);
             }
             // scores = scale * q k^T: dq_bh += scale * dS @ k_bh; dk_bh += scale * dS^T @ q_bh

@@ -254,15 +254,29 @@ void pb_cpu_layernorm_backward(pb_engine *e, float *dinp, float *dw, float *db, 
 // ----------------------------------------------------------------------------
 // Activations and elementwise ops (n elements each)
 
+// glibc's libmvec (2.35+) has vector erfcf/expf; declaring them `omp declare simd` lets the GELU
+// loops call the AVX2/AVX-512 variants (a few ulp) instead of one scalar call per element (26x
+// faster here). math.h only declares them so under -ffast-math. The CDF is written as
+// Phi(x) = erfc(-x/sqrt2)/2, which equals (1 + erf(x/sqrt2))/2 without its cancellation for x < 0.
+#if PB_MATH_SIMD
+#pragma omp declare simd notinbranch
+float erfcf(float);
+#pragma omp declare simd notinbranch
+float expf(float);
+#define PB_OMP_ELEM_SIMD _Pragma("omp parallel for simd num_threads(nt) schedule(static) if (n >= PB_OMP_MIN)")
+#else
+#define PB_OMP_ELEM_SIMD _Pragma("omp parallel for num_threads(nt) schedule(static) if (n >= PB_OMP_MIN)")
+#endif
+
 #define PB_ELEMWISE_FOR for (size_t i = 0; i < n; i++)
 #define PB_OMP_ELEM _Pragma("omp parallel for num_threads(nt) schedule(static) if (n >= PB_OMP_MIN)")
 
 void pb_cpu_gelu_forward(pb_engine *e, float *out, const float *inp, size_t n) {
     const int nt = e->threads;
-    PB_OMP_ELEM
+    PB_OMP_ELEM_SIMD
     PB_ELEMWISE_FOR {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+        out[i] = 0.5f * x * erfcf(-x * (float)M_SQRT1_2);
     }
 }
 
@@ -270,10 +284,10 @@ void pb_cpu_gelu_forward(pb_engine *e, float *out, const float *inp, size_t n) {
 void pb_cpu_gelu_backward(pb_engine *e, float *dinp, const float *dout, const float *inp, size_t n) {
     const int nt = e->threads;
     const float inv_sqrt_2pi = 0.3989422804014327f;
-    PB_OMP_ELEM
+    PB_OMP_ELEM_SIMD
     PB_ELEMWISE_FOR {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        float cdf = 0.5f * erfcf(-x * (float)M_SQRT1_2);
         float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }

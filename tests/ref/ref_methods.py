@@ -1,0 +1,575 @@
+#!/usr/bin/env python3
+"""Cross-check of peftbench's PEFT methods against the real peers (PyPI peft / transformers) and
+against independent PyTorch implementations written here from the formulas.
+
+Models: ViTForImageClassification (classification) and RobertaForSequenceClassification (padding;
+classification and a regression variant), random weights, 2 layers, dropout 0. For every case the
+reference runs forward, loss, backward (autograd) and STEPS torch.optim.AdamW steps, and the
+comparison uses relative errors ||a-b||/||b|| on logits, loss, every trainable gradient (adapter
+tensors and classifier), the losses before each step, every trainable tensor after the steps and
+the logits after them.
+
+  lora    vs peft LoraConfig (target_modules q,v and a run with key/attention.output/
+          intermediate/output; rslora; modules_to_save=["classifier"]). lora_B is set to random
+          values, the adapter is saved with save_pretrained and peftbench imports it
+          (trace --peft-import), so both start from identical weights.
+  pissa   vs peft init_lora_weights="pissa": peftbench's own SVD init (A, B up to a per-component
+          sign, the residual W_res, step-0 logits = base model, sign-aligned gradients); then
+          peft's factors + residual imported -> full comparison. "pissa_niter_4" (randomized):
+          peftbench's own niter_4 init reproduces the base model (logits and W_res + s B A = W
+          within 1e-5); peft's factors imported -> full comparison.
+  svfit   vs a PyTorch module (torch.linalg.svd; trainable sigma): sigma^0 = singular values and
+          W_e vs torch, step-0 identity; then perturbed sigma loaded into both (trace --params).
+  aoft    vs a PyTorch module with AO(q) built in torch (papers.md 6.2, docs/methods.md): variants
+          lora / adapter, gates lambda / scalar. peftbench's init: ||q|| = 1, q0 >= 0, AO(q) has
+          orthonormal columns (checked in torch), lambda = 0, step-0 identity; then random
+          q (norm != 1, the approximately-orthogonal regime), lambda / gate loaded into both.
+  head    vs transformers with only the classifier trainable (gradients exist for the
+          classifier only).
+  merge   every traced case is saved with trace --save (merged): logits after merge vs before
+          (<= 1e-5) and transformers from_pretrained of the saved directory (<= 1e-5).
+Exit status non-zero on any failure.
+
+usage: ref_methods.py PEFTBENCH [--keep DIR] [--only SUBSTRING-OF-A-TEST-TAG]
+"""
+import copy
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from transformers import RobertaForSequenceClassification, ViTForImageClassification
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_models import make_roberta, make_vit  # noqa: E402  (random HF models + batches)
+
+import peft  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+
+TOL = 1e-4      # logits, loss, gradients, params after the steps, factors (relative)
+TOL_ID = 1e-5   # identities: step-0 = base model, merged = unmerged, saved = traced, W_res
+STEPS, LR, WD = 3, 2e-3, 0.01
+
+torch.set_num_threads(2)
+peft_logging = None
+failures = []
+report = []
+
+# ----------------------------------------------------------------------------------------------
+# names
+
+# role -> (ViT hub leaf, ViT transformers-5 leaf, RoBERTa leaf)
+ROLES = {
+    "query": ("attention.attention.query", "attention.q_proj", "attention.self.query"),
+    "key": ("attention.attention.key", "attention.k_proj", "attention.self.key"),
+    "value": ("attention.attention.value", "attention.v_proj", "attention.self.value"),
+    "attention.output": ("attention.output.dense", "attention.o_proj", "attention.output.dense"),
+    "intermediate": ("intermediate.dense", "mlp.fc1", "intermediate.dense"),
+    "output": ("output.dense", "mlp.fc2", "output.dense"),
+}
+
+
+def module_paths(arch, layers, roles):
+    """[(torch module path, peftbench/PEFT hub key prefix)] of the adapted linears."""
+    out = []
+    for i in range(layers):
+        for r in roles:
+            hub, v5, rob = ROLES[r]
+            if arch == "vit":
+                out.append((f"vit.layers.{i}.{v5}", f"vit.encoder.layer.{i}.{hub}"))
+            else:
+                out.append((f"roberta.encoder.layer.{i}.{rob}",) * 2)
+    return out
+
+
+def to_hub(name):
+    """transformers-5 ViT names -> hub names (peftbench's trace keys); others unchanged."""
+    m = re.match(r"vit\.layers\.(\d+)\.(.*)$", name)
+    if not m:
+        return name
+    rest = m.group(2)
+    for hub, v5, _ in ROLES.values():
+        if rest == v5 or rest.startswith(v5 + "."):
+            rest = hub + rest[len(v5):]
+            break
+    return f"vit.encoder.layer.{m.group(1)}.{rest}"
+
+
+def pb_key(name):
+    """A torch / PEFT parameter name -> the key peftbench's trace uses."""
+    n = name.removeprefix("base_model.model.")
+    n = n.replace(".modules_to_save.default", "").replace(".default", "")
+    return to_hub(n)
+
+
+def no_decay(key):
+    # mirrors peftbench: head biases, svfit_sigma (adapter tensors otherwise decay)
+    return key.endswith(".bias") or key.endswith(".svfit_sigma")
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+def rel(a, b):
+    a = a.detach().double().flatten()
+    b = b.detach().double().flatten()
+    nb = b.norm().item()
+    if nb == 0.0:
+        return a.norm().item()
+    return (a - b).norm().item() / nb
+
+
+def check(case, what, err, tol):
+    if not err <= tol:
+        failures.append(f"{case}: {what}: rel err {err:.3e} > {tol:.0e}")
+    return err
+
+
+def loss_fn(logits, labels, n_labels):
+    if n_labels == 1:
+        return F.mse_loss(logits.squeeze(), labels.squeeze())
+    return F.cross_entropy(logits, labels)
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
+    return r
+
+
+class Case:
+    """One model + batch saved for peftbench."""
+
+    def __init__(self, tmp, c):
+        self.c = c
+        self.name = c["name"]
+        self.arch = c["arch"]
+        self.model, self.inputs, self.labels = make_vit(c) if self.arch == "vit" else make_roberta(c)
+        self.model.eval()
+        self.nl = c["labels"]
+        self.layers = c["layers"]
+        self.tmp = tmp
+        self.mdir = os.path.join(tmp, self.name)
+        self.model.save_pretrained(self.mdir, safe_serialization=True)
+        self.bpath = os.path.join(tmp, self.name + ".batch.safetensors")
+        batch = dict(self.inputs)
+        batch["labels"] = self.labels
+        save_file({k: v.contiguous() for k, v in batch.items()}, self.bpath)
+        with torch.no_grad():
+            self.base_logits = self.model(**self.inputs).logits.clone()
+        self.cls = ViTForImageClassification if self.arch == "vit" else RobertaForSequenceClassification
+
+    def fresh(self):
+        return copy.deepcopy(self.model)
+
+    def trace(self, tag, args, steps=STEPS, model_dir=None, save=True):
+        out = os.path.join(self.tmp, f"{self.name}.{tag}.trace.safetensors")
+        cmd = [PB, "trace", "--model", model_dir or self.mdir, "--batch", self.bpath, "--out", out,
+               "--threads", "2", "--lr", str(LR), "--wd", str(WD), "--steps", str(steps)] + args
+        sdir = None
+        if save:
+            sdir = os.path.join(self.tmp, f"{self.name}.{tag}.saved")
+            cmd += ["--save", sdir]
+        run(cmd)
+        return load_file(out), sdir
+
+
+def compare(case, tag, got, model, steps=STEPS, sign=None):
+    """Reference forward/backward/AdamW on `model` (trainable = requires_grad) vs a trace.
+    sign: optional {key: tensor} multiplied into peftbench's gradients (PiSSA's per-component
+    sign freedom) before comparing."""
+    name = f"{case.name}/{tag}"
+    params = {pb_key(n): p for n, p in model.named_parameters() if p.requires_grad}
+    logits = model(**case.inputs).logits
+    loss = loss_fn(logits, case.labels, case.nl)
+    model.zero_grad()
+    loss.backward()
+    w = {"logits": check(name, "logits", rel(got["logits"], logits), TOL),
+         "loss": check(name, "loss", rel(got["loss"], loss.reshape(1)), TOL)}
+    gkeys = {k[5:] for k in got if k.startswith("grad.")}
+    if gkeys != set(params):
+        failures.append(f"{name}: trainable tensors differ: only peftbench {sorted(gkeys - set(params))}, "
+                        f"only reference {sorted(set(params) - gkeys)}")
+    g = 0.0
+    for k, p in params.items():
+        if k not in gkeys:
+            continue
+        a = got["grad." + k]
+        if sign and k in sign:
+            a = a * sign[k]
+        g = max(g, check(name, "grad." + k, rel(a, p.grad), TOL))
+    w["grad"] = g
+    if steps:
+        dec = [p for k, p in params.items() if not no_decay(k)]
+        nod = [p for k, p in params.items() if no_decay(k)]
+        opt = torch.optim.AdamW([{"params": dec, "weight_decay": WD}, {"params": nod, "weight_decay": 0.0}],
+                                lr=LR, betas=(0.9, 0.999), eps=1e-8)
+        lm = 0.0
+        for s in range(steps):
+            opt.zero_grad()
+            l = loss_fn(model(**case.inputs).logits, case.labels, case.nl)
+            lm = max(lm, check(name, f"loss.{s}", rel(got[f"loss.{s}"], l.reshape(1)), TOL))
+            l.backward()
+            opt.step()
+        w["loss_steps"] = lm
+        pm = 0.0
+        for k, p in params.items():
+            if "param." + k in got:
+                pm = max(pm, check(name, "param." + k, rel(got["param." + k], p), TOL))
+        w["param"] = pm
+        with torch.no_grad():
+            w["logits_final"] = check(name, "logits.final", rel(got["logits.final"], model(**case.inputs).logits), TOL)
+    return w
+
+
+def check_merged(case, tag, got, sdir, w):
+    """logits after merge vs before, and transformers' from_pretrained of the merged save."""
+    name = f"{case.name}/{tag}"
+    before = got["logits.final"] if "logits.final" in got else got["logits"]
+    w["merge"] = check(name, "merged vs unmerged logits", rel(got["logits.merged"], before), TOL_ID)
+    loaded, info = case.cls.from_pretrained(sdir, output_loading_info=True)
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        if info.get(kind):
+            failures.append(f"{name}: from_pretrained of the merged save: {kind}: {info[kind]}")
+    loaded.eval()
+    with torch.no_grad():
+        w["saved"] = check(name, "from_pretrained(merged save) logits",
+                           rel(loaded(**case.inputs).logits, got["logits.merged"]), TOL_ID)
+
+
+def log(case, tag, w):
+    line = f"{case.name + '/' + tag:28s} " + "  ".join(f"{k} {v:.1e}" for k, v in w.items())
+    report.append(line)
+    print(line, flush=True)
+
+
+def randomize_lora_B(pm, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def peft_model(case, model, targets, **kw):
+    cfg = LoraConfig(target_modules=targets, modules_to_save=["classifier"], lora_dropout=0.0, **kw)
+    return get_peft_model(model, cfg)
+
+
+# ----------------------------------------------------------------------------------------------
+# LoRA
+
+def test_lora(case, tag, roles, r, alpha, short_targets=None, rslora=False):
+    paths = module_paths(case.arch, case.layers, roles)
+    targets = short_targets or [p for p, _ in paths]
+    pm = peft_model(case, case.fresh(), targets, r=r, lora_alpha=alpha, use_rslora=rslora)
+    n_lora = sum(1 for n, _ in pm.named_modules() if n.endswith("lora_A"))
+    if n_lora != len(paths):
+        failures.append(f"{case.name}/{tag}: peft adapted {n_lora} modules, expected {len(paths)}")
+    randomize_lora_B(pm, case.c["seed"] + 10)
+    adir = os.path.join(case.tmp, f"{case.name}.{tag}.adapter")
+    pm.save_pretrained(adir)
+    got, sdir = case.trace(tag, ["--peft-import", adir])
+    w = compare(case, tag, got, pm)
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# PiSSA
+
+def residual_model(case, pm, paths):
+    """The base model with peft's residual weights in the adapted linears, saved for peftbench."""
+    res = case.fresh()
+    with torch.no_grad():
+        for tpath, _ in paths:
+            lay = pm.base_model.model.get_submodule(tpath)
+            res.get_submodule(tpath).weight.copy_(lay.base_layer.weight)
+    return res
+
+
+def test_pissa(case, tag, roles, r, alpha, init):
+    paths = module_paths(case.arch, case.layers, roles)
+    pm = peft_model(case, case.fresh(), [p for p, _ in paths], r=r, lora_alpha=alpha,
+                    init_lora_weights=init)
+    s = alpha / r
+    name = f"{case.name}/{tag}"
+    w = {}
+    pbinit = "svd" if init == "pissa" else init.replace("pissa_", "")
+    roles_arg = ",".join(roles)
+    # 1. peftbench's own initialisation
+    own, _ = case.trace(tag + "-own", ["--method", "pissa", "--rank", str(r), "--alpha", str(alpha),
+                                       "--targets", roles_arg, "--init", pbinit], steps=0, save=False)
+    w["step0_id"] = check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)
+    ew = 0.0
+    for tpath, hub in paths:
+        A = own[f"init.{hub}.lora_A.weight"]
+        B = own[f"init.{hub}.lora_B.weight"]
+        W = case.model.get_submodule(tpath).weight.detach()
+        ew = max(ew, check(name, f"{hub}: W_res + s B A vs W", rel(own[f"base.{hub}.weight"] + s * B @ A, W), TOL_ID))
+    w["W_res+sBA"] = ew
+    if init == "pissa":
+        # full SVD: factors equal peft's up to a per-component sign
+        sign, ea, eb, er = {}, 0.0, 0.0, 0.0
+        for tpath, hub in paths:
+            lay = pm.base_model.model.get_submodule(tpath)
+            At, Bt = lay.lora_A["default"].weight.detach(), lay.lora_B["default"].weight.detach()
+            A = own[f"init.{hub}.lora_A.weight"]
+            B = own[f"init.{hub}.lora_B.weight"]
+            sg = torch.sign((A * At).sum(1))
+            sign[f"{hub}.lora_A.weight"] = sg[:, None]
+            sign[f"{hub}.lora_B.weight"] = sg[None, :]
+            ea = max(ea, check(name, f"{hub}: lora_A vs peft (sign-aligned)", rel(A * sg[:, None], At), TOL))
+            eb = max(eb, check(name, f"{hub}: lora_B vs peft (sign-aligned)", rel(B * sg[None, :], Bt), TOL))
+            er = max(er, check(name, f"{hub}: W_res vs peft", rel(own[f"base.{hub}.weight"], lay.base_layer.weight), TOL))
+        w.update(A=ea, B=eb, W_res=er)
+        ref = copy.deepcopy(pm)
+        wg = compare(case, tag + "-own", own, ref, steps=0, sign=sign)
+        w.update({"own_" + k: v for k, v in wg.items()})
+    # 2. identical weights: peft's factors (adapter dir) on peft's residual base
+    adir = os.path.join(case.tmp, f"{case.name}.{tag}.adapter")
+    pm.save_pretrained(adir)
+    rdir = os.path.join(case.tmp, f"{case.name}.{tag}.residual")
+    residual_model(case, pm, paths).save_pretrained(rdir, safe_serialization=True)
+    got, sdir = case.trace(tag, ["--peft-import", adir], model_dir=rdir)
+    w.update(compare(case, tag, got, pm))
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# SVFit (papers.md 3.2, docs/methods.md)
+
+class SVFitLinear(nn.Module):
+    def __init__(self, base, r):
+        super().__init__()
+        W = base.weight.detach()
+        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+        self.register_buffer("Ur", U[:, :r].clone())
+        self.register_buffer("Vhr", Vh[:r].clone())
+        s0 = S[:r].clone()
+        We = torch.zeros_like(W) if r == min(W.shape) else W - (self.Ur * s0) @ self.Vhr
+        self.register_buffer("We", We)
+        self.register_buffer("b", base.bias.detach().clone() if base.bias is not None else None)
+        self.svfit_sigma = nn.Parameter(s0)
+
+    def forward(self, x):
+        return F.linear(x, self.We, self.b) + ((x @ self.Vhr.T) * self.svfit_sigma) @ self.Ur.T
+
+
+def wrap(model, paths, make):
+    for p in model.parameters():
+        p.requires_grad_(False)
+    mods = {}
+    for tpath, hub in paths:
+        parent, leaf = tpath.rsplit(".", 1)
+        m = make(model.get_submodule(tpath))
+        setattr(model.get_submodule(parent), leaf, m)
+        mods[hub] = m
+    for p in model.classifier.parameters():
+        p.requires_grad_(True)
+    return mods
+
+
+def test_svfit(case, tag, roles, r):
+    paths = module_paths(case.arch, case.layers, roles)
+    name = f"{case.name}/{tag}"
+    args = ["--method", "svfit", "--rank", str(r), "--targets", ",".join(roles)]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    model = case.fresh()
+    mods = wrap(model, paths, lambda lin: SVFitLinear(lin, r))
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    es = ew = 0.0
+    g = torch.Generator().manual_seed(case.c["seed"] + 20)
+    params = {}
+    for hub, m in mods.items():
+        es = max(es, check(name, f"{hub}: sigma0 vs torch.linalg.svd", rel(own[f"init.{hub}.svfit_sigma"], m.svfit_sigma), TOL_ID))
+        W = case.model.get_submodule([t for t, h in paths if h == hub][0]).weight.detach()
+        # W_e relative to ||W|| (W_e is the small tail, or exactly 0 at full rank)
+        e = (own[f"base.{hub}.weight"] - m.We).norm().item() / W.norm().item()
+        ew = max(ew, check(name, f"{hub}: W_e vs torch", e, TOL_ID))
+        with torch.no_grad():  # move sigma away from sigma0 (same values on both sides)
+            m.svfit_sigma.mul_(1.0 + 0.3 * torch.randn(r, generator=g))
+        params[f"{hub}.svfit_sigma"] = m.svfit_sigma.detach().clone()
+    w.update(sigma0=es, W_e=ew)
+    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
+    save_file(params, ppath)
+    got, sdir = case.trace(tag, args + ["--params", ppath])
+    w.update(compare(case, tag, got, model))
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# AOFT (papers.md 6.2-6.5, docs/methods.md)
+
+def AO(q, d):
+    """First d columns of Q(q): column 0 = q; column j>=1 = (-q_j, e_j - qbar q_j / (1+q0))."""
+    D = q.shape[0]
+    c = 1.0 + q[0]
+    top = -q[1:d].unsqueeze(0)                                                   # (1, d-1)
+    low = torch.eye(D - 1, d - 1, dtype=q.dtype) - torch.outer(q[1:], q[1:d]) / c  # (D-1, d-1)
+    return torch.cat([q.unsqueeze(1), torch.cat([top, low], 0)], 1)             # (D, d)
+
+
+class AOFTLinear(nn.Module):
+    def __init__(self, base, d, variant, gate):
+        super().__init__()
+        self.base, self.d, self.variant, self.gate = base, d, variant, gate
+        Din = base.in_features if variant == "lora" else base.out_features
+        self.aoft_q_down = nn.Parameter(torch.zeros(Din))
+        self.aoft_q_up = nn.Parameter(torch.zeros(base.out_features))
+        if gate == "scalar":
+            self.aoft_gate = nn.Parameter(torch.zeros(1))
+        else:
+            self.aoft_lambda = nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        z = self.base(x)
+        lam = self.aoft_gate.expand(self.d) if self.gate == "scalar" else self.aoft_lambda
+        u = x if self.variant == "lora" else z
+        return z + ((u @ AO(self.aoft_q_down, self.d)) * lam) @ AO(self.aoft_q_up, self.d).T
+
+
+def test_aoft(case, tag, roles, d, variant, gate):
+    name = f"{case.name}/{tag}"
+    args = ["--method", "aoft", "--rank", str(d), "--variant", variant, "--gate", gate]
+    if roles:
+        args += ["--targets", ",".join(roles)]
+    else:  # Adapter+AOFT default placement: after the FFN output linear
+        roles = ["output"]
+    paths = module_paths(case.arch, case.layers, roles)
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    # the construction itself: Q(q) (all D columns) is orthogonal for a unit q
+    g = torch.Generator().manual_seed(case.c["seed"] + 30)
+    q = torch.randn(17, generator=g, dtype=torch.float64)
+    q /= q.norm()
+    Q = AO(q, 17)
+    w["Q_orth_f64"] = (Q.T @ Q - torch.eye(17, dtype=torch.float64)).abs().max().item()
+    check(name, "max|Q^T Q - I| of the torch construction (float64)", w["Q_orth_f64"], 1e-12)
+    eo = 0.0
+    for _, hub in paths:
+        for leaf in ("aoft_q_down", "aoft_q_up"):
+            qq = own[f"init.{hub}.{leaf}"]
+            check(name, f"{hub}.{leaf}: | ||q|| - 1 |", abs(qq.double().norm().item() - 1.0), 1e-6)
+            if qq[0] < 0:
+                failures.append(f"{name}: {hub}.{leaf}: q0 < 0 at init")
+            A = AO(qq, d)
+            eo = max(eo, check(name, f"{hub}.{leaf}: max|AO^T AO - I|", (A.T @ A - torch.eye(d)).abs().max().item(), 1e-5))
+        lam = own[f"init.{hub}." + ("aoft_gate" if gate == "scalar" else "aoft_lambda")]
+        if lam.abs().max().item() != 0.0:
+            failures.append(f"{name}: {hub}: gate not 0 at init")
+    w["AO_orth"] = eo
+    model = case.fresh()
+    mods = wrap(model, paths, lambda lin: AOFTLinear(lin, d, variant, gate))
+    params = {}
+    with torch.no_grad():
+        for hub, m in mods.items():
+            for leaf in ("aoft_q_down", "aoft_q_up"):
+                p = getattr(m, leaf)
+                v = torch.randn(p.shape, generator=g)
+                v /= v.norm()
+                v[0] = v[0].abs()
+                v += 0.15 * torch.randn(p.shape, generator=g)  # ||q|| != 1: approximately orthogonal
+                p.copy_(v)
+                params[f"{hub}.{leaf}"] = v.clone()
+            leaf = "aoft_gate" if gate == "scalar" else "aoft_lambda"
+            p = getattr(m, leaf)
+            p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            params[f"{hub}.{leaf}"] = p.detach().clone()
+    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
+    save_file(params, ppath)
+    got, sdir = case.trace(tag, args + ["--params", ppath])
+    w.update(compare(case, tag, got, model))
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# head
+
+def test_head(case, tag):
+    model = case.fresh()
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.startswith("classifier."))
+    got, sdir = case.trace(tag, ["--method", "head"])
+    w = compare(case, tag, got, model)
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+def test_peft_suffix_semantics(case):
+    """Why peftbench's role "output" is exact: PEFT's suffix match of "output.dense" adapts both
+    attention.output.dense and the FFN output.dense of RoBERTa."""
+    pm = get_peft_model(case.fresh(), LoraConfig(r=2, target_modules=["output.dense"]))
+    n = sum(1 for k, _ in pm.named_modules() if k.endswith("lora_A"))
+    if n != 2 * case.layers:
+        failures.append(f"{case.name}: peft target 'output.dense' adapted {n} modules, expected {2 * case.layers}")
+
+
+VIT = dict(name="vit", arch="vit", image=16, patch=4, channels=3, hidden=32, layers=2, heads=4,
+           inter=48, labels=5, batch=3, seed=11)
+ROB = dict(name="rob", arch="roberta", vocab=60, hidden=32, layers=2, heads=4, inter=48, maxpos=24,
+           seq=10, lens=[10, 6, 3], labels=3, batch=3, seed=12)
+ROB_REG = dict(name="robreg", arch="roberta", vocab=50, hidden=24, layers=2, heads=3, inter=40,
+               maxpos=20, seq=8, lens=[8, 5, 3, 7], labels=1, batch=4, seed=13)
+ALL6 = ["query", "key", "value", "attention.output", "intermediate", "output"]
+
+
+def main():
+    global PB
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    PB = sys.argv[1]
+    keep = sys.argv[sys.argv.index("--keep") + 1] if "--keep" in sys.argv else None
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    print(f"peft {peft.__version__}, torch {torch.__version__}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = keep or tmp
+        os.makedirs(tmp, exist_ok=True)
+        vit, rob, reg = Case(tmp, VIT), Case(tmp, ROB), Case(tmp, ROB_REG)
+        tests = [
+            ("vit/lora-qv", lambda: test_lora(vit, "lora-qv", ["query", "value"], 4, 8, short_targets=["q_proj", "v_proj"])),
+            ("rob/lora-qv-rslora", lambda: test_lora(rob, "lora-qv-rslora", ["query", "value"], 4, 8, short_targets=["query", "value"], rslora=True)),
+            ("vit/lora-k,ao,int,out", lambda: test_lora(vit, "lora-k,ao,int,out", ["key", "attention.output", "intermediate", "output"], 3, 5)),
+            ("reg/lora-all6", lambda: test_lora(reg, "lora-all6", ALL6, 2, 4)),
+            ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
+            ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
+            ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),
+            ("vit/svfit-r4", lambda: test_svfit(vit, "svfit-r4", ["query", "value"], 4)),
+            ("rob/svfit-full", lambda: test_svfit(rob, "svfit-full", ["query", "value"], 32)),
+            ("reg/svfit-q,int,out", lambda: test_svfit(reg, "svfit-q,int,out", ["query", "intermediate", "output"], 6)),
+            ("vit/aoft-lora-lam", lambda: test_aoft(vit, "aoft-lora-lam", ["query", "value"], 4, "lora", "lambda")),
+            ("rob/aoft-lora-scalar", lambda: test_aoft(rob, "aoft-lora-scalar", ["query", "value", "intermediate"], 3, "lora", "scalar")),
+            ("vit/aoft-adapter-lam", lambda: test_aoft(vit, "aoft-adapter-lam", None, 4, "adapter", "lambda")),
+            ("reg/aoft-adapter-scalar", lambda: test_aoft(reg, "aoft-adapter-scalar", None, 2, "adapter", "scalar")),
+            ("vit/head", lambda: test_head(vit, "head")),
+            ("reg/head", lambda: test_head(reg, "head")),
+            ("rob/peft_suffix_semantics", lambda: test_peft_suffix_semantics(rob)),
+        ]
+        for tag, t in tests:
+            if only and only not in tag:
+                continue
+            try:
+                t()
+            except Exception as ex:  # report and go on
+                import traceback
+                traceback.print_exc()
+                failures.append(f"{ex}")
+    for f in failures:
+        print("FAIL", f)
+    print(f"tolerances: {TOL:.0e} (peer comparisons), {TOL_ID:.0e} (identities); "
+          f"{len(report)} cases, {len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""peftbench's PEFT export (pb_method_export_peft, `trace --peft-export DIR`) vs PyPI peft.
+
+For LoRA and PiSSA adapters trained a few AdamW steps by peftbench on random ViT / RoBERTa models
+(classification and regression, RoBERTa with padding), this script checks that
+  1. the directory has adapter_config.json (peft_type LORA, r, lora_alpha, use_rslora,
+     modules_to_save ["classifier"], target_modules) and adapter_model.safetensors whose key set
+     and shapes equal what peft itself writes for that config (save_pretrained of
+     get_peft_model(model, LoraConfig.from_pretrained(DIR))): PEFT key names, the head under the
+     modules_to_save naming;
+  2. peft.PeftModel.from_pretrained(transformers model, DIR) loads every tensor of the file (the
+     adapted modules equal the file's tensors, no other module is adapted) and gives peftbench's
+     logits after its steps within 1e-4 (PiSSA: loaded on the ORIGINAL weights, through PEFT's
+     rank-2r conversion);
+  3. peftbench re-imports the directory (trace --peft-import on the original model) and gives
+     the same logits within 1e-5.
+Exit status non-zero on any failure.
+
+usage: ref_peft_export.py PEFTBENCH [--keep DIR]
+"""
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_models import make_roberta, make_vit  # noqa: E402
+
+from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
+
+TOL = 1e-4     # peft's logits on the export vs peftbench's
+TOL_ID = 1e-5  # peftbench re-import vs peftbench
+torch.set_num_threads(2)
+failures = []
+
+
+def rel(a, b):
+    a = a.detach().double().flatten()
+    b = b.detach().double().flatten()
+    nb = b.norm().item()
+    return a.norm().item() if nb == 0.0 else (a - b).norm().item() / nb
+
+
+def check(name, what, err, tol):
+    if not err <= tol:
+        failures.append(f"{name}: {what}: rel err {err:.3e} > {tol:.0e}")
+    return err
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
+
+
+def export_case(pb, tmp, c, method, args, expect):
+    name = f"{c['name']}/{method}{'-' + c['tag'] if c.get('tag') else ''}"
+    model, inputs, labels = make_vit(c) if c["arch"] == "vit" else make_roberta(c)
+    model.eval()
+    base = f"{tmp}/{name.replace('/', '.')}"
+    mdir = base + ".model"
+    model.save_pretrained(mdir, safe_serialization=True)
+    bpath = base + ".batch.safetensors"
+    b = dict(inputs)
+    b["labels"] = labels
+    save_file({k: v.contiguous() for k, v in b.items()}, bpath)
+    edir, out = base + ".export", base + ".trace.safetensors"
+    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out, "--threads", "2", "--steps", "3",
+         "--lr", "1e-2", "--method", method, "--peft-export", edir] + args)
+    got = load_file(out)
+    want = got["logits.final"]
+
+    # 1. config and keys
+    cfg = json.load(open(os.path.join(edir, "adapter_config.json")))
+    for k, v in expect.items():
+        got_v = cfg.get(k)
+        if k == "target_modules" and isinstance(got_v, list):
+            got_v, v = sorted(got_v), sorted(v)
+        ok = abs(got_v - v) < 1e-6 if isinstance(v, float) else got_v == v
+        if not ok:
+            failures.append(f"{name}: adapter_config.json {k} = {cfg.get(k)!r}, expected {v!r}")
+    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
+    ref_dir = base + ".peft_layout"
+    get_peft_model(copy.deepcopy(model), LoraConfig.from_pretrained(edir)).save_pretrained(ref_dir)
+    ref_sd = load_file(os.path.join(ref_dir, "adapter_model.safetensors"))
+    if {k: tuple(v.shape) for k, v in sd.items()} != {k: tuple(v.shape) for k, v in ref_sd.items()}:
+        failures.append(f"{name}: keys/shapes differ from peft's own save: only peftbench "
+                        f"{sorted(set(sd) - set(ref_sd))}, only peft {sorted(set(ref_sd) - set(sd))}")
+    heads = [k for k in sd if k.startswith("base_model.model.classifier.")]
+    if not heads:
+        failures.append(f"{name}: no head (modules_to_save) tensors in the export")
+
+    # 2. peft loads it
+    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
+    pm.eval()
+    n_lora, n_file = 0, sum(1 for k in sd if k.endswith(".lora_A.weight"))
+    for mn, mod in pm.named_modules():
+        if hasattr(mod, "lora_A") and "default" in getattr(mod, "lora_A", {}):
+            n_lora += 1
+            key = mn.removeprefix("base_model.model.")
+            for ab in ("lora_A", "lora_B"):
+                t = sd.get(f"base_model.model.{key}.{ab}.weight")
+                if t is None or not torch.equal(getattr(mod, ab)["default"].weight.detach(), t):
+                    failures.append(f"{name}: peft's {key}.{ab} does not hold the exported tensor")
+    if n_lora != n_file:
+        failures.append(f"{name}: peft adapted {n_lora} modules, the export has {n_file}")
+    with torch.no_grad():
+        e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
+
+    # 3. peftbench re-imports it
+    out2 = base + ".reimport.safetensors"
+    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out2, "--threads", "2", "--peft-import", edir])
+    e2 = check(name, "peftbench re-import logits", rel(load_file(out2)["logits"], want), TOL_ID)
+    print(f"{name:24s} r={cfg['r']} alpha={cfg['lora_alpha']:.4g} rslora={cfg['use_rslora']} "
+          f"targets={cfg['target_modules']} keys={len(sd)}  peft logits {e1:.1e}  re-import {e2:.1e}",
+          flush=True)
+
+
+VIT = dict(name="vit", arch="vit", image=16, patch=4, channels=3, hidden=32, layers=2, heads=4,
+           inter=48, labels=5, batch=3, seed=21)
+ROB = dict(name="rob", arch="roberta", vocab=60, hidden=32, layers=2, heads=4, inter=48, maxpos=24,
+           seq=10, lens=[10, 6, 3], labels=3, batch=3, seed=22)
+REG = dict(name="robreg", arch="roberta", vocab=50, hidden=24, layers=2, heads=3, inter=40,
+           maxpos=20, seq=8, lens=[8, 5, 3, 7], labels=1, batch=4, seed=23)
+ALL6 = "query,key,value,attention.output,intermediate,output"
+ROB_ALL6 = sorted(["query", "key", "value"] + [f"roberta.encoder.layer.{i}.{m}" for i in range(2)
+                   for m in ("attention.output.dense", "intermediate.dense", "output.dense")])
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    pb = sys.argv[1]
+    keep = sys.argv[sys.argv.index("--keep") + 1] if "--keep" in sys.argv else None
+    cases = [
+        (VIT, "lora", ["--rank", "4", "--alpha", "8"],
+         dict(peft_type="LORA", r=4, lora_alpha=8.0, use_rslora=False, modules_to_save=["classifier"],
+              target_modules=["q_proj", "v_proj"])),
+        (dict(VIT, tag="all6-gauss"), "lora", ["--rank", "3", "--alpha", "5", "--targets", ALL6, "--init", "gaussian"],
+         dict(r=3, lora_alpha=5.0, init_lora_weights="gaussian",
+              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"])),
+        (dict(ROB, tag="rslora"), "lora", ["--rank", "4", "--alpha", "8", "--rslora"],
+         dict(r=4, lora_alpha=8.0, use_rslora=True, target_modules=["query", "value"], task_type="SEQ_CLS")),
+        (REG, "lora", ["--rank", "2", "--alpha", "4", "--targets", ALL6], dict(r=2, target_modules=ROB_ALL6)),
+        (VIT, "pissa", ["--rank", "4", "--alpha", "8"],
+         dict(r=8, lora_alpha=16.0, use_rslora=False, init_lora_weights=True)),
+        (ROB, "pissa", ["--rank", "3", "--alpha", "6", "--targets", "query,value,intermediate"],
+         dict(r=6, lora_alpha=12.0)),
+        (dict(REG, tag="rslora-niter2"), "pissa", ["--rank", "2", "--alpha", "4", "--rslora", "--init", "niter_2"],
+         dict(r=4, lora_alpha=4.0 * 2 ** 0.5, use_rslora=True)),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = keep or tmp
+        os.makedirs(tmp, exist_ok=True)
+        for c, method, args, expect in cases:
+            try:
+                export_case(pb, tmp, c, method, args, expect)
+            except Exception as ex:
+                failures.append(f"{c['name']}/{method}: {ex}")
+    for f in failures:
+        print("FAIL", f)
+    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {len(cases)} exports, {len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
