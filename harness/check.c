@@ -22,6 +22,31 @@ pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out,
         cJSON_Delete(base);
         return st;
     }
+    if (tol < 0) {
+        // No --tol: the baseline's "tolerance" block decides, by whether this run reproduces the
+        // baseline's numerics exactly (every cell's last training loss bit-identical).
+        const cJSON *tb = cJSON_GetObjectItem(base, "tolerance");
+        const cJSON *ti = cJSON_GetObjectItem(tb, "identical"), *td = cJSON_GetObjectItem(tb, "different_numerics");
+        if (cJSON_IsNumber(ti) && cJSON_IsNumber(td)) {
+            int compared = 0, same = 0;
+            for (const cJSON *c = cJSON_GetObjectItem(base, "cells") ? cJSON_GetObjectItem(base, "cells")->child : NULL;
+                 c; c = c->next) {
+                const cJSON *id = cJSON_GetObjectItem(c, "id"), *l = cJSON_GetObjectItem(c, "train_loss_last");
+                if (!cJSON_IsString(id) || !cJSON_IsNumber(l)) continue;
+                for (int i = 0; i < n; i++)
+                    if (!strcmp(R[i].id, id->valuestring)) {
+                        compared++;
+                        same += R[i].loss_last == l->valuedouble;
+                    }
+            }
+            int identical = compared > 0 && same == compared;
+            tol = identical ? ti->valuedouble : td->valuedouble;
+            fprintf(out, "numerics: %d of %d cells reproduce the baseline's training loss bit for bit -> %s, tolerance %.2f points\n",
+                    same, compared, identical ? "identical" : "different numerics (other CPU/BLAS/threads/build)", tol);
+        } else {
+            tol = 1.0;
+        }
+    }
     pb_agg *A = NULL;
     int na = 0;
     pb_aggregate(R, n, &A, &na, NULL, NULL);

@@ -7,12 +7,14 @@
 
 int pb_cmd_check(int argc, char **argv) {
     const char *dir = NULL, *base = NULL;
-    double tol = 1.0;
+    double tol = -1; // from the baseline's "tolerance" block, else 1.0
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: peftbench check DIR --baseline FILE [--tol POINTS]\n"
                    "Compares each (model, method, dataset) median (x100) with a baseline results.json;\n"
-                   "exit 1 on a regression beyond --tol (default 1.0) or a missing cell.\n");
+                   "exit 1 on a regression beyond --tol or a missing cell. Without --tol: the baseline's\n"
+                   "\"tolerance\" {identical, different_numerics} (chosen by whether every cell's last\n"
+                   "training loss is reproduced bit for bit), else 1.0.\n");
             return 0;
         } else if (!strcmp(argv[i], "--baseline") && i + 1 < argc) {
             base = argv[++i];

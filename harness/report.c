@@ -294,6 +294,9 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             cJSON_AddNumberToObject(o, "seed", R[i].seed);
             cJSON_AddStringToObject(o, "status", R[i].status);
             cJSON_AddItemToObject(o, "score", isfinite(R[i].score) ? cJSON_CreateNumber(R[i].score) : cJSON_CreateNull());
+            // check uses it to tell "same numerics as the baseline machine" from "different".
+            cJSON_AddItemToObject(o, "train_loss_last",
+                                  isfinite(R[i].loss_last) ? cJSON_CreateNumber(R[i].loss_last) : cJSON_CreateNull());
             cJSON_AddItemToArray(cells, o);
         }
         snprintf(path, sizeof(path), "%s/results.json", dir);

@@ -191,6 +191,9 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, 
         r->val = jnum(fin, "val", NAN);
         r->test = jnum(fin, "test", NAN);
         r->epoch = (int)jnum(fin, "epoch", 0);
+        const cJSON *eps = cJSON_GetObjectItem(j, "epochs");
+        int ne = cJSON_IsArray(eps) ? cJSON_GetArraySize(eps) : 0;
+        r->loss_last = ne ? jnum(cJSON_GetArrayItem(eps, ne - 1), "train_loss", NAN) : NAN;
         const cJSON *p = cJSON_GetObjectItem(j, "params");
         r->p_trainable = (long long)jnum(p, "trainable", 0);
         r->p_adapter = (long long)jnum(p, "adapter", 0);

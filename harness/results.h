@@ -49,6 +49,7 @@ typedef struct {
     int seed, rank, epoch;
     double lr, score;    // score: metric on the eval split at the selected epoch (fraction)
     double val, test;
+    double loss_last;    // training loss of the last recorded epoch: a fingerprint of the numerics
     long long p_trainable, p_adapter, p_head, p_total;
     double train_time_s, throughput;
     double peak_rss_mb;

@@ -3,7 +3,8 @@
 # suite (a nano ViT pretrained by the suite on 512 Fashion-MNIST images, then head/full/lora/svfit
 # on a VTAB-mini task): every cell ok, backbone cached once, report + plots written, a forced
 # re-run reproduces every result bit for bit (same threads), `check` passes against its own
-# results and fails against a perturbed baseline.
+# results and fails against a perturbed baseline, and picks the baseline's tolerance by whether
+# the numerics are reproduced bit for bit.
 set -u
 PB=${1:?usage: test_harness_e2e.sh PATH/TO/peftbench}
 PB=$(cd "$(dirname "$PB")" && pwd)/$(basename "$PB")
@@ -87,6 +88,24 @@ for r in d["rows"]:
 json.dump(d, open(sys.argv[2], "w"))
 PY
 "$PB" check "$T/r2" --baseline "$T/bad.json" --tol 1 > "$T/check2.out" 2>&1 && bad "check passed against a perturbed baseline"
+
+# Without --tol the baseline's "tolerance" block applies: "identical" when every cell's last
+# training loss matches bit for bit, "different_numerics" as soon as one differs.
+python3 - "$T/r/results.json" "$T/tolb.json" "$T/told.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert all(isinstance(c.get("train_loss_last"), float) for c in d["cells"]), "results.json cells lack train_loss_last"
+d["tolerance"] = {"identical": 0.0, "different_numerics": 50.0}
+json.dump(d, open(sys.argv[2], "w"))
+d["cells"][0]["train_loss_last"] += 1e-6
+for r in d["rows"]:
+    r["median"] += 20.0
+json.dump(d, open(sys.argv[3], "w"))
+PY
+"$PB" check "$T/r2" --baseline "$T/tolb.json" > "$T/c3.out" 2>&1 || bad "check with tolerance block failed: $(cat "$T/c3.out")"
+grep -q "4 of 4 cells reproduce.*identical, tolerance 0.00" "$T/c3.out" || bad "identical numerics not detected: $(head -1 "$T/c3.out")"
+"$PB" check "$T/r2" --baseline "$T/told.json" > "$T/c4.out" 2>&1 || bad "different_numerics tolerance not applied: $(cat "$T/c4.out")"
+grep -q "3 of 4 cells.*different numerics.*tolerance 50.00" "$T/c4.out" || bad "different numerics not detected: $(head -1 "$T/c4.out")"
 
 [ $fail = 0 ] && echo "test_harness_e2e: ok"
 exit $fail
