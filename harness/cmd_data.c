@@ -21,7 +21,8 @@ static int usage(void) {
 }
 
 static int parse_opts(int argc, char **argv, int i, pb_task_opts *o) {
-    for (; i < argc; i++) {
+    // Options come in (name, value) pairs.
+    for (; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "peftbench data: %s needs a value\n", a);
@@ -39,7 +40,6 @@ static int parse_opts(int argc, char **argv, int i, pb_task_opts *o) {
             fprintf(stderr, "peftbench data: unknown option %s\n", a);
             return -1;
         }
-        i++;
     }
     return 0;
 }
