@@ -137,6 +137,8 @@ static void bench_usage(FILE *f) {
             "  --method M        full (default), head, lora, pissa, svfit, aoft\n"
             "  --rank R          adapter rank (default 8)\n"
             "  --targets a,b     adapted modules (default query,value)\n"
+            "  --alpha A         LoRA/PiSSA alpha (default: rank)\n"
+            "  --init I          lora: kaiming|gaussian; pissa: svd|niter_N\n"
             "  --batch B         batch size (default 8)\n"
             "  --seq T           RoBERTa sequence length (default 128)\n"
             "  --num-labels C    classes (default 10)\n"
@@ -153,8 +155,9 @@ int pb_cmd_bench(int argc, char **argv) {
     const char *model_name = NULL, *device = "cpu";
     int batch = 8, seq = 128, steps = 5, warmup = 2, threads = 0, num_labels = 10, json = 0;
     int ceiling = 1, epochs = 0;
-    pb_method_config mc;
-    pb_method_config_default(&mc, "full");
+    const char *method = "full", *target_list = NULL, *init = NULL;
+    int rank = 8;
+    float alpha = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"method", required_argument, 0, 'M'},
         {"rank", required_argument, 0, 'r'},  {"targets", required_argument, 0, 'g'},
@@ -162,27 +165,18 @@ int pb_cmd_bench(int argc, char **argv) {
         {"steps", required_argument, 0, 'n'}, {"warmup", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
         {"num-labels", required_argument, 0, 'c'}, {"json", no_argument, 0, 'j'},
-        {"no-ceiling", no_argument, 0, 'C'}, {"epochs", required_argument, 0, 'E'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-ceiling", no_argument, 0, 'C'}, {"epochs", required_argument, 0, 'E'},
+        {"init", required_argument, 0, 'I'}, {"alpha", required_argument, 0, 'A'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_name = optarg; break;
-        case 'M': {
-            int r = mc.rank;
-            pb_method_config_default(&mc, optarg);
-            mc.rank = r;
-            break;
-        }
-        case 'r': mc.rank = atoi(optarg); break;
-        case 'g': {
-            mc.ntargets = 0;
-            char buf[256];
-            snprintf(buf, sizeof buf, "%s", optarg);
-            for (char *tok = strtok(buf, ","); tok && mc.ntargets < PB_MAX_TARGETS; tok = strtok(NULL, ","))
-                snprintf(mc.targets[mc.ntargets++], sizeof mc.targets[0], "%s", tok);
-            break;
-        }
+        case 'M': method = optarg; break;
+        case 'r': rank = atoi(optarg); break;
+        case 'g': target_list = optarg; break;
+        case 'I': init = optarg; break;
+        case 'A': alpha = (float)atof(optarg); break;
         case 'b': batch = atoi(optarg); break;
         case 's': seq = atoi(optarg); break;
         case 'n': steps = atoi(optarg); break;
@@ -200,6 +194,19 @@ int pb_cmd_bench(int argc, char **argv) {
     if (!model_name) {
         bench_usage(stderr);
         return 2;
+    }
+    // Options may come in any order: build the method config once they are all known.
+    pb_method_config mc;
+    pb_method_config_default(&mc, method);
+    mc.rank = rank;
+    mc.alpha = alpha;
+    if (init) snprintf(mc.init, sizeof mc.init, "%s", init);
+    if (target_list) {
+        mc.ntargets = 0;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", target_list);
+        for (char *tok = strtok(buf, ","); tok && mc.ntargets < PB_MAX_TARGETS; tok = strtok(NULL, ","))
+            snprintf(mc.targets[mc.ntargets++], sizeof mc.targets[0], "%s", tok);
     }
     if (batch < 1 || steps < 1 || warmup < 0 || seq < 1 || num_labels < 1) {
         fprintf(stderr, "peftbench bench: --batch, --steps, --seq, --num-labels must be >= 1\n");
