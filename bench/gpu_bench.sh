@@ -2,7 +2,7 @@
 # gpu_bench.sh: the GPU benchmark plan (run in a session with a GPU; docs/cuda.md).
 # Training throughput of ViT-B/16 (224x224) and RoBERTa-base (seq 128) for full FT, LoRA (r 8,
 # query+value) and SVFit (r 8, query+value): `peftbench bench --device cuda` against PyTorch +
-# transformers + peft on the same GPU (bench/peer_torch_gpu.py), same batch, same step
+# transformers + peft on the same GPU (bench/peer_torch.py), same batch, same step
 # definition (zero_grad + forward + loss + backward + AdamW), FP32 math on both sides (TF32 off),
 # dropout 0. Prints one line per configuration with the ratio peftbench/torch (>1: faster).
 #
@@ -30,7 +30,7 @@ for model in vit-b16 roberta-base; do
     tag="$model.$method.b$batch.$PB_CUDA_MATH"
     "$PB" bench --device cuda --model "$model" --method "$method" --rank 8 --batch "$batch" --seq 128 \
         --steps "$STEPS" --warmup "$WARMUP" --no-ceiling --json > "$OUT/$tag.pb.json"
-    python3 bench/peer_torch_gpu.py --device cuda $PEER_TF32 --model "$model" --method "$method" --rank 8 \
+    python3 bench/peer_torch.py --device cuda $PEER_TF32 --model "$model" --method "$method" --rank 8 \
         --batch "$batch" --seq 128 --steps "$STEPS" --warmup "$WARMUP" > "$OUT/$tag.torch.json"
     python3 - "$OUT/$tag.pb.json" "$OUT/$tag.torch.json" "$model" "$method" "$batch" <<'PY'
 import json, sys

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""The PyTorch peer for `peftbench bench`: the same HF model, batch, threads and step definition.
+"""The PyTorch peer for `peftbench bench`: the same HF model, batch, threads and step definition,
+on the CPU (default) or the GPU (--device cuda; steps timed between torch.cuda.synchronize() calls;
+FP32 unless --tf32, to compare with PB_CUDA_MATH=tf32).
 
 One step = zero_grad + forward + loss + backward + AdamW step (lr 1e-4, wd 0.01), model.train(),
 dropout 0 (as peftbench bench). Methods: full, lora (peft LoraConfig r, alpha=r, q+v), head
-(backbone under torch.no_grad(), only the classifier trains). Prints one JSON object.
+(backbone under torch.no_grad(), only the classifier trains), svfit (an equivalent PyTorch
+parametrisation; SVFit is not in peft). Prints one JSON object.
 Run each configuration in its own process (peak RSS is per process).
 """
 import argparse, json, resource, statistics, sys, time
@@ -41,10 +44,51 @@ def build(name, num_labels):
     return arch, cfg, model
 
 
+class SVFitLinear(torch.nn.Module):
+    """W = U diag(s) V^T frozen; trainable d (r): W' = W + U_r diag(s_r * d) V_r^T."""
+
+    def __init__(self, lin, r):
+        super().__init__()
+        self.base = lin
+        for p in self.base.parameters():
+            p.requires_grad = False
+        with torch.no_grad():
+            U, S, Vh = torch.linalg.svd(lin.weight.float(), full_matrices=False)
+        self.register_buffer("U", U[:, :r].contiguous())
+        self.register_buffer("s", S[:r].contiguous())
+        self.register_buffer("Vh", Vh[:r].contiguous())
+        self.d = torch.nn.Parameter(torch.zeros(r))
+
+    def forward(self, x):
+        return self.base(x) + ((x @ self.Vh.t()) * (self.s * self.d)) @ self.U.t()
+
+
+def qv_names(model):
+    """Names of the query/value projections: transformers 4.x calls them query/value, 5.x ViT
+    q_proj/v_proj."""
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    return ["query", "value"] if "query" in names else ["q_proj", "v_proj"]
+
+
+def svfit_wrap(model, r):
+    for p in model.parameters():
+        p.requires_grad = False
+    for _, mod in list(model.named_modules()):
+        for child in qv_names(model):
+            lin = getattr(mod, child, None)
+            if isinstance(lin, torch.nn.Linear):
+                setattr(mod, child, SVFitLinear(lin, r))
+    for p in model.classifier.parameters():
+        p.requires_grad = True
+    return model
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vit-tiny")
-    ap.add_argument("--method", default="full", choices=["full", "lora", "head"])
+    ap.add_argument("--method", default="full", choices=["full", "lora", "head", "svfit"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
@@ -57,33 +101,43 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cudnn.allow_tf32 = a.tf32
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     arch, cfg, model = build(a.model, a.num_labels)
     if a.method == "lora":
         import peft
-        # transformers 5 names ViT's projections q_proj/v_proj in memory (checkpoints keep the
-        # query/value keys); RoBERTa keeps query/value.
-        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-        targets = ["q_proj", "v_proj"] if "q_proj" in names else ["query", "value"]
-        lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=targets,
+        lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=qv_names(model),
                              lora_dropout=0.0, modules_to_save=["classifier"])
         model = peft.get_peft_model(model, lc)
+    elif a.method == "svfit":
+        # SVFit (Sun et al. 2024) is not in peft: its trainable part is a per-singular-value
+        # scale on the top-r singular triplets of W (W = U diag(s) V^T fixed). The peer trains
+        # an equivalent parametrisation: y = x W_res^T + ((x V_r) * (s_r * (1 + d))) U_r^T, with
+        # d (r) trainable per adapted matrix (query and value), classifier trained.
+        model = svfit_wrap(model, a.rank)
     elif a.method == "head":
         for n, p in model.named_parameters():
             p.requires_grad = n.startswith("classifier")
+    model.to(dev)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
     B = a.batch
     if arch == "vit":
-        x = torch.rand(B, cfg.num_channels, cfg.image_size, cfg.image_size) * 2 - 1
+        x = (torch.rand(B, cfg.num_channels, cfg.image_size, cfg.image_size) * 2 - 1).to(dev)
         inputs = dict(pixel_values=x)
     else:
         ids = torch.randint(3, cfg.vocab_size, (B, a.seq))
         ids[:, 0] = 0
+        ids = ids.to(dev)
         inputs = dict(input_ids=ids, attention_mask=torch.ones_like(ids))
-    labels = torch.randint(0, a.num_labels, (B,))
+    labels = torch.randint(0, a.num_labels, (B,)).to(dev)
     times = []
     for s in range(a.warmup + a.steps):
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         if a.method == "head":
@@ -100,6 +154,7 @@ def main():
             loss = out.loss
         loss.backward()
         opt.step()
+        sync()
         dt = time.perf_counter() - t0
         if s >= a.warmup:
             times.append(dt)
@@ -107,7 +162,8 @@ def main():
     throughput = B / step
     if a.epochs > 0:
         # The peer has no feature cache: each epoch runs the frozen backbone again.
-        assert a.method == "head"
+        assert a.method == "head", "--epochs applies to --method head"
+        sync()
         t0 = time.perf_counter()
         for _ in range(a.epochs * a.steps):
             opt.zero_grad(set_to_none=True)
@@ -118,11 +174,14 @@ def main():
             loss = torch.nn.functional.cross_entropy(logits, labels)
             loss.backward()
             opt.step()
+        sync()
         throughput = a.epochs * a.steps * B / (time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+    gpu_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else 0.0
     print(json.dumps(dict(peer="torch", torch=torch.__version__, model=a.model, method=a.method,
                           batch=B, threads=a.threads, step_s=step, throughput=throughput, epochs=a.epochs,
-                          peak_rss_gib=rss, params_trainable=sum(p.numel() for p in params),
+                          peak_rss_gib=rss, device=a.device, tf32=a.tf32, peak_gpu_gib=gpu_mem,
+                          params_trainable=sum(p.numel() for p in params),
                           final_loss=loss.item())))
 
 
