@@ -71,6 +71,97 @@ float *model_dropout(pb_model *m, float *out, float *mask, float *inp, float p, 
 }
 
 // ----------------------------------------------------------------------------
+// Encoder sub-blocks shared by ViT (pre-LN) and RoBERTa (post-LN)
+
+void model_attn_forward(pb_model *m, int l, const float *in, const float *xres,
+                        const int32_t *keymask, int B, int T) {
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    pb_layer *w = &m->layers[l];
+    pb_layer_acts *a = &m->acts[l];
+    int C = c->hidden, NH = c->heads, N = B * T, train = m->train, li = 6 * l;
+    size_t NC = (size_t)N * (size_t)C;
+    float pa = train ? c->attn_dropout : 0.0f;
+    pb_linear_layer_forward(e, w->q, a->q, in, N, train, model_site_seed(m->seed, SITE_LIN(li)));
+    pb_linear_layer_forward(e, w->k, a->k, in, N, train, model_site_seed(m->seed, SITE_LIN(li + 1)));
+    pb_linear_layer_forward(e, w->v, a->v, in, N, train, model_site_seed(m->seed, SITE_LIN(li + 2)));
+    pb_attention_forward(e, a->atty, a->att, pa > 0 ? a->attd : NULL, a->q, a->k, a->v, keymask, B,
+                         T, NH, C / NH, pa, model_site_seed(m->seed, SITE_ATT(l)));
+    pb_linear_layer_forward(e, w->o, a->attproj, a->atty, N, train,
+                            model_site_seed(m->seed, SITE_LIN(li + 3)));
+    float *ap = model_dropout(m, a->attproj_d, a->mask1, a->attproj, c->hidden_dropout, SITE_H1(l), NC);
+    pb_add(e, a->res1, xres, ap, NC);
+}
+
+void model_attn_backward(pb_model *m, int l, const float *in, float *din) {
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    pb_layer *w = &m->layers[l];
+    pb_layer_acts *a = &m->acts[l];
+    int B = m->B, T = m->T, C = c->hidden, NH = c->heads, N = B * T;
+    size_t NC = (size_t)N * (size_t)C;
+    float pa = m->train ? c->attn_dropout : 0.0f;
+    const float *dap = m->dres;
+    if (model_drop_on(m, c->hidden_dropout)) {
+        pb_zero(e, m->dA, NC);
+        pb_dropout_backward(e, m->dA, m->dres, a->mask1, NC);
+        dap = m->dA;
+    }
+    int qkv_act = model_lin_active(w->q) || model_lin_active(w->k) || model_lin_active(w->v);
+    int need_atty = din || qkv_act;
+    if (need_atty) pb_zero(e, m->datty, NC);
+    pb_linear_layer_backward(e, w->o, need_atty ? m->datty : NULL, dap, a->atty, N);
+    if (!need_atty) return;
+    pb_zero(e, m->dq, NC);
+    pb_zero(e, m->dk, NC);
+    pb_zero(e, m->dv, NC);
+    pb_attention_backward(e, m->dq, m->dk, m->dv, m->datty, a->q, a->k, a->v, a->att,
+                          pa > 0 ? a->attd : NULL, B, T, NH, C / NH, pa,
+                          model_site_seed(m->seed, SITE_ATT(l)));
+    pb_linear_layer_backward(e, w->q, din, m->dq, in, N);
+    pb_linear_layer_backward(e, w->k, din, m->dk, in, N);
+    pb_linear_layer_backward(e, w->v, din, m->dv, in, N);
+}
+
+void model_mlp_forward(pb_model *m, int l, const float *in, const float *xres, int B, int T) {
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    pb_layer *w = &m->layers[l];
+    pb_layer_acts *a = &m->acts[l];
+    int N = B * T, train = m->train, li = 6 * l;
+    size_t NC = (size_t)N * (size_t)c->hidden;
+    pb_linear_layer_forward(e, w->fc1, a->fch, in, N, train, model_site_seed(m->seed, SITE_LIN(li + 4)));
+    pb_gelu_forward(e, a->fch_gelu, a->fch, (size_t)N * (size_t)c->intermediate);
+    pb_linear_layer_forward(e, w->fc2, a->fcproj, a->fch_gelu, N, train,
+                            model_site_seed(m->seed, SITE_LIN(li + 5)));
+    float *fp = model_dropout(m, a->fcproj_d, a->mask2, a->fcproj, c->hidden_dropout, SITE_H2(l), NC);
+    pb_add(e, a->res2, xres, fp, NC);
+}
+
+void model_mlp_backward(pb_model *m, int l, const float *dres2, float *scratch, const float *in,
+                        float *din) {
+    pb_engine *e = m->e;
+    const pb_model_config *c = &m->cfg;
+    pb_layer *w = &m->layers[l];
+    pb_layer_acts *a = &m->acts[l];
+    int N = m->B * m->T;
+    size_t NC = (size_t)N * (size_t)c->hidden, NI = (size_t)N * (size_t)c->intermediate;
+    const float *dfp = dres2;
+    if (model_drop_on(m, c->hidden_dropout)) {
+        pb_zero(e, scratch, NC);
+        pb_dropout_backward(e, scratch, dres2, a->mask2, NC);
+        dfp = scratch;
+    }
+    int need_fch = din || model_lin_active(w->fc1);
+    if (need_fch) pb_zero(e, m->dfchg, NI);
+    pb_linear_layer_backward(e, w->fc2, need_fch ? m->dfchg : NULL, dfp, a->fch_gelu, N);
+    if (!need_fch) return;
+    pb_zero(e, m->dfch, NI);
+    pb_gelu_backward(e, m->dfch, m->dfchg, a->fch, NI);
+    pb_linear_layer_backward(e, w->fc1, din, m->dfch, in, N);
+}
+
+// ----------------------------------------------------------------------------
 // Linear layers
 
 void pb_linear_layer_forward(pb_engine *e, pb_linear *l, float *y, const float *x, int N,

@@ -11,6 +11,13 @@ typedef enum { PB_INIT_NORMAL = 0, PB_INIT_ZERO = 1, PB_INIT_ONE = 2, PB_INIT_EM
 
 // One parameter of the architecture, known from the config alone (no memory): used both to build a
 // model and to count parameters without allocating them (`peftbench info vit-l16`).
+// Dropout / adapter seed sites (same numbering in both encoders): one stream per place.
+#define SITE_EMB 0
+#define SITE_ATT(l) (1 + 3 * (uint64_t)(l))
+#define SITE_H1(l) (2 + 3 * (uint64_t)(l))
+#define SITE_H2(l) (3 + 3 * (uint64_t)(l))
+#define SITE_LIN(i) (500000 + (uint64_t)(i))
+
 typedef struct {
     char name[PB_NAME_MAX]; // HF key without the task prefix
     int ndim;
@@ -121,6 +128,20 @@ float *model_dropout(pb_model *m, float *out, float *mask, float *inp, float p, 
                      size_t n);
 
 // Sets l to the linear (w (out, in...), b) named `name` (no adapter, no scratch).
+// Sub-blocks shared by the pre-LN ViT and post-LN RoBERTa layers (model.c).
+// Attention: res1 (N,C) = xres + drop(o(attn(q(in), k(in), v(in)))), in/xres (N,C).
+void model_attn_forward(pb_model *m, int l, const float *in, const float *xres,
+                        const int32_t *keymask, int B, int T);
+// From m->dres = d res1 (the residual share d xres is the caller's). din (N,C) accumulates d in,
+// or NULL when nothing below needs it; q/k/v/o weights and adapters get their grads either way.
+void model_attn_backward(pb_model *m, int l, const float *in, float *din);
+// MLP: res2 (N,C) = xres + drop(fc2(gelu(fc1(in)))).
+void model_mlp_forward(pb_model *m, int l, const float *in, const float *xres, int B, int T);
+// From dres2 = d res2; scratch (N,C) is free for the dropout backward; din accumulates d in or is
+// NULL (then only fc2/fc1 weight grads are formed where trainable).
+void model_mlp_backward(pb_model *m, int l, const float *dres2, float *scratch, const float *in,
+                        float *din);
+
 void model_linear_set(pb_linear *l, const char *name, pb_param *w, pb_param *b);
 // The param named exactly (no prefix); aborts when absent / returns NULL when absent.
 pb_param *model_param(pb_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,11 +5,6 @@
 // defines: struct pb_model, pb_layer, pb_layer_acts, model_* helpers
 #include "model_internal.h"
 
-#define SITE_EMB 0
-#define SITE_ATT(l) (1 + 3 * (uint64_t)(l))
-#define SITE_H1(l) (2 + 3 * (uint64_t)(l))
-#define SITE_H2(l) (3 + 3 * (uint64_t)(l))
-#define SITE_LIN(i) (500000 + (uint64_t)(i))
 
 void roberta_specs(const pb_model_config *cfg, pb_param_spec **s, int *n, int *cap) {
     int64_t C = cfg->hidden, I = cfg->intermediate;
@@ -130,32 +125,16 @@ void roberta_ensure_acts(pb_model *m, int B, int T) {
 
 // One post-LN block: h1 = LN1(x + drop(o(attn(x)))), out = LN2(h1 + drop(fc2(gelu(fc1(h1))))).
 static void roberta_layer_forward(pb_model *m, int l, const float *x, int B, int T) {
+    // post-LN: h1 = LN1(x + attn(x)); out = LN2(h1 + mlp(h1))
     pb_engine *e = m->e;
     const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];
     pb_layer_acts *a = &m->acts[l];
-    int C = c->hidden, I = c->intermediate, NH = c->heads, N = B * T;
-    size_t NC = (size_t)N * (size_t)C;
-    int train = m->train;
-    float pa = train ? c->attn_dropout : 0.0f;
-    int li = 6 * l;
-    pb_linear_layer_forward(e, w->q, a->q, x, N, train, model_site_seed(m->seed, SITE_LIN(li)));
-    pb_linear_layer_forward(e, w->k, a->k, x, N, train, model_site_seed(m->seed, SITE_LIN(li + 1)));
-    pb_linear_layer_forward(e, w->v, a->v, x, N, train, model_site_seed(m->seed, SITE_LIN(li + 2)));
-    pb_attention_forward(e, a->atty, a->att, pa > 0 ? a->attd : NULL, a->q, a->k, a->v, m->keymask,
-                         B, T, NH, C / NH, pa, model_site_seed(m->seed, SITE_ATT(l)));
-    pb_linear_layer_forward(e, w->o, a->attproj, a->atty, N, train,
-                            model_site_seed(m->seed, SITE_LIN(li + 3)));
-    float *ap = model_dropout(m, a->attproj_d, a->mask1, a->attproj, c->hidden_dropout, SITE_H1(l), NC);
-    pb_add(e, a->res1, x, ap, NC);
+    int C = c->hidden, N = B * T;
+    model_attn_forward(m, l, x, x, m->keymask, B, T);
     pb_layernorm_forward(e, a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w->data,
                          w->ln1_b->data, N, C, c->ln_eps);
-    pb_linear_layer_forward(e, w->fc1, a->fch, a->ln1, N, train, model_site_seed(m->seed, SITE_LIN(li + 4)));
-    pb_gelu_forward(e, a->fch_gelu, a->fch, (size_t)N * (size_t)I);
-    pb_linear_layer_forward(e, w->fc2, a->fcproj, a->fch_gelu, N, train,
-                            model_site_seed(m->seed, SITE_LIN(li + 5)));
-    float *fp = model_dropout(m, a->fcproj_d, a->mask2, a->fcproj, c->hidden_dropout, SITE_H2(l), NC);
-    pb_add(e, a->res2, a->ln1, fp, NC);
+    model_mlp_forward(m, l, a->ln1, a->ln1, B, T);
     pb_layernorm_forward(e, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w->data,
                          w->ln2_b->data, N, C, c->ln_eps);
 }
@@ -215,15 +194,13 @@ static void roberta_layer_backward(pb_model *m, int l, int need_dx) {
     const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];
     pb_layer_acts *a = &m->acts[l];
-    int B = m->B, T = m->T, C = c->hidden, I = c->intermediate, NH = c->heads, N = B * T;
-    size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
+    int C = c->hidden, N = m->B * m->T;
+    size_t NC = (size_t)N * (size_t)C;
     const float *x = model_layer_input(m, l);
     int tr_ln1 = ln_tr(w->ln1_w, w->ln1_b);
     int qkv_act = model_lin_active(w->q) || model_lin_active(w->k) || model_lin_active(w->v);
     int attn_any = need_dx || tr_ln1 || qkv_act || model_lin_active(w->o);
     int below_ln2 = attn_any || model_lin_active(w->fc1) || model_lin_active(w->fc2);
-    int hdrop = model_drop_on(m, c->hidden_dropout);
-    float pa = m->train ? c->attn_dropout : 0.0f;
 
     // out = LN2(res2): dA = d res2
     if (below_ln2) pb_zero(e, m->dA, NC);
@@ -231,22 +208,10 @@ static void roberta_layer_backward(pb_model *m, int l, int need_dx) {
                           model_ptr(w->ln2_b) ? w->ln2_b->grad : NULL, m->dres, a->res2,
                           w->ln2_w->data, a->ln2_mean, a->ln2_rstd, N, C);
     if (!below_ln2) return;
-    // res2 = h1 + drop(fc2(gelu(fc1(h1)))): dB = d h1 (residual part first)
+    // res2 = h1 + mlp(h1): dB = d h1 (residual part first)
     if (attn_any) pb_copy(e, m->dB, m->dA, NC);
-    const float *dfp = m->dA;
-    if (hdrop) {
-        pb_zero(e, m->dq, NC); // dq is free until the attention backward
-        pb_dropout_backward(e, m->dq, m->dA, a->mask2, NC);
-        dfp = m->dq;
-    }
-    int need_fch = attn_any || model_lin_active(w->fc1);
-    if (need_fch) pb_zero(e, m->dfchg, NI);
-    pb_linear_layer_backward(e, w->fc2, need_fch ? m->dfchg : NULL, dfp, a->fch_gelu, N);
-    if (need_fch) {
-        pb_zero(e, m->dfch, NI);
-        pb_gelu_backward(e, m->dfch, m->dfchg, a->fch, NI);
-        pb_linear_layer_backward(e, w->fc1, attn_any ? m->dB : NULL, m->dfch, a->ln1, N);
-    }
+    model_mlp_backward(m, l, m->dA, m->dq /* free until the attention backward */, a->ln1,
+                       attn_any ? m->dB : NULL);
     if (!attn_any) return;
     // h1 = LN1(res1): dres = d res1
     int need_res1 = need_dx || qkv_act || model_lin_active(w->o);
@@ -255,27 +220,8 @@ static void roberta_layer_backward(pb_model *m, int l, int need_dx) {
                           model_ptr(w->ln1_b) ? w->ln1_b->grad : NULL, m->dB, a->res1,
                           w->ln1_w->data, a->ln1_mean, a->ln1_rstd, N, C);
     if (!need_res1) return;
-    // res1 = x + drop(o(attn(q(x), k(x), v(x)))): dres already holds the residual part of dx
-    const float *dap = m->dres;
-    if (hdrop) {
-        pb_zero(e, m->dA, NC);
-        pb_dropout_backward(e, m->dA, m->dres, a->mask1, NC);
-        dap = m->dA;
-    }
-    int need_atty = need_dx || qkv_act;
-    if (need_atty) pb_zero(e, m->datty, NC);
-    pb_linear_layer_backward(e, w->o, need_atty ? m->datty : NULL, dap, a->atty, N);
-    if (!need_atty) return;
-    pb_zero(e, m->dq, NC);
-    pb_zero(e, m->dk, NC);
-    pb_zero(e, m->dv, NC);
-    pb_attention_backward(e, m->dq, m->dk, m->dv, m->datty, a->q, a->k, a->v, a->att,
-                          pa > 0 ? a->attd : NULL, B, T, NH, C / NH, pa,
-                          model_site_seed(m->seed, SITE_ATT(l)));
-    float *dx = need_dx ? m->dres : NULL;
-    pb_linear_layer_backward(e, w->q, dx, m->dq, x, N);
-    pb_linear_layer_backward(e, w->k, dx, m->dk, x, N);
-    pb_linear_layer_backward(e, w->v, dx, m->dv, x, N);
+    // res1 = x + attn(x): dres already holds the residual part of dx
+    model_attn_backward(m, l, x, need_dx ? m->dres : NULL);
 }
 
 void roberta_backward_features(pb_model *m, const float *dfeat) {

@@ -5,11 +5,6 @@
 #include "model_internal.h"
 
 // Dropout sites (seeds) of a ViT forward: embeddings 0, then per layer 3 sites.
-#define SITE_EMB 0
-#define SITE_ATT(l) (1 + 3 * (uint64_t)(l))
-#define SITE_H1(l) (2 + 3 * (uint64_t)(l))
-#define SITE_H2(l) (3 + 3 * (uint64_t)(l))
-#define SITE_LIN(i) (500000 + (uint64_t)(i))
 
 static int vit_tokens(const pb_model_config *c) {
     int g = c->image_size / c->patch_size;
@@ -135,34 +130,18 @@ void vit_ensure_acts(pb_model *m, int B) {
 
 // One pre-LN block: out = r + MLP(LN2(r)), r = x + Attn(LN1(x)). x, out are (B,T,C).
 static void vit_layer_forward(pb_model *m, int l, const float *x, int B, int T) {
+    // pre-LN: res1 = x + attn(LN1(x)); res2 = res1 + mlp(LN2(res1))
     pb_engine *e = m->e;
     const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];
     pb_layer_acts *a = &m->acts[l];
-    int C = c->hidden, I = c->intermediate, NH = c->heads, N = B * T;
-    size_t NC = (size_t)N * (size_t)C;
-    int train = m->train;
-    float pa = train ? c->attn_dropout : 0.0f;
+    int C = c->hidden, N = B * T;
     pb_layernorm_forward(e, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w->data, w->ln1_b->data,
                          N, C, c->ln_eps);
-    int li = 6 * l;
-    pb_linear_layer_forward(e, w->q, a->q, a->ln1, N, train, model_site_seed(m->seed, SITE_LIN(li)));
-    pb_linear_layer_forward(e, w->k, a->k, a->ln1, N, train, model_site_seed(m->seed, SITE_LIN(li + 1)));
-    pb_linear_layer_forward(e, w->v, a->v, a->ln1, N, train, model_site_seed(m->seed, SITE_LIN(li + 2)));
-    pb_attention_forward(e, a->atty, a->att, pa > 0 ? a->attd : NULL, a->q, a->k, a->v, NULL, B, T,
-                         NH, C / NH, pa, model_site_seed(m->seed, SITE_ATT(l)));
-    pb_linear_layer_forward(e, w->o, a->attproj, a->atty, N, train,
-                            model_site_seed(m->seed, SITE_LIN(li + 3)));
-    float *ap = model_dropout(m, a->attproj_d, a->mask1, a->attproj, c->hidden_dropout, SITE_H1(l), NC);
-    pb_add(e, a->res1, x, ap, NC);
+    model_attn_forward(m, l, a->ln1, x, NULL, B, T);
     pb_layernorm_forward(e, a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w->data,
                          w->ln2_b->data, N, C, c->ln_eps);
-    pb_linear_layer_forward(e, w->fc1, a->fch, a->ln2, N, train, model_site_seed(m->seed, SITE_LIN(li + 4)));
-    pb_gelu_forward(e, a->fch_gelu, a->fch, (size_t)N * (size_t)I);
-    pb_linear_layer_forward(e, w->fc2, a->fcproj, a->fch_gelu, N, train,
-                            model_site_seed(m->seed, SITE_LIN(li + 5)));
-    float *fp = model_dropout(m, a->fcproj_d, a->mask2, a->fcproj, c->hidden_dropout, SITE_H2(l), NC);
-    pb_add(e, a->res2, a->res1, fp, NC);
+    model_mlp_forward(m, l, a->ln2, a->res1, B, T);
 }
 
 void vit_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) {
@@ -217,60 +196,27 @@ static void vit_layer_backward(pb_model *m, int l, int need_dx) {
     const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];
     pb_layer_acts *a = &m->acts[l];
-    int B = m->B, T = m->T, C = c->hidden, I = c->intermediate, NH = c->heads, N = B * T;
-    size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
+    int N = m->B * m->T, C = c->hidden;
+    size_t NC = (size_t)N * (size_t)C;
     const float *x = model_layer_input(m, l);
     int tr_ln1 = ln_tr(w->ln1_w, w->ln1_b), tr_ln2 = ln_tr(w->ln2_w, w->ln2_b);
     int qkv_act = model_lin_active(w->q) || model_lin_active(w->k) || model_lin_active(w->v);
     int attn_any = need_dx || tr_ln1 || qkv_act || model_lin_active(w->o);
-    int hdrop = model_drop_on(m, c->hidden_dropout);
-    float pa = m->train ? c->attn_dropout : 0.0f;
 
-    // MLP branch: res2 = res1 + drop(fc2(gelu(fc1(LN2(res1)))))
-    const float *dfp = m->dres;
-    if (hdrop) {
-        pb_zero(e, m->dA, NC);
-        pb_dropout_backward(e, m->dA, m->dres, a->mask2, NC);
-        dfp = m->dA;
-    }
+    // MLP branch: res2 = res1 + mlp(LN2(res1)); m->dres = d res2, its residual share is d res1
     int need_ln2out = attn_any || tr_ln2;
-    int need_fch = need_ln2out || model_lin_active(w->fc1);
-    if (need_fch) pb_zero(e, m->dfchg, NI);
-    pb_linear_layer_backward(e, w->fc2, need_fch ? m->dfchg : NULL, dfp, a->fch_gelu, N);
-    if (need_fch) {
-        pb_zero(e, m->dfch, NI);
-        pb_gelu_backward(e, m->dfch, m->dfchg, a->fch, NI);
-        if (need_ln2out) pb_zero(e, m->dB, NC);
-        pb_linear_layer_backward(e, w->fc1, need_ln2out ? m->dB : NULL, m->dfch, a->ln2, N);
-        if (need_ln2out)
-            pb_layernorm_backward(e, attn_any ? m->dres : NULL, model_ptr(w->ln2_w) ? w->ln2_w->grad : NULL,
-                                  model_ptr(w->ln2_b) ? w->ln2_b->grad : NULL, m->dB, a->res1,
-                                  w->ln2_w->data, a->ln2_mean, a->ln2_rstd, N, C);
-    }
+    if (need_ln2out) pb_zero(e, m->dB, NC);
+    model_mlp_backward(m, l, m->dres, m->dA, a->ln2, need_ln2out ? m->dB : NULL);
+    if (need_ln2out)
+        pb_layernorm_backward(e, attn_any ? m->dres : NULL, model_ptr(w->ln2_w) ? w->ln2_w->grad : NULL,
+                              model_ptr(w->ln2_b) ? w->ln2_b->grad : NULL, m->dB, a->res1,
+                              w->ln2_w->data, a->ln2_mean, a->ln2_rstd, N, C);
     if (!attn_any) return;
-    // attention branch: res1 = x + drop(o(attn(q,k,v of LN1(x))))   (m->dres = d res1)
-    const float *dap = m->dres;
-    if (hdrop) {
-        pb_zero(e, m->dA, NC);
-        pb_dropout_backward(e, m->dA, m->dres, a->mask1, NC);
-        dap = m->dA;
-    }
+    // attention branch: res1 = x + attn(LN1(x)); m->dres = d res1, its residual share is d x
     int need_ln1out = need_dx || tr_ln1;
-    int need_atty = need_ln1out || qkv_act;
-    if (need_atty) pb_zero(e, m->datty, NC);
-    pb_linear_layer_backward(e, w->o, need_atty ? m->datty : NULL, dap, a->atty, N);
-    if (!need_atty) return;
-    pb_zero(e, m->dq, NC);
-    pb_zero(e, m->dk, NC);
-    pb_zero(e, m->dv, NC);
-    pb_attention_backward(e, m->dq, m->dk, m->dv, m->datty, a->q, a->k, a->v, a->att,
-                          pa > 0 ? a->attd : NULL, B, T, NH, C / NH, pa,
-                          model_site_seed(m->seed, SITE_ATT(l)));
     float *dln1 = need_ln1out ? m->dB : NULL;
     if (dln1) pb_zero(e, dln1, NC);
-    pb_linear_layer_backward(e, w->q, dln1, m->dq, a->ln1, N);
-    pb_linear_layer_backward(e, w->k, dln1, m->dk, a->ln1, N);
-    pb_linear_layer_backward(e, w->v, dln1, m->dv, a->ln1, N);
+    model_attn_backward(m, l, a->ln1, dln1);
     if (need_ln1out)
         pb_layernorm_backward(e, need_dx ? m->dres : NULL, model_ptr(w->ln1_w) ? w->ln1_w->grad : NULL,
                               model_ptr(w->ln1_b) ? w->ln1_b->grad : NULL, dln1, x, w->ln1_w->data,
