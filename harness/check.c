@@ -86,8 +86,10 @@ pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out,
         if (isfinite(bv)) snprintf(b1, sizeof(b1), "%.2f", bv);
         if (isfinite(ours)) snprintf(b2, sizeof(b2), "%.2f", ours);
         if (isfinite(bv) && isfinite(ours)) snprintf(b3, sizeof(b3), "%+.2f", ours - bv);
-        fprintf(out, "%-12s %-20s %-24s %-20s %9s %9s %8s  %s\n", jm->valuestring, jk->valuestring, ax,
-                jd->valuestring, b1, b2, b3, status);
+        char label[256];
+        pb_axes_label(ax, label, sizeof label);
+        fprintf(out, "%-12s %-20s %-24s %-20s %9s %9s %8s  %s\n", jm->valuestring, jk->valuestring,
+                label[0] ? label : "-", jd->valuestring, b1, b2, b3, status);
         free(ax);
     }
     if (!st)

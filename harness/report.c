@@ -116,26 +116,29 @@ static const pb_agg *find_agg(const pb_agg *A, int na, int row, int col) {
     return NULL;
 }
 
-// Row label: method, plus the grid-axis values when they are not empty:
-// {"lr":0.0030000000000000001,"rank":8} -> lr=0.003 rank=8 (numbers as %g, like the plot legends).
-static void row_label(const pb_agg *g, int multi_model, char *out, size_t n) {
-    char ax[256] = "";
-    if (strcmp(g->axes, "{}")) {
-        cJSON *j = NULL;
-        pb_json_parse_text(g->axes, "axes", &j, NULL, 0);
-        size_t k = 0;
-        for (const cJSON *c = j ? j->child : NULL; c && k < sizeof(ax); c = c->next) {
-            const char *sep = k ? " " : "";
-            if (cJSON_IsNumber(c)) k += (size_t)snprintf(ax + k, sizeof(ax) - k, "%s%s=%g", sep, c->string, c->valuedouble);
-            else if (cJSON_IsString(c)) k += (size_t)snprintf(ax + k, sizeof(ax) - k, "%s%s=%s", sep, c->string, c->valuestring);
-            else {
-                char *v = cJSON_PrintUnformatted(c);
-                k += (size_t)snprintf(ax + k, sizeof(ax) - k, "%s%s=%s", sep, c->string, v ? v : "?");
-                free(v);
-            }
+void pb_axes_label(const char *axes, char *ax, size_t n) {
+    ax[0] = 0;
+    if (!strcmp(axes, "{}")) return;
+    cJSON *j = NULL;
+    pb_json_parse_text(axes, "axes", &j, NULL, 0);
+    size_t k = 0;
+    for (const cJSON *c = j ? j->child : NULL; c && k < n; c = c->next) {
+        const char *sep = k ? " " : "";
+        if (cJSON_IsNumber(c)) k += (size_t)snprintf(ax + k, n - k, "%s%s=%g", sep, c->string, c->valuedouble);
+        else if (cJSON_IsString(c)) k += (size_t)snprintf(ax + k, n - k, "%s%s=%s", sep, c->string, c->valuestring);
+        else {
+            char *v = cJSON_PrintUnformatted(c);
+            k += (size_t)snprintf(ax + k, n - k, "%s%s=%s", sep, c->string, v ? v : "?");
+            free(v);
         }
-        cJSON_Delete(j);
     }
+    cJSON_Delete(j);
+}
+
+// Row label: method, plus the grid-axis values when they are not empty.
+static void row_label(const pb_agg *g, int multi_model, char *out, size_t n) {
+    char ax[256];
+    pb_axes_label(g->axes, ax, sizeof ax);
     snprintf(out, n, "%s%s%s%s%s", multi_model ? g->model : "", multi_model ? " " : "", g->method, ax[0] ? " " : "",
              ax);
 }

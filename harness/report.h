@@ -31,4 +31,8 @@ pb_status pb_report_write(const char *dir, const char *reference, FILE *out, cha
 // Median of v[0..n) (sorts v in place).
 double pb_median(double *v, int n);
 
+// Human-readable grid-axis values of a canonical axes object, numbers as %g:
+// {"lr":0.0030000000000000001,"rank":8} -> "lr=0.003 rank=8"; "{}" -> "".
+void pb_axes_label(const char *axes, char *out, size_t n);
+
 #endif
