@@ -200,7 +200,7 @@ pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *e
             fprintf(msg, "plot: skipping accuracy vs learning rate (no lr or lr_scale axis with 2+ values)\n");
     }
 
-    // Accuracy vs trainable parameters: one point per table row with every dataset present.
+    // Accuracy vs trainable parameters: rows with every dataset present, best per (method, #params).
     if (!st) {
         point *pts = pb_xcalloc((size_t)(nr ? nr : 1), sizeof(point));
         int np = 0;
@@ -221,13 +221,27 @@ pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *e
             pts[np].y = sum / nc;
             np++;
         }
+        // One point per (method, parameter count): the best row over the other grid axes (e.g.
+        // learning rate), as the papers report tuned settings; otherwise a method's line zigzags
+        // through every lr variant at the same x.
+        int kept = 0;
+        for (int i = 0; i < np; i++) {
+            int j = 0;
+            while (j < kept && !(pts[j].x == pts[i].x && !strcmp(pts[j].series, pts[i].series))) j++;
+            if (j < kept) {
+                if (pts[i].y > pts[j].y) pts[j].y = pts[i].y;
+            } else {
+                pts[kept++] = pts[i];
+            }
+        }
+        np = kept;
         if (np < 1) {
             if (msg) fprintf(msg, "plot: skipping accuracy vs parameters (no row has results on every dataset)\n");
         } else {
             char dat[4300], base[4300];
             snprintf(dat, sizeof(dat), "%s/params.dat", outdir);
             snprintf(base, sizeof(base), "%s/params", outdir);
-            int ns = write_dat(dat, "mean over datasets vs trainable parameters (incl. head)", pts, np, err, errlen, &st);
+            int ns = write_dat(dat, "mean over datasets (best over other grid axes) vs trainable parameters (incl. head)", pts, np, err, errlen, &st);
             if (!st)
                 st = render(pdir, "params.gp", dat, base, "accuracy vs trainable parameters",
                             "trainable parameters (incl. head)", "mean metric x100", ns, msg, err, errlen);
