@@ -317,7 +317,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         if (!tex) {
             APP(t, "# %s\n\nMetric x100 on %s, epoch selection: %s; median over seeds (± std when n > 1).\n\n", suite,
                 first ? first->split : "test", first ? first->select : "last");
-            APP(t, "| Method | #Params | Head |");
+            APP(t, "| Method | #Params | Head (mean) |");
             for (int c = 0; c < nc; c++) {
                 for (int i = 0; i < na; i++)
                     if (A[i].col == c) {
@@ -331,7 +331,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         } else {
             APP(t, "%% %s: metric x100, median over seeds (subscript: std)\n\\begin{tabular}{ll", suite);
             for (int c = 0; c <= nc + 1; c++) APP(t, "c");
-            APP(t, "}\n\\toprule\nMethod & \\#Params & Head");
+            APP(t, "}\n\\toprule\nMethod & \\#Params & Head (mean)");
             for (int c = 0; c < nc; c++)
                 for (int i = 0; i < na; i++)
                     if (A[i].col == c) {
@@ -347,7 +347,12 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 if (A[i].row == r) g0 = &A[i];
             row_label(g0, multi_model, lab, sizeof(lab));
             fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
-            fmt_params(g0->p_head, hstr, sizeof(hstr));
+            // Heads differ per dataset (class counts): show their mean, as the papers' "avg head".
+            double hsum = 0;
+            int hn = 0;
+            for (int i = 0; i < na; i++)
+                if (A[i].row == r && isfinite(A[i].p_head)) hsum += A[i].p_head, hn++;
+            fmt_params(hn ? hsum / hn : g0->p_head, hstr, sizeof(hstr));
             if (tex) {
                 char e[400];
                 tex_escape(lab, e, sizeof(e));
