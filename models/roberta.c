@@ -125,7 +125,6 @@ void roberta_ensure_acts(pb_model *m, int B, int T) {
 
 // One post-LN block: h1 = LN1(x + drop(o(attn(x)))), out = LN2(h1 + drop(fc2(gelu(fc1(h1))))).
 static void roberta_layer_forward(pb_model *m, int l, const float *x, int B, int T) {
-    // post-LN: h1 = LN1(x + attn(x)); out = LN2(h1 + mlp(h1))
     pb_engine *e = m->e;
     const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];

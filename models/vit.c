@@ -130,7 +130,6 @@ void vit_ensure_acts(pb_model *m, int B) {
 
 // One pre-LN block: out = r + MLP(LN2(r)), r = x + Attn(LN1(x)). x, out are (B,T,C).
 static void vit_layer_forward(pb_model *m, int l, const float *x, int B, int T) {
-    // pre-LN: res1 = x + attn(LN1(x)); res2 = res1 + mlp(LN2(res1))
     pb_engine *e = m->e;
     const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];
