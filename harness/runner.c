@@ -133,7 +133,7 @@ int pb_run_suite(const pb_run_opts *o) {
 
     // Which cells this invocation runs.
     int *todo = pb_xmalloc(sizeof(int) * (size_t)(g.n ? g.n : 1));
-    int ntodo = 0, nskip = 0;
+    int ntodo = 0, nskip = 0, rc = 2;
     for (int i = 0; i < g.n; i++) {
         if (o->cell >= 0 && i != o->cell) continue;
         if (i % o->shard_n != o->shard_i) continue;
@@ -142,7 +142,8 @@ int pb_run_suite(const pb_run_opts *o) {
         if (finished && o->retry_failed) {
             cJSON *j = NULL;
             if (!pb_json_read_file(path, &j, NULL, 0)) {
-                if (strcmp(cJSON_GetObjectItem(j, "status")->valuestring, "ok")) finished = 0;
+                const cJSON *st = cJSON_GetObjectItem(j, "status");
+                if (!cJSON_IsString(st) || strcmp(st->valuestring, "ok")) finished = 0;
                 cJSON_Delete(j);
             }
         }
@@ -155,32 +156,24 @@ int pb_run_suite(const pb_run_opts *o) {
     if (o->dry_run) {
         printf("suite %s: %d cells (%d to run in this shard, %d finished), results in %s\n", s.name, g.n, ntodo, nskip,
                out);
-        for (int i = 0; i < g.n; i++) {
-            int run = 0;
-            for (int k = 0; k < ntodo; k++) run |= todo[k] == i;
+        for (int i = 0, k = 0; i < g.n; i++) {
+            int run = k < ntodo && todo[k] == i; // todo is ascending
+            k += run;
             char *c = pb_json_canonical(g.cells[i].config);
             printf("%4d %s %s %-10s %-24s %-12s seed %d  %s\n", i, g.cells[i].id, run ? "run " : "skip", g.cells[i].model,
                    g.cells[i].dataset, g.cells[i].method, g.cells[i].seed, c);
             free(c);
         }
-        free(todo);
-        pb_grid_free(&g);
-        pb_suite_free(&s);
-        return 0;
+        rc = 0;
+        goto done;
     }
     if (!strcmp(s.trainer, "engine") && (pb_suite_preflight(&s, err, sizeof(err)))) {
         fprintf(stderr, "peftbench run: %s\n", err);
-        free(todo);
-        pb_grid_free(&g);
-        pb_suite_free(&s);
-        return 2;
+        goto done;
     }
     if (pb_mkdirs(cells_dir, NULL, 0) != PB_OK || pb_mkdirs(logs_dir, NULL, 0) != PB_OK) {
         fprintf(stderr, "peftbench run: cannot create %s: %s\n", out, strerror(errno));
-        free(todo);
-        pb_grid_free(&g);
-        pb_suite_free(&s);
-        return 2;
+        goto done;
     }
     clean_stale_tmp(cells_dir);
 
@@ -270,7 +263,7 @@ int pb_run_suite(const pb_run_opts *o) {
         cJSON_Delete(j);
     }
     fprintf(stderr, "peftbench run: %d cells run in %.1fs; %d failed\n", ntodo, pb_now() - pr.t_start, failed);
-    int rc = failed ? 1 : 0;
+    rc = failed ? 1 : 0;
     if (!o->no_report) {
         if (pb_report_write(out, NULL, stdout, err, sizeof(err))) {
             fprintf(stderr, "peftbench report: %s\n", err);
@@ -278,6 +271,7 @@ int pb_run_suite(const pb_run_opts *o) {
         }
         if (pb_plot_write(out, NULL, stderr, err, sizeof(err))) fprintf(stderr, "peftbench plot: %s\n", err);
     }
+done:
     free(todo);
     pb_grid_free(&g);
     pb_suite_free(&s);
