@@ -36,6 +36,17 @@ void model_spec_add(pb_param_spec **specs, int *n, int *cap, pb_param_group g, i
     s->init = init;
 }
 
+void model_spec_linear(pb_param_spec **specs, int *n, int *cap, pb_param_group g, int64_t out,
+                       int64_t in, int bias, const char *module) {
+    model_spec_add(specs, n, cap, g, 0, PB_INIT_NORMAL, 2, (int64_t[]){out, in}, "%s.weight", module);
+    if (bias) model_spec_add(specs, n, cap, g, 1, PB_INIT_ZERO, 1, (int64_t[]){out}, "%s.bias", module);
+}
+
+void model_spec_layernorm(pb_param_spec **specs, int *n, int *cap, int64_t C, const char *module) {
+    model_spec_add(specs, n, cap, PB_GROUP_BACKBONE, 1, PB_INIT_ONE, 1, (int64_t[]){C}, "%s.weight", module);
+    model_spec_add(specs, n, cap, PB_GROUP_BACKBONE, 1, PB_INIT_ZERO, 1, (int64_t[]){C}, "%s.bias", module);
+}
+
 static void model_specs(const pb_model_config *cfg, pb_param_spec **specs, int *n) {
     int cap = 0;
     *specs = NULL;

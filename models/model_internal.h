@@ -34,6 +34,12 @@ void roberta_specs(const pb_model_config *cfg, pb_param_spec **specs, int *n, in
 void model_spec_add(pb_param_spec **specs, int *n, int *cap, pb_param_group g, int no_decay,
                     pb_init_kind init, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 9, 10)));
+// A linear layer's specs: "<module>.weight" (out,in), normal init, decayed; with bias,
+// "<module>.bias" (out), zero, no decay.
+void model_spec_linear(pb_param_spec **specs, int *n, int *cap, pb_param_group g, int64_t out,
+                       int64_t in, int bias, const char *module);
+// A layernorm's specs: "<module>.weight" ones and "<module>.bias" zeros, (C), no decay.
+void model_spec_layernorm(pb_param_spec **specs, int *n, int *cap, int64_t C, const char *module);
 
 // Weights of one encoder layer. ln1/ln2: ViT layernorm_before/after, RoBERTa
 // attention.output.LayerNorm / output.LayerNorm. Linears point into m->lins.

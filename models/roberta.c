@@ -19,40 +19,25 @@ void roberta_specs(const pb_model_config *cfg, pb_param_spec **s, int *n, int *c
     model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C}, "embeddings.LayerNorm.weight");
     model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C}, "embeddings.LayerNorm.bias");
     static const char *qkv[3] = {"query", "key", "value"};
+    char mod[PB_NAME_MAX];
     for (int l = 0; l < cfg->layers; l++) {
         for (int j = 0; j < 3; j++) {
-            model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, C},
-                           "encoder.layer.%d.attention.self.%s.weight", l, qkv[j]);
-            model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                           "encoder.layer.%d.attention.self.%s.bias", l, qkv[j]);
+            snprintf(mod, sizeof mod, "encoder.layer.%d.attention.self.%s", l, qkv[j]);
+            model_spec_linear(s, n, cap, BB, C, C, 1, mod);
         }
-        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, C},
-                       "encoder.layer.%d.attention.output.dense.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.attention.output.dense.bias", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C},
-                       "encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.attention.output.LayerNorm.bias", l);
-        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){I, C},
-                       "encoder.layer.%d.intermediate.dense.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){I},
-                       "encoder.layer.%d.intermediate.dense.bias", l);
-        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, I},
-                       "encoder.layer.%d.output.dense.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.output.dense.bias", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C},
-                       "encoder.layer.%d.output.LayerNorm.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.output.LayerNorm.bias", l);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.attention.output.dense", l);
+        model_spec_linear(s, n, cap, BB, C, C, 1, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.attention.output.LayerNorm", l);
+        model_spec_layernorm(s, n, cap, C, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.intermediate.dense", l);
+        model_spec_linear(s, n, cap, BB, I, C, 1, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.output.dense", l);
+        model_spec_linear(s, n, cap, BB, C, I, 1, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.output.LayerNorm", l);
+        model_spec_layernorm(s, n, cap, C, mod);
     }
-    int64_t V = cfg->num_labels;
-    const pb_param_group H = PB_GROUP_HEAD;
-    model_spec_add(s, n, cap, H, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, C}, "classifier.dense.weight");
-    model_spec_add(s, n, cap, H, 1, PB_INIT_ZERO, 1, (int64_t[]){C}, "classifier.dense.bias");
-    model_spec_add(s, n, cap, H, 0, PB_INIT_NORMAL, 2, (int64_t[]){V, C}, "classifier.out_proj.weight");
-    model_spec_add(s, n, cap, H, 1, PB_INIT_ZERO, 1, (int64_t[]){V}, "classifier.out_proj.bias");
+    model_spec_linear(s, n, cap, PB_GROUP_HEAD, C, C, 1, "classifier.dense");
+    model_spec_linear(s, n, cap, PB_GROUP_HEAD, cfg->num_labels, C, 1, "classifier.out_proj");
 }
 
 static void wire_lin(pb_model *m, pb_linear *l, const char *module) {

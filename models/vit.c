@@ -22,41 +22,25 @@ void vit_specs(const pb_model_config *cfg, pb_param_spec **s, int *n, int *cap) 
     model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
                    "embeddings.patch_embeddings.projection.bias");
     static const char *qkv[3] = {"query", "key", "value"};
+    char mod[PB_NAME_MAX];
     for (int l = 0; l < cfg->layers; l++) {
         for (int j = 0; j < 3; j++) {
-            model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, C},
-                           "encoder.layer.%d.attention.attention.%s.weight", l, qkv[j]);
-            if (cfg->qkv_bias)
-                model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                               "encoder.layer.%d.attention.attention.%s.bias", l, qkv[j]);
+            snprintf(mod, sizeof mod, "encoder.layer.%d.attention.attention.%s", l, qkv[j]);
+            model_spec_linear(s, n, cap, BB, C, C, cfg->qkv_bias, mod);
         }
-        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, C},
-                       "encoder.layer.%d.attention.output.dense.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.attention.output.dense.bias", l);
-        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){I, C},
-                       "encoder.layer.%d.intermediate.dense.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){I},
-                       "encoder.layer.%d.intermediate.dense.bias", l);
-        model_spec_add(s, n, cap, BB, 0, PB_INIT_NORMAL, 2, (int64_t[]){C, I},
-                       "encoder.layer.%d.output.dense.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.output.dense.bias", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C},
-                       "encoder.layer.%d.layernorm_before.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.layernorm_before.bias", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C},
-                       "encoder.layer.%d.layernorm_after.weight", l);
-        model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C},
-                       "encoder.layer.%d.layernorm_after.bias", l);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.attention.output.dense", l);
+        model_spec_linear(s, n, cap, BB, C, C, 1, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.intermediate.dense", l);
+        model_spec_linear(s, n, cap, BB, I, C, 1, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.output.dense", l);
+        model_spec_linear(s, n, cap, BB, C, I, 1, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.layernorm_before", l);
+        model_spec_layernorm(s, n, cap, C, mod);
+        snprintf(mod, sizeof mod, "encoder.layer.%d.layernorm_after", l);
+        model_spec_layernorm(s, n, cap, C, mod);
     }
-    model_spec_add(s, n, cap, BB, 1, PB_INIT_ONE, 1, (int64_t[]){C}, "layernorm.weight");
-    model_spec_add(s, n, cap, BB, 1, PB_INIT_ZERO, 1, (int64_t[]){C}, "layernorm.bias");
-    int64_t V = cfg->num_labels;
-    model_spec_add(s, n, cap, PB_GROUP_HEAD, 0, PB_INIT_NORMAL, 2, (int64_t[]){V, C},
-                   "classifier.weight");
-    model_spec_add(s, n, cap, PB_GROUP_HEAD, 1, PB_INIT_ZERO, 1, (int64_t[]){V}, "classifier.bias");
+    model_spec_layernorm(s, n, cap, C, "layernorm");
+    model_spec_linear(s, n, cap, PB_GROUP_HEAD, cfg->num_labels, C, 1, "classifier");
 }
 
 static void wire_lin(pb_model *m, pb_linear *l, const char *module, int has_bias) {
