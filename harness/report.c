@@ -135,6 +135,19 @@ void pb_axes_label(const char *axes, char *ax, size_t n) {
     cJSON_Delete(j);
 }
 
+// The dataset of table column c, and the first aggregate of table row r.
+static const char *col_dataset(const pb_agg *A, int na, int c) {
+    for (int i = 0; i < na; i++)
+        if (A[i].col == c) return A[i].dataset;
+    return "?";
+}
+
+static const pb_agg *row_first(const pb_agg *A, int na, int r) {
+    for (int i = 0; i < na; i++)
+        if (A[i].row == r) return &A[i];
+    return NULL;
+}
+
 // Row label: method, plus the grid-axis values when they are not empty.
 static void row_label(const pb_agg *g, int multi_model, char *out, size_t n) {
     char ax[256];
@@ -318,13 +331,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             APP(t, "# %s\n\nMetric x100 on %s, epoch selection: %s; median over seeds (± std when n > 1).\n\n", suite,
                 first ? first->split : "test", first ? first->select : "last");
             APP(t, "| Method | #Params | Head (mean) |");
-            for (int c = 0; c < nc; c++) {
-                for (int i = 0; i < na; i++)
-                    if (A[i].col == c) {
-                        APP(t, " %s |", A[i].dataset);
-                        break;
-                    }
-            }
+            for (int c = 0; c < nc; c++) APP(t, " %s |", col_dataset(A, na, c));
             APP(t, " Avg |\n|---|---|---|");
             for (int c = 0; c <= nc; c++) APP(t, "---|");
             APP(t, "\n");
@@ -332,19 +339,14 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             APP(t, "%% %s: metric x100, median over seeds (subscript: std)\n\\begin{tabular}{ll", suite);
             for (int c = 0; c <= nc + 1; c++) APP(t, "c");
             APP(t, "}\n\\toprule\nMethod & \\#Params & Head (mean)");
-            for (int c = 0; c < nc; c++)
-                for (int i = 0; i < na; i++)
-                    if (A[i].col == c) {
-                        tex_escape(A[i].dataset, lab, sizeof(lab));
-                        APP(t, " & %s", lab);
-                        break;
-                    }
+            for (int c = 0; c < nc; c++) {
+                tex_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                APP(t, " & %s", lab);
+            }
             APP(t, " & Avg \\\\\n\\midrule\n");
         }
         for (int r = 0; r < nr; r++) {
-            const pb_agg *g0 = NULL;
-            for (int i = 0; i < na && !g0; i++)
-                if (A[i].row == r) g0 = &A[i];
+            const pb_agg *g0 = row_first(A, na, r);
             row_label(g0, multi_model, lab, sizeof(lab));
             fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
             // Heads differ per dataset (class counts): show their mean, as the papers' "avg head".
@@ -382,12 +384,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             if (!tex) {
                 APP(t, "\n## Paper vs ours\n\nReference: %s (%s). Cells: paper / ours.\n\n| Method | Params paper / ours |",
                     refpath, cJSON_IsString(src) ? src->valuestring : "");
-                for (int c = 0; c < nc; c++)
-                    for (int i = 0; i < na; i++)
-                        if (A[i].col == c) {
-                            APP(t, " %s |", A[i].dataset);
-                            break;
-                        }
+                for (int c = 0; c < nc; c++) APP(t, " %s |", col_dataset(A, na, c));
                 APP(t, " Avg |\n|---|---|");
                 for (int c = 0; c <= nc; c++) APP(t, "---|");
                 APP(t, "\n");
@@ -395,19 +392,14 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 APP(t, "\n%% Paper vs ours (paper / ours)\n\\begin{tabular}{ll");
                 for (int c = 0; c <= nc; c++) APP(t, "c");
                 APP(t, "}\n\\toprule\nMethod & Params");
-                for (int c = 0; c < nc; c++)
-                    for (int i = 0; i < na; i++)
-                        if (A[i].col == c) {
-                            tex_escape(A[i].dataset, lab, sizeof(lab));
-                            APP(t, " & %s", lab);
-                            break;
-                        }
+                for (int c = 0; c < nc; c++) {
+                    tex_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                    APP(t, " & %s", lab);
+                }
                 APP(t, " & Avg \\\\\n\\midrule\n");
             }
             for (int r = 0; r < nr; r++) {
-                const pb_agg *g0 = NULL;
-                for (int i = 0; i < na && !g0; i++)
-                    if (A[i].row == r) g0 = &A[i];
+                const pb_agg *g0 = row_first(A, na, r);
                 const cJSON *rr = ref_row(&ref, g0->method_ref, g0->model);
                 if (!rr) continue;
                 row_label(g0, multi_model, lab, sizeof(lab));
