@@ -130,6 +130,11 @@ KernelOp *g_kernel = nullptr;
 ThreadRec *g_thread = nullptr;
 std::vector<ThreadRec> g_threads_v;
 std::vector<Fiber *> g_idle;
+// Every fiber ever made; released at exit (all are idle then: no kernel runs during exit).
+struct FiberPool {
+    std::vector<Fiber *> all;
+    ~FiberPool();
+} g_pool;
 std::vector<int> g_warp_arrived;
 std::vector<std::pair<void *, size_t>> g_block_shared;
 size_t g_block_shared_bytes = 0;
@@ -359,7 +364,14 @@ cudaError_t do_alloc(void **ptr, size_t bytes, int kind) {
     void *p = raw_alloc(bytes, a);
     if (!p) return g_last_error = cudaErrorMemoryAllocation;
     fill_garbage(p, bytes); // cudaMalloc does not zero
-    g_freed.erase(a.lo);    // address reuse
+    // The address range may be reused: forget freed blocks it overlaps.
+    // (Freed records never overlap each other, so only neighbours of [lo, lo+bytes) matter.)
+    auto it = g_freed.upper_bound(a.lo);
+    if (it != g_freed.begin()) --it;
+    while (it != g_freed.end() && it->second.lo < a.lo + bytes) {
+        if (a.lo < it->second.lo + it->second.size) it = g_freed.erase(it);
+        else ++it;
+    }
     g_live[a.lo] = a;
     *ptr = p;
     return cudaSuccess;
@@ -463,6 +475,7 @@ ucontext_t g_main_uc;
 
 Fiber *new_fiber() {
     Fiber *f = new Fiber;
+    g_pool.all.push_back(f);
     const size_t len = FIBER_STACK + PAGE;
     void *m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
@@ -498,6 +511,13 @@ Fiber *new_fiber() {
                 (unsigned)(uintptr_t)f);
 #endif
     return f;
+}
+
+FiberPool::~FiberPool() {
+    for (Fiber *f : all) {
+        munmap(f->stack_lo - PAGE, f->stack_size + PAGE);
+        delete f;
+    }
 }
 
 // scheduler -> fiber
@@ -1120,10 +1140,15 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
         diag("cudaMemcpyAsync(%s, %zu bytes): source %s", kn[kind], n, describe_ptr(src, n).c_str());
         return g_last_error = cudaErrorInvalidValue;
     }
-    if ((!want_ddev && ddev) || (!want_sdev && sdev) || find_in(g_freed, (uintptr_t)dst) ||
-        find_in(g_freed, (uintptr_t)src)) {
+    // Host side: neither device memory (wrong kind) nor freed device memory. Under ASan host
+    // malloc may reuse freed device blocks (one heap), and ASan reports a real use after free.
+    const bool dfreed = !PB_EMU_ASAN && !want_ddev && !find_in(g_live, (uintptr_t)dst) &&
+                        find_in(g_freed, (uintptr_t)dst);
+    const bool sfreed = !PB_EMU_ASAN && !want_sdev && !find_in(g_live, (uintptr_t)src) &&
+                        find_in(g_freed, (uintptr_t)src);
+    if ((!want_ddev && ddev) || (!want_sdev && sdev) || dfreed || sfreed) {
         diag("cudaMemcpyAsync(%s, %zu bytes): %s is %s", kn[kind], n,
-             (!want_ddev && ddev) || find_in(g_freed, (uintptr_t)dst) ? "destination" : "source",
+             (!want_ddev && ddev) || dfreed ? "destination" : "source",
              (!want_ddev && ddev) || (!want_sdev && sdev) ? "device memory but the kind says host"
                                                           : "freed device memory");
         return g_last_error = cudaErrorInvalidValue;
