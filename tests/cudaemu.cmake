@@ -62,11 +62,13 @@ foreach(order fwd rev)
   else()
     set(env PB_CUDAEMU_ORDER=reverse)
   endif()
+  # The CPU engine's idle OpenMP worker would spin beside the (single-threaded) emulator.
+  list(APPEND env OMP_WAIT_POLICY=PASSIVE)
   add_test(NAME test_cudaemu_ops_${order} COMMAND test_cuda_ops_emu WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   add_test(NAME test_cudaemu_ops_tf32_${order} COMMAND test_cuda_ops_emu tf32 WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   add_test(NAME test_cudaemu_train_${order} COMMAND test_cuda_train_emu WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(test_cudaemu_ops_${order} test_cudaemu_ops_tf32_${order} test_cudaemu_train_${order}
-    PROPERTIES LABELS "fast;cudaemu" ENVIRONMENT ${env} TIMEOUT 600)
+    PROPERTIES LABELS "fast;cudaemu" ENVIRONMENT "${env}" TIMEOUT 600)
 endforeach()
 # No device: the backend's init must fail with its message (the harness then skips with 77).
 add_test(NAME test_cudaemu_no_device COMMAND test_cuda_ops_emu WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
@@ -90,3 +92,7 @@ foreach(c divergent_sync sync_sites partial_warp_shfl partial_mask_shfl shfl_lan
   add_test(NAME cudaemu_catches_${c} COMMAND cudaemu_selftest expect ${c})
   set_tests_properties(cudaemu_catches_${c} PROPERTIES LABELS "fast;cudaemu" TIMEOUT 60)
 endforeach()
+
+# The CLI on the emulated device (end-to-end runs with --device cuda: trainer, eval, reports).
+add_executable(peftbench_emu ${CMAKE_SOURCE_DIR}/harness/main.c)
+target_link_libraries(peftbench_emu PRIVATE peftbench_core_emu)

@@ -466,6 +466,12 @@ pb_emu_fiber_start:
 
 void fiber_main(Fiber *f);
 
+// The scheduler's pass over the block: position g_pass_k of g_pass_n in run order.
+int g_pass_k = 0, g_pass_n = 0;
+ThreadRec *pass_thread(int k) {
+    return &g_threads_v[(size_t)(g_order == 1 ? g_pass_n - 1 - k : k)];
+}
+
 #if !defined(__x86_64__)
 void fiber_tramp(unsigned hi, unsigned lo) {
     fiber_main((Fiber *)(((uintptr_t)hi << 32) | lo));
@@ -563,6 +569,20 @@ void fiber_main(Fiber *f) {
         ThreadRec *t = f->thr;
         g_kernel->job->run_thread();
         t->state = S_DONE;
+        t->fiber = nullptr;
+        // Fast path: when the next thread of the scheduler's pass has not started, run it here
+        // at once (exactly what the scheduler would do next, without two context switches).
+        ThreadRec *next = g_pass_k + 1 < g_pass_n ? pass_thread(g_pass_k + 1) : nullptr;
+        if (next && next->state == S_NEW) {
+            g_pass_k++;
+            next->state = S_RUNNABLE;
+            next->fiber = f;
+            f->thr = next;
+            g_thread = next;
+            pb_emu_cur = &next->ctx;
+            g_threads++;
+            continue;
+        }
         f->thr = nullptr;
         yield(f);
     }
@@ -720,11 +740,11 @@ void run_block(KernelOp &K) {
     g_block_shared.clear();
     g_block_shared_bytes = 0;
     if (!g_dyn_shared.empty()) fill_garbage(g_dyn_shared.data(), g_dyn_shared.size());
-    const bool rev = g_order == 1;
     for (;;) {
         bool progress = false;
-        for (int k = 0; k < n; k++) {
-            ThreadRec &t = g_threads_v[(size_t)(rev ? n - 1 - k : k)];
+        g_pass_n = n;
+        for (g_pass_k = 0; g_pass_k < n; g_pass_k++) {
+            ThreadRec &t = *pass_thread(g_pass_k);
             if (t.state == S_NEW) {
                 Fiber *f;
                 if (g_idle.empty()) f = new_fiber();
@@ -741,11 +761,8 @@ void run_block(KernelOp &K) {
             }
             progress = true;
             Fiber *f = t.fiber;
-            resume(f);
-            if (t.state == S_DONE) {
-                t.fiber = nullptr;
-                g_idle.push_back(f);
-            }
+            resume(f); // may run further new threads of this pass (fiber_main), advancing g_pass_k
+            if (!f->thr) g_idle.push_back(f);
         }
         if (progress) continue;
         bool all_done = true;
@@ -1281,6 +1298,8 @@ const char *cudaGetErrorString(cudaError_t e) {
 cublasStatus_t cublasCreate(cublasHandle_t *handle) {
     check_owner();
     if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
+    // The emulated device is one host thread; OpenBLAS threads would only spin beside it.
+    openblas_set_num_threads(1);
     Handle *h = new Handle;
     *handle = (cublasHandle_t)h;
     g_handles[*handle] = h;
