@@ -92,6 +92,10 @@ foreach(c divergent_sync sync_sites partial_warp_shfl partial_mask_shfl shfl_lan
   add_test(NAME cudaemu_catches_${c} COMMAND cudaemu_selftest expect ${c})
   set_tests_properties(cudaemu_catches_${c} PROPERTIES LABELS "fast;cudaemu" TIMEOUT 60)
 endforeach()
+if(NOT PB_SANITIZE) # device memory is plain heap under ASan: host dereferences are not trapped
+  add_test(NAME cudaemu_catches_host_deref COMMAND cudaemu_selftest expect host_deref)
+  set_tests_properties(cudaemu_catches_host_deref PROPERTIES LABELS "fast;cudaemu" TIMEOUT 60)
+endif()
 
 # The CLI on the emulated device (end-to-end runs with --device cuda: trainer, eval, reports).
 add_executable(peftbench_emu ${CMAKE_SOURCE_DIR}/harness/main.c)

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <execinfo.h>
 #include <unistd.h>
 
 #include <deque>
@@ -73,6 +74,7 @@ struct Alloc {
     int kind;
     void *map;      // mapping (guard mode) or malloc block
     size_t maplen;
+    bool open;      // guard mode, device memory: pages readable now (see "Host access" below)
 };
 
 struct Op {
@@ -143,6 +145,14 @@ void *g_main_sp = nullptr;
 [[maybe_unused]] void *g_main_fake = nullptr;
 [[maybe_unused]] const void *g_main_bottom = nullptr; // the host stack (ASan fiber annotations)
 [[maybe_unused]] size_t g_main_size = 0;
+
+// Host access (guard mode): device allocations are PROT_NONE while host code runs. Emulated
+// device work (kernels, copies, GEMMs, in flush()) opens an allocation on its first fault and
+// flush() closes them again, so host code that dereferences a device pointer faults and is
+// reported, as it would crash on a GPU.
+bool g_in_device = false;
+std::vector<Alloc *> g_opened; // capacity reserved: the fault handler must not allocate
+bool g_host_guard = !PB_EMU_ASAN;
 
 const size_t PAGE = 4096;
 const size_t SHARED_LIMIT = 48 * 1024;
@@ -283,9 +293,20 @@ void *raw_alloc(size_t size, Alloc &a) {
     a.lo = (uintptr_t)m + PAGE + data - rounded;
     // the < 256 bytes between the end and the guard page hold a pattern checked at free
     memset((char *)a.lo + size, 0xA5, rounded - size);
+    a.open = true; // do_alloc closes device memory after filling it
 #endif
     a.size = size;
     return (void *)a.lo;
+}
+
+void set_open(Alloc &a, bool open) {
+#if !PB_EMU_ASAN
+    if (a.open == open) return;
+    const size_t data = a.maplen - 2 * PAGE;
+    if (mprotect((char *)a.map + PAGE, data, open ? PROT_READ | PROT_WRITE : PROT_NONE))
+        die("mprotect failed: %s", strerror(errno));
+#endif
+    a.open = open;
 }
 
 void raw_free(Alloc a) {
@@ -293,6 +314,7 @@ void raw_free(Alloc a) {
     free(a.map); // ASan's quarantine reports later uses
     a.map = nullptr;
 #else
+    set_open(a, true);
     const size_t rounded = (a.size + 255) & ~(size_t)255;
     for (size_t i = a.size; i < rounded; i++)
         if (((unsigned char *)a.lo)[i] != 0xA5)
@@ -316,11 +338,40 @@ void raw_free(Alloc a) {
 }
 
 [[maybe_unused]] void segv_handler(int sig, siginfo_t *si, void *) {
-    // Not async-signal-safe, but the process is about to die anyway.
     const void *addr = si->si_addr;
-    fprintf(stderr, "cudaemu: FATAL: illegal memory access at %p (%s): %s\n", addr,
-            sig == SIGSEGV ? "SIGSEGV" : "SIGBUS", describe_ptr(addr, 1).c_str());
-    if (!g_kernel) fprintf(stderr, "cudaemu:   in host code (no kernel running)\n");
+    // A closed device allocation touched by emulated device work: open it and retry. (The fault
+    // comes from our own code on this thread while no allocation changes: the lookup is safe.)
+    auto it = g_live.upper_bound((uintptr_t)addr);
+    Alloc *a = nullptr;
+    if (it != g_live.begin()) {
+        --it;
+        if ((uintptr_t)addr >= it->second.lo && (uintptr_t)addr < it->second.lo + it->second.size)
+            a = &it->second;
+    }
+    if (sig == SIGSEGV && a && a->kind == K_DEVICE && !a->open && g_in_device &&
+        g_opened.size() < g_opened.capacity()) {
+        const size_t data = a->maplen - 2 * PAGE;
+        if (!mprotect((char *)a->map + PAGE, data, PROT_READ | PROT_WRITE)) {
+            a->open = true;
+            g_opened.push_back(a);
+            return;
+        }
+    }
+    // Not async-signal-safe from here on, but the process is about to die anyway.
+    if (a && a->kind == K_DEVICE && !g_in_device) {
+        fprintf(stderr,
+                "cudaemu: FATAL: host code dereferenced device memory at %p (device allocation "
+                "[%p,+%zu)): host code must move data with cudaMemcpy*, this crashes on a GPU\n",
+                addr, (void *)a->lo, a->size);
+    } else {
+        fprintf(stderr, "cudaemu: FATAL: illegal memory access at %p (%s): %s\n", addr,
+                sig == SIGSEGV ? "SIGSEGV" : "SIGBUS", describe_ptr(addr, 1).c_str());
+    }
+    if (!g_kernel) {
+        fprintf(stderr, "cudaemu:   in host code (no kernel running); backtrace:\n");
+        void *bt[32];
+        backtrace_symbols_fd(bt, backtrace(bt, 32), 2);
+    }
     print_context(stderr);
     fflush(stderr);
     signal(sig, SIG_DFL);
@@ -364,6 +415,7 @@ cudaError_t do_alloc(void **ptr, size_t bytes, int kind) {
     void *p = raw_alloc(bytes, a);
     if (!p) return g_last_error = cudaErrorMemoryAllocation;
     fill_garbage(p, bytes); // cudaMalloc does not zero
+    if (kind == K_DEVICE && g_host_guard && !g_in_device) set_open(a, false);
     // The address range may be reused: forget freed blocks it overlaps.
     // (Freed records never overlap each other, so only neighbours of [lo, lo+bytes) matter.)
     auto it = g_freed.upper_bound(a.lo);
@@ -382,12 +434,18 @@ cudaError_t do_alloc(void **ptr, size_t bytes, int kind) {
 
 void flush() {
     check_owner();
+    if (g_queue.empty()) return;
+    if (g_opened.capacity() == 0) g_opened.reserve(1 << 16);
+    g_in_device = true;
     while (!g_queue.empty()) {
         Op *op = g_queue.front();
         g_queue.pop_front();
         op->run();
         delete op;
     }
+    g_in_device = false;
+    for (Alloc *a : g_opened) set_open(*a, false);
+    g_opened.clear();
 }
 
 std::map<cudaStream_t, bool> g_streams; // live streams (created ones)
@@ -610,13 +668,15 @@ std::string wait_str(const ThreadRec &t) {
     }
 }
 
+bool same_file(const char *a, const char *b) { return a == b || !strcmp(a, b); }
+
 void complete_warp(int w) {
     const int n = (int)g_threads_v.size();
     ThreadRec *L = &g_threads_v[(size_t)w * 32];
     const ThreadRec &a = L[0];
     for (int l = 1; l < 32; l++) {
         const ThreadRec &b = L[l];
-        if (b.wkind != a.wkind || b.wline != a.wline || strcmp(b.wfile, a.wfile) || b.skind != a.skind ||
+        if (b.wkind != a.wkind || b.wline != a.wline || !same_file(b.wfile, a.wfile) || b.skind != a.skind ||
             b.swidth != a.swidth || b.smask != a.smask)
             die("lanes of warp %d wait at different warp intrinsics: lane 0 %s, lane %d %s (CUDA "
                 "requires every lane named in the mask to execute the same intrinsic)",
@@ -716,7 +776,7 @@ void resolve_block() {
     }
     for (int i = 0; i < n; i++) {
         const ThreadRec &t = g_threads_v[(size_t)i];
-        if (t.wline != first_sync->wline || strcmp(t.wfile, first_sync->wfile)) {
+        if (t.wline != first_sync->wline || !same_file(t.wfile, first_sync->wfile)) {
             g_thread = const_cast<ThreadRec *>(&t);
             die("threads of one block wait at different __syncthreads: thread %s at %s:%d, "
                 "thread %s at %s:%d",

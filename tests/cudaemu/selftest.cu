@@ -544,6 +544,12 @@ static void c_kernel_oob() {
     k_read_past_end<<<1, 32>>>(d, o, 64);
     CK(cudaDeviceSynchronize());
 }
+static void c_host_deref() {
+    float *d = dev_alloc<float>(16);
+    CK(cudaMemset(d, 0, 16 * sizeof(float)));
+    volatile float *v = d;
+    fprintf(stderr, "host read %g\n", (double)v[3]); // a GPU pointer read on the host
+}
 static void c_missing_barrier() {
     const int nb = 2;
     std::vector<float> x((size_t)nb * RED_TPB);
@@ -591,6 +597,7 @@ static const Case cases[] = {
     {"memset_oob", "overruns the device allocation", nullptr, c_memset_oob},
     {"kernel_host_ptr", "argument 0 of kernel k_noop", nullptr, c_kernel_host_ptr},
     {"kernel_oob", "illegal memory access", "heap-buffer-overflow", c_kernel_oob},
+    {"host_deref", "host code dereferenced device memory", nullptr, c_host_deref},
     {"missing_barrier", "result differs between thread orders", nullptr, c_missing_barrier},
     {"gemm_operand_oob", "operand A of batch 0 (4 x 4) is not inside", nullptr, c_gemm_operand_oob},
 };
