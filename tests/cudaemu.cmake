@@ -100,3 +100,9 @@ endif()
 # The CLI on the emulated device (end-to-end runs with --device cuda: trainer, eval, reports).
 add_executable(peftbench_emu ${CMAKE_SOURCE_DIR}/harness/main.c)
 target_link_libraries(peftbench_emu PRIVATE peftbench_core_emu)
+
+# Device-side validation (error-flag word) reported at the next sync with the CPU's message.
+add_executable(test_cudaemu_flags ${PB_EMU_DIR}/test_cudaemu_flags.c)
+target_link_libraries(test_cudaemu_flags PRIVATE peftbench_core_emu)
+add_test(NAME test_cudaemu_flags COMMAND test_cudaemu_flags WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_cudaemu_flags PROPERTIES LABELS "fast;cudaemu" TIMEOUT 60)

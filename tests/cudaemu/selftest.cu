@@ -248,8 +248,8 @@ static void test_gemm(cublasHandle_t h) {
         EXPECT(e <= 1e-6, "strided batched vs naive: %.3g", e);
         printf("ok   cublasSgemmStridedBatched (batch 3, stride-0 B, gaps) vs naive: %.2e\n", e);
         CK(cudaFree(dA));
-            CK(cudaFree(dB));
-            CK(cudaFree(dC));
+        CK(cudaFree(dB));
+        CK(cudaFree(dC));
     }
     // beta == 0: C is not read (NaN in C must not propagate); k == 0: C = beta C
     {
@@ -265,7 +265,7 @@ static void test_gemm(cublasHandle_t h) {
                    CUBLAS_STATUS_SUCCESS, "k0");
         EXPECT(down(d, 1)[0] == 12.0f, "k = 0 must give beta C: got %g", (double)down(d, 1)[0]);
         CK(cudaFree(d));
-    CK(cudaFree(ab));
+        CK(cudaFree(ab));
         printf("ok   cublasSgemm beta=0 ignores C, k=0 scales C\n");
     }
     // TF32: inputs rounded to 10 mantissa bits, to nearest even
@@ -288,8 +288,8 @@ static void test_gemm(cublasHandle_t h) {
         }
         EXPECT(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH) == CUBLAS_STATUS_SUCCESS, "math mode");
         CK(cudaFree(dA));
-            CK(cudaFree(dB));
-            CK(cudaFree(dC));
+        CK(cudaFree(dB));
+        CK(cudaFree(dC));
         printf("ok   TF32 math mode rounds inputs to nearest even at 10 mantissa bits\n");
     }
     // argument validation as cuBLAS documents it
