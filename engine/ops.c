@@ -153,6 +153,12 @@ void pb_mul_cols(pb_engine *e, float *out, const float *inp, const float *s, int
 void pb_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N, int C) {
     e->be->mul_cols_reduce(e, ds, a, b, N, C);
 }
+void pb_ao_forward(pb_engine *e, float *AO, const float *q, int D, int d, int32_t *clamps) {
+    e->be->ao_forward(e, AO, q, D, d, clamps);
+}
+void pb_ao_backward(pb_engine *e, float *dq, const float *q, const float *G, int D, int d) {
+    e->be->ao_backward(e, dq, q, G, D, d);
+}
 void pb_dropout_forward(pb_engine *e, float *out, float *mask, const float *inp, float p,
                         uint64_t seed, size_t n) {
     PB_CHECK(p >= 0.0f && p < 1.0f, "dropout p=%g outside [0,1)", (double)p);

@@ -130,6 +130,17 @@ void pb_mul_cols(pb_engine *e, float *out, const float *inp, const float *s, int
 // ds[c] += sum_n a[n,c]*b[n,c] (deterministic)
 void pb_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N, int C);
 
+// AOFT's approximately orthogonal operator AO(q) (papers.md §6.2): the first d columns of
+// Q(q) = [[q0, -qbar^T], [qbar, I - qbar qbar^T / c]], c = 1 + q0 clamped to |c| >= PB_AO_CLAMP
+// (sign kept; c = 0 clamps to +PB_AO_CLAMP). AO is (D,d) row-major, q is (D), 1 <= d <= D.
+// Entries are computed in double from the float q and rounded once. clamps is a (1) int32 buffer
+// (pb_alloc_i32) or NULL: clamps[0] += 1 when the clamp was active.
+#define PB_AO_CLAMP 1e-6
+void pb_ao_forward(pb_engine *e, float *AO, const float *q, int D, int d, int32_t *clamps);
+// dq (D) += d<G, AO(q)>/dq for G (D,d) = dL/dAO, accumulated in double (deterministic). Under
+// the clamp c is constant, so q0 gets no contribution through c.
+void pb_ao_backward(pb_engine *e, float *dq, const float *q, const float *G, int D, int d);
+
 // Inverted dropout: mask[i] = keep ? 1/(1-p) : 0 drawn from (seed, counter) deterministically;
 // out = inp * mask. p == 0 copies and fills mask with 1. mask is saved for backward.
 void pb_dropout_forward(pb_engine *e, float *out, float *mask, const float *inp, float p,

@@ -135,7 +135,7 @@ int64_t pb_method_aoft_clamps(pb_model *m) {
     int64_t total = 0;
     for (int i = 0; i < n; i++) {
         pb_adapter *a = ls[i].adapter;
-        if (a && a->vt->forward == pb_aoft_vtbl.forward) total += ((pb_aoft_state *)a->state)->clamps;
+        if (a && a->vt->forward == pb_aoft_vtbl.forward) total += pb_aoft_clamp_count(a, pb_model_engine(m));
     }
     return total;
 }

@@ -1,7 +1,7 @@
 // methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
 // the host SVD helpers and small shared utilities. Not part of the public interface.
 // defines: pb_lora_state, pb_svfit_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
-//          pb_ao_build, pb_ao_backward, pb_grow, pb_method_seed, pb_adapter_new
+//          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new
 #ifndef PB_METHODS_INTERNAL_H
 #define PB_METHODS_INTERNAL_H
 
@@ -34,15 +34,6 @@ pb_status pb_svd_full(const float *W, int m, int n, float *U, float *S, float *V
 // no oversampling): U (m,r), S (r), Vt (r,n). The Gaussian test matrix comes from pb_rng(seed).
 pb_status pb_svd_lowrank(const float *W, int m, int n, int r, int niter, uint64_t seed, float *U,
                          float *S, float *Vt, char *err, size_t errlen);
-
-// ----------------------------------------------------------------------------
-// AOFT's approximately orthogonal operator (papers.md §6.2). q is (D); AO is (D,d) row-major:
-// column 0 = q; column j>=1 = (-q_j, e_j - qbar*q_j/c) with c = 1+q0 clamped to |c| >= 1e-6.
-// Returns 1 if the clamp was active (then dc/dq0 = 0).
-int pb_ao_build(const float *q, int D, int d, float *AO);
-// dq (D) += d<G, AO(q)>/dq for G (D,d) = dL/dAO (host arrays).
-void pb_ao_backward(const float *q, const float *G, int D, int d, float *dq);
-#define PB_AO_CLAMP 1e-6
 
 // ----------------------------------------------------------------------------
 // Adapter states (all float* are engine buffers owned by the state)
@@ -79,18 +70,18 @@ typedef struct {
     int d, in, out, Din; // Din: rows of AO_down (in for "lora", out for "adapter")
     int adapter;         // variant "adapter"
     int scalar_gate;     // gate "scalar": lam = s * ones(d)
-    int64_t clamps;      // times 1+q0 was clamped
-    float *AOd, *AOu;    // (Din,d), (out,d) built from q each forward
+    int32_t *nclamp;     // (1) engine counter: training forwards' AO builds that clamped 1+q0
+    float *AOd, *AOu;    // (Din,d), (out,d) built from q each forward (pb_ao_forward)
     float *lam;          // (d) engine copy of the gate (scalar gate: s broadcast)
     float *ones;         // (d) ones, for the scalar gate
     float *dlam;         // (d) scratch
     float *GAd, *GAu;    // (Din,d), (out,d) scratch gradients wrt AO
-    float *dq;           // (max(Din,out)) scratch
     float *z;            // (N,out) saved base output ("adapter")
     float *h0, *hl, *gu; // (N,d) saved x AO_down, its gated copy, scratch
     size_t cap_z, cap_h0, cap_hl, cap_gu;
-    float *hq, *hG, *hdq; // host scratch (max D), (max D * d), (max D)
 } pb_aoft_state;
+// The clamp count of one AOFT adapter (downloads its engine counter: synchronises on CUDA).
+int64_t pb_aoft_clamp_count(pb_adapter *a, pb_engine *e);
 
 // Creates a LoRA adapter (A, B zeroed, trainable) on l with scaling s and dropout p; the
 // caller fills A/B (lora.c: kaiming/gaussian; pissa.c: SVD factors). Sets l->adapter.

@@ -458,6 +458,51 @@ static void test_losses_adamw(void) {
     t2_free(&logits), t2_free(&probs), t2_free(&pred), t2_free(&tgt), t2_free(&dp), t2_free(&p), t2_free(&m), t2_free(&v);
 }
 
+// AOFT's AO(q) (D,d) and its backward. Shapes: d = 1, d = D (several column blocks), D past
+// 4096 (many row chunks, a 4-row tail), a wide one; the clamp with c = +0 (q0 = -1) and c < 0.
+// AO is compared bitwise (both sides evaluate the same IEEE double expression per entry, the
+// CUDA build has --fmad=false); dq (accumulated into random values) with the reduction
+// tolerance; the int32 clamp counter exactly (6 counted calls hit the clamp; NULL counts none).
+static void test_aoft(void) {
+    static const struct { int D, d, clamp; } cs[] = {
+        {37, 5, 0}, {65, 1, 0}, {300, 300, 0}, {4100, 3, 0}, {1000, 260, 0},
+        {37, 5, 1}, {65, 1, 1}, {300, 300, 1}, {50, 50, 2}};
+    int32_t zero = 0;
+    i2 cl = i2_from(&zero, 1);
+    int counted = 0;
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        const int D = cs[k].D, d = cs[k].d;
+        float *hq = pb_xmalloc((size_t)D * sizeof(float));
+        for (int i = 0; i < D; i++) hq[i] = 2.0f * pb_rng_uniform(&rng) - 1.0f;
+        if (cs[k].clamp) hq[0] = cs[k].clamp == 1 ? -1.0f : -1.0f - 2.4e-7f;
+        t2 q = t2_from(hq, (size_t)D), AO = t2_rand((size_t)D * d, -1, 1);
+        free(hq);
+        char nm[48];
+        snprintf(nm, sizeof nm, "ao_forward %dx%d%s", D, d, cs[k].clamp ? " clamp" : "");
+        pb_ao_forward(ec, AO.c, q.c, D, d, cl.c);
+        pb_ao_forward(eg, AO.g, q.g, D, d, cl.g);
+        pb_ao_forward(ec, AO.c, q.c, D, d, NULL); // not counted
+        pb_ao_forward(eg, AO.g, q.g, D, d, NULL);
+        counted += cs[k].clamp != 0;
+        cmp(nm, "AO", &AO, -1);
+        cmp(nm, "q(in)", &q, -1);
+        t2 G = t2_rand(AO.n, -1, 1), dq = t2_rand((size_t)D, -1, 1);
+        snprintf(nm, sizeof nm, "ao_backward %dx%d%s", D, d, cs[k].clamp ? " clamp" : "");
+        pb_ao_backward(ec, dq.c, q.c, G.c, D, d);
+        pb_ao_backward(eg, dq.g, q.g, G.g, D, d);
+        cmp(nm, "dq", &dq, tol_elem);
+        cmp(nm, "G(in)", &G, -1);
+        t2_free(&q), t2_free(&AO), t2_free(&G), t2_free(&dq);
+    }
+    cmp_i("ao_forward", "clamps", &cl);
+    int32_t hc = -1;
+    pb_download_i32(eg, &hc, cl.g, 1);
+    checks++;
+    if (hc != counted) fail("ao_forward", "clamps", "gpu counter %g, expected %g", hc, counted);
+    else printf("ok   %-22s %-8s %d clamped builds counted\n", "ao_forward", "clamps", hc);
+    i2_free(&cl);
+}
+
 int main(int argc, char **argv) {
     char err[512] = {0};
     int cpu_only = 0;
@@ -492,6 +537,7 @@ int main(int argc, char **argv) {
     test_elementwise();
     test_attention();
     test_losses_adamw();
+    test_aoft();
     pb_engine_free(ec);
     pb_engine_free(eg);
     printf("%d checks, %d failures\n", checks, failures);

@@ -4,8 +4,8 @@
 //  - backward: every analytic gradient (dx and each trainable tensor) vs central finite
 //    differences of the double replica's loss sum(G*y) (normwise rel <= 1e-4);
 //  - step 0 reproduces the pre-trained output (rel <= 1e-5); merge == unmerged (rel <= 1e-5);
-//  - AO(q) orthogonal (max |Q^T Q - I| <= 1e-5 for ||q|| = 1, full DxD Q built here) and its
-//    backward vs FD; the clamp is counted;
+//  - AO(q) (the engine ops) orthogonal (max |Q^T Q - I| <= 1e-5 for ||q|| = 1, full DxD Q
+//    built here) and its backward vs FD; the clamp is counted by the op and by the adapter;
 //  - SVD helpers reconstruct W; randomized SVD finds the top spectrum; rank errors name the field.
 // Exits non-zero on any failure.
 #include <math.h>
@@ -374,8 +374,10 @@ static void test_method(const char *label, const char *method, int in, int out, 
 
 // ----------------------------------------------------------------------------
 
+// AO(q) through the engine ops (pb_ao_forward / pb_ao_backward; the op-level FD sweep over
+// shapes and the clamp is in test_ops_grad.c).
 static void test_ao(void) {
-    // Orthogonality: full Q (test-built) vs pb_ao_build with d = D, and Q^T Q = I for ||q|| = 1.
+    // Orthogonality: full Q (test-built) vs the op with d = D, and Q^T Q = I for ||q|| = 1.
     int D = 24;
     float q[24];
     double qd[24], nrm = 0;
@@ -386,8 +388,14 @@ static void test_ao(void) {
     for (int i = 0; i < D; i++) qd[i] = q[i];
     double *Q = pb_xmalloc((size_t)D * D * sizeof(double));
     ref_Q(qd, D, Q);
-    float *AO = pb_xmalloc((size_t)D * D * sizeof(float));
-    EXPECT(pb_ao_build(q, D, D, AO) == 0, "unexpected clamp");
+    float *eq = pb_alloc(E, D), *eAO = pb_alloc(E, (size_t)D * D), *eG = pb_alloc(E, (size_t)D * D);
+    float *edq = pb_alloc(E, D);
+    int32_t *ecl = pb_alloc_i32(E, 1), ncl = -1;
+    pb_upload(E, eq, q, D);
+    pb_ao_forward(E, eAO, eq, D, D, ecl);
+    float *AO = dlf(eAO, (size_t)D * D);
+    pb_download_i32(E, &ncl, ecl, 1);
+    EXPECT(ncl == 0, "unexpected clamp (counter %d)", (int)ncl);
     double maxdiff = 0, maxorth = 0;
     for (int i = 0; i < D * D; i++) maxdiff = fmax(maxdiff, fabs(AO[i] - Q[i]));
     for (int i = 0; i < D; i++)
@@ -399,14 +407,19 @@ static void test_ao(void) {
     EXPECT(maxdiff <= 1e-6, "AO(q) differs from the full Q: %.3g", maxdiff);
     EXPECT(maxorth <= 1e-5, "AO(q) with ||q||=1 not orthogonal: max|Q^TQ-I| = %.3g", maxorth);
     printf("AO: |AO-Q| %.2e, max|Q^TQ-I| %.2e (D=%d)\n", maxdiff, maxorth, D);
+    free(AO);
     // AO backward vs FD of <G, AO(q)> (d = 5, ||q|| != 1)
     int d = 5;
     for (int i = 0; i < D; i++) qd[i] = q[i] + 0.2 * pb_rng_normal(&R);
     for (int i = 0; i < D; i++) q[i] = (float)qd[i];
     for (int i = 0; i < D; i++) qd[i] = q[i];
-    float G[24 * 5], dq[24] = {0};
+    float G[24 * 5], dq[24];
     randn(G, (size_t)D * d, 1.0f);
-    pb_ao_backward(q, G, D, d, dq);
+    pb_upload(E, eq, q, D);
+    pb_upload(E, eG, G, (size_t)D * d);
+    pb_zero(E, edq, D);
+    pb_ao_backward(E, edq, eq, eG, D, d);
+    pb_download(E, dq, edq, D);
     double fd[24], *tmp = pb_xmalloc((size_t)D * d * sizeof(double));
     for (int i = 0; i < D; i++) {
         double v0 = qd[i], h = 1e-6, lp = 0, lm = 0;
@@ -420,11 +433,48 @@ static void test_ao(void) {
     double e = relerr_fd(dq, fd, D);
     EXPECT(e <= 1e-4, "AO backward rel err %.3g > 1e-4", e);
     printf("AO backward vs FD: %.2e\n", e);
-    // Clamp at q0 = -1
+    // Clamp at q0 = -1: finite entries, the counter counts each clamped build.
     q[0] = -1.0f;
-    EXPECT(pb_ao_build(q, D, d, AO) == 1, "clamp at q0=-1 not reported");
+    pb_upload(E, eq, q, D);
+    pb_ao_forward(E, eAO, eq, D, d, ecl);
+    pb_ao_forward(E, eAO, eq, D, d, NULL); // NULL: not counted
+    pb_ao_forward(E, eAO, eq, D, d, ecl);
+    pb_download_i32(E, &ncl, ecl, 1);
+    EXPECT(ncl == 2, "clamp at q0=-1: counter %d, expected 2", (int)ncl);
+    AO = dlf(eAO, (size_t)D * d);
     for (int i = 0; i < D * d; i++) EXPECT(isfinite(AO[i]), "non-finite AO under clamp");
-    free(Q); free(AO); free(tmp);
+    free(AO);
+    free(Q); free(tmp);
+    pb_free(E, eq); pb_free(E, eAO); pb_free(E, eG); pb_free(E, edq); pb_free(E, ecl);
+}
+
+// The adapter's clamp count: training forwards count (both factors), eval forwards and merge do
+// not; read back through pb_aoft_clamp_count (what pb_method_aoft_clamps sums).
+static void test_aoft_clamp_count(void) {
+    pb_linear l = make_linear(12, 10, "encoder.layer.0.attention.attention.query");
+    pb_method_config c;
+    pb_method_config_default(&c, "aoft");
+    c.rank = 3; c.seed = 7;
+    char err[256] = "";
+    pb_status st = pb_aoft_attach(E, &l, &c, 3, err, sizeof(err));
+    EXPECT(st == PB_OK, "aoft attach failed: %s", err);
+    if (st != PB_OK) { free_linear(&l); return; }
+    pb_adapter *a = l.adapter;
+    const int N = 4;
+    float *x = pb_alloc(E, (size_t)N * 12), *y = pb_alloc(E, (size_t)N * 10);
+    float m1 = -1.0f;
+    layer_forward(&l, y, x, N, 1, 0);
+    EXPECT(pb_aoft_clamp_count(a, E) == 0, "clamp counted at init (||q|| = 1, q0 >= 0)");
+    pb_upload(E, a->params[0].data, &m1, 1); // q_down[0] = -1: c = 0, clamped
+    layer_forward(&l, y, x, N, 1, 0);
+    layer_forward(&l, y, x, N, 0, 0);         // eval: not counted
+    pb_upload(E, a->params[1].data, &m1, 1); // q_up too
+    layer_forward(&l, y, x, N, 1, 0);
+    int64_t n = pb_aoft_clamp_count(a, E);
+    EXPECT(n == 3, "adapter clamp count %lld, expected 3", (long long)n);
+    printf("AOFT adapter clamp count: %lld (expected 3)\n", (long long)n);
+    pb_free(E, x); pb_free(E, y);
+    free_linear(&l);
 }
 
 static void test_svd(void) {
@@ -508,6 +558,7 @@ int main(void) {
     if (!E) { printf("engine: %s\n", err); return 1; }
     pb_rng_seed(&R, 42);
     test_ao();
+    test_aoft_clamp_count();
     test_svd();
     test_errors();
     //          label                     method   in  out r  init        variant    gate     drop rs alpha

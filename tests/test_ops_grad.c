@@ -414,6 +414,75 @@ static void test_mul_cols(void) {
 }
 
 // ----------------------------------------------------------------------------
+// AO(q) (papers.md §6.2): x = q (D); out = AO (D,d) = the first d columns of the full
+// Q = [[q0, -qbar^T], [qbar, I - qbar qbar^T / c]], c = 1 + q0 with |c| clamped to >= 1e-6.
+// Modes: 0 general ||q|| != 1; 1 clamped with c > 0 (q0 = -1 + 2e-7); 2 clamped with c < 0
+// (q0 = -1 - 2e-7). Under the clamp qbar is scaled to ~1e-3 so the entries stay O(1), and the
+// FD step is 1e-8 so q0 +- h stays inside the clamp (c is then constant: dL/dq0 = G[0,0]).
+
+typedef struct { int D, d; } ao_ctx;
+static void ao_d(const void *vc, const double *q, double *out) {
+    const ao_ctx *c = vc;
+    double cc = 1.0 + q[0];
+    if (fabs(cc) < 1e-6) cc = cc < 0 ? -1e-6 : 1e-6;
+    for (int i = 0; i < c->D; i++)
+        for (int j = 0; j < c->d; j++) {
+            double v;
+            if (j == 0) v = q[i];                 // first column (q0, qbar)
+            else if (i == 0) v = -q[j];           // first row (q0, -qbar^T)
+            else v = (i == j) - q[i] * q[j] / cc; // I - qbar qbar^T / c
+            out[(size_t)i * c->d + j] = v;
+        }
+}
+static void test_ao(int D, int d, int mode) {
+    ao_ctx c = {D, d};
+    size_t no = (size_t)D * d, off = 0;
+    double *x = pb_xmalloc((size_t)D * sizeof(double));
+    float *hq = rnd((size_t)D, -1, 1, NULL, &off);
+    if (mode) {
+        for (int i = 1; i < D; i++) hq[i] *= 1e-3f;
+        hq[0] = mode == 1 ? -1.0f + 2e-7f : -1.0f - 2e-7f;
+    }
+    t_widen(x, hq, (size_t)D);
+    int32_t *cl = pb_alloc_i32(E, 1), ncl = -1;
+    float *q = t_to_dev(E, hq, (size_t)D), *AO = pb_alloc(E, no);
+    pb_ao_forward(E, AO, q, D, d, cl);
+    float *oh = t_to_host(E, AO, no);
+    pb_download_i32(E, &ncl, cl, 1);
+    T_CHECK(ncl == (mode ? 1 : 0), "ao_forward clamp counter %d, expected %d", (int)ncl, mode ? 1 : 0);
+    pb_ao_forward(E, AO, q, D, d, NULL); // NULL counter: nothing counted
+    pb_ao_forward(E, AO, q, D, d, cl);
+    pb_download_i32(E, &ncl, cl, 1);
+    T_CHECK(ncl == (mode ? 2 : 0), "ao_forward clamp counter %d after 2 counted calls", (int)ncl);
+    double *R = rnd_d(no);
+    float *Rf = narrow(R, no);
+    t_widen(R, Rf, no);
+    float *G = t_to_dev(E, Rf, no), *dq = pb_alloc(E, (size_t)D);
+    pb_ao_backward(E, dq, q, G, D, d);
+    float *g = t_to_host(E, dq, (size_t)D);
+    // accumulation: a second call adds exactly the same values
+    pb_ao_backward(E, dq, q, G, D, d);
+    float *g2 = t_to_host(E, dq, (size_t)D);
+    int acc_ok = 1;
+    for (int i = 0; i < D; i++) acc_ok &= g2[i] == 2.0f * g[i];
+    T_CHECK(acc_ok, "ao_backward does not accumulate (second call != 2x first)");
+    // forward (replica) + backward vs FD, with the step chosen for the mode
+    double *out_d = pb_xmalloc(no * sizeof(double)), *g_d = pb_xmalloc((size_t)D * sizeof(double));
+    ao_d(&c, x, out_d);
+    double ef = t_rel_err(oh, out_d, no);
+    T_CHECK(ef <= FWD_TOL, "ao_forward D=%d d=%d mode %d rel err %.3g", D, d, mode, ef);
+    t_fd_grad(ao_d, &c, x, (size_t)D, R, no, mode ? 1e-8 : FD_H, g_d);
+    double eg = t_rel_err(g, g_d, (size_t)D);
+    T_CHECK(eg <= GRAD_TOL, "ao_backward D=%d d=%d mode %d rel err %.3g > %g", D, d, mode, eg, GRAD_TOL);
+    if (mode) T_CHECK(fabs(g[0] - Rf[0]) <= 1e-6 * fabs(Rf[0]), "clamped: dq0 %.9g != G[0,0] %.9g", g[0], Rf[0]);
+    char nm[64];
+    snprintf(nm, sizeof nm, "ao D=%d d=%d%s", D, d, mode == 1 ? " clamp+" : mode == 2 ? " clamp-" : "");
+    printf("  %-28s fwd %.2e  grad %.2e  clamps %d\n", nm, ef, eg, (int)ncl);
+    pb_free(E, q); pb_free(E, AO); pb_free(E, G); pb_free(E, dq); pb_free(E, cl);
+    free(x); free(hq); free(oh); free(R); free(Rf); free(g); free(g2); free(out_d); free(g_d);
+}
+
+// ----------------------------------------------------------------------------
 // dropout: replica uses the same keep test (pb_dropout_keep) host-side.
 
 typedef struct { size_t n; float p; uint64_t seed; } dr_ctx;
@@ -670,6 +739,15 @@ int main(void) {
     test_act(1);
     test_elementwise();
     test_mul_cols();
+    test_ao(24, 5, 0);
+    test_ao(17, 1, 0);
+    test_ao(13, 13, 0);
+    test_ao(1, 1, 0);
+    test_ao(300, 120, 0); // above the CPU forward's threading cutoff
+    test_ao(24, 5, 1);
+    test_ao(24, 5, 2);
+    test_ao(17, 1, 1);
+    test_ao(13, 13, 1);
     test_dropout();
     test_attention(0.0f, 0, 5);
     test_attention(0.0f, 1, 5);

@@ -57,6 +57,10 @@ void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, co
                                const float *attd, int B, int T, int NH, int HS, float dropout_p,
                                uint64_t seed);
 
+// cpu_aoft.c
+void pb_cpu_ao_forward(pb_engine *e, float *AO, const float *q, int D, int d, int32_t *clamps);
+void pb_cpu_ao_backward(pb_engine *e, float *dq, const float *q, const float *G, int D, int d);
+
 // cpu_nn.c: everything else (see the table in cpu_backend.c)
 void pb_cpu_patches_forward(pb_engine *e, float *cols, const float *img, int B, int Cin, int H,
                             int W, int P);

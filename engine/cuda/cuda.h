@@ -110,6 +110,10 @@ void pb_cuda_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, c
                                 const float *attd, int B, int T, int NH, int HS, float dropout_p,
                                 uint64_t seed);
 
+// cuda_aoft.cu
+void pb_cuda_ao_forward(pb_engine *e, float *AO, const float *q, int D, int d, int32_t *clamps);
+void pb_cuda_ao_backward(pb_engine *e, float *dq, const float *q, const float *G, int D, int d);
+
 // cuda_nn.cu
 void pb_cuda_fill_bias_rows(pb_engine *e, float *out, const float *bias, int N, int OC);
 void pb_cuda_fill(pb_engine *e, float *p, float value, size_t n);
