@@ -106,3 +106,11 @@ add_executable(test_cudaemu_flags ${PB_EMU_DIR}/test_cudaemu_flags.c)
 target_link_libraries(test_cudaemu_flags PRIVATE peftbench_core_emu)
 add_test(NAME test_cudaemu_flags COMMAND test_cudaemu_flags WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_cudaemu_flags PROPERTIES LABELS "fast;cudaemu" TIMEOUT 60)
+
+# Harness level: a 6-method nano suite through `peftbench run` on the CPU and through
+# `peftbench_emu run --device cuda`; per-epoch losses within 1e-4 relative, accuracies within one
+# validation example (~1.5 min on 2 cores: label slow).
+add_test(NAME test_cudaemu_suite
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_cudaemu_suite.sh $<TARGET_FILE:peftbench> $<TARGET_FILE:peftbench_emu>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_cudaemu_suite PROPERTIES LABELS "slow;cudaemu" ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 900)
