@@ -4,7 +4,8 @@
 # query+value) and SVFit (r 8, query+value): `peftbench bench --device cuda` against PyTorch +
 # transformers + peft on the same GPU (bench/peer_torch.py), same batch, same step
 # definition (zero_grad + forward + loss + backward + AdamW), FP32 math on both sides (TF32 off),
-# dropout 0. Prints one line per configuration with the ratio peftbench/torch (>1: faster).
+# dropout 0. Prints one line per configuration with the ratio peftbench/torch (>1: faster) and
+# the peak GPU memory of each (peftbench: engine buffers + scratch; torch: max_memory_allocated).
 #
 # usage: bench/gpu_bench.sh [build-dir] [--tf32]   (env: BATCH_VIT=64 BATCH_RB=32 STEPS=10 WARMUP=3)
 # Results: results/gpu_bench/<config>.{pb,torch}.json and a summary table on stdout.
@@ -23,7 +24,7 @@ mkdir -p "$OUT"
 if [[ $TF32 == 1 ]]; then export PB_CUDA_MATH=tf32; PEER_TF32=--tf32; else export PB_CUDA_MATH=fp32; PEER_TF32=; fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
-printf "%-14s %-6s %6s %12s %12s %8s\n" model method batch "pb/s" "torch/s" ratio
+printf "%-14s %-6s %6s %12s %12s %8s %10s %10s\n" model method batch "pb/s" "torch/s" ratio "pb GiB" "torch GiB"
 for model in vit-b16 roberta-base; do
   batch=$BATCH_VIT; [[ $model == roberta-base ]] && batch=$BATCH_RB
   for method in full lora svfit; do
@@ -35,8 +36,10 @@ for model in vit-b16 roberta-base; do
     python3 - "$OUT/$tag.pb.json" "$OUT/$tag.torch.json" "$model" "$method" "$batch" <<'PY'
 import json, sys
 pb = json.load(open(sys.argv[1])); th = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
-print("%-14s %-6s %6s %12.2f %12.2f %8.2f" % (sys.argv[3], sys.argv[4], sys.argv[5], pb["throughput"],
-      th["throughput"], pb["throughput"] / th["throughput"]))
+# memory: peftbench's peak device bytes (engine buffers + scratch) vs torch.cuda.max_memory_allocated
+print("%-14s %-6s %6s %12.2f %12.2f %8.2f %10.2f %10.2f" % (sys.argv[3], sys.argv[4], sys.argv[5],
+      pb["throughput"], th["throughput"], pb["throughput"] / th["throughput"],
+      pb["peak_device_gib"] or 0.0, th["peak_gpu_gib"]))
 PY
   done
 done

@@ -37,6 +37,9 @@ typedef struct pb_backend {
     void (*copy)(pb_engine *e, float *dst, const float *src, size_t n);
     void (*fill)(pb_engine *e, float *p, float value, size_t n);
     void (*sync)(pb_engine *e);
+    // Optional (NULL: not tracked): device memory the engine holds, in bytes (buffers + scratch),
+    // now and at its peak since init.
+    void (*memory)(pb_engine *e, size_t *current, size_t *peak);
 
     // Dense linear algebra
     void (*gemm)(pb_engine *e, int transA, int transB, int M, int N, int K, float alpha,

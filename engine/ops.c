@@ -53,6 +53,12 @@ pb_device pb_engine_device(const pb_engine *e) { return e->device; }
 int pb_engine_threads(const pb_engine *e) { return e->threads; }
 const char *pb_engine_describe(const pb_engine *e) { return e->desc; }
 
+int pb_engine_memory(pb_engine *e, size_t *current, size_t *peak) {
+    if (!e->be->memory) return 0;
+    e->be->memory(e, current, peak);
+    return 1;
+}
+
 // ----------------------------------------------------------------------------
 // Dispatch wrappers: no logic beyond forwarding.
 

@@ -34,6 +34,10 @@ void pb_engine_free(pb_engine *e);
 pb_device pb_engine_device(const pb_engine *e);
 int pb_engine_threads(const pb_engine *e);
 const char *pb_engine_describe(const pb_engine *e); // e.g. "cpu, OpenBLAS 0.3.21 SkylakeX, 2 threads"
+// Device memory the engine holds (its buffers + scratch; the CUDA backend), in bytes, now and at
+// its peak since init: the counterpart of torch.cuda.max_memory_allocated. Returns 1, or 0 and
+// leaves both untouched where the backend does not track it (the CPU: see pb_peak_rss).
+int pb_engine_memory(pb_engine *e, size_t *current, size_t *peak);
 
 // ----------------------------------------------------------------------------
 // Buffers. Zero-initialised. Owned by the caller, freed with pb_free (NULL is fine).

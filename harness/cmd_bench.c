@@ -352,6 +352,10 @@ int pb_cmd_bench(int argc, char **argv) {
     double achieved = gflop_step / t_step;
     double ceil_gflops = ceiling && dev == PB_DEVICE_CPU ? bench_sgemm_ceiling(&cfg, batch, T, 5, pb_engine_threads(e)) : 0;
     double rss = (double)pb_peak_rss() / (1024.0 * 1024 * 1024);
+    size_t dev_cur = 0, dev_peak = 0;
+    int dev_mem = pb_engine_memory(e, &dev_cur, &dev_peak); // GPU: the torch max_memory_allocated analogue
+    char dev_json[32] = "null";
+    if (dev_mem) snprintf(dev_json, sizeof dev_json, "%.4f", (double)dev_peak / (1024.0 * 1024 * 1024));
     pb_param_counts pc = pb_model_count(m);
     const char *unit = cfg.arch == PB_ARCH_VIT ? "img/s" : "seq/s";
     // With --epochs, throughput counts examples seen over all epochs (what the user waits for).
@@ -361,11 +365,11 @@ int pb_cmd_bench(int argc, char **argv) {
                "\"threads\": %d, \"backend\": \"%s\", \"steps\": %d, \"step_s\": %.6f, "
                "\"throughput\": %.4f, \"unit\": \"%s\", \"gflop_per_step\": %.4f, "
                "\"gflops\": %.3f, \"sgemm_ceiling_gflops\": %.3f, \"pct_of_ceiling\": %.2f, "
-               "\"peak_rss_gib\": %.4f, \"params_trainable\": %zu, \"params_adapter\": %zu, "
+               "\"peak_rss_gib\": %.4f, \"peak_device_gib\": %s, \"params_trainable\": %zu, \"params_adapter\": %zu, "
                "\"init_s\": %.4f, \"epochs\": %d, \"epochs_s\": %.4f, \"final_loss\": %.6f}\n",
                model_name, mc.method, mc.rank, batch, T, pb_engine_threads(e), pb_engine_describe(e),
                steps, t_step, throughput, unit, gflop_step, achieved, ceil_gflops,
-               ceil_gflops > 0 ? 100 * achieved / ceil_gflops : 0, rss, trainable, pc.adapter, t_init,
+               ceil_gflops > 0 ? 100 * achieved / ceil_gflops : 0, rss, dev_json, trainable, pc.adapter, t_init,
                epochs, t_epochs, loss);
     } else {
         printf("model %s, method %s (rank %d), batch %d, %d tokens, %s\n", model_name, mc.method,
@@ -381,6 +385,8 @@ int pb_cmd_bench(int argc, char **argv) {
             printf("  head-only, %d epochs x %d examples with cached features: %.3f s (%.1f %s)\n",
                    epochs, steps * batch, t_epochs, throughput, unit);
         printf("  peak RSS           %.3f GiB\n", rss);
+        if (dev_mem) printf("  peak device memory %.3f GiB (engine buffers + scratch)\n",
+                            (double)dev_peak / (1024.0 * 1024 * 1024));
     }
     free(ts);
     free(hl);

@@ -503,6 +503,40 @@ static void test_aoft(void) {
     i2_free(&cl);
 }
 
+// Device-memory accounting (pb_engine_memory, the bench's peak_device_gib): an allocation of n
+// floats raises the current count by exactly 4n bytes and the peak at least as much; freeing it
+// restores the count exactly. The CPU engine of --cpu-vs-cpu does not track memory (returns 0).
+static void test_memory(void) {
+    size_t cur0 = 0, peak0 = 0, cur1 = 0, peak1 = 0, cur2 = 0, peak2 = 0;
+    int tracked = pb_engine_memory(eg, &cur0, &peak0);
+    checks++;
+    if (pb_engine_device(eg) == PB_DEVICE_CPU) {
+        if (tracked) {
+            failures++;
+            fprintf(stderr, "FAIL engine_memory: the CPU engine claims to track device memory\n");
+        }
+        return;
+    }
+    if (!tracked) {
+        failures++;
+        fprintf(stderr, "FAIL engine_memory: the CUDA engine does not track its memory\n");
+        return;
+    }
+    const size_t n = 1000003;
+    float *p = pb_alloc(eg, n);
+    pb_engine_memory(eg, &cur1, &peak1);
+    pb_free(eg, p);
+    pb_engine_memory(eg, &cur2, &peak2);
+    if (cur1 != cur0 + n * sizeof(float) || peak1 < cur1 || peak0 > peak1 || cur2 != cur0 ||
+        peak2 != peak1) {
+        failures++;
+        fprintf(stderr, "FAIL engine_memory: current %zu -> %zu -> %zu, peak %zu -> %zu -> %zu (+%zu bytes)\n",
+                cur0, cur1, cur2, peak0, peak1, peak2, n * sizeof(float));
+    } else
+        printf("ok   %-22s %-8s current %zu -> %zu -> %zu bytes, peak %zu\n", "engine_memory",
+               "bytes", cur0, cur1, cur2, peak2);
+}
+
 int main(int argc, char **argv) {
     char err[512] = {0};
     int cpu_only = 0;
@@ -538,6 +572,7 @@ int main(int argc, char **argv) {
     test_attention();
     test_losses_adamw();
     test_aoft();
+    test_memory();
     pb_engine_free(ec);
     pb_engine_free(eg);
     printf("%d checks, %d failures\n", checks, failures);

@@ -11,6 +11,7 @@
 
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <unordered_map>
 
 // backend.h declares pb_cuda_backend only when the backend is built (this file is that build).
 #ifndef PB_HAVE_CUDA
@@ -57,7 +58,14 @@ typedef struct {
     size_t host_bytes;
     int *flags;             // device (4) ints: code, index, value, limit
     int sm_count;
+    // Device-memory accounting (pb_engine_memory): bytes of every cudaMalloc the engine holds
+    // (buffers, scratch, flags) and their peak; sizes maps each buffer to its byte count.
+    size_t mem_current, mem_peak;
+    std::unordered_map<const void *, size_t> *sizes;
 } pb_cuda_state;
+
+// Records a device allocation of `bytes` (> 0) or its release (bytes = 0: looked up).
+void pb_cuda_mem_note(pb_cuda_state *s, const void *p, size_t bytes);
 
 const char *pb_cublas_status_str(cublasStatus_t s);
 

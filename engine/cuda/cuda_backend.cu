@@ -31,14 +31,31 @@ const char *pb_cublas_status_str(cublasStatus_t s) {
 // ----------------------------------------------------------------------------
 // Scratch and error flags
 
+void pb_cuda_mem_note(pb_cuda_state *s, const void *p, size_t bytes) {
+    if (bytes) {
+        (*s->sizes)[p] = bytes;
+        s->mem_current += bytes;
+        if (s->mem_current > s->mem_peak) s->mem_peak = s->mem_current;
+        return;
+    }
+    auto it = s->sizes->find(p);
+    PB_CHECK(it != s->sizes->end(), "freeing %p, which is not a live engine buffer", p);
+    s->mem_current -= it->second;
+    s->sizes->erase(it);
+}
+
 void *pb_cuda_scratch(pb_engine *e, size_t bytes) {
     pb_cuda_state *s = pb_cuda_st(e);
     if (bytes > s->scratch_bytes) {
         // cudaFree waits for queued work that may still read the old block.
-        if (s->scratch) CUDA_CHECK(cudaFree(s->scratch));
+        if (s->scratch) {
+            CUDA_CHECK(cudaFree(s->scratch));
+            pb_cuda_mem_note(s, s->scratch, 0);
+        }
         s->scratch = NULL;
         size_t nb = bytes + bytes / 4; // some headroom: shapes grow in small steps
         CUDA_CHECK(cudaMalloc(&s->scratch, nb));
+        pb_cuda_mem_note(s, s->scratch, nb);
         s->scratch_bytes = nb;
     }
     return s->scratch;
@@ -127,7 +144,9 @@ static pb_status cuda_init(pb_engine *e, char *err, size_t errlen) {
     // Default FP32 math never uses TF32 tensor cores; TF32 is opt-in (docs/cuda.md).
     CUBLAS_CHECK(cublasSetMathMode(s->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     CUBLAS_CHECK(cublasSetPointerMode(s->blas, CUBLAS_POINTER_MODE_HOST));
+    s->sizes = new std::unordered_map<const void *, size_t>();
     CUDA_CHECK(cudaMalloc(&s->flags, 4 * sizeof(int)));
+    pb_cuda_mem_note(s, s->flags, 4 * sizeof(int));
     CUDA_CHECK(cudaMemsetAsync(s->flags, 0, 4 * sizeof(int), s->stream));
     e->state = s;
     int blas_ver = 0;
@@ -148,6 +167,7 @@ static void cuda_free_state(pb_engine *e) {
     CUDA_CHECK(cudaFree(s->flags));
     CUBLAS_CHECK(cublasDestroy(s->blas));
     CUDA_CHECK(cudaStreamDestroy(s->stream));
+    delete s->sizes;
     free(s);
     e->state = NULL;
 }
@@ -162,6 +182,7 @@ static void *cuda_alloc_bytes(pb_engine *e, size_t bytes) {
     if (ce != cudaSuccess)
         PB_ABORT("out of GPU memory allocating %zu bytes: %s", bytes, cudaGetErrorString(ce));
     CUDA_CHECK(cudaMemsetAsync(p, 0, nb, pb_cuda_stream(e)));
+    pb_cuda_mem_note(pb_cuda_st(e), p, nb);
     return p;
 }
 static float *cuda_alloc(pb_engine *e, size_t n) {
@@ -171,8 +192,14 @@ static int32_t *cuda_alloc_i32(pb_engine *e, size_t n) {
     return (int32_t *)cuda_alloc_bytes(e, n * sizeof(int32_t));
 }
 static void cuda_free(pb_engine *e, void *p) {
-    (void)e;
+    if (!p) return;
+    pb_cuda_mem_note(pb_cuda_st(e), p, 0);
     CUDA_CHECK(cudaFree(p)); // implicitly waits for queued work using p
+}
+static void cuda_memory(pb_engine *e, size_t *current, size_t *peak) {
+    const pb_cuda_state *s = pb_cuda_st(e);
+    *current = s->mem_current;
+    *peak = s->mem_peak;
 }
 
 // Host -> device: cudaMemcpyAsync from pageable memory returns once the source has been staged,
@@ -269,6 +296,7 @@ static const pb_backend make_cuda_backend() {
     b.copy = cuda_copy;
     b.fill = pb_cuda_fill;
     b.sync = cuda_sync;
+    b.memory = cuda_memory;
     b.gemm = pb_cuda_gemm;
     b.linear_forward = pb_cuda_linear_forward;
     b.linear_backward = pb_cuda_linear_backward;
