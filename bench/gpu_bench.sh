@@ -7,13 +7,17 @@
 # dropout 0. Prints one line per configuration with the ratio peftbench/torch (>1: faster) and
 # the peak GPU memory of each (peftbench: engine buffers + scratch; torch: max_memory_allocated).
 #
-# usage: bench/gpu_bench.sh [build-dir] [--tf32]   (env: BATCH_VIT=64 BATCH_RB=32 STEPS=10 WARMUP=3)
+# usage: bench/gpu_bench.sh [build-dir] [--tf32]   (env: BATCH_VIT=64 BATCH_RB=32 STEPS=10 WARMUP=3
+#        MODELS="vit-b16 roberta-base"; PB_BIN and PEER_DEVICE=cuda override the binary and the
+#        peer's device, for a dry run of this script on the CUDA emulator: bench/gpu_session.sh)
 # Results: results/gpu_bench/<config>.{pb,torch}.json and a summary table on stdout.
 set -euo pipefail
 BUILD=${1:-build}
 TF32=0
 [[ "${2:-}" == "--tf32" ]] && TF32=1
-PB="$BUILD/peftbench"
+PB=${PB_BIN:-$BUILD/peftbench}
+PEER_DEVICE=${PEER_DEVICE:-cuda}
+MODELS=${MODELS:-vit-b16 roberta-base}
 [[ -x "$PB" ]] || { echo "gpu_bench: $PB not found (build first: cmake -S . -B $BUILD && cmake --build $BUILD -j)" >&2; exit 2; }
 BATCH_VIT=${BATCH_VIT:-64}
 BATCH_RB=${BATCH_RB:-32}
@@ -22,16 +26,16 @@ WARMUP=${WARMUP:-3}
 OUT=results/gpu_bench
 mkdir -p "$OUT"
 if [[ $TF32 == 1 ]]; then export PB_CUDA_MATH=tf32; PEER_TF32=--tf32; else export PB_CUDA_MATH=fp32; PEER_TF32=; fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 printf "%-14s %-6s %6s %12s %12s %8s %10s %10s\n" model method batch "pb/s" "torch/s" ratio "pb GiB" "torch GiB"
-for model in vit-b16 roberta-base; do
+for model in $MODELS; do
   batch=$BATCH_VIT; [[ $model == roberta-base ]] && batch=$BATCH_RB
   for method in full lora svfit; do
     tag="$model.$method.b$batch.$PB_CUDA_MATH"
     "$PB" bench --device cuda --model "$model" --method "$method" --rank 8 --batch "$batch" --seq 128 \
         --steps "$STEPS" --warmup "$WARMUP" --no-ceiling --json > "$OUT/$tag.pb.json"
-    python3 bench/peer_torch.py --device cuda $PEER_TF32 --model "$model" --method "$method" --rank 8 \
+    python3 bench/peer_torch.py --device "$PEER_DEVICE" $PEER_TF32 --model "$model" --method "$method" --rank 8 \
         --batch "$batch" --seq 128 --steps "$STEPS" --warmup "$WARMUP" > "$OUT/$tag.torch.json"
     python3 - "$OUT/$tag.pb.json" "$OUT/$tag.torch.json" "$model" "$method" "$batch" <<'PY'
 import json, sys

@@ -12,6 +12,10 @@
 # few files are written there (the device tool returns 8): test.log, sanitizer.log, bench.log,
 # gpu_bench.tar.gz.
 #
+# PB_GPU_SESSION_EMU=1 is a dry run of this script without a GPU: the `cudaemu` tests instead of
+# the `cuda` ones, build/tests/peftbench_emu (the kernels on the CPU emulator) for the smoke runs
+# and the benchmark (vit-tiny, small batches, the peer on the CPU), no compute-sanitizer.
+#
 # The GPU machines have nvcc, cuBLAS, CMake, gcc and PyTorch + transformers + peft, but none of the
 # Debian libraries peftbench links and no package archive: carry them (scripts/gpu-deps.sh makes
 # .gpudeps/*.deb here; name ".gpudeps" in the call's carry). They are unpacked into a private
@@ -62,21 +66,30 @@ setup() {
   log "configure + build ($BUILD, CUDA arch $ARCH)"
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${extra[@]}" >/dev/null || return 1
   cmake --build "$BUILD" -j "$(nproc)" 2>&1 | grep -E "error|warning|Error" ; [ "${PIPESTATUS[0]}" = 0 ] || return 1
-  [ -x "$BUILD/tests/test_cuda_ops" ] || { echo "gpu_session: $BUILD/tests/test_cuda_ops missing: was the CUDA backend built (nvcc found)?" >&2; return 1; }
+  [ -x "$BUILD/tests/test_cuda_ops" ] && [ -x "$PB_BIN" ] || { echo "gpu_session: $BUILD/tests/test_cuda_ops or $PB_BIN missing: was the CUDA backend (or the emulator) built?" >&2; return 1; }
 }
 
+EMU=${PB_GPU_SESSION_EMU:-0}
+PB_BIN=$BUILD/peftbench
+[ "$EMU" = 1 ] && PB_BIN=$BUILD/tests/peftbench_emu && export OMP_WAIT_POLICY=PASSIVE
+
 run_tests() {
-  local rc=0
+  local rc=0 label=cuda batch=64
+  [ "$EMU" = 1 ] && label=cudaemu batch=8
   {
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-    nvcc --version | tail -1
-    log "ctest -L cuda"
-    (cd "$BUILD" && ctest -L cuda --output-on-failure -V) || rc=1
+    if [ "$EMU" != 1 ]; then
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+      nvcc --version | tail -1
+    fi
+    log "ctest -L $label"
+    (cd "$BUILD" && ctest -L "$label" --output-on-failure -V) || rc=1
     log "smoke: bench --device cuda, every method (vit-tiny)"
     for m in full head lora pissa svfit aoft; do
-      "$BUILD/peftbench" bench --device cuda --model vit-tiny --method "$m" --batch 64 --steps 5 --warmup 2 --no-ceiling || rc=1
+      "$PB_BIN" bench --device cuda --model vit-tiny --method "$m" --batch "$batch" --steps 2 --warmup 1 --no-ceiling || rc=1
     done
   } > "$OUTD/test.log" 2>&1
+  grep -E "tests passed|tests failed|FAIL" "$OUTD/test.log"
+  if [ "$EMU" = 1 ]; then echo "(dry run: no compute-sanitizer)"; return $rc; fi
   {
     for tool in memcheck racecheck synccheck initcheck; do
       log "compute-sanitizer --tool $tool test_cuda_ops"
@@ -85,13 +98,16 @@ run_tests() {
     log "compute-sanitizer --tool memcheck test_cuda_train lora"
     compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/test_cuda_train" lora || rc=1
   } > "$OUTD/sanitizer.log" 2>&1
-  grep -E "tests passed|tests failed|ERROR SUMMARY|FAIL" "$OUTD/test.log" "$OUTD/sanitizer.log"
+  grep -E "ERROR SUMMARY|FAIL" "$OUTD/sanitizer.log"
   return $rc
 }
 
 run_bench() {
   local rc=0
   {
+    if [ "$EMU" = 1 ]; then
+      export PB_BIN MODELS=vit-tiny PEER_DEVICE=cpu BATCH_VIT=8 STEPS=2 WARMUP=1
+    fi
     bash bench/gpu_bench.sh "$BUILD" || rc=1
     bash bench/gpu_bench.sh "$BUILD" --tf32 || rc=1
   } > "$OUTD/bench.log" 2>&1
