@@ -1,6 +1,6 @@
 // cmd_trace.c: `peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
 // [--steps N] [--lr X] [--wd X] [--beta1 X] [--beta2 X] [--eps X] [--label-smoothing X]
-// [--threads N] [--seed S] [--num-labels N] [--train] [--save DIR]
+// [--threads N] [--device cpu|cuda] [--seed S] [--num-labels N] [--train] [--save DIR]
 // [--method M] [--rank R] [--alpha A] [--dropout P] [--rslora] [--targets a,b] [--init I]
 // [--variant V] [--gate G] [--no-head] [--peft-import DIR] [--peft-export DIR] [--params FILE]`:
 // one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
@@ -40,7 +40,8 @@ static void trace_usage(FILE *f) {
     fprintf(f,
             "usage: peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors\n"
             "         [--steps N] [--lr 1e-3] [--wd 0.01] [--beta1 0.9] [--beta2 0.999] [--eps 1e-8]\n"
-            "         [--label-smoothing 0] [--threads 1] [--seed 0] [--num-labels N] [--train]\n"
+            "         [--label-smoothing 0] [--threads 1] [--device cpu|cuda] [--seed 0]\n"
+            "         [--num-labels N] [--train]\n"
             "         [--save DIR] [--method full|head|lora|pissa|svfit|aoft] [--rank R]\n"
             "         [--alpha A] [--dropout P] [--rslora] [--targets a,b,...]\n"
             "         [--init kaiming|gaussian|svd|niter_N] [--variant lora|adapter]\n"
@@ -241,7 +242,7 @@ static int copy_name(char *dst, size_t n, const char *flag, const char *v) {
 int pb_cmd_trace(int argc, char **argv) {
     const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *targets = NULL;
     const char *save_dir = NULL, *peft_import = NULL, *peft_export = NULL, *params_path = NULL;
-    const char *method = "full";
+    const char *method = "full", *device = "cpu";
     long long steps = 0, threads = 1, seed = 0, num_labels = 0, rank = -1;
     float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f, alpha = -1;
     float dropout = 0.0f;
@@ -262,6 +263,7 @@ int pb_cmd_trace(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out_path = argv[++i];
         else if (!strcmp(a, "--save")) save_dir = argv[++i];
         else if (!strcmp(a, "--method")) method = argv[++i];
+        else if (!strcmp(a, "--device")) device = argv[++i];
         else if (!strcmp(a, "--targets")) targets = argv[++i];
         else if (!strcmp(a, "--peft-import")) peft_import = argv[++i];
         else if (!strcmp(a, "--peft-export")) peft_export = argv[++i];
@@ -293,8 +295,13 @@ int pb_cmd_trace(int argc, char **argv) {
         trace_usage(stderr);
         return 2;
     }
+    if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
+        fprintf(stderr, "peftbench trace: --device must be cpu or cuda, not '%s'\n", device);
+        return 2;
+    }
     char err[1024];
-    pb_engine *e = pb_engine_init(PB_DEVICE_CPU, (int)threads, err, sizeof(err));
+    pb_engine *e = pb_engine_init(strcmp(device, "cuda") ? PB_DEVICE_CPU : PB_DEVICE_CUDA,
+                                  (int)threads, err, sizeof(err));
     if (!e) {
         fprintf(stderr, "peftbench trace: %s\n", err);
         return 2;

@@ -10,6 +10,19 @@ if(PB_HAVE_CUDA)
   set_tests_properties(test_cuda_ops_tf32 PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 300)
   pb_add_c_test(test_cuda_train SOURCES ${CMAKE_SOURCE_DIR}/tests/test_cuda_train.c LABELS cuda)
   set_tests_properties(test_cuda_train PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+  # The transformers cross-check with every trace on the GPU (tests/ref/ref_models.py --device
+  # cuda; skips with 77 without one). Its emulated twin is models_ref_parity_cudaemu.
+  if(PB_PYTHON)
+    add_test(NAME models_ref_parity_cuda
+      COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_models.py $<TARGET_FILE:peftbench> --device cuda
+      WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(models_ref_parity_cuda PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 600)
+    # Every method against peft / the PyTorch references with every trace on the GPU.
+    add_test(NAME methods_ref_peers_cuda
+      COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_methods.py $<TARGET_FILE:peftbench> --device cuda
+      WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(methods_ref_peers_cuda PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 900)
+  endif()
 endif()
 
 # Self-tests of the two harnesses without a GPU (--cpu-vs-cpu: a 1-thread CPU engine stands in for

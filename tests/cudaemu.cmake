@@ -114,3 +114,19 @@ add_test(NAME test_cudaemu_suite
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_cudaemu_suite.sh $<TARGET_FILE:peftbench> $<TARGET_FILE:peftbench_emu>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_cudaemu_suite PROPERTIES LABELS "slow;cudaemu" ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 900)
+
+# The transformers cross-check of ViT / RoBERTa (tests/ref/ref_models.py: logits, loss, every
+# gradient, 5 AdamW steps, save/load) with every trace on the emulated CUDA backend: the CUDA
+# engine against the independent peer, at the CPU's tolerances.
+add_test(NAME models_ref_parity_cudaemu
+  COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_models.py $<TARGET_FILE:peftbench_emu> --device cuda
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(models_ref_parity_cudaemu PROPERTIES LABELS "ref;cudaemu"
+  ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 600)
+# Every method (LoRA/PiSSA against peft, SVFit/AOFT against independent PyTorch modules, head,
+# merge and save) with every trace on the emulated CUDA backend (tests/ref/ref_methods.py).
+add_test(NAME methods_ref_peers_cudaemu
+  COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_methods.py $<TARGET_FILE:peftbench_emu> --device cuda
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(methods_ref_peers_cudaemu PROPERTIES LABELS "ref;cudaemu"
+  ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 900)

@@ -30,7 +30,9 @@ the logits after them.
           (<= 1e-5) and transformers from_pretrained of the saved directory (<= 1e-5).
 Exit status non-zero on any failure.
 
-usage: ref_methods.py PEFTBENCH [--keep DIR] [--only SUBSTRING-OF-A-TEST-TAG]
+usage: ref_methods.py PEFTBENCH [--keep DIR] [--only SUBSTRING-OF-A-TEST-TAG] [--device cpu|cuda]
+  --device cuda runs every trace on the CUDA backend (a GPU, or tests/peftbench_emu on the CPU
+  emulator of docs/cuda.md) against the same peers at the same tolerances.
 """
 import copy
 import os
@@ -171,7 +173,7 @@ class Case:
     def trace(self, tag, args, steps=STEPS, model_dir=None, save=True):
         out = os.path.join(self.tmp, f"{self.name}.{tag}.trace.safetensors")
         cmd = [PB, "trace", "--model", model_dir or self.mdir, "--batch", self.bpath, "--out", out,
-               "--threads", "2", "--lr", str(LR), "--wd", str(WD), "--steps", str(steps)] + args
+               "--threads", "2", "--lr", str(LR), "--wd", str(WD), "--steps", str(steps)] + args + DEVICE
         sdir = None
         if save:
             sdir = os.path.join(self.tmp, f"{self.name}.{tag}.saved")
@@ -523,14 +525,26 @@ ROB_REG = dict(name="robreg", arch="roberta", vocab=50, hidden=24, layers=2, hea
 ALL6 = ["query", "key", "value", "attention.output", "intermediate", "output"]
 
 
+DEVICE = ["--device", "cpu"]
+
+
 def main():
-    global PB
+    global PB, DEVICE
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
     PB = sys.argv[1]
     keep = sys.argv[sys.argv.index("--keep") + 1] if "--keep" in sys.argv else None
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if "--device" in sys.argv:
+        DEVICE = ["--device", sys.argv[sys.argv.index("--device") + 1]]
+    if DEVICE[1] != "cpu":
+        # without the device (no GPU): skip (exit 77, CTest's SKIP_RETURN_CODE) with the reason
+        r = subprocess.run([PB, "bench", "--device", DEVICE[1], "--model", "vit-tiny", "--batch", "1",
+                            "--steps", "1", "--warmup", "0", "--no-ceiling"], capture_output=True, text=True)
+        if r.returncode != 0 and "not available" in r.stderr:
+            print(f"SKIP ref_methods.py --device {DEVICE[1]}: {r.stderr.strip()}")
+            return 77
     print(f"peft {peft.__version__}, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp

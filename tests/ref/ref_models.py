@@ -14,7 +14,9 @@ lengths with padding, classification and regression heads, label smoothing) this
   5. determinism: the same trace twice gives identical bytes.
 Exit status non-zero on any failure.
 
-usage: ref_models.py PEFTBENCH [--keep DIR]
+usage: ref_models.py PEFTBENCH [--keep DIR] [--device cpu|cuda]
+  --device cuda runs every trace on the CUDA backend (on a GPU, or with tests/peftbench_emu on
+  the CPU emulator of docs/cuda.md): the same tolerances against transformers.
 """
 import os
 import subprocess
@@ -34,6 +36,7 @@ STEPS, LR, WD = 5, 1e-3, 0.01
 
 torch.set_num_threads(2)
 failures = []
+DEVICE = ["--device", "cpu"]
 
 
 def rel(a, b):
@@ -169,7 +172,7 @@ def run_case(pb, tmp, c):
     save_dir = os.path.join(tmp, name + ".saved")
     cmd = [pb, "trace", "--model", mdir, "--batch", bpath, "--out", out, "--steps", str(STEPS),
            "--lr", str(LR), "--wd", str(WD), "--threads", "2", "--label-smoothing", str(ls),
-           "--save", save_dir]
+           "--save", save_dir] + DEVICE
     run(cmd)
     got = load_file(out)
 
@@ -253,7 +256,7 @@ def run_case(pb, tmp, c):
     with torch.no_grad():
         ref_logits = loaded(**inputs).logits
     out2 = os.path.join(tmp, name + ".trace2.safetensors")
-    run([pb, "trace", "--model", save_dir, "--batch", bpath, "--out", out2, "--threads", "2"])
+    run([pb, "trace", "--model", save_dir, "--batch", bpath, "--out", out2, "--threads", "2"] + DEVICE)
     e = rel(load_file(out2)["logits"], ref_logits)
     worst["save_logits"] = e
     check(name, "saved model logits", e, TOL_SAVE)
@@ -262,7 +265,7 @@ def run_case(pb, tmp, c):
     out3 = os.path.join(tmp, name + ".trace3.safetensors")
     cmd3 = list(cmd)
     cmd3[cmd3.index(out)] = out3
-    cmd3 = cmd3[:cmd3.index("--save")]
+    cmd3 = cmd3[:cmd3.index("--save")] + DEVICE
     run(cmd3)
     run(cmd3[:cmd3.index(out3)] + [out3 + ".b"] + cmd3[cmd3.index(out3) + 1:])
     with open(out3, "rb") as f1, open(out3 + ".b", "rb") as f2:
@@ -292,8 +295,25 @@ def main():
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
+    global DEVICE
     pb = sys.argv[1]
-    keep = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--keep" else None
+    args = sys.argv[2:]
+    keep = None
+    while args:
+        if args[0] == "--keep" and len(args) > 1:
+            keep, args = args[1], args[2:]
+        elif args[0] == "--device" and len(args) > 1:
+            DEVICE, args = ["--device", args[1]], args[2:]
+        else:
+            print(__doc__)
+            return 2
+    if DEVICE[1] != "cpu":
+        # without the device (no GPU): skip (exit 77, CTest's SKIP_RETURN_CODE) with the reason
+        r = subprocess.run([pb, "bench", "--device", DEVICE[1], "--model", "vit-tiny", "--batch", "1",
+                            "--steps", "1", "--warmup", "0", "--no-ceiling"], capture_output=True, text=True)
+        if r.returncode != 0 and "not available" in r.stderr:
+            print(f"SKIP ref_models.py --device {DEVICE[1]}: {r.stderr.strip()}")
+            return 77
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
@@ -304,7 +324,7 @@ def main():
                 failures.append(f"{c['name']}: {ex}")
     for f in failures:
         print("FAIL", f)
-    print(f"tolerances: grads/logits/loss/params {TOL:.0e}, updates {TOL_UPDATE:.0e}, "
+    print(f"device {DEVICE[1]}; tolerances: grads/logits/loss/params {TOL:.0e}, updates {TOL_UPDATE:.0e}, "
           f"save {TOL_SAVE:.0e}; {len(CASES)} cases, {len(failures)} failures")
     return 1 if failures else 0
 
