@@ -270,6 +270,21 @@ static void test_embeddings(void) {
     pb_embedding_backward(ec, dtab.c, dout.c, ids.c, N, C, rows);
     pb_embedding_backward(eg, dtab.g, dout.g, ids.g, N, C, rows);
     cmp("embedding_backward", "dtable", &dtab, -1); // same per-id row order: bitwise
+    // The GPU groups ids on the device up to 4096 rows and on the host above: both sides of the
+    // switch (and a non-power-of-two count), bitwise.
+    const int Ns[3] = {4096, 4097, 2500};
+    for (int k = 0; k < 3; k++) {
+        const int Nk = Ns[k], Ck = 33, rk = 1000;
+        int32_t *hk = pb_xmalloc((size_t)Nk * sizeof(int32_t));
+        for (int n = 0; n < Nk; n++) hk[n] = (int32_t)pb_rng_below(&rng, n % 2 ? 5 : rk);
+        i2 idk = i2_from(hk, (size_t)Nk);
+        t2 dok = t2_rand((size_t)Nk * Ck, -1, 1), dtk = t2_rand((size_t)rk * Ck, -1, 1);
+        pb_embedding_backward(ec, dtk.c, dok.c, idk.c, Nk, Ck, rk);
+        pb_embedding_backward(eg, dtk.g, dok.g, idk.g, Nk, Ck, rk);
+        cmp("embedding_backward", Nk > 4096 ? "host-grp" : "dev-grp", &dtk, -1);
+        i2_free(&idk), t2_free(&dok), t2_free(&dtk);
+        free(hk);
+    }
     // positions with padding inside and at the end
     const int B = 3, T = 11, pad = 1;
     int32_t pid[33], zero[33] = {0};

@@ -238,10 +238,81 @@ static int cmp_pair(const void *pa, const void *pb) {
     return (a[1] > b[1]) - (a[1] < b[1]);
 }
 
-// The ids come to the host (N ints: small) to be validated like on the CPU and grouped by id.
+// On-device grouping for N <= PB_EMB_SORT_MAX (RoBERTa-base batch 32 x seq 128 = 4096): one
+// block sorts the keys (id << 32 | row) with a bitonic network in shared memory (keys are unique,
+// so the sorted order is unique: deterministic), then one block per sorted position that starts
+// a run of equal ids adds the run's rows in ascending row order into dtable[id,:], the CPU's
+// order: bit-identical, no atomics, no host synchronisation. Larger N takes the host path below.
+#define PB_EMB_SORT_MAX 4096
+#define PB_EMB_SORT_TPB 1024
+
+// key (N): sorted keys; P = the power of two >= N the network runs on (padding sorts last).
+__global__ static void k_embedding_sort(uint64_t *key_out, const int32_t *ids, int N, int P,
+                                        int rows, int *flags) {
+    __shared__ uint64_t key[PB_EMB_SORT_MAX];
+    for (int i = threadIdx.x; i < P; i += blockDim.x) {
+        if (i < N) {
+            int id = ids[i];
+            if (id < 0 || id >= rows) { // the host aborts at the next sync (as the forward does)
+                set_flag(flags, PB_CUDA_FLAG_EMBED_ID, i, id, rows);
+                id = 0;
+            }
+            key[i] = ((uint64_t)(uint32_t)id << 32) | (uint32_t)i;
+        } else {
+            key[i] = ~(uint64_t)0;
+        }
+    }
+    __syncthreads();
+    for (int k = 2; k <= P; k <<= 1) {
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            for (int i = threadIdx.x; i < P; i += blockDim.x) {
+                const int l = i ^ j;
+                if (l > i) {
+                    const uint64_t a = key[i], b = key[l];
+                    if ((a > b) == ((i & k) == 0)) { // ascending where bit k of i is clear
+                        key[i] = b;
+                        key[l] = a;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+    }
+    for (int i = threadIdx.x; i < N; i += blockDim.x) key_out[i] = key[i];
+}
+
+// grid (N, channel blocks): block s adds the run of equal ids starting at sorted position s
+// (blocks inside a run return at once).
+__global__ static void k_embedding_bwd_sorted(float *dtable, const float *dout, const uint64_t *key,
+                                              int N, int C) {
+    const int s = blockIdx.x;
+    const uint32_t id = (uint32_t)(key[s] >> 32);
+    if (s > 0 && (uint32_t)(key[s - 1] >> 32) == id) return;
+    const int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float *d = dtable + (size_t)id * C + c;
+    float acc = *d;
+    for (int t = s; t < N && (uint32_t)(key[t] >> 32) == id; t++)
+        acc += dout[(size_t)(uint32_t)key[t] * C + c];
+    *d = acc;
+}
+
+// Larger N: the ids come to the host (N ints) to be validated like on the CPU and grouped by id.
 void pb_cuda_embedding_backward(pb_engine *e, float *dtable, const float *dout,
                                 const int32_t *ids, int N, int C, int rows) {
     if (N <= 0 || C <= 0) return;
+    if (N <= PB_EMB_SORT_MAX) {
+        int P = 1;
+        while (P < N) P <<= 1;
+        uint64_t *key = (uint64_t *)pb_cuda_scratch(e, (size_t)N * sizeof(uint64_t));
+        k_embedding_sort<<<1, PB_EMB_SORT_TPB, 0, pb_cuda_stream(e)>>>(key, ids, N, P, rows,
+                                                                        pb_cuda_st(e)->flags);
+        PB_CUDA_LAUNCH_CHECK();
+        dim3 grid((unsigned)N, (unsigned)((C + 127) / 128));
+        k_embedding_bwd_sorted<<<grid, 128, 0, pb_cuda_stream(e)>>>(dtable, dout, key, N, C);
+        PB_CUDA_LAUNCH_CHECK();
+        return;
+    }
     // host layout: ids (N) | pairs (2N) | uid (N) | off (N+1) | list (N)
     int32_t *h = (int32_t *)pb_cuda_host_scratch(e, (size_t)(6 * (size_t)N + 1) * sizeof(int32_t));
     CUDA_CHECK(cudaMemcpyAsync(h, ids, (size_t)N * sizeof(int32_t), cudaMemcpyDeviceToHost,
