@@ -134,10 +134,9 @@ struct pb_engine {
 
 // The CPU backend (engine/cpu), always built.
 const pb_backend *pb_cpu_backend(void);
-#ifdef PB_HAVE_CUDA
-// The CUDA backend (engine/cuda), built when nvcc is found.
+// The CUDA backend, chosen at link time (CMakeLists.txt): engine/cuda/*.cu when nvcc is found,
+// else engine/cuda/cuda_stub.c (init fails: built without CUDA); tests/cudaemu for the emulator.
 const pb_backend *pb_cuda_backend(void);
-#endif
 
 // ----------------------------------------------------------------------------
 // Counter-based randomness shared by every backend so dropout masks are identical on the CPU and

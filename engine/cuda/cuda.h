@@ -13,10 +13,6 @@
 #include <cublas_v2.h>
 #include <unordered_map>
 
-// backend.h declares pb_cuda_backend only when the backend is built (this file is that build).
-#ifndef PB_HAVE_CUDA
-#define PB_HAVE_CUDA 1
-#endif
 extern "C" {
 #include "../backend.h"
 }

@@ -3,9 +3,6 @@
 // (CMakeLists.txt): the real one (engine/cuda/*.cu, nvcc), the emulated one for tests
 // (tests/cudaemu), or this stub, whose init fails with a clear message.
 // defines: pb_cuda_backend
-#ifndef PB_HAVE_CUDA
-#define PB_HAVE_CUDA 1 // declares pb_cuda_backend in backend.h
-#endif
 #include "../backend.h"
 
 static pb_status stub_init(pb_engine *e, char *err, size_t errlen) {
