@@ -1,7 +1,7 @@
 // backend.h: the table a backend (engine/cpu, engine/cuda) fills so that engine/ops.c can dispatch
 // every pb_* op of engine/ops.h to it, plus the engine struct both sides see.
 // defines: pb_backend, struct pb_engine, pb_cpu_backend, pb_cuda_backend, pb_hash_u64,
-//          pb_dropout_keep
+//          pb_dropout_keep, pb_ao_c
 //
 // Each op pointer has exactly the signature of the ops.h function of the same name without the
 // pb_ prefix (so pb_linear_forward -> linear_forward). ops.c validates nothing backend-specific:
@@ -161,6 +161,15 @@ static inline PB_HD uint64_t pb_hash_u64(uint64_t seed, uint64_t counter) {
 static inline PB_HD int pb_dropout_keep(uint64_t seed, uint64_t counter, float p) {
     float u = (float)(pb_hash_u64(seed, counter) >> 40) * (1.0f / 16777216.0f);
     return u >= p;
+}
+
+// AOFT's c = 1 + q0 clamped to |c| >= PB_AO_CLAMP (sign kept, 0 -> +); *clamped is set when the
+// clamp is active. Shared so the CPU and CUDA AO(q) ops clamp identically (ops.h pb_ao_forward).
+static inline PB_HD double pb_ao_c(float q0, int *clamped) {
+    double c = 1.0 + (double)q0;
+    *clamped = (c < 0 ? -c : c) < PB_AO_CLAMP;
+    if (*clamped) c = c < 0 ? -PB_AO_CLAMP : PB_AO_CLAMP;
+    return c;
 }
 
 #endif

@@ -6,22 +6,13 @@
 // The forward writes disjoint rows (any thread count gives the same bits); the backward is O(D*d)
 // with column sums over rows and stays on one thread so the summation order is fixed.
 #include "cpu.h"
-#include <math.h>
 #include <string.h>
-
-// c = 1 + q0 clamped to |c| >= PB_AO_CLAMP (sign kept, 0 -> +); *clamped set when active.
-static double ao_c(float q0, int *clamped) {
-    double c = 1.0 + (double)q0;
-    *clamped = fabs(c) < PB_AO_CLAMP;
-    if (*clamped) c = c < 0 ? -PB_AO_CLAMP : PB_AO_CLAMP;
-    return c;
-}
 
 // AO (D,d), q (D), clamps (1) or NULL
 void pb_cpu_ao_forward(pb_engine *e, float *AO, const float *q, int D, int d, int32_t *clamps) {
     PB_CHECK(d >= 1 && d <= D, "AO(q) needs 1 <= d <= D (d=%d, D=%d)", d, D);
     int clamped;
-    const double c = ao_c(q[0], &clamped);
+    const double c = pb_ao_c(q[0], &clamped);
     const int nt = e->threads;
 #pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)D * d >= PB_OMP_MIN)
     for (int i = 0; i < D; i++) {
@@ -42,7 +33,7 @@ void pb_cpu_ao_forward(pb_engine *e, float *AO, const float *q, int D, int d, in
 void pb_cpu_ao_backward(pb_engine *e, float *dq, const float *q, const float *G, int D, int d) {
     PB_CHECK(d >= 1 && d <= D, "AO(q) backward needs 1 <= d <= D (d=%d, D=%d)", d, D);
     int clamped;
-    const double c = ao_c(q[0], &clamped);
+    const double c = pb_ao_c(q[0], &clamped);
     double k = 1.0 / c, T = 0.0;
     double *acc = (double *)pb_cpu_scratch(e, 2 * (size_t)D); // (D) doubles
     memset(acc, 0, (size_t)D * sizeof(double));

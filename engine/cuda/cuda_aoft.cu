@@ -14,7 +14,6 @@
 //                    + [i==0, no clamp] k^2 T),  k = 1/c
 // all in double, so the result differs from the CPU's sequential order only by double rounding.
 #include "cuda.h"
-#include <math.h>
 
 #define AO_TPB 256              // threads per block (a multiple of 32, a power of two)
 #define AO_WARPS (AO_TPB / 32)  // rows per block in the row dots
@@ -25,18 +24,10 @@
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                       \
          i += (size_t)gridDim.x * blockDim.x)
 
-// c = 1 + q0 clamped to |c| >= PB_AO_CLAMP (sign kept, 0 -> +); *clamped set when active.
-__device__ static inline double ao_c(float q0, int *clamped) {
-    double c = 1.0 + (double)q0;
-    *clamped = fabs(c) < PB_AO_CLAMP;
-    if (*clamped) c = c < 0 ? -PB_AO_CLAMP : PB_AO_CLAMP;
-    return c;
-}
-
 // AO (D,d) element t = (i,j); clamps (1) or NULL: bumped once per launch by thread 0 of block 0.
 __global__ static void k_ao_fwd(float *AO, const float *q, int D, int d, int32_t *clamps) {
     int clamped;
-    const double c = ao_c(q[0], &clamped);
+    const double c = pb_ao_c(q[0], &clamped);
     const size_t n = (size_t)D * (size_t)d;
     AO_GRID_STRIDE(t, n) {
         const size_t i = t / (size_t)d, j = t % (size_t)d;
@@ -97,7 +88,7 @@ __global__ static void k_ao_T(double *T, const double *gi, const float *q, int D
 __global__ static void k_ao_final(float *dq, const float *q, const float *G, const double *gi,
                                   const double *part, const double *T, int D, int d, int Gc) {
     int clamped;
-    const double c = ao_c(q[0], &clamped);
+    const double c = pb_ao_c(q[0], &clamped);
     const double k = 1.0 / c;
     AO_GRID_STRIDE(i, (size_t)D) {
         double a = (double)G[i * (size_t)d];
