@@ -10,7 +10,8 @@ set -u
 PB=${1:?usage: test_cudaemu_suite.sh PEFTBENCH PEFTBENCH_EMU}
 EMU=${2:?usage: test_cudaemu_suite.sh PEFTBENCH PEFTBENCH_EMU}
 T=$(mktemp -d)
-[ -n "${KEEP:-}" ] || trap 'rm -rf "$T"' EXIT; echo "$T"
+# KEEP=1 keeps the two runs' results for inspection.
+if [ -n "${KEEP:-}" ]; then echo "results kept in $T"; else trap 'rm -rf "$T"' EXIT; fi
 export PEFTBENCH_BACKBONE_CACHE="$T/backbones"
 fail=0
 bad() { echo "FAIL: $*" >&2; fail=1; }

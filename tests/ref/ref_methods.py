@@ -48,7 +48,7 @@ from safetensors.torch import load_file, save_file
 from transformers import RobertaForSequenceClassification, ViTForImageClassification
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ref_models import make_roberta, make_vit  # noqa: E402  (random HF models + batches)
+from ref_models import device_missing, make_roberta, make_vit  # noqa: E402  (random HF models + batches)
 
 import peft  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
@@ -538,13 +538,10 @@ def main():
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     if "--device" in sys.argv:
         DEVICE = ["--device", sys.argv[sys.argv.index("--device") + 1]]
-    if DEVICE[1] != "cpu":
-        # without the device (no GPU): skip (exit 77, CTest's SKIP_RETURN_CODE) with the reason
-        r = subprocess.run([PB, "bench", "--device", DEVICE[1], "--model", "vit-tiny", "--batch", "1",
-                            "--steps", "1", "--warmup", "0", "--no-ceiling"], capture_output=True, text=True)
-        if r.returncode != 0 and "not available" in r.stderr:
-            print(f"SKIP ref_methods.py --device {DEVICE[1]}: {r.stderr.strip()}")
-            return 77
+    why = device_missing(PB, DEVICE[1])
+    if why:
+        print(f"SKIP ref_methods.py --device {DEVICE[1]}: {why}")
+        return 77
     print(f"peft {peft.__version__}, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp

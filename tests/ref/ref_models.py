@@ -148,6 +148,16 @@ def loss_fn(logits, labels, n_labels, ls):
     return F.cross_entropy(logits, labels, label_smoothing=ls)
 
 
+def device_missing(pb, device):
+    """The reason `device` cannot be used by binary pb (no GPU, no CUDA build), or None. Scripts
+    then exit 77, CTest's SKIP_RETURN_CODE for the `cuda` tests."""
+    if device == "cpu":
+        return None
+    r = subprocess.run([pb, "bench", "--device", device, "--model", "vit-tiny", "--batch", "1",
+                        "--steps", "1", "--warmup", "0", "--no-ceiling"], capture_output=True, text=True)
+    return r.stderr.strip() if r.returncode != 0 and "not available" in r.stderr else None
+
+
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -307,13 +317,10 @@ def main():
         else:
             print(__doc__)
             return 2
-    if DEVICE[1] != "cpu":
-        # without the device (no GPU): skip (exit 77, CTest's SKIP_RETURN_CODE) with the reason
-        r = subprocess.run([pb, "bench", "--device", DEVICE[1], "--model", "vit-tiny", "--batch", "1",
-                            "--steps", "1", "--warmup", "0", "--no-ceiling"], capture_output=True, text=True)
-        if r.returncode != 0 and "not available" in r.stderr:
-            print(f"SKIP ref_models.py --device {DEVICE[1]}: {r.stderr.strip()}")
-            return 77
+    why = device_missing(pb, DEVICE[1])
+    if why:
+        print(f"SKIP ref_models.py --device {DEVICE[1]}: {why}")
+        return 77
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
