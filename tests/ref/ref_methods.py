@@ -18,8 +18,11 @@ the logits after them.
           peft's factors + residual imported -> full comparison. "pissa_niter_4" (randomized):
           peftbench's own niter_4 init reproduces the base model (logits and W_res + s B A = W
           within 1e-5); peft's factors imported -> full comparison.
-  svfit   vs a PyTorch module (torch.linalg.svd; trainable sigma): sigma^0 = singular values and
-          W_e vs torch, step-0 identity; then perturbed sigma loaded into both (trace --params).
+  svfit   vs a PyTorch module (trainable sigma) whose SVD is torch.linalg.svd in float64 of the
+          float32 weight, i.e. the exact truncation: sigma^0 = singular values and W_e vs it,
+          step-0 identity; then perturbed sigma loaded into both (trace --params). (A float32
+          reference is not exact enough for 1e-5: with sigma_r, sigma_r+1 0.6 % apart, torch's
+          float32 W_e is 1.0e-5 from the float64 one while peftbench's is 6.8e-6, docs/methods.md.)
   aoft    vs a PyTorch module with AO(q) built in torch (papers.md 6.2, docs/methods.md): variants
           lora / adapter, gates lambda / scalar. peftbench's init: ||q|| = 1, q0 >= 0, AO(q) has
           orthonormal columns (checked in torch), lambda = 0, step-0 identity; then random
@@ -352,11 +355,12 @@ class SVFitLinear(nn.Module):
     def __init__(self, base, r):
         super().__init__()
         W = base.weight.detach()
-        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
-        self.register_buffer("Ur", U[:, :r].clone())
-        self.register_buffer("Vhr", Vh[:r].clone())
-        s0 = S[:r].clone()
-        We = torch.zeros_like(W) if r == min(W.shape) else W - (self.Ur * s0) @ self.Vhr
+        # exact truncation of the float32 weight: the SVD and W_e in float64, then rounded once
+        U, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
+        self.register_buffer("Ur", U[:, :r].float().contiguous())
+        self.register_buffer("Vhr", Vh[:r].float().contiguous())
+        s0 = S[:r].float()
+        We = torch.zeros_like(W) if r == min(W.shape) else (W.double() - (U[:, :r] * S[:r]) @ Vh[:r]).float()
         self.register_buffer("We", We)
         self.register_buffer("b", base.bias.detach().clone() if base.bias is not None else None)
         self.svfit_sigma = nn.Parameter(s0)
