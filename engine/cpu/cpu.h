@@ -5,6 +5,7 @@
 #define PB_CPU_H
 
 #include "../backend.h"
+#include "../system.h"
 #include <cblas.h>
 
 // Elementwise loops shorter than this run on one thread (fork/join costs more than the work).
@@ -21,10 +22,37 @@
 #define PB_OMP_SIMD_MATH
 #endif
 
+// ----------------------------------------------------------------------------
+// GEMM providers (cpu_gemm.c, gemm_openblas.c, gemm_onednn.c). A provider is one row-major
+// single-threaded sgemm plus what the library says of itself; the engine does the threading
+// (cpu_dense.c), so every provider shares the one OpenMP pool and the same blocking.
+typedef void (*pb_sgemm_fn)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                            int lda, const float *B, int ldb, float beta, float *C, int ldc);
+typedef struct pb_gemm_provider {
+    const char *name; // "openblas", "onednn"
+    // C (M,N) = alpha op(A) op(B) + beta C on the calling thread only (also inside a parallel
+    // region; a call from several threads at once on disjoint C is allowed).
+    pb_sgemm_fn sgemm;
+    // The same with the library's own threading on `threads` threads (bench ceilings only).
+    void (*sgemm_threaded)(int threads, int transA, int transB, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                           int ldc);
+    // Fills library/kernel/kernel_level/generic of *info (name is set by the caller).
+    void (*describe)(pb_gemm_info *info);
+} pb_gemm_provider;
+
+const pb_gemm_provider *pb_gemm_openblas(void);
+const pb_gemm_provider *pb_gemm_onednn(void); // NULL when built without oneDNN
+// The provider for a canonical name from pb_gemm_resolve (NULL if not built in).
+const pb_gemm_provider *pb_gemm_find(const char *name);
+// The ISA level an OpenBLAS core name targets (0: unknown name).
+int pb_cpu_openblas_core_level(const char *core);
+
 // Backend-private state behind pb_engine.state.
 typedef struct {
     float *scratch;     // grow-only scratch (attention backward: one T*T tile per thread)
     size_t scratch_n;   // floats allocated
+    const pb_gemm_provider *gemm; // chosen at init (PB_GEMM, else pb_gemm_default)
 } pb_cpu_state;
 
 // Returns engine-owned scratch of at least n floats (grow-only, so steady-state training does

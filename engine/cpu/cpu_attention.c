@@ -1,11 +1,11 @@
 // cpu_attention.c: multi-head scaled dot-product attention (key padding mask, dropout on the
-// probabilities as HF does) on OpenBLAS.
+// probabilities as HF does) on the engine's GEMM provider.
 // defines: pb_cpu_attention_forward, pb_cpu_attention_backward
 //
 // Parallelism: the B*NH (batch, head) pairs are independent, so one OpenMP loop with a static
 // schedule spreads them over e->threads while OpenBLAS runs single-threaded inside the region
 // (per-call GEMMs here are small: T x T x HS). Each pair writes disjoint outputs, so the result
-// is bitwise independent of the thread count. OpenBLAS's thread count is restored afterwards.
+// is bitwise independent of the thread count. The provider's sgemm runs on the calling thread.
 #include "cpu.h"
 #include <math.h>
 #include <omp.h>
@@ -16,15 +16,6 @@
 float expf(float);
 #endif
 
-// Runs BLAS on one thread for the lifetime of a parallel region over (b,h).
-static int blas_single_begin(void) {
-    int prev = openblas_get_num_threads();
-    if (prev != 1) openblas_set_num_threads(1);
-    return prev;
-}
-static void blas_single_end(int prev) {
-    if (prev != 1) openblas_set_num_threads(prev);
-}
 
 // q, k, v, out are (B,T,C) with C = NH*HS; att, attd are (B,NH,T,T); keymask is (B,T) or NULL.
 void pb_cpu_attention_forward(pb_engine *e, float *out, float *att, float *attd, const float *q,
@@ -35,7 +26,7 @@ void pb_cpu_attention_forward(pb_engine *e, float *out, float *att, float *attd,
     const int use_drop = dropout_p > 0.0f;
     const float keep_scale = use_drop ? 1.0f / (1.0f - dropout_p) : 1.0f;
     const int nt = e->threads;
-    const int prev = blas_single_begin();
+    const pb_sgemm_fn sgemm = ((pb_cpu_state *)e->state)->gemm->sgemm;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const int b = bh / NH, h = bh % NH;
@@ -43,8 +34,7 @@ void pb_cpu_attention_forward(pb_engine *e, float *out, float *att, float *attd,
         float *att_bh = att + (size_t)bh * T * T;              // (T,T)
         const int32_t *km = keymask ? keymask + (size_t)b * T : NULL;
         // scores = scale * q_bh (T,HS) @ k_bh^T (HS,T)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q + off, C, k + off, C,
-                    0.0f, att_bh, T);
+        sgemm(0, 1, T, T, HS, scale, q + off, C, k + off, C, 0.0f, att_bh, T);
         for (int i = 0; i < T; i++) {
             float *row = att_bh + (size_t)i * T;
             if (km) // masked keys -> -inf, so exp gives exactly 0
@@ -81,10 +71,8 @@ void pb_cpu_attention_forward(pb_engine *e, float *out, float *att, float *attd,
             pv = attd_bh;
         }
         // out_bh (T,HS) = pv (T,T) @ v_bh (T,HS)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, pv, T, v + off, C,
-                    0.0f, out + off, C);
+        sgemm(0, 0, T, HS, T, 1.0f, pv, T, v + off, C, 0.0f, out + off, C);
     }
-    blas_single_end(prev);
 }
 
 // dq, dk, dv (B,T,C) += gradients; dout (B,T,C); att/attd as saved by the forward. The dropout
@@ -99,7 +87,7 @@ void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, co
     const float keep_scale = use_drop ? 1.0f / (1.0f - dropout_p) : 1.0f;
     const int nt = e->threads;
     float *scratch = pb_cpu_scratch(e, (size_t)nt * T * T); // one (T,T) tile per thread
-    const int prev = blas_single_begin();
+    const pb_sgemm_fn sgemm = ((pb_cpu_state *)e->state)->gemm->sgemm;
 #pragma omp parallel num_threads(nt)
     {
         float *dA = scratch + (size_t)omp_get_thread_num() * T * T; // (T,T)
@@ -110,11 +98,9 @@ void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, co
             const float *att_bh = att + (size_t)bh * T * T;
             const float *pv = use_drop ? attd + (size_t)bh * T * T : att_bh;
             // dv_bh (T,HS) += pv^T (T,T) @ dout_bh (T,HS)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, pv, T, dout + off, C,
-                        1.0f, dv + off, C);
+            sgemm(1, 0, T, HS, T, 1.0f, pv, T, dout + off, C, 1.0f, dv + off, C);
             // dpv (T,T) = dout_bh (T,HS) @ v_bh^T (HS,T)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, dout + off, C, v + off,
-                        C, 0.0f, dA, T);
+            sgemm(0, 1, T, T, HS, 1.0f, dout + off, C, v + off, C, 0.0f, dA, T);
             if (use_drop) { // through dropout: d att = d attd * keep/(1-p)
                 const uint64_t base = (uint64_t)bh * T * T;
 #pragma omp simd
@@ -132,11 +118,8 @@ void pb_cpu_attention_backward(pb_engine *e, float *dq, float *dk, float *dv, co
                 for (int j = 0; j < T; j++) d[j] = p[j] * (d[j] - dot);
             }
             // scores = scale * q k^T: dq_bh += scale * dS @ k_bh; dk_bh += scale * dS^T @ q_bh
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, scale, dA, T, k + off, C,
-                        1.0f, dq + off, C);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, scale, dA, T, q + off, C,
-                        1.0f, dk + off, C);
+            sgemm(0, 0, T, HS, T, scale, dA, T, k + off, C, 1.0f, dq + off, C);
+            sgemm(1, 0, T, HS, T, scale, dA, T, q + off, C, 1.0f, dk + off, C);
         }
     }
-    blas_single_end(prev);
 }

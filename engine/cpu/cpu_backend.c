@@ -2,9 +2,12 @@
 // defines: pb_cpu_backend, pb_cpu_scratch, pb_cpu_alloc_bytes
 //
 // Threading: one count (e->threads) sizes every OpenMP region (num_threads(e->threads), static
-// schedules); OpenBLAS is set to one thread and GEMMs are split over the OpenMP team, so there is
-// a single thread pool and results are bitwise-reproducible for a fixed thread count.
+// schedules); the GEMM provider runs single-threaded and GEMMs are split over the OpenMP team, so
+// there is a single thread pool and results are bitwise-reproducible for a fixed provider and
+// thread count.
 #include "cpu.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <omp.h>
 
@@ -27,25 +30,23 @@ float *pb_cpu_scratch(pb_engine *e, size_t n) {
 }
 
 static pb_status cpu_init(pb_engine *e, char *err, size_t errlen) {
-    (void)err;
-    (void)errlen;
-    e->state = pb_xcalloc(1, sizeof(pb_cpu_state));
-    // OpenBLAS stays single-threaded: GEMMs are split over the OpenMP team (cpu_dense.c).
-    openblas_set_num_threads(1);
-    const char *core = openblas_get_corename();
-    const char *cfg = openblas_get_config();
-    // cfg is e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..."; keep its first two words.
-    char ver[64] = "OpenBLAS";
-    if (cfg) {
-        const char *sp = strchr(cfg, ' ');
-        const char *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
-        size_t len = sp2 ? (size_t)(sp2 - cfg) : strlen(cfg);
-        if (len >= sizeof ver) len = sizeof ver - 1;
-        memcpy(ver, cfg, len);
-        ver[len] = 0;
+    // The GEMM provider: PB_GEMM (the CLI's --gemm sets it), else the default rule.
+    const char *name = pb_gemm_resolve(getenv("PB_GEMM"), err, errlen);
+    if (!name) {
+        size_t used = strlen(err);
+        snprintf(err + used, errlen > used ? errlen - used : 0, " [from PB_GEMM]");
+        return PB_ERR_ARG;
     }
-    snprintf(e->desc, sizeof e->desc, "cpu, %s %s, %d thread%s (OpenMP)", ver, core ? core : "?", e->threads,
-             e->threads == 1 ? "" : "s");
+    pb_cpu_state *s = pb_xcalloc(1, sizeof(pb_cpu_state));
+    s->gemm = pb_gemm_find(name);
+    e->state = s;
+    // OpenBLAS stays single-threaded: GEMMs are split over the OpenMP team (cpu_dense.c), and
+    // LAPACK callers raise it around their own calls.
+    openblas_set_num_threads(1);
+    pb_gemm_info info = {.name = s->gemm->name};
+    s->gemm->describe(&info);
+    snprintf(e->desc, sizeof e->desc, "cpu, %s %s%s, %d thread%s (OpenMP)", info.library, info.kernel,
+             info.generic ? " [GENERIC: below this CPU's ISA]" : "", e->threads, e->threads == 1 ? "" : "s");
     return PB_OK;
 }
 

@@ -1,25 +1,27 @@
-// cpu_dense.c: GEMM and the PyTorch-layout linear layer on OpenBLAS (row-major cblas_sgemm).
+// cpu_dense.c: GEMM and the PyTorch-layout linear layer on the engine's GEMM provider
+// (OpenBLAS or oneDNN, row-major sgemm; cpu_gemm.c).
 // defines: pb_cpu_gemm, pb_cpu_linear_forward, pb_cpu_linear_backward
 #include "cpu.h"
 #include <omp.h>
 
-// Threading: OpenBLAS runs single-threaded (set at engine init) and the engine splits each GEMM
-// into e->threads contiguous blocks of output rows (or columns, whichever dimension is larger),
-// one single-threaded cblas_sgemm per OpenMP thread. One thread pool (OpenMP) then serves both
+// Threading: the provider runs single-threaded and the engine splits each GEMM into e->threads
+// contiguous blocks of output rows (or columns, whichever dimension is larger), one
+// single-threaded provider call per OpenMP thread. One thread pool (OpenMP) then serves both
 // GEMMs and elementwise work; with OpenBLAS's own pthread pool, its workers spin after each GEMM
 // while the OpenMP team starts (and vice versa), which cost 2-3x on 2 cores (docs/engine.md).
 // Each output element is produced by one call with a fixed block, so results are bitwise
-// reproducible for a fixed thread count.
+// reproducible for a fixed provider and thread count.
 #define PB_GEMM_MIN_FLOPS 4e6 // below this a single call is faster than a fork/join
 #define PB_GEMM_ALIGN 16      // block boundaries on multiples of the kernel tile
 
 void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    const enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+    const pb_sgemm_fn sgemm = ((pb_cpu_state *)e->state)->gemm->sgemm;
+    const int ta = transA, tb = transB;
     const int nt = e->threads;
     if (nt == 1 || 2.0 * M * N * K < PB_GEMM_MIN_FLOPS || (M < 2 * PB_GEMM_ALIGN && N < 2 * PB_GEMM_ALIGN)) {
-        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     const int split_rows = M >= N;
@@ -36,11 +38,10 @@ void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, floa
         if (d1 > d0) {
             if (split_rows) { // rows [d0,d1) of op(A) and C
                 const float *Ab = transA ? A + d0 : A + (size_t)d0 * lda;
-                cblas_sgemm(CblasRowMajor, ta, tb, d1 - d0, N, K, alpha, Ab, lda, B, ldb, beta,
-                            C + (size_t)d0 * ldc, ldc);
+                sgemm(ta, tb, d1 - d0, N, K, alpha, Ab, lda, B, ldb, beta, C + (size_t)d0 * ldc, ldc);
             } else { // columns [d0,d1) of op(B) and C
                 const float *Bb = transB ? B + (size_t)d0 * ldb : B + d0;
-                cblas_sgemm(CblasRowMajor, ta, tb, M, d1 - d0, K, alpha, A, lda, Bb, ldb, beta, C + d0, ldc);
+                sgemm(ta, tb, M, d1 - d0, K, alpha, A, lda, Bb, ldb, beta, C + d0, ldc);
             }
         }
     }
