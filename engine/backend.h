@@ -130,6 +130,7 @@ struct pb_engine {
     const pb_backend *be;   // dispatch table (static storage, never freed)
     void *state;            // backend-private (scratch, BLAS handles, streams)
     char desc[256];         // filled by be->init, returned by pb_engine_describe
+    struct pb_prof *prof;   // per-op timing (ops.c), NULL unless pb_engine_profile(e, 1)
 };
 
 // The CPU backend (engine/cpu), always built.

@@ -33,11 +33,31 @@ pb_engine *pb_engine_init(pb_device device, int threads, char *err, size_t errle
 void pb_engine_free(pb_engine *e);
 pb_device pb_engine_device(const pb_engine *e);
 int pb_engine_threads(const pb_engine *e);
-const char *pb_engine_describe(const pb_engine *e); // e.g. "cpu, OpenBLAS 0.3.21 SkylakeX, 2 threads"
+const char *pb_engine_describe(const pb_engine *e); // e.g. "cpu, oneDNN 2.6.3 avx512_core_amx (sgemm jit avx512_core), 2 threads (OpenMP)"
 // Device memory the engine holds (its buffers + scratch; the CUDA backend), in bytes, now and at
 // its peak since init: the counterpart of torch.cuda.max_memory_allocated. Returns 1, or 0 and
 // leaves both untouched where the backend does not track it (the CPU: see pb_peak_rss).
 int pb_engine_memory(pb_engine *e, size_t *current, size_t *peak);
+
+// Per-op profile (bench --profile). pb_engine_profile(e, 1) starts (or restarts from zero)
+// timing every op call, each after a device sync; pb_engine_profile(e, 0) stops and drops it.
+// pb_engine_profile_ops copies up to max per-op totals (first-call order); GEMM-like ops
+// (gemm, linear_forward, linear_backward) carry their FLOPs, and pb_engine_profile_gemms lists
+// the distinct GEMM shapes they ran (the calls of linear ops as their GEMMs: forward NT,
+// backward dX NN and dW TN), so a benchmark can time a plain sgemm at exactly those shapes.
+typedef struct {
+    const char *op; // ops.h name without pb_ ("linear_forward"); static storage
+    long calls;
+    double seconds, flops;
+} pb_prof_op;
+typedef struct {
+    int ta, tb, M, N, K; // row-major C (M,N) = op(A) (M,K) op(B) (K,N)
+    float beta;
+    long calls;
+} pb_prof_gemm;
+void pb_engine_profile(pb_engine *e, int on);
+int pb_engine_profile_ops(const pb_engine *e, pb_prof_op *out, int max);
+int pb_engine_profile_gemms(const pb_engine *e, pb_prof_gemm *out, int max);
 
 // ----------------------------------------------------------------------------
 // Buffers. Zero-initialised. Owned by the caller, freed with pb_free (NULL is fine).
