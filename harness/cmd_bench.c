@@ -1,5 +1,6 @@
 // cmd_bench.c: `peftbench bench`: times training steps of a model + method on the engine and puts
-// them next to a cblas_sgemm ceiling measured in the same process at the model's GEMM shapes.
+// them next to the sgemm ceiling of every GEMM provider (measured in the same process at the
+// model's GEMM shapes) and the CPU's FP32 FMA peak; --profile adds a per-op profile.
 //
 // A step = zero grads + forward + loss + backward + AdamW, as the PyTorch peer (bench/peer_torch.py)
 // times it. FLOPs are analytic (2 per multiply-add, biases ignored; machine.md §5.3), counted
@@ -9,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
+#include <cjson/cJSON.h>
 #include "cli.h"
+// defines: pb_gemm_providers, pb_gemm_sgemm_gflops, pb_cpu_fp32_peak
+#include "../engine/system.h"
 #include "../engine/ops.h"
 #include "../engine/param.h"
 #include "../models/model.h"
@@ -86,48 +89,80 @@ static bench_flops bench_count_flops(const pb_model_config *c, const pb_method_c
     return f;
 }
 
-// Median GFLOP/s of cblas_sgemm over the model's main GEMM shapes (forward NN-equivalent and the
-// two backward forms), weighted by their FLOPs: the physical ceiling for this step's GEMM work.
-// OpenBLAS runs on `threads` of its own threads here (the engine keeps it at 1 and splits GEMMs
-// itself), so this is plain cblas_sgemm as any C program would call it.
-static double bench_sgemm_ceiling(const pb_model_config *c, int B, int T, int reps, int threads) {
+// The sgemm ceiling of every GEMM provider built in, at the model's main GEMM shapes (forward
+// NT, backward dX NN and dW TN), FLOP-weighted: per shape the better of the engine's split and
+// the library's own threading (pb_gemm_sgemm_gflops), so no provider is judged by a
+// misconfiguration. Fills ceil[i] for prov[i]; returns the index of the best provider.
+static int bench_ceilings(const pb_model_config *c, int B, int T, int reps, int threads,
+                          const pb_gemm_info *prov, int np, double *ceil) {
     int N = B * T, D = c->hidden, Mw = c->intermediate;
-    int prev_threads = openblas_get_num_threads();
-    openblas_set_num_threads(threads);
-    int shapes[6][4] = {
-        // transA, transB, M, Nn, K encoded as: {M, Nn, K, kind} kind 0: NT (fwd), 1: NN (dX), 2: TN (dW)
-        {N, D, D, 0}, {N, Mw, D, 0}, {N, D, Mw, 0}, {N, D, Mw, 1}, {Mw, D, N, 2}, {D, D, N, 2},
+    const int shapes[6][5] = { // ta, tb, M, N, K
+        {0, 1, N, D, D}, {0, 1, N, Mw, D}, {0, 1, N, D, Mw}, {0, 0, N, D, Mw}, {1, 0, Mw, D, N}, {1, 0, D, D, N},
     };
-    double total_flops = 0, total_time = 0;
-    for (int s = 0; s < 6; s++) {
-        int M = shapes[s][0], Nn = shapes[s][1], K = shapes[s][2], kind = shapes[s][3];
-        float *A = pb_xcalloc((size_t)M * K, sizeof(float));
-        float *Bm = pb_xcalloc((size_t)K * Nn, sizeof(float));
-        float *C = pb_xcalloc((size_t)M * Nn, sizeof(float));
-        for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
-        for (size_t i = 0; i < (size_t)K * Nn; i++) Bm[i] = (float)((i * 40503u) % 1000) * 1e-3f;
-        double *ts = pb_xmalloc(sizeof(double) * (size_t)reps);
-        for (int r = -2; r < reps; r++) {
-            double t0 = pb_now();
-            if (kind == 0) // out = inp @ W^T : W stored (Nn, K)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Nn, K, 1.f, A, K, Bm, K, 0.f, C, Nn);
-            else if (kind == 1)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, Nn, K, 1.f, A, K, Bm, Nn, 1.f, C, Nn);
-            else // dW (M=out, Nn=in) += dout^T (K x M) @ inp (K x Nn)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, Nn, K, 1.f, A, M, Bm, Nn, 1.f, C, Nn);
-            double dt = pb_now() - t0;
-            if (r >= 0) ts[r] = dt;
+    int best = 0;
+    for (int i = 0; i < np; i++) {
+        double flops = 0, time = 0;
+        for (int s = 0; s < 6; s++) {
+            const int *x = shapes[s];
+            double g0 = pb_gemm_sgemm_gflops(prov[i].name, 0, threads, x[0], x[1], x[2], x[3], x[4], 1.0f, reps);
+            double g1 = pb_gemm_sgemm_gflops(prov[i].name, 1, threads, x[0], x[1], x[2], x[3], x[4], 1.0f, reps);
+            double g = g0 > g1 ? g0 : g1, f = 2.0 * x[2] * x[3] * x[4];
+            flops += f;
+            time += g > 0 ? f / (g * 1e9) : 0;
         }
-        double t = median(ts, reps);
-        total_flops += 2.0 * M * Nn * K;
-        total_time += t;
-        free(ts);
-        free(A);
-        free(Bm);
-        free(C);
+        ceil[i] = time > 0 ? flops / time * 1e-9 : 0;
+        if (ceil[i] > ceil[best]) best = i;
     }
-    openblas_set_num_threads(prev_threads); // back to the engine's setting
-    return total_flops / total_time * 1e-9;
+    return best;
+}
+
+// The best sgemm (any provider, either threading) at exactly the GEMM shapes a profiled step
+// ran, weighted by their FLOPs per step: what "GEMM time" is held against.
+static double bench_same_shape_ceiling(const pb_prof_gemm *g, int ng, int threads, int reps,
+                                       const pb_gemm_info *prov, int np) {
+    double flops = 0, time = 0;
+    for (int i = 0; i < ng; i++) {
+        double best = 0;
+        for (int p = 0; p < np; p++)
+            for (int mode = 0; mode < 2; mode++) {
+                double v = pb_gemm_sgemm_gflops(prov[p].name, mode, threads, g[i].ta, g[i].tb, g[i].M, g[i].N,
+                                                g[i].K, g[i].beta, reps);
+                if (v > best) best = v;
+            }
+        double f = 2.0 * g[i].M * g[i].N * g[i].K * (double)g[i].calls;
+        flops += f;
+        time += best > 0 ? f / (best * 1e9) : 0;
+    }
+    return time > 0 ? flops / time * 1e-9 : 0;
+}
+
+// One timed training step: zero grads + forward + loss + backward + AdamW, then a sync.
+typedef struct {
+    pb_engine *e;
+    pb_model *m;
+    const pb_batch *bt;
+    pb_param **tr;
+    int ntr, head_only, batch;
+    const pb_adamw_config *opt;
+    int *step; // AdamW step counter (1-based, shared across loops)
+} bench_step_ctx;
+
+static float bench_step(bench_step_ctx *c, int s) {
+    float loss;
+    pb_params_zero_grad(c->e, c->tr, c->ntr);
+    if (c->head_only) {
+        const float *feat = pb_model_features(c->m, c->bt, 0, (uint64_t)s);
+        pb_model_head_forward(c->m, feat, c->batch, 1, (uint64_t)s);
+        loss = pb_model_head_loss(c->m, c->bt, 0);
+        pb_model_head_backward(c->m, c->bt);
+    } else {
+        pb_model_forward(c->m, c->bt, 1, (uint64_t)s);
+        loss = pb_model_loss(c->m, c->bt, 0);
+        pb_model_backward(c->m, c->bt);
+    }
+    pb_params_adamw_step(c->e, c->tr, c->ntr, c->opt, ++*c->step);
+    pb_sync(c->e);
+    return loss;
 }
 
 static void bench_usage(FILE *f) {
@@ -146,7 +181,10 @@ static void bench_usage(FILE *f) {
             "  --warmup N        untimed steps first (default 2)\n"
             "  --threads N       engine threads (default: cores)\n"
             "  --device D        cpu (default) or cuda\n"
-            "  --no-ceiling      skip the in-process sgemm ceiling measurement\n"
+            "  --no-ceiling      skip the sgemm ceilings (every GEMM provider) and the FP32 peak\n"
+            "  --profile         per-op profile of --steps extra steps, and GEMM time against the\n"
+            "                    best sgemm at the same shapes\n"
+            "  --gemm P          CPU GEMM provider (auto, openblas, onednn; PB_GEMM)\n"
             "  --epochs E        head only: time E epochs over --steps batches with cached features\n"
             "  --json            one JSON object on stdout\n");
 }
@@ -154,7 +192,7 @@ static void bench_usage(FILE *f) {
 int pb_cmd_bench(int argc, char **argv) {
     const char *model_name = NULL, *device = "cpu";
     int batch = 8, seq = 128, steps = 5, warmup = 2, threads = 0, num_labels = 10, json = 0;
-    int ceiling = 1, epochs = 0;
+    int ceiling = 1, epochs = 0, profile = 0;
     const char *method = "full", *target_list = NULL, *init = NULL;
     int rank = 8;
     float alpha = 0;
@@ -166,6 +204,7 @@ int pb_cmd_bench(int argc, char **argv) {
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
         {"num-labels", required_argument, 0, 'c'}, {"json", no_argument, 0, 'j'},
         {"no-ceiling", no_argument, 0, 'C'}, {"epochs", required_argument, 0, 'E'},
+        {"profile", no_argument, 0, 'P'},
         {"init", required_argument, 0, 'I'}, {"alpha", required_argument, 0, 'A'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     int ch;
@@ -186,6 +225,7 @@ int pb_cmd_bench(int argc, char **argv) {
         case 'c': num_labels = atoi(optarg); break;
         case 'j': json = 1; break;
         case 'C': ceiling = 0; break;
+        case 'P': profile = 1; break;
         case 'E': epochs = atoi(optarg); break;
         case 'h': bench_usage(stdout); return 0;
         default: bench_usage(stderr); return 2;
@@ -306,25 +346,32 @@ int pb_cmd_bench(int argc, char **argv) {
     pb_adamw_config opt = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
     double *ts = pb_xmalloc(sizeof(double) * (size_t)steps);
     float loss = 0;
+    int step_no = 0;
+    bench_step_ctx sc = {.e = e, .m = m, .bt = &bt, .tr = tr, .ntr = ntr, .opt = &opt, .head_only = head_only,
+                         .batch = batch, .step = &step_no};
     for (int s = -warmup; s < steps; s++) {
         double t0 = pb_now();
-        pb_params_zero_grad(e, tr, ntr);
-        if (head_only) {
-            const float *feat = pb_model_features(m, &bt, 0, (uint64_t)s);
-            pb_model_head_forward(m, feat, batch, 1, (uint64_t)s);
-            loss = pb_model_head_loss(m, &bt, 0);
-            pb_model_head_backward(m, &bt);
-        } else {
-            pb_model_forward(m, &bt, 1, (uint64_t)s);
-            loss = pb_model_loss(m, &bt, 0);
-            pb_model_backward(m, &bt);
-        }
-        pb_params_adamw_step(e, tr, ntr, &opt, s + warmup + 1);
-        pb_sync(e);
+        loss = bench_step(&sc, s);
         double dt = pb_now() - t0;
         if (s >= 0) ts[s] = dt;
     }
     double t_step = median(ts, steps);
+    // --profile: the same steps again with every op timed (after the timed run, so the timing
+    // above is unperturbed); per-op totals are divided by the number of profiled steps.
+    pb_prof_op pops[64];
+    pb_prof_gemm pgem[64];
+    int npops = 0, npgem = 0;
+    double t_prof = 0;
+    if (profile) {
+        pb_engine_profile(e, 1);
+        double t0 = pb_now();
+        for (int s = 0; s < steps; s++) bench_step(&sc, s);
+        t_prof = (pb_now() - t0) / steps;
+        npops = pb_engine_profile_ops(e, pops, 64);
+        npgem = pb_engine_profile_gemms(e, pgem, 64);
+        for (int i = 0; i < npgem; i++) pgem[i].calls = (pgem[i].calls + steps - 1) / steps; // per step
+        pb_engine_profile(e, 0);
+    }
     // Head-only over E epochs with feature caching, as the runner trains it: one backbone forward
     // per example (for `steps` batches), then E epochs of head steps on the cached features.
     double t_epochs = 0;
@@ -334,14 +381,13 @@ int pb_cmd_bench(int argc, char **argv) {
         double t0 = pb_now();
         for (int s = 0; s < steps; s++)
             pb_copy(e, cache + fb * (size_t)s, pb_model_features(m, &bt, 0, (uint64_t)s), fb);
-        int step = warmup + steps;
         for (int ep = 0; ep < epochs; ep++)
             for (int s = 0; s < steps; s++) {
                 pb_params_zero_grad(e, tr, ntr);
                 pb_model_head_forward(m, cache + fb * (size_t)s, batch, 1, (uint64_t)s);
                 loss = pb_model_head_loss(m, &bt, 0);
                 pb_model_head_backward(m, &bt);
-                pb_params_adamw_step(e, tr, ntr, &opt, ++step);
+                pb_params_adamw_step(e, tr, ntr, &opt, ++step_no);
             }
         pb_sync(e);
         t_epochs = pb_now() - t0;
@@ -350,27 +396,96 @@ int pb_cmd_bench(int argc, char **argv) {
     bench_flops fl = bench_count_flops(&cfg, &mc, seq);
     double gflop_step = fl.step * batch * 1e-9;
     double achieved = gflop_step / t_step;
-    double ceil_gflops = ceiling && dev == PB_DEVICE_CPU ? bench_sgemm_ceiling(&cfg, batch, T, 5, pb_engine_threads(e)) : 0;
+    // Ceilings (CPU): every provider at the model's shapes; the FP32 FMA peak; with --profile the
+    // best sgemm at exactly the step's GEMM shapes.
+    pb_gemm_info prov[8];
+    int np = dev == PB_DEVICE_CPU ? pb_gemm_providers(prov, 8) : 0;
+    double pceil[8] = {0}, ceil_gflops = 0, same_shape = 0, gemm_s = 0, gemm_flops = 0;
+    int best = -1;
+    pb_fp32_peak peak = {0};
+    int nth = pb_engine_threads(e);
+    if (ceiling && dev == PB_DEVICE_CPU) {
+        best = bench_ceilings(&cfg, batch, T, 5, nth, prov, np, pceil);
+        ceil_gflops = pceil[best];
+        pb_cpu_fp32_peak(nth, &peak);
+        if (profile) same_shape = bench_same_shape_ceiling(pgem, npgem, nth, 5, prov, np);
+    }
+    for (int i = 0; i < npops; i++)
+        if (pops[i].flops > 0) {
+            gemm_s += pops[i].seconds / steps;
+            gemm_flops += pops[i].flops / steps;
+        }
+    double gemm_gflops = gemm_s > 0 ? gemm_flops / gemm_s * 1e-9 : 0;
     double rss = (double)pb_peak_rss() / (1024.0 * 1024 * 1024);
     size_t dev_cur = 0, dev_peak = 0;
     int dev_mem = pb_engine_memory(e, &dev_cur, &dev_peak); // GPU: the torch max_memory_allocated analogue
-    char dev_json[32] = "null";
-    if (dev_mem) snprintf(dev_json, sizeof dev_json, "%.4f", (double)dev_peak / (1024.0 * 1024 * 1024));
     pb_param_counts pc = pb_model_count(m);
     const char *unit = cfg.arch == PB_ARCH_VIT ? "img/s" : "seq/s";
     // With --epochs, throughput counts examples seen over all epochs (what the user waits for).
     double throughput = t_epochs > 0 ? (double)epochs * steps * batch / t_epochs : batch / t_step;
+    pb_gemm_info in_use = {0};
+    if (dev == PB_DEVICE_CPU) {
+        const char *gname = pb_gemm_resolve(getenv("PB_GEMM"), NULL, 0);
+        for (int i = 0; i < np; i++)
+            if (gname && !strcmp(prov[i].name, gname)) in_use = prov[i];
+    }
     if (json) {
-        printf("{\"model\": \"%s\", \"method\": \"%s\", \"rank\": %d, \"batch\": %d, \"tokens\": %d, "
-               "\"threads\": %d, \"backend\": \"%s\", \"steps\": %d, \"step_s\": %.6f, "
-               "\"throughput\": %.4f, \"unit\": \"%s\", \"gflop_per_step\": %.4f, "
-               "\"gflops\": %.3f, \"sgemm_ceiling_gflops\": %.3f, \"pct_of_ceiling\": %.2f, "
-               "\"peak_rss_gib\": %.4f, \"peak_device_gib\": %s, \"params_trainable\": %zu, \"params_adapter\": %zu, "
-               "\"init_s\": %.4f, \"epochs\": %d, \"epochs_s\": %.4f, \"final_loss\": %.6f}\n",
-               model_name, mc.method, mc.rank, batch, T, pb_engine_threads(e), pb_engine_describe(e),
-               steps, t_step, throughput, unit, gflop_step, achieved, ceil_gflops,
-               ceil_gflops > 0 ? 100 * achieved / ceil_gflops : 0, rss, dev_json, trainable, pc.adapter, t_init,
-               epochs, t_epochs, loss);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", model_name);
+        cJSON_AddStringToObject(o, "method", mc.method);
+        cJSON_AddNumberToObject(o, "rank", mc.rank);
+        cJSON_AddNumberToObject(o, "batch", batch);
+        cJSON_AddNumberToObject(o, "tokens", T);
+        cJSON_AddNumberToObject(o, "threads", nth);
+        cJSON_AddStringToObject(o, "backend", pb_engine_describe(e));
+        if (in_use.name) {
+            cJSON_AddStringToObject(o, "gemm", in_use.name);
+            cJSON_AddStringToObject(o, "gemm_kernel", in_use.kernel);
+            cJSON_AddBoolToObject(o, "gemm_generic", in_use.generic);
+        }
+        cJSON_AddNumberToObject(o, "steps", steps);
+        cJSON_AddNumberToObject(o, "step_s", t_step);
+        cJSON_AddNumberToObject(o, "throughput", throughput);
+        cJSON_AddStringToObject(o, "unit", unit);
+        cJSON_AddNumberToObject(o, "gflop_per_step", gflop_step);
+        cJSON_AddNumberToObject(o, "gflops", achieved);
+        cJSON_AddNumberToObject(o, "sgemm_ceiling_gflops", ceil_gflops);
+        cJSON_AddStringToObject(o, "sgemm_ceiling_provider", best >= 0 ? prov[best].name : "");
+        cJSON_AddNumberToObject(o, "pct_of_ceiling", ceil_gflops > 0 ? 100 * achieved / ceil_gflops : 0);
+        cJSON *cj = cJSON_AddObjectToObject(o, "sgemm_ceilings");
+        for (int i = 0; i < np && best >= 0; i++) cJSON_AddNumberToObject(cj, prov[i].name, pceil[i]);
+        cJSON_AddNumberToObject(o, "fp32_peak_gflops", peak.gflops);
+        cJSON_AddNumberToObject(o, "pct_of_fp32_peak", peak.gflops > 0 ? 100 * achieved / peak.gflops : 0);
+        cJSON_AddNumberToObject(o, "peak_rss_gib", rss);
+        if (dev_mem) cJSON_AddNumberToObject(o, "peak_device_gib", (double)dev_peak / (1024.0 * 1024 * 1024));
+        else cJSON_AddNullToObject(o, "peak_device_gib");
+        cJSON_AddNumberToObject(o, "params_trainable", (double)trainable);
+        cJSON_AddNumberToObject(o, "params_adapter", (double)pc.adapter);
+        cJSON_AddNumberToObject(o, "init_s", t_init);
+        cJSON_AddNumberToObject(o, "epochs", epochs);
+        cJSON_AddNumberToObject(o, "epochs_s", t_epochs);
+        cJSON_AddNumberToObject(o, "final_loss", loss);
+        if (profile) {
+            cJSON *pj = cJSON_AddObjectToObject(o, "profile");
+            cJSON_AddNumberToObject(pj, "step_s", t_prof);
+            cJSON_AddNumberToObject(pj, "gemm_s", gemm_s);
+            cJSON_AddNumberToObject(pj, "gemm_gflops", gemm_gflops);
+            cJSON_AddNumberToObject(pj, "same_shape_sgemm_gflops", same_shape);
+            cJSON_AddNumberToObject(pj, "gemm_pct_of_same_shape", same_shape > 0 ? 100 * gemm_gflops / same_shape : 0);
+            cJSON *oa = cJSON_AddArrayToObject(pj, "ops");
+            for (int i = 0; i < npops; i++) {
+                cJSON *x = cJSON_CreateObject();
+                cJSON_AddStringToObject(x, "op", pops[i].op);
+                cJSON_AddNumberToObject(x, "calls_per_step", (double)pops[i].calls / steps);
+                cJSON_AddNumberToObject(x, "s_per_step", pops[i].seconds / steps);
+                if (pops[i].flops > 0) cJSON_AddNumberToObject(x, "gflops", pops[i].flops / pops[i].seconds * 1e-9);
+                cJSON_AddItemToArray(oa, x);
+            }
+        }
+        char *js = cJSON_PrintUnformatted(o);
+        printf("%s\n", js);
+        free(js);
+        cJSON_Delete(o);
     } else {
         printf("model %s, method %s (rank %d), batch %d, %d tokens, %s\n", model_name, mc.method,
                mc.rank, batch, T, pb_engine_describe(e));
@@ -378,15 +493,40 @@ int pb_cmd_bench(int argc, char **argv) {
         printf("  method init        %.3f s\n", t_init);
         printf("  step (median of %d) %.4f s   %.2f %s\n", steps, t_step, batch / t_step, unit);
         printf("  FLOPs per step     %.2f GFLOP   achieved %.1f GFLOP/s\n", gflop_step, achieved);
-        if (ceil_gflops > 0)
-            printf("  sgemm ceiling      %.1f GFLOP/s at these shapes -> %.1f%% of ceiling\n",
-                   ceil_gflops, 100 * achieved / ceil_gflops);
+        if (best >= 0) {
+            printf("  sgemm ceilings     at the model's GEMM shapes, best of engine split / library threads:\n");
+            for (int i = 0; i < np; i++)
+                printf("                     %-9s %-16s %-40s %6.1f GFLOP/s%s\n", prov[i].name, prov[i].library,
+                       prov[i].kernel, pceil[i], i == best ? "  (best)" : "");
+            printf("  -> %.1f%% of the best sgemm ceiling (%s)\n", 100 * achieved / ceil_gflops, prov[best].name);
+            printf("  fp32 peak          %.1f GFLOP/s = %d x %d FMA units x %d lanes x 2 x %.2f GHz -> %.1f%% of peak\n",
+                   peak.gflops, peak.threads, peak.fma_units, peak.lanes, peak.ghz, 100 * achieved / peak.gflops);
+        }
+        if (in_use.generic)
+            printf("  WARNING: the GEMM provider in use runs generic kernels on this CPU (%s)\n", in_use.kernel);
         if (t_epochs > 0)
             printf("  head-only, %d epochs x %d examples with cached features: %.3f s (%.1f %s)\n",
                    epochs, steps * batch, t_epochs, throughput, unit);
         printf("  peak RSS           %.3f GiB\n", rss);
         if (dev_mem) printf("  peak device memory %.3f GiB (engine buffers + scratch)\n",
                             (double)dev_peak / (1024.0 * 1024 * 1024));
+        if (profile) {
+            double sum = 0;
+            printf("  profile (per step, %d profiled steps: %.4f s/step; each op timed after a sync)\n", steps, t_prof);
+            printf("    %-22s %8s %10s %7s %9s\n", "op", "calls", "ms", "%", "GFLOP/s");
+            for (int i = 0; i < npops; i++) {
+                double sec = pops[i].seconds / steps;
+                sum += sec;
+                printf("    %-22s %8.1f %10.3f %6.1f%%", pops[i].op, (double)pops[i].calls / steps, 1e3 * sec,
+                       100 * sec / t_prof);
+                if (pops[i].flops > 0) printf(" %9.1f", pops[i].flops / pops[i].seconds * 1e-9);
+                printf("\n");
+            }
+            printf("    %-22s %8s %10.3f %6.1f%%\n", "(outside ops)", "", 1e3 * (t_prof - sum), 100 * (t_prof - sum) / t_prof);
+            if (same_shape > 0)
+                printf("  GEMM ops           %.1f GFLOP/s = %.1f%% of the best sgemm at the same %d shapes (%.1f GFLOP/s)\n",
+                       gemm_gflops, 100 * gemm_gflops / same_shape, npgem, same_shape);
+        }
     }
     free(ts);
     free(hl);

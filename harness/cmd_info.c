@@ -17,6 +17,9 @@
 static void info_usage(FILE *f) {
     fprintf(f, "usage: peftbench info MODEL [--json] [--num-labels N] [--method M] [--rank R]\n"
                "                      [--alpha A] [--targets a,b,...]\n"
+               "       peftbench info --system [--json] [--peak] [--threads N]\n"
+               "  --system: CPU ISA, GEMM providers and the kernels they selected, the OpenBLAS\n"
+               "         core decision; --peak adds the measured FP32 FMA peak and its derivation\n"
                "  MODEL: a built-in name (vit-b16, vit-l16, roberta-base, roberta-large, vit-tiny,\n"
                "         roberta-tiny) or an HF save_pretrained directory (config.json)\n");
 }
@@ -44,6 +47,8 @@ static int parse_int(const char *flag, const char *s, int *out) {
 }
 
 int pb_cmd_info(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--system")) return pb_cmd_info_system(argc, argv);
     const char *model = NULL, *method = NULL, *targets = NULL;
     int json = 0, num_labels = 0, rank = -1;
     float alpha = -1.0f;

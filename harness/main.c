@@ -1,7 +1,10 @@
 // main.c: the peftbench command-line entry point; dispatches to harness/cmd_*.c.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+// defines: pb_blas_core_fix, pb_gemm_resolve
+#include "../engine/system.h"
 
 typedef struct {
     const char *name;
@@ -24,9 +27,49 @@ static void usage(FILE *f) {
     fprintf(f, "usage: peftbench COMMAND [ARGS]   (peftbench COMMAND --help for details)\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %s\n", commands[i].help);
+    fprintf(f, "\nengine options, after any command:\n"
+               "  --gemm P   CPU GEMM provider: auto (default: %s here), openblas, onednn; same as PB_GEMM=P\n"
+               "environment: PB_GEMM, PB_CUDA_MATH=tf32, OPENBLAS_CORETYPE (your setting is kept),\n"
+               "             OMP_WAIT_POLICY=PASSIVE on shared machines\n",
+            pb_gemm_default());
+}
+
+// Takes `--gemm P` / `--gemm=P` out of argv (any position after the command) and exports it as
+// PB_GEMM, which every engine the command creates reads (also child processes). Returns 0, or 2
+// after printing an error for an unknown provider or a missing value.
+static int take_gemm_option(int *argc, char **argv) {
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--gemm")) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "peftbench: --gemm needs a value (auto, openblas, onednn)\n");
+                return 2;
+            }
+            v = argv[++i];
+        } else if (!strncmp(a, "--gemm=", 7)) {
+            v = a + 7;
+        } else {
+            argv[out++] = argv[i];
+            continue;
+        }
+        char err[256];
+        const char *name = pb_gemm_resolve(v, err, sizeof err);
+        if (!name) {
+            fprintf(stderr, "peftbench: --gemm: %s\n", err);
+            return 2;
+        }
+        setenv("PB_GEMM", name, 1);
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
 }
 
 int main(int argc, char **argv) {
+    // Before anything else: OpenBLAS chose its kernels when it loaded; re-exec if they are generic.
+    pb_blas_core_fix(argv);
+    if (take_gemm_option(&argc, argv)) return 2;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
