@@ -11,3 +11,9 @@ if(PB_PYTHON)
   add_test(NAME test_ops_torch COMMAND test_ops_torch ${PB_PYTHON} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(test_ops_torch PROPERTIES LABELS "ref")
 endif()
+# GEMM providers (OpenBLAS, oneDNN): ISA vs /proc/cpuinfo, no generic kernel, every provider vs a
+# double replica on every call path, determinism, PB_GEMM selection, the op profiler.
+pb_add_c_test(test_gemm_providers SOURCES ${CMAKE_SOURCE_DIR}/tests/test_gemm_providers.c LABELS fast)
+add_test(NAME test_system_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_system_cli.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_system_cli PROPERTIES LABELS "fast" TIMEOUT 300)
