@@ -3,6 +3,7 @@
 // defines: pb_cpu_gemm, pb_cpu_linear_forward, pb_cpu_linear_backward
 #include "cpu.h"
 #include <omp.h>
+#include <string.h>
 
 // Threading: the provider runs single-threaded and the engine splits each GEMM into e->threads
 // contiguous blocks of output rows (or columns, whichever dimension is larger), one
@@ -14,13 +15,18 @@
 #define PB_GEMM_MIN_FLOPS 4e6 // below this a single call is faster than a fork/join
 #define PB_GEMM_ALIGN 16      // block boundaries on multiples of the kernel tile
 
-void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, float alpha,
-                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+// C = alpha op(A) op(B) + beta C, split over the team; with `bias` (N) each thread first sets
+// its own block of C to the bias rows (C[i,j] = bias[j]) and the GEMM accumulates onto it
+// (beta must be 1): the fill lands in the cache of the core that reads it next, with no
+// separate pass or fork/join.
+static void cpu_gemm_split(pb_engine *e, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
     if (M <= 0 || N <= 0) return;
     const pb_sgemm_fn sgemm = ((pb_cpu_state *)e->state)->gemm->sgemm;
-    const int ta = transA, tb = transB;
     const int nt = e->threads;
     if (nt == 1 || 2.0 * M * N * K < PB_GEMM_MIN_FLOPS || (M < 2 * PB_GEMM_ALIGN && N < 2 * PB_GEMM_ALIGN)) {
+        if (bias)
+            for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, sizeof(float) * (size_t)N);
         sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -37,32 +43,33 @@ void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, floa
         if (d1 > D) d1 = D;
         if (d1 > d0) {
             if (split_rows) { // rows [d0,d1) of op(A) and C
-                const float *Ab = transA ? A + d0 : A + (size_t)d0 * lda;
-                sgemm(ta, tb, d1 - d0, N, K, alpha, Ab, lda, B, ldb, beta, C + (size_t)d0 * ldc, ldc);
+                const float *Ab = ta ? A + d0 : A + (size_t)d0 * lda;
+                float *Cb = C + (size_t)d0 * ldc;
+                if (bias)
+                    for (int i = 0; i < d1 - d0; i++) memcpy(Cb + (size_t)i * ldc, bias, sizeof(float) * (size_t)N);
+                sgemm(ta, tb, d1 - d0, N, K, alpha, Ab, lda, B, ldb, beta, Cb, ldc);
             } else { // columns [d0,d1) of op(B) and C
-                const float *Bb = transB ? B + (size_t)d0 * ldb : B + d0;
+                const float *Bb = tb ? B + (size_t)d0 * ldb : B + d0;
+                if (bias)
+                    for (int i = 0; i < M; i++)
+                        memcpy(C + (size_t)i * ldc + d0, bias + d0, sizeof(float) * (size_t)(d1 - d0));
                 sgemm(ta, tb, M, d1 - d0, K, alpha, A, lda, Bb, ldb, beta, C + d0, ldc);
             }
         }
     }
 }
 
-// out (N,OC) = inp (N,C) @ w^T (C,OC) + bias (OC). With a bias, out is pre-filled with the bias
-// rows and the GEMM accumulates (beta = 1), so no second pass over out.
+void pb_cpu_gemm(pb_engine *e, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    cpu_gemm_split(e, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+// out (N,OC) = inp (N,C) @ w^T (C,OC) + bias (OC). With a bias, each thread fills its block of
+// out with the bias rows and its GEMM accumulates (beta = 1): no second pass over out.
 void pb_cpu_linear_forward(pb_engine *e, float *out, const float *inp, const float *w,
                            const float *bias, int N, int C, int OC) {
     if (N <= 0 || OC <= 0) return;
-    float beta = 0.0f;
-    if (bias) {
-        int nt = e->threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)N * OC >= PB_OMP_MIN)
-        for (int n = 0; n < N; n++) {
-            float *out_n = out + (size_t)n * OC; // seek to out[n,:]
-            for (int o = 0; o < OC; o++) out_n[o] = bias[o];
-        }
-        beta = 1.0f;
-    }
-    pb_cpu_gemm(e, 0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+    cpu_gemm_split(e, 0, 1, N, OC, C, 1.0f, inp, C, w, C, bias ? 1.0f : 0.0f, out, OC, bias);
 }
 
 // dinp (N,C) += dout (N,OC) @ w (OC,C); dw (OC,C) += dout^T (OC,N) @ inp (N,C);

@@ -207,15 +207,26 @@ void pb_cpu_layernorm_forward(pb_engine *e, float *out, float *mean, float *rstd
 }
 
 // dinp (N,C) += ...; dw, db (C) += ... (each may be NULL).
+// One pass over (x, dout): rows go in fixed blocks of PB_LN_ROWS; each block writes its dinp rows
+// and its own partial column sums of dout and dout * xhat (double) into scratch; the partials are
+// then added block by block in order per channel. Blocks do not depend on the thread count, so
+// the result is bitwise the same for any number of threads.
+#define PB_LN_ROWS 16
 void pb_cpu_layernorm_backward(pb_engine *e, float *dinp, float *dw, float *db, const float *dout,
                                const float *inp, const float *w, const float *mean,
                                const float *rstd, int N, int C) {
     const int nt = e->threads;
-    if (dinp) {
+    const int red = dw || db;
+    const int nb = (N + PB_LN_ROWS - 1) / PB_LN_ROWS;
+    double *part = red ? (double *)pb_cpu_scratch(e, 4 * (size_t)nb * C) : NULL; // (nb, 2, C)
 #pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)N * C >= PB_OMP_MIN)
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
-            float *d = dinp + (size_t)n * C;
+    for (int blk = 0; blk < nb; blk++) {
+        double *pdb = red ? part + (size_t)blk * 2 * C : NULL, *pdw = red ? pdb + C : NULL;
+        if (red)
+            for (int c = 0; c < 2 * C; c++) pdb[c] = 0.0;
+        const int n1 = (blk + 1) * PB_LN_ROWS < N ? (blk + 1) * PB_LN_ROWS : N;
+        for (int n = blk * PB_LN_ROWS; n < n1; n++) {
+            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C; // seek to row n
             const float m = mean[n], r = rstd[n];
             // dxhat = g * w; dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
             float s1 = 0.0f, s2 = 0.0f;
@@ -225,29 +236,40 @@ void pb_cpu_layernorm_backward(pb_engine *e, float *dinp, float *dw, float *db, 
                 s1 += dxh;
                 s2 += dxh * xh;
             }
-            s1 /= (float)C;
-            s2 /= (float)C;
-            for (int c = 0; c < C; c++) {
-                float dxh = g[c] * w[c], xh = (x[c] - m) * r;
-                d[c] += r * (dxh - s1 - xh * s2);
+            if (red) {
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    pdb[c] += (double)g[c];
+                    pdw[c] += (double)(g[c] * ((x[c] - m) * r));
+                }
+            }
+            if (dinp) {
+                float *d = dinp + (size_t)n * C;
+                s1 /= (float)C;
+                s2 /= (float)C;
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float dxh = g[c] * w[c], xh = (x[c] - m) * r;
+                    d[c] += r * (dxh - s1 - xh * s2);
+                }
             }
         }
     }
-    if (db) pb_cpu_colsum(e, db, dout, NULL, N, C);
-    if (dw) { // column reduction of dout * xhat, as pb_cpu_colsum but with xhat recomputed
-        double *acc = (double *)pb_cpu_scratch(e, 2 * (size_t)C);
-#pragma omp parallel num_threads(nt) if ((size_t)N * C >= PB_OMP_MIN)
-        {
-            size_t c0, c1;
-            split_range((size_t)C, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
-            for (size_t c = c0; c < c1; c++) acc[c] = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
-                const float m = mean[n], r = rstd[n];
-                for (size_t c = c0; c < c1; c++) acc[c] += (double)(g[c] * ((x[c] - m) * r));
-            }
-            for (size_t c = c0; c < c1; c++) dw[c] += (float)acc[c];
+    if (!red) return;
+    // sum the blocks in order into block 0's row: (((p0 + p1) + p2) + ...) per channel
+#pragma omp parallel num_threads(nt) if ((size_t)nb * C >= PB_OMP_MIN)
+    {
+        size_t c0, c1;
+        split_range((size_t)2 * C, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+        for (int blk = 1; blk < nb; blk++) {
+            const double *pb = part + (size_t)blk * 2 * C;
+#pragma omp simd
+            for (size_t c = c0; c < c1; c++) part[c] += pb[c];
         }
+    }
+    for (int c = 0; c < C; c++) {
+        if (db) db[c] += (float)part[c];
+        if (dw) dw[c] += (float)part[C + c];
     }
 }
 
