@@ -20,9 +20,11 @@ build:
 demo: deps build
 	$(BUILD)/peftbench run suites/quick.json
 
-# All tests, the PyTorch cross-checks included (installs the pinned PyPI peers if missing).
+# All tests, the PyTorch cross-checks included (installs the pinned PyPI peers if missing), with
+# the default CPU GEMM provider and then with each other one built in (PB_GEMM).
 test: deps pydeps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	bash scripts/test-providers.sh $(BUILD) $(JOBS)
 
 # The pure-C tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan:
