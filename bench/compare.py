@@ -28,8 +28,8 @@ GROUPS = [  # profile op -> group
 ]
 
 
-def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -56,6 +56,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="alternate runs; report medians")
     ap.add_argument("--gemm", default=None, help="peftbench --gemm (default: its own default)")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--cpu-math", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: PB_CPU_MATH=bf16 for peftbench, torch.autocast(bfloat16) for the peer")
     ap.add_argument("configs", nargs="+")
     a = ap.parse_args()
     rows, profiles = [], []
@@ -65,15 +67,17 @@ def main():
         steps = int(parts[3]) if len(parts) > 3 else 5
         epochs = ["--epochs", parts[4]] if len(parts) > 4 else []
         gemm = ["--gemm", a.gemm] if a.gemm else []
+        env = dict(os.environ, PB_CPU_MATH=a.cpu_math)
+        autocast = ["--autocast-bf16"] if a.cpu_math == "bf16" else []
         ours, peer = [], []
         for r in range(a.rounds):
             prof = ["--profile"] if a.profile and r == 0 else []
             ours.append(run_json([a.peftbench, "bench", "--model", model, "--method", method,
                                   "--batch", str(batch), "--steps", str(steps),
-                                  "--threads", str(a.threads), "--json"] + epochs + gemm + prof))
+                                  "--threads", str(a.threads), "--json"] + epochs + gemm + prof, env=env))
             peer.append(run_json([sys.executable, os.path.join(HERE, "peer_torch.py"), "--model",
                                   model, "--method", method, "--batch", str(batch), "--steps",
-                                  str(steps), "--threads", str(a.threads)] + epochs))
+                                  str(steps), "--threads", str(a.threads)] + epochs + autocast))
         med = lambda xs, k: statistics.median(x[k] for x in xs)
         o_thr, p_thr = med(ours, "throughput"), med(peer, "throughput")
         ceil = {k: statistics.median(x["sgemm_ceilings"][k] for x in ours) for k in ours[0]["sgemm_ceilings"]}
@@ -85,7 +89,8 @@ def main():
                          gemm=ours[0].get("gemm", "?"), kernel=ours[0].get("gemm_kernel", "?")))
         if a.profile:
             profiles.append((c, ours[0]))
-    print(f"peftbench GEMM: {rows[0]['gemm']} ({rows[0]['kernel']}); {a.rounds} alternating round(s), medians\n")
+    print(f"peftbench GEMM: {rows[0]['gemm']} ({rows[0]['kernel']}), math {a.cpu_math}"
+          f"{' (peer: torch.autocast bfloat16)' if a.cpu_math == 'bf16' else ''}; {a.rounds} alternating round(s), medians\n")
     print("| model | method | batch | peftbench | torch | ratio (per round) | GFLOP/s | sgemm ceilings | % of best | % of FP32 peak | RSS GiB (ours / torch) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The PyTorch peer for `peftbench bench`: the same HF model, batch, threads and step definition,
 on the CPU (default) or the GPU (--device cuda; steps timed between torch.cuda.synchronize() calls;
-FP32 unless --tf32, to compare with PB_CUDA_MATH=tf32).
+FP32 unless --tf32, to compare with PB_CUDA_MATH=tf32; --autocast-bf16 runs the forward under
+torch.autocast(bfloat16), the nearest PyTorch analogue of PB_CPU_MATH=bf16, which keeps every
+non-GEMM op and all storage in FP32 where autocast computes matmul outputs in bf16).
 
 One step = zero_grad + forward + loss + backward + AdamW step (lr 1e-4, wd 0.01), model.train(),
 dropout 0 (as peftbench bench). Methods: full, lora (peft LoraConfig r, alpha=r, q+v), head
@@ -89,6 +91,8 @@ def main():
     ap.add_argument("--method", default="full", choices=["full", "lora", "head", "svfit"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--tf32", action="store_true")
+    ap.add_argument("--autocast-bf16", action="store_true",
+                    help="CPU: forward under torch.autocast(bfloat16) (the peer of PB_CPU_MATH=bf16)")
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
@@ -150,7 +154,8 @@ def main():
                 logits = model.classifier(h)
             loss = torch.nn.functional.cross_entropy(logits, labels)
         else:
-            out = model(**inputs, labels=labels)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.autocast_bf16):
+                out = model(**inputs, labels=labels)
             loss = out.loss
         loss.backward()
         opt.step()
@@ -180,7 +185,8 @@ def main():
     gpu_mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else 0.0
     print(json.dumps(dict(peer="torch", torch=torch.__version__, model=a.model, method=a.method,
                           batch=B, threads=a.threads, step_s=step, throughput=throughput, epochs=a.epochs,
-                          peak_rss_gib=rss, device=a.device, tf32=a.tf32, peak_gpu_gib=gpu_mem,
+                          peak_rss_gib=rss, device=a.device, tf32=a.tf32, autocast_bf16=a.autocast_bf16,
+                          peak_gpu_gib=gpu_mem,
                           params_trainable=sum(p.numel() for p in params),
                           final_loss=loss.item())))
 

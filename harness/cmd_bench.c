@@ -195,6 +195,7 @@ static void bench_usage(FILE *f) {
             "  --profile         per-op profile of --steps extra steps, and GEMM time against the\n"
             "                    best sgemm at the same shapes\n"
             "  --gemm P          CPU GEMM provider (auto, openblas, onednn; PB_GEMM)\n"
+            "  (PB_CPU_MATH=bf16: linear-layer GEMMs with bf16 inputs and FP32 accumulation)\n"
             "  --epochs E        head only: time E epochs over --steps batches with cached features\n"
             "  --json            one JSON object on stdout\n");
 }
@@ -480,6 +481,8 @@ int pb_cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "tokens", T);
         cJSON_AddNumberToObject(o, "threads", nth);
         cJSON_AddStringToObject(o, "backend", pb_engine_describe(e));
+        const char *math = getenv("PB_CPU_MATH");
+        cJSON_AddStringToObject(o, "cpu_math", dev == PB_DEVICE_CPU && math && !strcmp(math, "bf16") ? "bf16" : "fp32");
         if (in_use.name) {
             cJSON_AddStringToObject(o, "gemm", in_use.name);
             cJSON_AddStringToObject(o, "gemm_kernel", in_use.kernel);

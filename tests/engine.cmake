@@ -17,3 +17,7 @@ pb_add_c_test(test_gemm_providers SOURCES ${CMAKE_SOURCE_DIR}/tests/test_gemm_pr
 add_test(NAME test_system_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_system_cli.sh $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_system_cli PROPERTIES LABELS "fast" TIMEOUT 300)
+# The bf16 compute mode (PB_CPU_MATH=bf16): rounding, GEMMs vs replicas, determinism, a short
+# training run vs FP32. Skips (77) without oneDNN or without AVX512_BF16 / AMX-BF16.
+pb_add_c_test(test_cpu_bf16 SOURCES ${CMAKE_SOURCE_DIR}/tests/test_cpu_bf16.c LABELS fast)
+set_tests_properties(test_cpu_bf16 PROPERTIES SKIP_RETURN_CODE 77)

@@ -48,11 +48,28 @@ const pb_gemm_provider *pb_gemm_find(const char *name);
 // The ISA level an OpenBLAS core name targets (0: unknown name).
 int pb_cpu_openblas_core_level(const char *core);
 
+// bf16 compute mode (PB_CPU_MATH=bf16, gemm_onednn.c): C = alpha op(A) op(B) + beta C with op(A),
+// op(B) rounded to bf16 (round to nearest even, subnormals to zero: pb_bf16_round) and FP32
+// accumulation on oneDNN's bf16 matmul, threaded by oneDNN on `threads` threads (call it outside
+// a parallel region). init returns NULL with a message when oneDNN is not built in.
+typedef struct pb_onednn_bf16 pb_onednn_bf16;
+pb_onednn_bf16 *pb_onednn_bf16_init(char *err, size_t errlen);
+void pb_onednn_bf16_free(pb_onednn_bf16 *c);
+const char *pb_onednn_bf16_impl(const pb_onednn_bf16 *c); // last primitive's implementation name
+void pb_onednn_sgemm_bf16(pb_onednn_bf16 *c, int threads, int ta, int tb, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+uint16_t pb_bf16_round(float f);
+// GEMMs run in bf16 when every dimension is at least this and 2MNK >= PB_BF16_MIN_FLOPS; smaller
+// ones (LoRA's rank-r products, tiny heads) stay FP32, where conversion would cost more.
+#define PB_BF16_MIN_DIM 32
+#define PB_BF16_MIN_FLOPS 16e6
+
 // Backend-private state behind pb_engine.state.
 typedef struct {
     float *scratch;     // grow-only scratch (attention backward: one T*T tile per thread)
     size_t scratch_n;   // floats allocated
     const pb_gemm_provider *gemm; // chosen at init (PB_GEMM, else pb_gemm_default)
+    pb_onednn_bf16 *bf16;         // non-NULL in the bf16 compute mode (PB_CPU_MATH=bf16)
 } pb_cpu_state;
 
 // Returns engine-owned scratch of at least n floats (grow-only, so steady-state training does

@@ -37,22 +37,43 @@ static pb_status cpu_init(pb_engine *e, char *err, size_t errlen) {
         snprintf(err + used, errlen > used ? errlen - used : 0, " [from PB_GEMM]");
         return PB_ERR_ARG;
     }
+    // The compute mode: fp32 (default) or bf16 GEMMs (PB_CPU_MATH=bf16; docs/engine.md).
+    const char *math = getenv("PB_CPU_MATH");
+    int bf16 = 0;
+    if (math && math[0] && strcmp(math, "fp32")) {
+        if (strcmp(math, "bf16"))
+            return pb_errf(PB_ERR_ARG, err, errlen, "PB_CPU_MATH='%s' is not a known math mode (known: fp32, bf16)", math);
+        pb_cpu_isa isa;
+        pb_cpu_isa_detect(&isa);
+        if (!isa.avx512_bf16 && !isa.amx_bf16)
+            return pb_errf(PB_ERR_ARG, err, errlen,
+                           "PB_CPU_MATH=bf16 needs a CPU with AVX512_BF16 or AMX-BF16 (this one has neither; "
+                           "`peftbench info --system` lists its ISA)");
+        bf16 = 1;
+    }
     pb_cpu_state *s = pb_xcalloc(1, sizeof(pb_cpu_state));
     s->gemm = pb_gemm_find(name);
+    if (bf16 && !(s->bf16 = pb_onednn_bf16_init(err, errlen))) {
+        free(s);
+        return PB_ERR_ARG;
+    }
     e->state = s;
     // OpenBLAS stays single-threaded: GEMMs are split over the OpenMP team (cpu_dense.c), and
     // LAPACK callers raise it around their own calls.
     openblas_set_num_threads(1);
     pb_gemm_info info = {.name = s->gemm->name};
     s->gemm->describe(&info);
-    snprintf(e->desc, sizeof e->desc, "cpu, %s %s%s, %d thread%s (OpenMP)", info.library, info.kernel,
-             info.generic ? " [GENERIC: below this CPU's ISA]" : "", e->threads, e->threads == 1 ? "" : "s");
+    snprintf(e->desc, sizeof e->desc, "cpu, %s %s%s%s, %d thread%s (OpenMP)", info.library, info.kernel,
+             info.generic ? " [GENERIC: below this CPU's ISA]" : "",
+             s->bf16 ? ", bf16 GEMMs (oneDNN bf16 matmul, FP32 accumulation)" : "", e->threads,
+             e->threads == 1 ? "" : "s");
     return PB_OK;
 }
 
 static void cpu_free_state(pb_engine *e) {
     pb_cpu_state *s = e->state;
     if (!s) return;
+    pb_onednn_bf16_free(s->bf16);
     free(s->scratch);
     free(s);
     e->state = NULL;

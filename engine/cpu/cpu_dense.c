@@ -22,8 +22,18 @@
 static void cpu_gemm_split(pb_engine *e, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                            int lda, const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
     if (M <= 0 || N <= 0) return;
-    const pb_sgemm_fn sgemm = ((pb_cpu_state *)e->state)->gemm->sgemm;
+    pb_cpu_state *st = e->state;
+    const pb_sgemm_fn sgemm = st->gemm->sgemm;
     const int nt = e->threads;
+    if (st->bf16 && M >= PB_BF16_MIN_DIM && N >= PB_BF16_MIN_DIM && K >= PB_BF16_MIN_DIM &&
+        2.0 * M * N * K >= PB_BF16_MIN_FLOPS) { // bf16 mode: oneDNN's matmul, its own threading
+        if (bias) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, sizeof(float) * (size_t)N);
+        }
+        pb_onednn_sgemm_bf16(st->bf16, nt, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     if (nt == 1 || 2.0 * M * N * K < PB_GEMM_MIN_FLOPS || (M < 2 * PB_GEMM_ALIGN && N < 2 * PB_GEMM_ALIGN)) {
         if (bias)
             for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, sizeof(float) * (size_t)N);
