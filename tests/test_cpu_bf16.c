@@ -55,32 +55,7 @@ static void test_round(void) {
     T_CHECK(isnan(bf16_to_f32(snan)), "signalling NaN must stay NaN (got 0x%04x)", snan);
 }
 
-// double replica of C = alpha op(A) op(B) + beta C0, operands optionally rounded to bf16 first
-static void ref(int ta, int tb, int M, int N, int K, double alpha, const float *A, int lda, const float *B, int ldb,
-                double beta, const float *C0, int ldc, int round, double *R) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double s = 0;
-            for (int k = 0; k < K; k++) {
-                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-                if (round) a = bf16_to_f32(pb_bf16_round(a)), b = bf16_to_f32(pb_bf16_round(b));
-                s += (double)a * b;
-            }
-            R[(size_t)i * N + j] = alpha * s + beta * C0[(size_t)i * ldc + j];
-        }
-}
-
-static double err_block(const float *C, int ldc, const double *R, int M, int N) {
-    double num = 0, den = 0;
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double d = C[(size_t)i * ldc + j] - R[(size_t)i * N + j];
-            num += d * d;
-            den += R[(size_t)i * N + j] * R[(size_t)i * N + j];
-        }
-    return sqrt(num) / (den > 0 ? sqrt(den) : 1);
-}
+static float round_bf16(float f) { return bf16_to_f32(pb_bf16_round(f)); }
 
 static void test_identity(pb_engine *e) {
     // C = A (M,K) @ I (K,K): bf16(A) exactly (one nonzero product per output, exact in FP32)
@@ -136,10 +111,10 @@ static void test_gemm(pb_engine *e) {
                 pb_gemm(e, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
                 float *got = t_to_host(e, C, nc);
                 double *R = pb_xmalloc(sizeof(double) * (size_t)M * N);
-                ref(ta, tb, M, N, K, alpha, hA, lda, hB, ldb, beta, hC, ldc, 1, R);
-                double er = err_block(got, ldc, R, M, N);
-                ref(ta, tb, M, N, K, alpha, hA, lda, hB, ldb, beta, hC, ldc, 0, R);
-                double ex = err_block(got, ldc, R, M, N);
+                t_ref_gemm(ta, tb, M, N, K, alpha, hA, lda, hB, ldb, beta, hC, ldc, round_bf16, R);
+                double er = t_block_err(got, ldc, R, M, N);
+                t_ref_gemm(ta, tb, M, N, K, alpha, hA, lda, hB, ldb, beta, hC, ldc, NULL, R);
+                double ex = t_block_err(got, ldc, R, M, N);
                 worst_r = er > worst_r ? er : worst_r;
                 worst_x = ex > worst_x ? ex : worst_x;
                 least_x = ex < least_x ? ex : least_x;
@@ -179,8 +154,8 @@ static void test_gemm(pb_engine *e) {
         pb_gemm(e, 0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
         float *got = t_to_host(e, C, M * N);
         double R[40 * 8];
-        ref(0, 1, M, N, K, 1, hA, K, hB, K, 0, hC, N, 0, R);
-        double ex = err_block(got, N, R, M, N);
+        t_ref_gemm(0, 1, M, N, K, 1, hA, K, hB, K, 0, hC, N, NULL, R);
+        double ex = t_block_err(got, N, R, M, N);
         T_CHECK(ex <= 1e-5, "small GEMM must stay FP32 in bf16 mode: err %.3g", ex);
         free(got);
         free(hA);

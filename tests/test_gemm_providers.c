@@ -104,33 +104,6 @@ static void test_kernel_choice(void) {
     }
 }
 
-// Double replica: C = alpha op(A) op(B) + beta C0, row-major with leading dimensions.
-static void ref_gemm(int ta, int tb, int M, int N, int K, double alpha, const float *A, int lda, const float *B,
-                     int ldb, double beta, const float *C0, int ldc, double *C) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double s = 0;
-            for (int k = 0; k < K; k++) {
-                double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-                s += a * b;
-            }
-            C[(size_t)i * N + j] = alpha * s + beta * C0[(size_t)i * ldc + j];
-        }
-}
-
-// relative error of the M x N block of C (leading dim ldc) against R (M x N dense)
-static double block_err(const float *C, int ldc, const double *R, int M, int N) {
-    double num = 0, den = 0;
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double d = C[(size_t)i * ldc + j] - R[(size_t)i * N + j];
-            num += d * d;
-            den += R[(size_t)i * N + j] * R[(size_t)i * N + j];
-        }
-    return sqrt(num) / (den > 0 ? sqrt(den) : 1);
-}
-
 typedef struct {
     float *A, *B, *C0;
     int lda, ldb, ldc;
@@ -165,7 +138,7 @@ static void test_provider_sgemm(const pb_gemm_provider *p) {
                 gemm_case g = make_case(&r, ta, tb, M, N, K);
                 const float alpha = 0.75f, beta = si % 2 ? 1.0f : 0.5f;
                 double *R = pb_xmalloc(sizeof(double) * (size_t)M * N);
-                ref_gemm(ta, tb, M, N, K, alpha, g.A, g.lda, g.B, g.ldb, beta, g.C0, g.ldc, R);
+                t_ref_gemm(ta, tb, M, N, K, alpha, g.A, g.lda, g.B, g.ldb, beta, g.C0, g.ldc, NULL, R);
                 size_t nc = (size_t)M * g.ldc;
                 float *C = pb_cpu_alloc_bytes(nc * sizeof(float));
                 for (int way = 0; way < 5; way++) {
@@ -194,7 +167,7 @@ static void test_provider_sgemm(const pb_gemm_provider *p) {
                         pb_engine e = {.device = PB_DEVICE_CPU, .threads = way == 3 ? 1 : 2, .state = &st};
                         pb_cpu_gemm(&e, ta, tb, M, N, K, alpha, g.A, g.lda, g.B, g.ldb, beta, C, g.ldc);
                     }
-                    double err = block_err(C, g.ldc, R, M, N);
+                    double err = t_block_err(C, g.ldc, R, M, N);
                     if (err > worst) worst = err;
                     T_CHECK(err <= 1e-5, "%s %c%c %dx%dx%d (%s): rel err %.3g > 1e-5", p->name, "NT"[ta], "NT"[tb], M,
                             N, K, what, err);

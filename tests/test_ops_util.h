@@ -1,7 +1,7 @@
 // test_ops_util.h: helpers for the engine op tests: random data, relative errors, a
 // finite-difference checker over double-precision replicas of the forward passes.
 // defines: T_CHECK, t_fail_count, t_rand_vec, t_to_dev, t_to_host, t_rel_err, t_rel_err_fd,
-//          t_fd_grad, t_report
+//          t_fd_grad, t_ref_gemm, t_block_err, t_report
 #ifndef PB_TEST_OPS_UTIL_H
 #define PB_TEST_OPS_UTIL_H
 
@@ -51,6 +51,36 @@ static inline double t_rel_err(const float *a, const double *b, size_t n) {
         den += b[i] * b[i];
     }
     return sqrt(num) / (sqrt(den) > 1e-30 ? sqrt(den) : 1e-30);
+}
+
+// Double replica of row-major C = alpha op(A) op(B) + beta C0 into R (M,N dense); `round`, if
+// not NULL, is applied to every operand element first (e.g. bf16 rounding).
+static inline void t_ref_gemm(int ta, int tb, int M, int N, int K, double alpha, const float *A, int lda,
+                              const float *B, int ldb, double beta, const float *C0, int ldc,
+                              float (*round)(float), double *R) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                if (round) a = round(a), b = round(b);
+                s += (double)a * b;
+            }
+            R[(size_t)i * N + j] = alpha * s + beta * C0[(size_t)i * ldc + j];
+        }
+}
+
+// ||C - R|| / ||R|| over the M x N block of C (leading dimension ldc); R is (M,N) dense.
+static inline double t_block_err(const float *C, int ldc, const double *R, int M, int N) {
+    double num = 0, den = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double d = C[(size_t)i * ldc + j] - R[(size_t)i * N + j];
+            num += d * d;
+            den += R[(size_t)i * N + j] * R[(size_t)i * N + j];
+        }
+    return sqrt(num) / (den > 0 ? sqrt(den) : 1);
 }
 
 // A double-precision replica of an op's forward: out (nout) = f(x (nx)).

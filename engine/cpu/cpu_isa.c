@@ -172,38 +172,28 @@ static double measure_ghz(long iters) {
     "vfmadd231ps %%" R "12, %%" R "13, %%" R "6\n\tvfmadd231ps %%" R "12, %%" R "13, %%" R "7\n\t"     \
     "vfmadd231ps %%" R "12, %%" R "13, %%" R "8\n\tvfmadd231ps %%" R "12, %%" R "13, %%" R "9\n\t"     \
     "vfmadd231ps %%" R "12, %%" R "13, %%" R "10\n\tvfmadd231ps %%" R "12, %%" R "13, %%" R "11\n\t"
-__attribute__((target("avx512f"))) static double fma_rate_512(long iters) {
-    long n = iters;
-    double t0 = now_s();
-    __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\tvmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\t"
-                     "vmovaps %%zmm0, %%zmm3\n\tvmovaps %%zmm0, %%zmm4\n\tvmovaps %%zmm0, %%zmm5\n\t"
-                     "vmovaps %%zmm0, %%zmm6\n\tvmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\t"
-                     "vmovaps %%zmm0, %%zmm9\n\tvmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\t"
-                     "vmovaps %%zmm0, %%zmm12\n\tvmovaps %%zmm0, %%zmm13\n\t"
-                     "1:\n\t" PB_FMA12("zmm") "dec %0\n\tjnz 1b\n\t"
-                     : "+r"(n)
-                     :
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-                       "xmm10", "xmm11", "xmm12", "xmm13", "cc");
-    double dt = now_s() - t0;
-    return dt > 0 ? 12.0 * (double)iters / dt : 0;
-}
-__attribute__((target("avx2,fma"))) static double fma_rate_256(long iters) {
-    long n = iters;
-    double t0 = now_s();
-    __asm__ volatile("vxorps %%ymm0, %%ymm0, %%ymm0\n\tvmovaps %%ymm0, %%ymm1\n\tvmovaps %%ymm0, %%ymm2\n\t"
-                     "vmovaps %%ymm0, %%ymm3\n\tvmovaps %%ymm0, %%ymm4\n\tvmovaps %%ymm0, %%ymm5\n\t"
-                     "vmovaps %%ymm0, %%ymm6\n\tvmovaps %%ymm0, %%ymm7\n\tvmovaps %%ymm0, %%ymm8\n\t"
-                     "vmovaps %%ymm0, %%ymm9\n\tvmovaps %%ymm0, %%ymm10\n\tvmovaps %%ymm0, %%ymm11\n\t"
-                     "vmovaps %%ymm0, %%ymm12\n\tvmovaps %%ymm0, %%ymm13\n\t"
-                     "1:\n\t" PB_FMA12("ymm") "dec %0\n\tjnz 1b\n\tvzeroupper\n\t"
-                     : "+r"(n)
-                     :
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-                       "xmm10", "xmm11", "xmm12", "xmm13", "cc");
-    double dt = now_s() - t0;
-    return dt > 0 ? 12.0 * (double)iters / dt : 0;
-}
+// fma_rate_<bits>(iters): vector FMAs per second on registers R0..R13 (R = "zmm" or "ymm").
+#define PB_FMA_RATE_FN(NAME, TARGET, R, ZERO, TAIL)                                                \
+    __attribute__((target(TARGET))) static double NAME(long iters) {                              \
+        long n = iters;                                                                            \
+        double t0 = now_s();                                                                       \
+        __asm__ volatile(ZERO "\n\tvmovaps %%" R "0, %%" R "1\n\tvmovaps %%" R "0, %%" R "2\n\t"     \
+                         "vmovaps %%" R "0, %%" R "3\n\tvmovaps %%" R "0, %%" R "4\n\t"                \
+                         "vmovaps %%" R "0, %%" R "5\n\tvmovaps %%" R "0, %%" R "6\n\t"                \
+                         "vmovaps %%" R "0, %%" R "7\n\tvmovaps %%" R "0, %%" R "8\n\t"                \
+                         "vmovaps %%" R "0, %%" R "9\n\tvmovaps %%" R "0, %%" R "10\n\t"               \
+                         "vmovaps %%" R "0, %%" R "11\n\tvmovaps %%" R "0, %%" R "12\n\t"              \
+                         "vmovaps %%" R "0, %%" R "13\n\t"                                             \
+                         "1:\n\t" PB_FMA12(R) "dec %0\n\tjnz 1b\n\t" TAIL                             \
+                         : "+r"(n)                                                                 \
+                         :                                                                         \
+                         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",  \
+                           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc");                      \
+        double dt = now_s() - t0;                                                                  \
+        return dt > 0 ? 12.0 * (double)iters / dt : 0;                                             \
+    }
+PB_FMA_RATE_FN(fma_rate_512, "avx512f", "zmm", "vpxord %%zmm0, %%zmm0, %%zmm0", "")
+PB_FMA_RATE_FN(fma_rate_256, "avx2,fma", "ymm", "vxorps %%ymm0, %%ymm0, %%ymm0", "vzeroupper\n\t")
 #endif
 
 void pb_cpu_fp32_peak(int threads, pb_fp32_peak *out) {

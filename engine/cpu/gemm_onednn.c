@@ -10,6 +10,16 @@
 #include <stdio.h>
 #include <string.h>
 
+// bf16 of f, rounded to nearest even as VCVTNE2PS2BF16 does (subnormals to zero, NaN stays NaN).
+uint16_t pb_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u); // zero / subnormal -> signed 0
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays (quiet) NaN
+    u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
+    return (uint16_t)(u >> 16);
+}
+
 #if PB_HAVE_ONEDNN
 #include <immintrin.h>
 #include <omp.h>
@@ -140,15 +150,6 @@ void pb_onednn_bf16_free(pb_onednn_bf16 *c) {
 
 const char *pb_onednn_bf16_impl(const pb_onednn_bf16 *c) { return c->impl[0] ? c->impl : "(no GEMM yet)"; }
 
-uint16_t pb_bf16_round(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u); // zero / subnormal -> signed 0
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN stays (quiet) NaN
-    u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
-    return (uint16_t)(u >> 16);
-}
-
 // dst (rows, cols) dense bf16 <- src (rows, cols) with leading dimension ld.
 __attribute__((target("avx512f,avx512bf16,avx512bw"))) static void cvt_rows_avx512bf16(
     uint16_t *dst, const float *src, int rows, int cols, int ld, int threads) {
@@ -272,14 +273,6 @@ void pb_onednn_bf16_free(pb_onednn_bf16 *c) { (void)c; }
 const char *pb_onednn_bf16_impl(const pb_onednn_bf16 *c) {
     (void)c;
     return "";
-}
-uint16_t pb_bf16_round(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
 }
 void pb_onednn_sgemm_bf16(pb_onednn_bf16 *c, int threads, int ta, int tb, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
