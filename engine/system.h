@@ -42,8 +42,9 @@ const char *pb_isa_level_name(pb_isa_level level);
 
 // The FP32 FMA peak of `threads` cores: threads x FMA units x lanes x 2 FLOP x clock, each factor
 // derived and stated: lanes from the ISA (16 with AVX-512, 8 with AVX2), the clock measured
-// with a dependent integer-add chain (1 cycle per add on every x86-64 core), and FMA units per
-// core measured as independent vector FMAs per cycle (an FMA-throughput loop) and rounded.
+// with a chain of dependent register-register adds (1 cycle per add on every x86-64 core), and
+// FMA units per core measured as independent vector FMAs per cycle (an FMA-throughput loop) and
+// rounded; both loops run on every thread at once, best of 5 runs (noise only slows them).
 typedef struct {
     int threads, lanes, fma_units;
     double ghz;          // measured core clock under load (all threads running the add chain)
