@@ -113,3 +113,53 @@ pb_status pb_write_atomic(const char *path, const void *const *parts, const size
     }
     return PB_OK;
 }
+
+int pb_path_resolve(const char *path, char *out, size_t n) {
+    char abs[4096];
+    if (path[0] == '/') {
+        if (snprintf(abs, sizeof abs, "%s", path) >= (int)sizeof abs) return -1;
+    } else {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof cwd)) return -1;
+        if (snprintf(abs, sizeof abs, "%s/%s", cwd, path) >= (int)sizeof abs) return -1;
+    }
+    // fold "." / ".." and repeated slashes lexically, then resolve the longest existing prefix
+    char norm[4096] = "";
+    size_t len = 0;
+    for (char *tok = strtok(abs, "/"); tok; tok = strtok(NULL, "/")) {
+        if (!strcmp(tok, ".")) continue;
+        if (!strcmp(tok, "..")) {
+            while (len > 0 && norm[len - 1] != '/') len--;
+            if (len > 0) len--;
+            norm[len] = 0;
+            continue;
+        }
+        int w = snprintf(norm + len, sizeof norm - len, "/%s", tok);
+        if (w < 0 || len + (size_t)w >= sizeof norm) return -1;
+        len += (size_t)w;
+    }
+    if (!len) snprintf(norm, sizeof norm, "/");
+    char head[4096];
+    snprintf(head, sizeof head, "%s", norm);
+    size_t cut = strlen(head);
+    char real[4096];
+    for (;;) {
+        if (realpath(head, real)) break;
+        while (cut > 0 && head[cut - 1] != '/') cut--; // drop the last component
+        if (cut <= 1) {
+            snprintf(real, sizeof real, "/");
+            cut = 0;
+            break;
+        }
+        head[--cut] = 0;
+    }
+    const char *rest = norm + (cut ? strlen(head) : 0);
+    int w = snprintf(out, n, "%s%s", strcmp(real, "/") || !*rest ? real : "", rest);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
+int pb_path_inside(const char *p, const char *dir) {
+    size_t d = strlen(dir);
+    if (d == 1 && dir[0] == '/') return 1;
+    return !strncmp(p, dir, d) && (p[d] == 0 || p[d] == '/');
+}

@@ -1,6 +1,6 @@
 // fileutil.h: file and hashing helpers shared by every module (datasets, harness, checkpoints).
 // defines: PB_HASH_INIT, pb_hash64, pb_hash_str, pb_file_exists, pb_read_file, pb_mkdirs,
-//          pb_write_atomic
+//          pb_write_atomic, pb_path_resolve, pb_path_inside
 #ifndef PB_FILEUTIL_H
 #define PB_FILEUTIL_H
 
@@ -23,5 +23,12 @@ pb_status pb_mkdirs(const char *dir, char *err, size_t errlen);
 // or the complete new one.
 pb_status pb_write_atomic(const char *path, const void *const *parts, const size_t *sizes,
                           int nparts, char *err, size_t errlen);
+
+// The absolute, symlink-free form of path in out (n bytes), also for a path that does not exist
+// yet: its longest existing ancestor is resolved (realpath) and the rest appended, with "." and
+// ".." folded. Returns 0, or -1 if it does not fit.
+int pb_path_resolve(const char *path, char *out, size_t n);
+// 1 if resolved path p equals resolved directory dir or lies below it.
+int pb_path_inside(const char *p, const char *dir);
 
 #endif

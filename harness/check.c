@@ -16,6 +16,29 @@ pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out,
         cJSON_Delete(base);
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: not a peftbench results.json (no \"rows\" list)", baseline);
     }
+    // A baseline that cannot fail is an error: no rows, or a row without a finite numeric median.
+    if (cJSON_GetArraySize(rows) == 0) {
+        cJSON_Delete(base);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: \"rows\" is empty: nothing to check against", baseline);
+    }
+    int ri = 0;
+    for (const cJSON *b = rows->child; b; b = b->next, ri++) {
+        const cJSON *med = cJSON_GetObjectItem(b, "median");
+        if (!cJSON_IsObject(b) || !cJSON_IsNumber(med) || !isfinite(med->valuedouble)) {
+            cJSON_Delete(base);
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: rows[%d].median: expected a finite number (a failed cell in the baseline? "
+                           "regenerate it from a run where every cell finished)", baseline, ri);
+        }
+    }
+    const cJSON *tb0 = cJSON_GetObjectItem(base, "tolerance");
+    for (const cJSON *t = tb0 ? tb0->child : NULL; t; t = t->next)
+        if ((!strcmp(t->string, "identical") || !strcmp(t->string, "different_numerics")) &&
+            !(cJSON_IsNumber(t) && isfinite(t->valuedouble) && t->valuedouble >= 0)) {
+            cJSON_Delete(base);
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tolerance.%s: expected a finite number >= 0", baseline,
+                           t->string);
+        }
     pb_record *R = NULL;
     int n = 0;
     if ((st = pb_results_load(dir, &R, &n, err, errlen))) {
@@ -67,12 +90,14 @@ pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out,
             if (!strcmp(A[i].model, jm->valuestring) && !strcmp(A[i].method, jk->valuestring) &&
                 !strcmp(A[i].dataset, jd->valuestring) && !strcmp(A[i].axes, ax))
                 g = &A[i];
-        double bv = cJSON_IsNumber(jmed) ? jmed->valuedouble : NAN;
+        double bv = jmed->valuedouble; // checked above: finite
         const char *status;
         double ours = g && g->n ? g->median : NAN;
-        if (!isfinite(bv)) status = "no baseline value";
-        else if (!g || g->n == 0) {
+        if (!g || g->n == 0) {
             status = g ? "FAILED (no finished seed)" : "MISSING";
+            (*bad)++;
+        } else if (!isfinite(ours)) { // NaN compares false below: it must not pass as "ok"
+            status = "NOT FINITE";
             (*bad)++;
         } else if (ours < bv - tol - 1e-6) {
             // (1e-6 points: results.json stores medians as printed decimals, so an identical

@@ -1,4 +1,5 @@
 // cmd_check.c: `peftbench check DIR --baseline FILE [--tol POINTS]`.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,8 @@ int pb_cmd_check(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--tol") && i + 1 < argc) {
             char *end;
             tol = strtod(argv[++i], &end);
-            if (*end || tol < 0) {
-                fprintf(stderr, "peftbench check: --tol expects a non-negative number\n");
+            if (*end || !isfinite(tol) || tol < 0) { // NaN would compare false and pass everything
+                fprintf(stderr, "peftbench check: --tol expects a finite number >= 0, got '%s'\n", argv[i]);
                 return 2;
             }
         } else if (argv[i][0] != '-' && !dir) {

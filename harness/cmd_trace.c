@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "../engine/fileutil.h"
 // defines: pb_model_*, pb_batch
 #include "../models/model.h"
 // defines: pb_st_open, pb_st_find, pb_st_read_*, pb_st_writer_*
@@ -239,6 +240,52 @@ static int copy_name(char *dst, size_t n, const char *flag, const char *v) {
     return 1;
 }
 
+// Outputs must never land on an input: --out not an input file nor inside the model or PEFT
+// import directory (nor inside --save/--peft-export, written after it); --save and --peft-export
+// not the model or import directory nor inside them, and holding no input file. Paths are
+// compared resolved (pb_path_resolve: symlinks, "..", not-yet-existing tails). Prints the error
+// and returns 1 on a conflict.
+static int trace_check_outputs(const char *model_dir, const char *batch, const char *params, const char *peft_import,
+                               const char *out, const char *save, const char *peft_export) {
+    const char *in_files[2] = {batch, params}, *in_dirs[2] = {model_dir, peft_import};
+    const char *in_names[4] = {"--batch", "--params", "--model", "--peft-import"};
+    const char *outs[3] = {out, save, peft_export}, *out_names[3] = {"--out", "--save", "--peft-export"};
+    char ri[4][4096], ro[3][4096];
+    for (int i = 0; i < 4; i++) {
+        const char *p = i < 2 ? in_files[i] : in_dirs[i - 2];
+        ri[i][0] = 0;
+        if (p && pb_path_resolve(p, ri[i], sizeof ri[i])) ri[i][0] = 0;
+    }
+    for (int o = 0; o < 3; o++) {
+        ro[o][0] = 0;
+        if (outs[o] && pb_path_resolve(outs[o], ro[o], sizeof ro[o])) {
+            fprintf(stderr, "peftbench trace: %s %s: path too long\n", out_names[o], outs[o]);
+            return 1;
+        }
+    }
+    for (int o = 0; o < 3; o++) {
+        if (!ro[o][0]) continue;
+        for (int i = 0; i < 4; i++) {
+            if (!ri[i][0]) continue;
+            int clash = i < 2 ? (o == 0 ? !strcmp(ro[o], ri[i]) : pb_path_inside(ri[i], ro[o]))
+                              : (pb_path_inside(ro[o], ri[i]) || (o > 0 && pb_path_inside(ri[i], ro[o])));
+            if (clash) {
+                fprintf(stderr, "peftbench trace: %s %s would overwrite the input %s %s (%s); choose another path\n",
+                        out_names[o], outs[o], in_names[i], i < 2 ? in_files[i] : in_dirs[i - 2], ri[i]);
+                return 1;
+            }
+        }
+        if (o == 0)
+            for (int d = 1; d < 3; d++)
+                if (ro[d][0] && pb_path_inside(ro[0], ro[d])) {
+                    fprintf(stderr, "peftbench trace: --out %s lies inside %s %s, which is written after it\n", out,
+                            out_names[d], outs[d]);
+                    return 1;
+                }
+    }
+    return 0;
+}
+
 int pb_cmd_trace(int argc, char **argv) {
     const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *targets = NULL;
     const char *save_dir = NULL, *peft_import = NULL, *peft_export = NULL, *params_path = NULL;
@@ -299,6 +346,8 @@ int pb_cmd_trace(int argc, char **argv) {
         fprintf(stderr, "peftbench trace: --device must be cpu or cuda, not '%s'\n", device);
         return 2;
     }
+    if (trace_check_outputs(model_dir, batch_path, params_path, peft_import, out_path, save_dir, peft_export))
+        return 2;
     char err[1024];
     pb_engine *e = pb_engine_init(strcmp(device, "cuda") ? PB_DEVICE_CPU : PB_DEVICE_CUDA,
                                   (int)threads, err, sizeof(err));

@@ -1,6 +1,7 @@
 // grid.c: suite -> cells.
 #include "grid.h"
 #include "jsonutil.h"
+#include <stdint.h>
 #include <string.h>
 
 static int in_list(const char *k, const char *const *list) {
@@ -54,15 +55,43 @@ static int matches(const cJSON *o, const char *key, const char *label, const cha
     return !strcmp(v->valuestring, label) || (alt && !strcmp(v->valuestring, alt));
 }
 
-static void push_cell(pb_grid *g, int *cap, cJSON *config, const char *model, const char *dataset,
+// Open-addressing set of the cell ids pushed so far (index + 1 of the cell; 0 = empty), so that
+// de-duplication is O(1) per cell instead of a scan of every earlier cell.
+typedef struct {
+    int *slot;
+    size_t mask;
+} id_set;
+
+static uint64_t id_key(const char *id) {
+    uint64_t k = 0;
+    for (const char *p = id; *p; p++) k = k * 16 + (uint64_t)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
+    return k * 0x9E3779B97F4A7C15ULL; // ids are hashes already; spread the low bits anyway
+}
+
+// Returns 1 if id is already in the grid, else records cell index `idx` for it and returns 0.
+static int id_set_add(id_set *h, const pb_grid *g, const char *id, int idx) {
+    for (size_t i = (size_t)(id_key(id) >> 11) & h->mask;; i = (i + 1) & h->mask) {
+        if (!h->slot[i]) {
+            h->slot[i] = idx + 1;
+            return 0;
+        }
+        if (!strcmp(g->cells[h->slot[i] - 1].id, id)) return 1;
+    }
+}
+
+static void push_cell(pb_grid *g, int *cap, id_set *seen, cJSON *config, const char *model, const char *dataset,
                       const char *method, int seed) {
     char id[17];
     pb_json_hash_hex(config, id);
-    for (int i = 0; i < g->n; i++)
-        if (!strcmp(g->cells[i].id, id)) {
-            cJSON_Delete(config);
-            return;
-        }
+    if (g->n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        g->cells = pb_xrealloc(g->cells, sizeof(pb_cell) * (size_t)*cap);
+    }
+    snprintf(g->cells[g->n].id, sizeof(g->cells[g->n].id), "%s", id); // so that the set can compare
+    if (id_set_add(seen, g, id, g->n)) {
+        cJSON_Delete(config);
+        return;
+    }
     if (g->n == *cap) {
         *cap = *cap ? *cap * 2 : 64;
         g->cells = pb_xrealloc(g->cells, sizeof(pb_cell) * (size_t)*cap);
@@ -92,10 +121,23 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
         axes[a] = c;
         sizes[a] = cJSON_GetArraySize(c);
         total *= sizes[a];
+        if (total > 1000000) break; // before it can overflow
     }
     total *= (long long)s->nmodels * s->ndatasets * s->nmethods;
     if (total <= 0) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid is empty", s->file);
     if (total > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has %lld cells (limit 1e6)", s->file, total);
+    // Each axis's values as an array (cJSON_GetArrayItem walks the list: quadratic on long axes).
+    const cJSON **vals[64];
+    for (int x = 0; x < naxes; x++) {
+        vals[x] = pb_xmalloc(sizeof(cJSON *) * (size_t)(sizes[x] ? sizes[x] : 1));
+        int i = 0;
+        for (const cJSON *v = axes[x]->child; v; v = v->next) vals[x][i++] = v;
+    }
+    id_set seen;
+    size_t slots = 64;
+    while (slots < (size_t)total * 2) slots *= 2;
+    seen.slot = pb_xcalloc(slots, sizeof(int));
+    seen.mask = slots - 1;
 
     for (int mi = 0; mi < s->nmodels; mi++)
         for (int di = 0; di < s->ndatasets; di++)
@@ -120,7 +162,7 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                     }
                     int seed = 0;
                     for (int x = 0; x < naxes; x++) {
-                        const cJSON *v = cJSON_GetArrayItem(axes[x], pos[x]);
+                        const cJSON *v = vals[x][pos[x]];
                         if (!strcmp(axes[x]->string, "seed")) seed = (int)v->valuedouble;
                         else apply(method, recipe, axes[x]->string, v);
                     }
@@ -132,13 +174,15 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                     cJSON_AddItemToObject(cfg, "recipe", recipe);
                     cJSON_AddItemToObject(cfg, "eval", cJSON_Duplicate(s->eval, 1));
                     cJSON_AddNumberToObject(cfg, "seed", seed);
-                    push_cell(g, &cap, cfg, mlabel, dlabel, klabel, seed);
+                    push_cell(g, &cap, &seen, cfg, mlabel, dlabel, klabel, seed);
                     // odometer, last axis fastest
                     int x = naxes - 1;
                     while (x >= 0 && ++pos[x] == sizes[x]) pos[x--] = 0;
                     if (x < 0) break;
                 }
             }
+    for (int x = 0; x < naxes; x++) free(vals[x]);
+    free(seen.slot);
     return PB_OK;
 }
 

@@ -48,4 +48,7 @@ char *pb_read_text(const char *path, size_t *n);
 // Writes j (pretty-printed) atomically.
 pb_status pb_json_write_atomic(const char *path, const cJSON *j, char *err, size_t errlen);
 
+// 1 if s is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+int pb_utf8_valid(const char *s);
+
 #endif

@@ -1,10 +1,22 @@
 // plot.c: figure data from aggregated results, rendered by gnuplot.
+//
+// gnuplot runs through posix_spawnp with an argument vector (`gnuplot -c plots/run.gp ARGS...`),
+// never a shell: titles, labels and paths reach it as the strings ARG1..ARG9, which gnuplot does
+// not parse as code. Series names go into the .dat file as gnuplot double-quoted strings, whose
+// escapes are C-like (a backslash is written as two) and which cannot hold a double quote (it
+// is shown as ').
 #include "plot.h"
 #include "jsonutil.h"
 #include "report.h"
+#include <errno.h>
 #include <math.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 typedef struct {
     char series[200];
@@ -49,7 +61,14 @@ static int write_dat(const char *path, const char *what, point *pts, int np, cha
     for (int i = 0; i < np; i++) {
         if (i == 0 || strcmp(pts[i].series, pts[i - 1].series)) {
             if (i) APP("\n\n");
-            APP("\"%s\"\n", pts[i].series);
+            APP("\"");
+            for (const char *c = pts[i].series; *c; c++) { // a gnuplot double-quoted string
+                if (*c == '\\') APP("\\\\");
+                else if (*c == '"') APP("'");
+                else if (*c == '\n' || *c == '\r' || *c == '\t') APP(" ");
+                else APP("%c", *c);
+            }
+            APP("\"\n");
             ns++;
         }
         APP("%.10g %.10g\n", pts[i].x, pts[i].y);
@@ -60,27 +79,53 @@ static int write_dat(const char *path, const char *what, point *pts, int np, cha
     return ns;
 }
 
-static int safe_path(const char *p) { return !strchr(p, '\'') && !strchr(p, '\n'); }
+// Runs argv[0] (PATH lookup) with argv, stdout and stderr into a pipe; keeps the first line of
+// output in first (for the error message). Returns the exit status (wait status decoded: 0 ok,
+// 128 + signal when killed), or -1 with errno when it could not be started.
+static int spawn_capture(char *const argv[], char *first, size_t n) {
+    int fd[2];
+    if (pipe(fd)) return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    if (rc) {
+        close(fd[0]);
+        errno = rc;
+        return -1;
+    }
+    FILE *f = fdopen(fd[0], "r");
+    char line[512];
+    if (n) first[0] = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (n && !first[0]) snprintf(first, n, "%s", line);
+    if (f) fclose(f);
+    else close(fd[0]);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+}
 
 static pb_status render(const char *plotdir, const char *script, const char *dat, const char *base,
                         const char *title, const char *xlab, const char *ylab, int nseries, FILE *msg, char *err,
                         size_t errlen) {
     const char *fmts[2] = {"png", "svg"};
     for (int f = 0; f < 2; f++) {
-        char outp[4200], cmd[16384];
+        char outp[4200], runner[1200], ns[16], fmt[8], first[512] = "";
         snprintf(outp, sizeof(outp), "%s.%s", base, fmts[f]);
-        if (!safe_path(outp) || !safe_path(dat) || !safe_path(plotdir) || !safe_path(title))
-            return pb_errf(PB_ERR_ARG, err, errlen, "%s: paths with quotes are not supported", outp);
-        snprintf(cmd, sizeof(cmd),
-                 "gnuplot -e \"plotdir='%s'; datafile='%s'; outfile='%s'; fmt='%s'; nseries=%d; plottitle='%s'; "
-                 "xlab='%s'; ylab='%s'; logx=0\" '%s/%s' 2>&1",
-                 plotdir, dat, outp, fmts[f], nseries, title, xlab, ylab, plotdir, script);
-        FILE *p = popen(cmd, "r");
-        if (!p) return pb_errf(PB_ERR_IO, err, errlen, "cannot run gnuplot");
-        char line[512], first[512] = "";
-        while (fgets(line, sizeof(line), p))
-            if (!first[0]) snprintf(first, sizeof(first), "%s", line);
-        int rc = pclose(p);
+        snprintf(runner, sizeof(runner), "%s/run.gp", plotdir);
+        snprintf(ns, sizeof(ns), "%d", nseries);
+        snprintf(fmt, sizeof(fmt), "%s", fmts[f]);
+        char *argv[] = {"gnuplot", "-c", runner, (char *)plotdir, (char *)dat, outp, fmt, ns,
+                        (char *)title, (char *)xlab, (char *)ylab, (char *)script, NULL};
+        int rc = spawn_capture(argv, first, sizeof first);
+        if (rc < 0) return pb_errf(PB_ERR_IO, err, errlen, "cannot run gnuplot: %s", strerror(errno));
         struct stat sb;
         if (rc != 0 || stat(outp, &sb) || sb.st_size == 0)
             return pb_errf(PB_ERR_IO, err, errlen, "gnuplot failed on %s/%s -> %s (status %d): %s", plotdir, script,
@@ -100,7 +145,7 @@ static void default_plotdir(char *out, size_t n) {
     struct stat sb;
     snprintf(out, n, "%s/plots", PB_SOURCE_DIR);
     char t[1200];
-    snprintf(t, sizeof(t), "%s/common.gp", out);
+    snprintf(t, sizeof(t), "%s/run.gp", out);
     if (!stat(t, &sb)) return;
 #endif
     snprintf(out, n, "plots");

@@ -205,13 +205,68 @@ static void fmt_cell(const pb_agg *g, int tex, char *out, size_t n) {
     }
 }
 
+// LaTeX text: the ten specials escaped (\ & % $ # _ { } ~ ^), newlines as spaces. Never cuts
+// an escape or a UTF-8 sequence in half (the output is shortened at a character boundary).
 static void tex_escape(const char *s, char *out, size_t n) {
     size_t k = 0;
-    for (; *s && k + 2 < n; s++) {
-        if (strchr("_&%#$", *s)) out[k++] = '\\';
-        out[k++] = *s;
+    for (; *s; s++) {
+        const char *rep = NULL;
+        char one[2] = {*s, 0};
+        switch (*s) {
+        case '\\': rep = "\\textbackslash{}"; break;
+        case '~': rep = "\\textasciitilde{}"; break;
+        case '^': rep = "\\textasciicircum{}"; break;
+        case '&': rep = "\\&"; break;
+        case '%': rep = "\\%"; break;
+        case '$': rep = "\\$"; break;
+        case '#': rep = "\\#"; break;
+        case '_': rep = "\\_"; break;
+        case '{': rep = "\\{"; break;
+        case '}': rep = "\\}"; break;
+        case '\n':
+        case '\r': rep = " "; break;
+        default: rep = one;
+        }
+        size_t l = strlen(rep);
+        // a UTF-8 lead byte: keep the whole sequence or nothing
+        size_t seq = ((unsigned char)*s & 0xE0) == 0xC0 ? 2 : ((unsigned char)*s & 0xF0) == 0xE0 ? 3
+                     : ((unsigned char)*s & 0xF8) == 0xF0 ? 4 : 1;
+        if (k + (seq > l ? seq : l) + 1 > n) break;
+        memcpy(out + k, rep, l);
+        k += l;
     }
     out[k] = 0;
+}
+
+// A Markdown table cell: '|' escaped, newlines as spaces (same boundary rule as tex_escape).
+static void md_escape(const char *s, char *out, size_t n) {
+    size_t k = 0;
+    for (; *s; s++) {
+        size_t seq = ((unsigned char)*s & 0xE0) == 0xC0 ? 2 : ((unsigned char)*s & 0xF0) == 0xE0 ? 3
+                     : ((unsigned char)*s & 0xF8) == 0xF0 ? 4 : 1;
+        if (k + (seq > 2 ? seq : 2) + 1 > n) break;
+        if (*s == '|') out[k++] = '\\', out[k++] = '|';
+        else if (*s == '\n' || *s == '\r') out[k++] = ' ';
+        else out[k++] = *s;
+    }
+    out[k] = 0;
+}
+
+// Appends s to the growing buffer *b (cap, len) as one RFC 4180 CSV field: quoted when it holds
+// a comma, quote, CR or LF, with quotes doubled.
+static void csv_field(char **b, size_t *cap, size_t *len, const char *s) {
+    int q = strpbrk(s, ",\"\r\n") != NULL;
+    size_t need = strlen(s) * 2 + 3;
+    while (*len + need + 1 > *cap) *b = pb_xrealloc(*b, *cap *= 2);
+    char *o = *b + *len;
+    if (q) *o++ = '"';
+    for (; *s; s++) {
+        if (*s == '"') *o++ = '"';
+        *o++ = *s;
+    }
+    if (q) *o++ = '"';
+    *o = 0;
+    *len = (size_t)(o - *b);
 }
 
 pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out, char *err, size_t errlen) {
@@ -256,18 +311,20 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
              "params_trainable,params_adapter,params_head,params_total,train_time_s,throughput_ex_s,peak_rss_mb,reason\n");
     for (int i = 0; i < n; i++) {
         const pb_record *r = &R[i];
-        char axes[300];
-        size_t k = 0;
-        for (const char *p = r->axes; *p && k < sizeof(axes) - 2; p++) axes[k++] = *p == '"' ? '\'' : *p;
-        axes[k] = 0;
-        char reason[300];
-        k = 0;
-        for (const char *p = r->reason; *p && k < sizeof(reason) - 2; p++) reason[k++] = (*p == '"' || *p == '\n') ? '\'' : *p;
-        reason[k] = 0;
-        APP(csv, "%s,%s,%s,%s,%s,%d,%d,%.10g,\"%s\",%s,%s,%s,%s,%d,%.10g,%.10g,%.10g,%lld,%lld,%lld,%lld,%.3f,%.3f,%.1f,\"%s\"\n",
-            r->id, r->model, r->method, r->method_name, r->dataset, r->seed, r->rank, r->lr, axes, r->status, r->metric,
-            r->split, r->select, r->epoch, r->score, r->val, r->test, r->p_trainable, r->p_adapter, r->p_head,
-            r->p_total, r->train_time_s, r->throughput, r->peak_rss_mb, reason);
+        const char *text[5] = {r->id, r->model, r->method, r->method_name, r->dataset};
+        for (int f = 0; f < 5; f++) {
+            if (f) APP(csv, ",");
+            csv_field(&csv, &cap, &len, text[f]);
+        }
+        APP(csv, ",%d,%d,%.10g,", r->seed, r->rank, r->lr);
+        csv_field(&csv, &cap, &len, r->axes); // the canonical JSON of the grid axes
+        APP(csv, ",");
+        csv_field(&csv, &cap, &len, r->status);
+        APP(csv, ",%s,%s,%s,%d,%.10g,%.10g,%.10g,%lld,%lld,%lld,%lld,%.3f,%.3f,%.1f,", r->metric, r->split,
+            r->select, r->epoch, r->score, r->val, r->test, r->p_trainable, r->p_adapter, r->p_head, r->p_total,
+            r->train_time_s, r->throughput, r->peak_rss_mb);
+        csv_field(&csv, &cap, &len, r->reason);
+        APP(csv, "\n");
     }
     snprintf(path, sizeof(path), "%s/results.csv", dir);
     if ((st = pb_write_file_atomic(path, csv, len, err, errlen))) goto done;
@@ -326,12 +383,15 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         char *t = pb_xmalloc(cap = 1 << 16);
         len = 0;
         const pb_agg *first = na ? &A[0] : NULL;
-        char lab[400], cell[96], pstr[32], hstr[32];
+        char lab[2048], cell[96], pstr[32], hstr[32];
         if (!tex) {
             APP(t, "# %s\n\nMetric x100 on %s, epoch selection: %s; median over seeds (± std when n > 1).\n\n", suite,
                 first ? first->split : "test", first ? first->select : "last");
             APP(t, "| Method | #Params | Head (mean) |");
-            for (int c = 0; c < nc; c++) APP(t, " %s |", col_dataset(A, na, c));
+            for (int c = 0; c < nc; c++) {
+                md_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                APP(t, " %s |", lab);
+            }
             APP(t, " Avg |\n|---|---|---|");
             for (int c = 0; c <= nc; c++) APP(t, "---|");
             APP(t, "\n");
@@ -356,11 +416,13 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 if (A[i].row == r && isfinite(A[i].p_head)) hsum += A[i].p_head, hn++;
             fmt_params(hn ? hsum / hn : g0->p_head, hstr, sizeof(hstr));
             if (tex) {
-                char e[400];
+                char e[2048];
                 tex_escape(lab, e, sizeof(e));
                 APP(t, "%s & %s & %s", e, pstr, hstr);
             } else {
-                APP(t, "| %s | %s | %s |", lab, pstr, hstr);
+                char e[400];
+                md_escape(lab, e, sizeof(e));
+                APP(t, "| %s | %s | %s |", e, pstr, hstr);
             }
             double sum = 0;
             int cnt = 0;
@@ -384,7 +446,10 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             if (!tex) {
                 APP(t, "\n## Paper vs ours\n\nReference: %s (%s). Cells: paper / ours.\n\n| Method | Params paper / ours |",
                     refpath, cJSON_IsString(src) ? src->valuestring : "");
-                for (int c = 0; c < nc; c++) APP(t, " %s |", col_dataset(A, na, c));
+                for (int c = 0; c < nc; c++) {
+                    md_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                    APP(t, " %s |", lab);
+                }
                 APP(t, " Avg |\n|---|---|");
                 for (int c = 0; c <= nc; c++) APP(t, "---|");
                 APP(t, "\n");
@@ -406,11 +471,13 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 const cJSON *pp = cJSON_GetObjectItem(rr, "params");
                 fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
                 if (tex) {
-                    char e[400];
+                    char e[2048];
                     tex_escape(lab, e, sizeof(e));
                     APP(t, "%s & %s / %s", e, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
                 } else {
-                    APP(t, "| %s | %s / %s |", lab, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
+                    char e[400];
+                    md_escape(lab, e, sizeof(e));
+                    APP(t, "| %s | %s / %s |", e, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
                 }
                 double sp = 0, so = 0;
                 int cp = 0, co = 0;

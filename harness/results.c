@@ -120,6 +120,21 @@ static int cmp_recs(const void *a, const void *b) {
     return strcmp(x->id, y->id);
 }
 
+typedef struct {
+    const char *id;
+    int pos;
+} order_entry;
+
+static int cmp_order(const void *a, const void *b) {
+    const order_entry *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static int cmp_order_id(const void *a, const void *b) {
+    return strcmp(((const order_entry *)a)->id, ((const order_entry *)b)->id);
+}
+
 pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, size_t errlen) {
     *recs = NULL;
     *n = 0;
@@ -129,6 +144,16 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, 
     snprintf(path, sizeof(path), "%s/manifest.json", dir);
     pb_json_read_file(path, &man, NULL, 0);
     const cJSON *order = man ? cJSON_GetObjectItem(man, "cells") : NULL;
+    // (id, position) sorted by id, for a binary search per cell (a scan per cell was quadratic)
+    int nord = 0;
+    order_entry *ord = NULL;
+    if (cJSON_IsArray(order)) {
+        ord = pb_xmalloc(sizeof(order_entry) * (size_t)(cJSON_GetArraySize(order) + 1));
+        int q = 0;
+        for (const cJSON *v = order->child; v; v = v->next, q++)
+            if (cJSON_IsString(v)) ord[nord++] = (order_entry){v->valuestring, q};
+        qsort(ord, (size_t)nord, sizeof(order_entry), cmp_order);
+    }
 
     snprintf(path, sizeof(path), "%s/cells", dir);
     DIR *d = opendir(path);
@@ -203,18 +228,16 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, 
         r->throughput = jnum(j, "throughput_ex_s", 0);
         r->peak_rss_mb = jnum(j, "peak_rss_bytes", 0) / (1024.0 * 1024.0);
         r->order = 1 << 30;
-        if (order)
-            for (int q = 0; q < cJSON_GetArraySize(order); q++) {
-                const cJSON *v = cJSON_GetArrayItem(order, q);
-                if (cJSON_IsString(v) && !strcmp(v->valuestring, r->id)) {
-                    r->order = q;
-                    break;
-                }
-            }
+        if (nord) {
+            order_entry key = {r->id, 0};
+            const order_entry *hit = bsearch(&key, ord, (size_t)nord, sizeof(order_entry), cmp_order_id);
+            if (hit) r->order = hit->pos;
+        }
         cJSON_Delete(j);
     }
     for (int i = 0; i < nn; i++) free(names[i]);
     free(names);
+    free(ord);
     cJSON_Delete(man);
     if (st) {
         free(rs);

@@ -314,6 +314,9 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
             cJSON_Delete(r);
             double seed;
             if ((st = pb_json_num(pre, "seed", 0, &seed, file, ppath, err, errlen))) return st;
+            if (!(seed >= 0 && seed <= PB_SEED_MAX && seed == floor(seed)))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.seed: expected an integer in [0, %d]", file, ppath,
+                               PB_SEED_MAX);
             cJSON_AddNumberToObject(p, "seed", seed);
         }
     } else {
@@ -560,6 +563,58 @@ static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
     return PB_OK;
 }
 
+typedef struct {
+    char *text; // canonical JSON of the value
+    int idx;
+} axis_val;
+
+static int cmp_axis_val(const void *a, const void *b) {
+    const axis_val *x = a, *y = b;
+    int c = strcmp(x->text, y->text);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+// Two equal values on one grid axis are an error naming the later one. Sorted canonical forms:
+// O(n log n) (a pairwise compare made a 10^5-value axis take minutes).
+static pb_status axis_duplicates(const cJSON *axis, const char *file, const char *kp, char *err, size_t errlen) {
+    int n = cJSON_GetArraySize(axis), i = 0;
+    axis_val *v = pb_xmalloc(sizeof(axis_val) * (size_t)(n ? n : 1));
+    for (const cJSON *c = axis->child; c; c = c->next, i++) v[i] = (axis_val){pb_json_canonical(c), i};
+    qsort(v, (size_t)n, sizeof(axis_val), cmp_axis_val);
+    int dup = -1;
+    for (i = 1; i < n && dup < 0; i++)
+        if (!strcmp(v[i].text, v[i - 1].text)) dup = v[i].idx;
+    for (i = 0; i < n; i++) free(v[i].text);
+    free(v);
+    if (dup >= 0) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s[%d]: duplicate value", file, kp, dup);
+    return PB_OK;
+}
+
+// A label (model, dataset, method) or ref: 1..PB_LABEL_MAX bytes of well-formed UTF-8 without
+// control characters, so that every table, plot and result file holds it whole and two
+// distinct labels never merge. `obj` is the resolved entry; where its label was derived (from a
+// directory or spec) the message says so.
+static pb_status check_labels(const cJSON *obj, const char *file, const char *path, int derived, char *err,
+                              size_t errlen) {
+    const char *keys[2] = {"label", "ref"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *v = cJSON_GetObjectItem(obj, keys[k]);
+        if (!cJSON_IsString(v)) continue;
+        const char *t = v->valuestring;
+        size_t n = strlen(t);
+        if (k == 1 && n == 0) continue; // an empty ref means "none"
+        int ctrl = 0;
+        for (const unsigned char *p = (const unsigned char *)t; *p; p++) ctrl |= *p < 0x20 || *p == 0x7f;
+        if (n == 0 || n > PB_LABEL_MAX || ctrl || !pb_utf8_valid(t))
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: %s.%s: %s must be 1-%d bytes of UTF-8 without control characters (%s%zu bytes%s)%s",
+                           file, path, keys[k], keys[k], PB_LABEL_MAX, ctrl ? "control characters, " : "", n,
+                           pb_utf8_valid(t) ? "" : ", not valid UTF-8",
+                           derived && k == 0 ? "; it was derived from the entry: give a shorter \"label\"" : "");
+    }
+    return PB_OK;
+}
+
 pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *err, size_t errlen) {
     memset(s, 0, sizeof(*s));
     snprintf(s->file, sizeof(s->file), "%s", name);
@@ -593,17 +648,28 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
     if ((st = parse_list(root, "models", &n, s, err, errlen))) goto done;
     for (int i = 0; i < n; i++) {
         s->nmodels = i + 1;
-        if ((st = parse_model(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "models"), i), i, s, err, errlen))) goto done;
+        const cJSON *mj = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "models"), i);
+        if ((st = parse_model(mj, i, s, err, errlen))) goto done;
+        char lp[32];
+        snprintf(lp, sizeof lp, "models[%d]", i);
+        if ((st = check_labels(s->models[i], file, lp, !cJSON_GetObjectItem(mj, "label"), err, errlen))) goto done;
     }
     if ((st = parse_list(root, "datasets", &n, s, err, errlen))) goto done;
     for (int i = 0; i < n; i++) {
         s->ndatasets = i + 1;
-        if ((st = parse_dataset(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "datasets"), i), i, s, err, errlen))) goto done;
+        const cJSON *dj = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "datasets"), i);
+        if ((st = parse_dataset(dj, i, s, err, errlen))) goto done;
+        char lp[32];
+        snprintf(lp, sizeof lp, "datasets[%d]", i);
+        if ((st = check_labels(s->datasets[i], file, lp, !cJSON_GetObjectItem(dj, "label"), err, errlen))) goto done;
     }
     if ((st = parse_list(root, "methods", &n, s, err, errlen))) goto done;
     for (int i = 0; i < n; i++) {
         s->nmethods = i + 1;
         if ((st = parse_method(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "methods"), i), i, s, err, errlen))) goto done;
+        char lp[32];
+        snprintf(lp, sizeof lp, "methods[%d]", i);
+        if ((st = check_labels(s->methods[i], file, lp, 0, err, errlen))) goto done;
     }
 
     recipe_defaults(&s->recipe);
@@ -656,8 +722,10 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
                 char vp[160];
                 snprintf(vp, sizeof(vp), "%s[%d]", kp, idx);
                 if (!strcmp(k, "seed")) {
-                    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != floor(v->valuedouble)) {
-                        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-negative integer", file, vp);
+                    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > PB_SEED_MAX ||
+                        v->valuedouble != floor(v->valuedouble)) {
+                        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an integer in [0, %d]", file, vp,
+                                     PB_SEED_MAX);
                         goto done;
                     }
                 } else if (in_list(k, pb_method_option_keys)) {
@@ -668,12 +736,8 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
                     cJSON_Delete(tmp);
                     if (st) goto done;
                 }
-                for (const cJSON *w = c->child; w != v; w = w->next)
-                    if (cJSON_Compare(w, v, 1)) {
-                        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: duplicate value", file, vp);
-                        goto done;
-                    }
             }
+            if ((st = axis_duplicates(c, file, kp, err, errlen))) goto done;
             cJSON_AddItemToObject(s->grid, k, cJSON_Duplicate(c, 1));
         }
     }

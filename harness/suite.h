@@ -10,6 +10,10 @@
 #include "../engine/common.h"
 
 #define PB_SUITE_MAX 256
+// Longest model/dataset/method label or ref, in bytes (UTF-8): every record field holds it whole.
+#define PB_LABEL_MAX 63
+// Seeds are integers in [0, PB_SEED_MAX] (result records and the grid hold them as int).
+#define PB_SEED_MAX 2147483647
 
 typedef struct {
     char file[1024];        // path the suite was read from

@@ -1,5 +1,5 @@
 # common.gp: terminal and style shared by the peftbench figures.
-# Variables set by `peftbench plot` (gnuplot -e): datafile, outfile, fmt ("png" | "svg"),
+# Variables set by run.gp (from `peftbench plot`'s argument vector): datafile, outfile, fmt ("png" | "svg"),
 # nseries, plottitle, xlab, ylab, logx (0/1). Each series is one index block of datafile whose
 # first line is the series name (read with columnheader).
 if (fmt eq "svg") {

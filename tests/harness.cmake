@@ -10,3 +10,11 @@ pb_add_c_test(test_harness_train SOURCES ${CMAKE_SOURCE_DIR}/tests/test_harness_
 add_test(NAME test_harness_e2e COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_e2e.sh $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_harness_e2e PROPERTIES LABELS "fast" TIMEOUT 300)
+# Hostile / careless input at the CLI (issue 11): no shell, escaping in every output format.
+add_test(NAME test_security_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_security_cli.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_security_cli PROPERTIES LABELS "fast" TIMEOUT 300)
+# Grid expansion scales (issue 11): 2e5 cells in --dry-run well inside the timeout (was quadratic).
+add_test(NAME test_grid_scale COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_grid_scale.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_grid_scale PROPERTIES LABELS "fast" TIMEOUT 90)
