@@ -95,6 +95,10 @@ int pb_cmd_info(int argc, char **argv) {
         return 2;
     }
     if (num_labels > 0) cfg.num_labels = num_labels;
+    if (pb_model_config_check(&cfg, model, err, sizeof(err)) != PB_OK) {
+        fprintf(stderr, "peftbench info: %s\n", err);
+        return 2;
+    }
 
     pb_param_counts c = model_count_config(&cfg);
     c.trainable = c.total; // default: full fine-tuning

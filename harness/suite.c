@@ -2,6 +2,8 @@
 #include "suite.h"
 #include "jsonutil.h"
 #include "../methods/adapter.h"
+// defines: pb_train_model_config
+#include "train.h"
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -653,6 +655,16 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         char lp[32];
         snprintf(lp, sizeof lp, "models[%d]", i);
         if ((st = check_labels(s->models[i], file, lp, !cJSON_GetObjectItem(mj, "label"), err, errlen))) goto done;
+        // a built-in or inline config is checked now (limits, heads | hidden), not when a cell runs
+        const cJSON *src = cJSON_GetObjectItem(s->models[i], "source");
+        if (!cJSON_IsString(src) || strcmp(src->valuestring, "dir")) {
+            pb_model_config mc;
+            char e2[512];
+            if (pb_train_model_config(s->models[i], &mc, e2, sizeof e2)) {
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: %s", file, lp, e2);
+                goto done;
+            }
+        }
     }
     if ((st = parse_list(root, "datasets", &n, s, err, errlen))) goto done;
     for (int i = 0; i < n; i++) {

@@ -82,7 +82,7 @@ static void recipe_read(const cJSON *j, recipe *rc) {
 // ----------------------------------------------------------------------------
 // Model config from the resolved model spec
 
-static pb_status model_config_resolve(const cJSON *model, pb_model_config *cfg, char *err, size_t errlen) {
+pb_status pb_train_model_config(const cJSON *model, pb_model_config *cfg, char *err, size_t errlen) {
     const char *builtin = jstr(model, "builtin", NULL);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(model, "config");
     const char *arch = jstr(c, "arch", NULL);
@@ -127,7 +127,9 @@ static pb_status model_config_resolve(const cJSON *model, pb_model_config *cfg, 
         return pb_errf(PB_ERR_ARG, err, errlen,
                        "model '%s': config: image_size %d must be a multiple of patch_size %d; channels 1 or 3 (got %d)",
                        cfg->name, cfg->image_size, cfg->patch_size, cfg->channels);
-    return PB_OK;
+    char what[96];
+    snprintf(what, sizeof what, "model '%s': config", cfg->name);
+    return pb_model_config_check(cfg, what, err, errlen);
 }
 
 // ----------------------------------------------------------------------------
@@ -686,7 +688,7 @@ static pb_status model_obtain(pb_engine *e, const cJSON *model, int num_labels, 
     const char *source = jstr(model, "source", "builtin");
     if (!strcmp(source, "dir")) return pb_model_load(e, jstr(model, "dir", ""), num_labels, seed, out, err, errlen);
     pb_model_config cfg;
-    pb_status st = model_config_resolve(model, &cfg, err, errlen);
+    pb_status st = pb_train_model_config(model, &cfg, err, errlen);
     if (st) return st;
     if (!strcmp(source, "pretrain")) {
         char key[17], dir[1200];
@@ -711,6 +713,15 @@ static pb_status model_obtain(pb_engine *e, const cJSON *model, int num_labels, 
 
 // ----------------------------------------------------------------------------
 // A cell
+
+// Tokens per example of the cell's input: ViT patches + [CLS], or the task's sequence length.
+static int cell_tokens(const pb_model_config *cfg, const pb_task *t) {
+    if (cfg->arch == PB_ARCH_VIT) {
+        int g = cfg->image_size / cfg->patch_size;
+        return g * g + 1;
+    }
+    return t->seq_len > 0 ? t->seq_len : cfg->max_positions;
+}
 
 static pb_status method_config_read(const cJSON *mj, uint64_t seed, pb_method_config *c, char *err, size_t errlen) {
     const char *name = jstr(mj, "method", "");
@@ -780,7 +791,7 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
             snprintf(cp, sizeof(cp), "%s/config.json", jstr(model, "dir", ""));
             st = pb_model_config_read(cp, &cfg, err, sizeof(err));
         } else {
-            st = model_config_resolve(model, &cfg, err, sizeof(err));
+            st = pb_train_model_config(model, &cfg, err, sizeof(err));
         }
     }
     if (!st) st = task_load(ds, &cfg, &t, err, sizeof(err));
@@ -789,9 +800,19 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
         snprintf(r->data_hash, sizeof(r->data_hash), "%s", t.data_hash);
         fprintf(ctx->log, "task %s: %d classes, train %d val %d test %d, metric %s, data %s\n", t.name, t.num_classes,
                 t.train.n, t.val.n, t.test.n, t.metric, t.data_hash);
-        st = model_obtain(e, model, t.num_classes, seed, ctx, &m, err, sizeof(err));
+        // Refuse before allocating what cannot fit: weights + activations now, optimizer state
+        // once the method says what trains.
+        cfg.num_labels = t.num_classes;
+        int T = cell_tokens(&cfg, &t);
+        int Bmax = rc.batch > rc.eval_batch ? rc.batch : rc.eval_batch; // eval forwards keep activations too
+        st = pb_model_memory_check(&cfg, Bmax, T, 0, err, sizeof(err));
+        if (!st) st = model_obtain(e, model, t.num_classes, seed, ctx, &m, err, sizeof(err));
     }
     if (!st) st = pb_method_apply(m, &mc, err, sizeof(err));
+    if (!st)
+        st = pb_model_memory_check(pb_model_cfg(m), rc.batch > rc.eval_batch ? rc.batch : rc.eval_batch,
+                                   cell_tokens(pb_model_cfg(m), &t),
+                                   (double)pb_model_count(m).trainable, err, sizeof(err));
     if (st) {
         r->status = pb_errf(st, r->reason, sizeof(r->reason), "%s", err);
         fprintf(ctx->log, "error: %s\n", r->reason);

@@ -284,7 +284,7 @@ static pb_status cfg_parse(cfg_ctx *x, pb_model_config *cfg) {
                            x->path, pt->valuestring);
         }
     }
-    return PB_OK;
+    return pb_model_config_check(cfg, x->path, x->err, x->errlen);
 }
 
 pb_status pb_model_config_read(const char *path, pb_model_config *cfg, char *err, size_t errlen) {
@@ -432,4 +432,99 @@ pb_status pb_model_config_write(const char *path, const pb_model_config *cfg, ch
     free(tmp);
     cJSON_free(text);
     return st;
+}
+
+// ----------------------------------------------------------------------------
+// Limits and the memory estimate
+
+pb_status pb_model_config_check(const pb_model_config *c, const char *what, char *err, size_t errlen) {
+    const struct {
+        const char *name;
+        long long v, lo, hi;
+    } f[] = {
+        {"hidden", c->hidden, 1, PB_CFG_MAX_HIDDEN},
+        {"layers", c->layers, 1, PB_CFG_MAX_LAYERS},
+        {"heads", c->heads, 1, c->hidden > 0 ? c->hidden : 1},
+        {"intermediate", c->intermediate, 1, PB_CFG_MAX_INTERMEDIATE},
+        {"num_labels", c->num_labels, 1, PB_CFG_MAX_LABELS},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < f[i].lo || f[i].v > f[i].hi)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s = %lld outside [%lld, %lld]", what, f[i].name, f[i].v,
+                           f[i].lo, f[i].hi);
+    if (c->hidden % c->heads)
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: hidden = %d is not a multiple of heads = %d", what, c->hidden,
+                       c->heads);
+    if (c->arch == PB_ARCH_VIT) {
+        if (c->image_size < 1 || c->image_size > PB_CFG_MAX_IMAGE || c->patch_size < 1 ||
+            c->patch_size > c->image_size || c->image_size % c->patch_size)
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: image_size = %d must be in [1, %d] and a multiple of patch_size = %d", what,
+                           c->image_size, PB_CFG_MAX_IMAGE, c->patch_size);
+        long long g = c->image_size / c->patch_size, T = g * g + 1;
+        if (T > PB_CFG_MAX_TOKENS)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: (image_size / patch_size)^2 + 1 = %lld tokens, more than %d",
+                           what, T, PB_CFG_MAX_TOKENS);
+        if (c->channels < 1 || c->channels > PB_CFG_MAX_CHANNELS)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: channels = %d outside [1, %d]", what, c->channels,
+                           PB_CFG_MAX_CHANNELS);
+    } else {
+        if (c->vocab_size < 1 || c->vocab_size > PB_CFG_MAX_VOCAB)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: vocab_size = %d outside [1, %d]", what, c->vocab_size,
+                           PB_CFG_MAX_VOCAB);
+        if (c->max_positions < 1 || c->max_positions > PB_CFG_MAX_TOKENS)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: max_position_embeddings = %d outside [1, %d]", what,
+                           c->max_positions, PB_CFG_MAX_TOKENS);
+        if (c->type_vocab < 1 || c->type_vocab > PB_CFG_MAX_TYPE_VOCAB)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: type_vocab_size = %d outside [1, %d]", what, c->type_vocab,
+                           PB_CFG_MAX_TYPE_VOCAB);
+    }
+    return PB_OK;
+}
+
+double pb_model_memory_estimate(const pb_model_config *c, int B, int T, double trainable, double *weights,
+                                double *optimizer, double *activations) {
+    double C = c->hidden, I = c->intermediate, L = c->layers, NH = c->heads, V = c->num_labels;
+    double P = 0; // parameters, from the shapes (double: no overflow)
+    if (c->arch == PB_ARCH_VIT) {
+        double g = (double)(c->image_size / (c->patch_size > 0 ? c->patch_size : 1));
+        P += C * c->channels * c->patch_size * (double)c->patch_size + C + C + (g * g + 1) * C;
+    } else {
+        P += ((double)c->vocab_size + c->max_positions + c->type_vocab) * C + 2 * C + C * C + C;
+    }
+    P += L * (4 * (C * C + C) + 2 * C * I + I + C + 4 * C) + 2 * C + C * V + V;
+    double w = 4 * P, o = 4 * 3 * trainable; // grad, m, v
+    double tok = (double)B * T;
+    double a = 4 * (L * tok * (13 * C + 3 * I + 2 * NH * T) + 2 * tok * C + (double)B * V * 4);
+    if (weights) *weights = w;
+    if (optimizer) *optimizer = o;
+    if (activations) *activations = a;
+    return w + o + a;
+}
+
+// MemAvailable from /proc/meminfo in bytes, or the physical memory; 0 if neither is known.
+static double mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        double kb = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+        fclose(f);
+        if (kb > 0) return kb * 1024;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), ps = sysconf(_SC_PAGESIZE);
+    return pages > 0 && ps > 0 ? (double)pages * ps : 0;
+}
+
+pb_status pb_model_memory_check(const pb_model_config *cfg, int B, int T, double trainable, char *err, size_t errlen) {
+    double w, o, a, need = pb_model_memory_estimate(cfg, B, T, trainable, &w, &o, &a);
+    double have = mem_available();
+    const double G = 1024.0 * 1024 * 1024;
+    if (have > 0 && need > have)
+        return pb_errf(PB_ERR_ARG, err, errlen,
+                       "model '%s' needs about %.1f GiB (weights %.1f, gradients + AdamW %.1f, activations %.1f for "
+                       "batch %d x %d tokens) but %.1f GiB are available: use a smaller batch or model",
+                       cfg->name, need / G, w / G, o / G, a / G, B, T, have / G);
+    return PB_OK;
 }

@@ -37,6 +37,31 @@ pb_status pb_model_config_read(const char *path, pb_model_config *cfg, char *err
 pb_status pb_model_config_write(const char *path, const pb_model_config *cfg, char *err,
                                 size_t errlen);
 
+// Limits every model config is held to (config.json, suites, built-ins), far above any model in
+// the papers (ViT-H/14 at 518 px has 1,370 tokens; XLM-R's vocabulary is 250k): they keep every
+// size product inside 64-bit and a bad config from allocating terabytes.
+#define PB_CFG_MAX_HIDDEN 16384
+#define PB_CFG_MAX_LAYERS 256
+#define PB_CFG_MAX_INTERMEDIATE 65536
+#define PB_CFG_MAX_TOKENS 65536   // ViT (image/patch)^2 + 1, RoBERTa max_position_embeddings
+#define PB_CFG_MAX_IMAGE 4096
+#define PB_CFG_MAX_CHANNELS 16
+#define PB_CFG_MAX_VOCAB 1048576
+#define PB_CFG_MAX_TYPE_VOCAB 1024
+#define PB_CFG_MAX_LABELS 100000
+// Checks cfg against the limits above and its internal consistency (heads divide hidden, patch
+// divides image); `what` names the source in the message ("config.json path", "model 'x'").
+pb_status pb_model_config_check(const pb_model_config *cfg, const char *what, char *err, size_t errlen);
+
+// Memory one training step needs, in bytes: weights (all parameters), gradient + AdamW m and v
+// for `trainable` parameters, and the saved activations of batch B x T tokens (per layer and
+// token 13 C + 3 I floats, plus 2 NH T attention probabilities; logits). An estimate, within a
+// few percent of the engine's buffers. pb_model_memory_check compares it with the memory the
+// machine has available (MemAvailable) and fails with the breakdown when it does not fit.
+double pb_model_memory_estimate(const pb_model_config *cfg, int B, int T, double trainable, double *weights,
+                                double *optimizer, double *activations);
+pb_status pb_model_memory_check(const pb_model_config *cfg, int B, int T, double trainable, char *err, size_t errlen);
+
 struct pb_adapter;
 
 // A linear layer of the encoder: y = x W^T + b (+ an optional PEFT adapter).

@@ -599,6 +599,7 @@ static void test_load_save(void) {
 // 4. `peftbench trace` / `info` on a tiny model: runs, is deterministic, rejects bad batches.
 
 #include "harness/cli.h"
+#include "engine/fileutil.h"
 
 static int run_cmd(int (*fn)(int, char **), const char *const *args) {
     char *argv[40];
@@ -643,8 +644,12 @@ static void test_cli(void) {
     EXPECT(pb_model_save(m, dir, err, sizeof(err)) == PB_OK, "%s", err);
     pb_model_free(m);
     path_in(batch, sizeof(batch), "cli", "batch.safetensors");
-    path_in(out1, sizeof(out1), "cli", "t1.safetensors");
-    path_in(out2, sizeof(out2), "cli", "t2.safetensors");
+    // outputs outside the checkpoint directory (trace refuses to write into its input model dir)
+    path_in(out1, sizeof(out1), "cli-out", "t1.safetensors");
+    path_in(out2, sizeof(out2), "cli-out", "t2.safetensors");
+    char odir[512];
+    path_in(odir, sizeof(odir), "cli-out", NULL);
+    EXPECT(pb_mkdirs(odir, err, sizeof(err)) == PB_OK, "%s", err);
     int32_t ids[8] = {0, 5, 7, 2, 0, 9, 2, 1}, mask[8] = {1, 1, 1, 1, 1, 1, 1, 0}, labels[2] = {2, 0};
     write_batch(batch, 2, 4, ids, mask, labels, NULL);
     const char *a1[] = {"trace", "--model", dir, "--batch", batch, "--out", out1, "--steps", "2", NULL};

@@ -139,6 +139,27 @@ python3 -c 'import json; print(json.dumps({"name": "sd2", "trainer": "synthetic"
 n=$("$PB" run sd2.json --out sd2.out --dry-run 2>&1 | head -1 | sed -E 's/.*: ([0-9]+) cells.*/\1/')
 [ "$n" = 2 ] || bad "seeds 2^31-1 and 0 must give 2 cells, got $n"
 
+# --- (5) model sizes: limits at validation, a memory estimate before allocating ---------------
+python3 -c 'import json; print(json.dumps({"name": "sz", "trainer": "synthetic", "models": [{"label": "huge",
+  "config": {"arch": "vit", "hidden": 64, "layers": 1000000000, "heads": 2, "intermediate": 64}}],
+  "datasets": ["vtab-mini/bar-ori"], "methods": ["head"]}))' > sz.json
+out=$("$PB" run sz.json --out sz.out --dry-run 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "models\[0\].*layers" || bad "10^9 layers: rc $rc, '$out'"
+python3 -c 'import json; print(json.dumps({"name": "sz3", "trainer": "synthetic", "models": [{"label": "odd",
+  "config": {"arch": "vit", "hidden": 64, "layers": 2, "heads": 5, "intermediate": 64}}],
+  "datasets": ["vtab-mini/bar-ori"], "methods": ["head"]}))' > sz3.json
+out=$("$PB" run sz3.json --out sz3.out --dry-run 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "multiple of heads" || bad "heads not dividing hidden must fail at validation: rc $rc, '$out'"
+mkdir -p bigimg && echo '{"model_type": "vit", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+  "intermediate_size": 64, "image_size": 1000000, "patch_size": 1, "num_channels": 3}' > bigimg/config.json
+out=$("$PB" info bigimg --json 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "image_size" || bad "info on a 10^6-pixel, patch-1 config: rc $rc, '$(echo "$out" | head -3)'"
+python3 -c 'import json; print(json.dumps({"name": "sz2", "models": [{"label": "wide", "config": {"arch": "vit",
+  "hidden": 8192, "layers": 64, "heads": 64, "intermediate": 32768, "image_size": 224, "patch_size": 16, "channels": 3}}],
+  "datasets": ["vtab-mini/bar-ori"], "methods": ["full"], "recipe": {"epochs": 1, "train_subset": 32}}))' > sz2.json
+"$PB" run sz2.json --out sz2.out --no-report > sz2.log 2>&1; rc=$?
+[ $rc = 1 ] && grep -q '"reason":.*needs about .* GiB' sz2.out/cells/*.json || bad "an oversized model must fail its cell with the memory it needs: rc $rc, $(tail -2 sz2.log)"
+
 # --- (2) trace never writes over its inputs ----------------------------------------------------
 # A real checkpoint directory: the backbone a nano suite pretrains (HF layout), plus a batch.
 export PEFTBENCH_BACKBONE_CACHE="$T/bb"
