@@ -41,10 +41,14 @@ pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out,
         }
     pb_record *R = NULL;
     int n = 0;
-    if ((st = pb_results_load(dir, &R, &n, err, errlen))) {
+    pb_skips sk = {0};
+    if ((st = pb_results_load(dir, &R, &n, &sk, err, errlen))) {
         cJSON_Delete(base);
         return st;
     }
+    // skipped cells are not results: their rows show up as MISSING below
+    pb_skips_print(&sk, "check", out);
+    pb_skips_free(&sk);
     if (tol < 0) {
         // No --tol: the baseline's "tolerance" block decides, by whether this run reproduces the
         // baseline's numerics exactly (every cell's last training loss bit-identical).

@@ -6,16 +6,20 @@
 
 int pb_cmd_report(int argc, char **argv) {
     const char *dir = NULL, *ref = NULL;
-    int quiet = 0;
+    int quiet = 0, strict = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: peftbench report DIR [--reference FILE] [--quiet]\n"
-                   "Writes DIR/results.json, results.csv, table.md, table.tex from DIR/cells/*.json.\n");
+            printf("usage: peftbench report DIR [--reference FILE] [--quiet] [--strict]\n"
+                   "Writes DIR/results.json, results.csv, table.md, table.tex from DIR/cells/*.json.\n"
+                   "Cell files that cannot be trusted (renamed/copied, another suite's, no status, a score\n"
+                   "outside its metric's range) are left out and named; --strict exits 1 if there are any.\n");
             return 0;
         } else if (!strcmp(argv[i], "--reference") && i + 1 < argc) {
             ref = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--strict")) {
+            strict = 1;
         } else if (argv[i][0] != '-' && !dir) {
             dir = argv[i];
         } else {
@@ -24,13 +28,18 @@ int pb_cmd_report(int argc, char **argv) {
         }
     }
     if (!dir) {
-        fprintf(stderr, "usage: peftbench report DIR [--reference FILE] [--quiet]\n");
+        fprintf(stderr, "usage: peftbench report DIR [--reference FILE] [--quiet] [--strict]\n");
         return 2;
     }
     char err[1024];
-    if (pb_report_write(dir, ref, quiet ? NULL : stdout, err, sizeof(err))) {
+    int skipped = 0;
+    if (pb_report_write(dir, ref, quiet ? NULL : stdout, &skipped, err, sizeof(err))) {
         fprintf(stderr, "peftbench report: %s\n", err);
         return 2;
+    }
+    if (strict && skipped) {
+        fprintf(stderr, "peftbench report: --strict: %d cell file(s) skipped\n", skipped);
+        return 1;
     }
     return 0;
 }

@@ -219,8 +219,11 @@ static pb_status sweep(const char *dir, const char *pdir, const char *outdir, co
 pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *err, size_t errlen) {
     pb_record *R = NULL;
     int n = 0;
-    pb_status st = pb_results_load(dir, &R, &n, err, errlen);
+    pb_skips sk = {0};
+    pb_status st = pb_results_load(dir, &R, &n, &sk, err, errlen);
     if (st) return st;
+    pb_skips_print(&sk, "plot", stderr);
+    pb_skips_free(&sk);
     char pdir[1100], outdir[4200];
     if (plotdir && plotdir[0]) snprintf(pdir, sizeof(pdir), "%s", plotdir);
     else default_plotdir(pdir, sizeof(pdir));

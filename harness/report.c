@@ -269,11 +269,14 @@ static void csv_field(char **b, size_t *cap, size_t *len, const char *s) {
     *len = (size_t)(o - *b);
 }
 
-pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out, char *err, size_t errlen) {
+pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out, int *nskipped, char *err,
+                          size_t errlen) {
     pb_record *R = NULL;
     int n = 0;
-    pb_status st = pb_results_load(dir, &R, &n, err, errlen);
+    pb_skips sk = {0};
+    pb_status st = pb_results_load(dir, &R, &n, &sk, err, errlen);
     if (st) return st;
+    if (nskipped) *nskipped = pb_skips_print(&sk, "report", stderr);
     char path[4096], refpath[1024] = "";
     cJSON *man = NULL;
     snprintf(path, sizeof(path), "%s/manifest.json", dir);
@@ -509,6 +512,14 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         int nfail = 0;
         for (int i = 0; i < n; i++)
             if (strcmp(R[i].status, "ok")) nfail++;
+        if (!tex && sk.n) {
+            APP(t, "\n## Skipped cell files (%d)\n\n", sk.n);
+            for (int i = 0; i < sk.n; i++) {
+                char e[1200];
+                md_escape(sk.msg[i], e, sizeof e);
+                APP(t, "- %s\n", e);
+            }
+        }
         if (!tex && nfail) {
             APP(t, "\n## Failed cells (%d)\n\n", nfail);
             for (int i = 0; i < n; i++)
@@ -524,6 +535,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
     }
 #undef APP
 done:
+    pb_skips_free(&sk);
     free(csv);
     free(A);
     free(R);

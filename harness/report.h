@@ -25,8 +25,10 @@ void pb_aggregate(const pb_record *recs, int n, pb_agg **aggs, int *nagg, int *n
 
 // Writes DIR/results.json, results.csv, table.md, table.tex. reference: path of a reference
 // table JSON or NULL/"" (then the manifest's reference is used if any). Prints table.md to out
-// when out != NULL.
-pb_status pb_report_write(const char *dir, const char *reference, FILE *out, char *err, size_t errlen);
+// when out != NULL. Cell files left out (pb_results_load's trust checks) are printed to stderr,
+// listed in table.md and counted in *nskipped (may be NULL).
+pb_status pb_report_write(const char *dir, const char *reference, FILE *out, int *nskipped, char *err,
+                          size_t errlen);
 
 // Median of v[0..n) (sorts v in place).
 double pb_median(double *v, int n);

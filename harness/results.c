@@ -1,5 +1,6 @@
 // results.c: cell result JSON (write side) and result records (read side).
 #include "results.h"
+#include <stdarg.h>
 #include "jsonutil.h"
 #include <dirent.h>
 #include <math.h>
@@ -135,7 +136,42 @@ static int cmp_order_id(const void *a, const void *b) {
     return strcmp(((const order_entry *)a)->id, ((const order_entry *)b)->id);
 }
 
-pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, size_t errlen) {
+void pb_skips_free(pb_skips *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) free(s->msg[i]);
+    free(s->msg);
+    s->msg = NULL;
+    s->n = 0;
+}
+
+int pb_skips_print(const pb_skips *s, const char *who, FILE *f) {
+    for (int i = 0; s && i < s->n; i++) fprintf(f, "%s: skipped %s\n", who, s->msg[i]);
+    return s ? s->n : 0;
+}
+
+static void skip_add(pb_skips *s, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void skip_add(pb_skips *s, const char *path, const char *fmt, ...) {
+    if (!s) return;
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(path) + strlen(why) + 3;
+    char *m = pb_xmalloc(len);
+    snprintf(m, len, "%s: %s", path, why);
+    s->msg = pb_xrealloc(s->msg, sizeof(char *) * (size_t)(s->n + 1));
+    s->msg[s->n++] = m;
+}
+
+// The range a finished cell's score must lie in, by metric.
+static int score_ok(const char *metric, double v) {
+    if (!isfinite(v)) return 0;
+    if (!strcmp(metric, "mcc") || !strcmp(metric, "pearson") || !strcmp(metric, "spearman")) return v >= -1 && v <= 1;
+    return v >= 0 && v <= 1;
+}
+
+pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *skips, char *err, size_t errlen) {
     *recs = NULL;
     *n = 0;
     char path[4096];
@@ -144,6 +180,7 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, 
     snprintf(path, sizeof(path), "%s/manifest.json", dir);
     pb_json_read_file(path, &man, NULL, 0);
     const cJSON *order = man ? cJSON_GetObjectItem(man, "cells") : NULL;
+    const cJSON *msuite = man ? cJSON_GetObjectItem(man, "suite") : NULL;
     // (id, position) sorted by id, for a binary search per cell (a scan per cell was quadratic)
     int nord = 0;
     order_entry *ord = NULL;
@@ -182,7 +219,7 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, 
         snprintf(path, sizeof(path), "%s/cells/%s", dir, names[i]);
         cJSON *j = NULL;
         if ((st = pb_json_read_file(path, &j, err, errlen))) break;
-        pb_record *r = &rs[k++];
+        pb_record *r = &rs[k];
         const cJSON *cfg = cJSON_GetObjectItem(j, "config");
         const cJSON *model = cJSON_GetObjectItem(cfg, "model"), *ds = cJSON_GetObjectItem(cfg, "dataset");
         const cJSON *m = cJSON_GetObjectItem(cfg, "method"), *rc = cJSON_GetObjectItem(cfg, "recipe");
@@ -191,8 +228,37 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, 
             cJSON_Delete(j);
             break;
         }
-        snprintf(r->id, sizeof(r->id), "%s", jstr(j, "id"));
-        snprintf(r->status, sizeof(r->status), "%s", jstr(j, "status"));
+        // Trust checks: a file that is not where its id says (file names are unique, so this also
+        // rules out two results for one id), a foreign suite, no status, or a finished score
+        // outside its metric's range is left out, with the reason.
+        const char *id = jstr(j, "id"), *status = jstr(j, "status"), *suite = jstr(j, "suite");
+        const cJSON *fin0 = cJSON_GetObjectItem(j, "final"), *sc = cJSON_GetObjectItem(fin0, "score");
+        char stem[300];
+        snprintf(stem, sizeof stem, "%s", names[i]);
+        stem[strlen(stem) - 5] = 0; // drop ".json"
+        const char *metric = jstr(j, "metric");
+        if (strcmp(stem, id)) {
+            skip_add(skips, path, "file name is not its cell id '%s' (copied or renamed?)", id);
+        } else if (cJSON_IsString(msuite) && strcmp(suite, msuite->valuestring)) {
+            skip_add(skips, path, "a cell of suite '%s', not of this directory's '%s'", suite, msuite->valuestring);
+        } else if (!status[0]) {
+            skip_add(skips, path, "no status");
+        } else if (!strcmp(status, "ok") && !(cJSON_IsNumber(sc) && score_ok(metric, sc->valuedouble))) {
+            char v[64] = "missing";
+            if (cJSON_IsNumber(sc)) snprintf(v, sizeof v, "%g", sc->valuedouble);
+            else if (sc) snprintf(v, sizeof v, "not a number");
+            skip_add(skips, path, "finished, but its %s score is %s (want a finite number in [%s, 1])",
+                     metric[0] ? metric : "metric", v,
+                     !strcmp(metric, "mcc") || !strcmp(metric, "pearson") || !strcmp(metric, "spearman") ? "-1" : "0");
+        } else {
+            k++;
+        }
+        if (k == 0 || r != &rs[k - 1]) {
+            cJSON_Delete(j);
+            continue;
+        }
+        snprintf(r->id, sizeof(r->id), "%s", id);
+        snprintf(r->status, sizeof(r->status), "%s", status);
         snprintf(r->reason, sizeof(r->reason), "%s", jstr(j, "reason"));
         snprintf(r->model, sizeof(r->model), "%s", jstr(model, "label"));
         snprintf(r->dataset, sizeof(r->dataset), "%s", jstr(ds, "label"));

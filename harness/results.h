@@ -5,6 +5,7 @@
 #ifndef PB_RESULTS_H
 #define PB_RESULTS_H
 
+#include <stdio.h>
 #include <cjson/cJSON.h>
 #include "../engine/common.h"
 
@@ -56,8 +57,22 @@ typedef struct {
     int order;           // grid order (from the manifest), for stable table rows
 } pb_record;
 
+// Cells pb_results_load left out, one line each ("DIR/cells/x.json: reason"); freed with
+// pb_skips_free.
+typedef struct {
+    char **msg;
+    int n;
+} pb_skips;
+void pb_skips_free(pb_skips *s);
+// Prints each skip to f as "<who>: skipped <msg>"; returns the count.
+int pb_skips_print(const pb_skips *s, const char *who, FILE *f);
+
 // Reads every DIR/cells/*.json (sorted by grid order, then id). Unparseable files are an error
-// naming the file. Caller frees *recs with free().
-pb_status pb_results_load(const char *dir, pb_record **recs, int *n, char *err, size_t errlen);
+// naming the file. Cells that parse but cannot be trusted are left out and listed in *skips
+// (may be NULL): a file whose name is not its id (copied or renamed), a cell of another suite
+// than the manifest's, a missing status, or a finished cell
+// whose score is not a finite number in the metric's range ([0,1] for accuracy and f1, [-1,1]
+// for mcc, pearson, spearman). Caller frees *recs with free().
+pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *skips, char *err, size_t errlen);
 
 #endif

@@ -265,7 +265,7 @@ int pb_run_suite(const pb_run_opts *o) {
     fprintf(stderr, "peftbench run: %d cells run in %.1fs; %d failed\n", ntodo, pb_now() - pr.t_start, failed);
     rc = failed ? 1 : 0;
     if (!o->no_report) {
-        if (pb_report_write(out, NULL, stdout, err, sizeof(err))) {
+        if (pb_report_write(out, NULL, stdout, NULL, err, sizeof(err))) {
             fprintf(stderr, "peftbench report: %s\n", err);
             rc = rc ? rc : 1;
         }

@@ -517,6 +517,37 @@ static int dir_has_model(const char *dir) {
     return pb_file_exists(p);
 }
 
+// FNV-1a 64 of config.json then model.safetensors (their bytes, each with its name): the
+// content hash a cached backbone carries in pretrain.json. Returns 0, -1 if a file is unreadable.
+static int backbone_hash(const char *dir, char hex[17]) {
+    const char *files[2] = {"config.json", "model.safetensors"};
+    uint64_t h = PB_HASH_INIT;
+    for (int i = 0; i < 2; i++) {
+        char p[1400];
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        if (pb_read_file(p, &buf, &n, NULL, 0) != PB_OK) return -1;
+        h = pb_hash_str(h, files[i]);
+        h = pb_hash64(h, buf, n);
+        free(buf);
+    }
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
+// 1 if the cached backbone in dir matches the content hash its pretrain.json records.
+static int backbone_intact(const char *dir) {
+    char p[1400], want[17] = "", got[17];
+    snprintf(p, sizeof(p), "%s/pretrain.json", dir);
+    cJSON *info = NULL;
+    if (pb_json_read_file(p, &info, NULL, 0) != PB_OK) return 0;
+    const char *h = jstr(info, "content_hash", "");
+    snprintf(want, sizeof want, "%s", h);
+    cJSON_Delete(info);
+    return want[0] && !backbone_hash(dir, got) && !strcmp(got, want);
+}
+
 static void rm_tree_flat(const char *dir) {
     DIR *d = opendir(dir);
     if (d) {
@@ -634,6 +665,9 @@ static pb_status pretrain(pb_engine *e, const cJSON *model, const pb_model_confi
             cJSON_AddStringToObject(info, "data_hash", t.data_hash);
             cJSON_AddStringToObject(info, "backend", pb_engine_describe(e));
             cJSON_AddNumberToObject(info, "train_time_s", ttime);
+            char ch[17];
+            if (backbone_hash(tmp, ch)) st = pb_errf(PB_ERR_IO, err, errlen, "%s: cannot read back the saved backbone", tmp);
+            else cJSON_AddStringToObject(info, "content_hash", ch);
             cJSON *ea = cJSON_AddArrayToObject(info, "epochs");
             for (int i = 0; i < neps; i++) {
                 cJSON *o = cJSON_CreateObject();
@@ -694,6 +728,12 @@ static pb_status model_obtain(pb_engine *e, const cJSON *model, int num_labels, 
         char key[17], dir[1200];
         pb_backbone_key(model, key);
         snprintf(dir, sizeof(dir), "%s/%s", ctx->cache_root ? ctx->cache_root : "data/cache/backbones", key);
+        if (dir_has_model(dir) && !backbone_intact(dir)) {
+            // edited, truncated or from before content hashes: never trained on, rebuilt
+            fprintf(ctx->log, "backbone: %s does not match its content hash (edited, truncated or old): rebuilding\n",
+                    dir);
+            rm_tree_flat(dir);
+        }
         if (!dir_has_model(dir)) {
             const char *root = ctx->cache_root ? ctx->cache_root : "data/cache/backbones";
             if ((st = pb_mkdirs(root, err, errlen))) return st;

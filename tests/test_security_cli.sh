@@ -197,5 +197,53 @@ done
 [ "$(cat model/* batch.safetensors | md5sum)" = "$sum0" ] || bad "an input file changed"
 [ -e model/new.safetensors ] && bad "trace wrote into the model directory"
 
+# --- (7) report names every cell file it cannot trust; --strict fails ---------------------------
+cp -r "$OUT2" r7
+"$PB" report r7 --strict > /dev/null 2> r7.err || bad "report --strict on a clean directory: exit $? ($(cat r7.err))"
+python3 - r7 <<'PY'
+import json, glob, os, shutil, sys
+d = sys.argv[1]
+cells = sorted(glob.glob(d + "/cells/*.json"))
+a = json.load(open(cells[0])); a["final"]["score"] = "0.9"; json.dump(a, open(cells[0], "w"))   # a string
+b = json.load(open(cells[1])); b["final"]["score"] = 5.0; json.dump(b, open(cells[1], "w"))     # out of range
+shutil.copy(cells[2], d + "/cells/copy-of-a-cell.json")                                         # a copy
+c = json.load(open(cells[3])); c["suite"] = "another"; c["id"] = "f" * 16
+json.dump(c, open(d + "/cells/" + "f" * 16 + ".json", "w"))                                     # another suite
+PY
+"$PB" report r7 > r7.out 2> r7.err; rc=$?
+[ $rc = 0 ] || bad "report exit $rc without --strict"
+for why in "score is not a number" "score is 5" "not its cell id" "suite 'another'"; do
+  grep -q "$why" r7.err || bad "report did not say '$why' ($(cat r7.err))"
+  grep -q "$why" r7/table.md || bad "table.md does not list '$why'"
+done
+"$PB" report r7 --strict > /dev/null 2>&1; rc=$?
+[ $rc = 1 ] || bad "report --strict with skipped cells exit $rc, want 1"
+python3 - r7 <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1] + "/results.json"))
+assert len(d["cells"]) == 12 - 2, f"{len(d['cells'])} cells in results.json, want 10 (2 bad ones left out, copies not counted)"
+assert all(r["max"] <= 100 for r in d["rows"]), "a score above 100 reached the table"
+PY
+
+# --- (8) the backbone cache is checked against its content hash -------------------------------
+score() { python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1] + "/cells/*.json")[0]))["final"]["score"])' "$1"; }
+s0=$(score pre)
+BB=$(ls -d "$T"/bb/*/ | head -1)
+python3 - "$BB/model.safetensors" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+for i in range(len(b) - 64, len(b) - 8):   # weights at the end of the file: perturb them
+    b[i] ^= 0x40
+open(p, "wb").write(bytes(b))
+PY
+"$PB" run pre.json --out pre2 > pre2.log 2>&1 || bad "run after editing the cached backbone exit $?"
+grep -q "does not match its content hash" pre2/logs/*.log pre2.log 2>/dev/null || bad "an edited backbone was not detected"
+[ "$(score pre2)" = "$s0" ] || bad "after the rebuild the score differs: $(score pre2) vs $s0"
+BB=$(ls -d "$T"/bb/*/ | head -1)
+truncate -s 100 "$BB/model.safetensors"
+"$PB" run pre.json --out pre3 > pre3.log 2>&1 || bad "run after truncating the cached backbone exit $? ($(tail -1 pre3.log))"
+[ "$(score pre3)" = "$s0" ] || bad "after a truncated backbone the score differs: $(score pre3) vs $s0"
+
 [ $fail = 0 ] && echo "security CLI checks passed"
 exit $fail
