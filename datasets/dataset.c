@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include "data_internal.h"
+#include "../engine/fileutil.h"
 #include "glue.h"
 
 // Bump when the preprocessing code changes so old cache entries are not reused.
@@ -394,6 +395,12 @@ static pb_status read_fgvc_json(const char *dir, const char *file, src_split *s,
     pb_status st = pb_read_file(path, &buf, &n, err, errlen);
     if (st != PB_OK) return st;
     cJSON *j = cJSON_ParseWithLength((const char *)buf, n);
+    char dk[256];
+    if (j && pb_json_dup_key(j, dk, sizeof dk)) {
+        cJSON_Delete(j);
+        free(buf);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: duplicate key '%s'", path, dk);
+    }
     if (!j || !cJSON_IsObject(j)) {
         // cJSON gives a pointer into the buffer; turn it into a line number
         const char *ep = cJSON_GetErrorPtr();

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "data_internal.h"
+#include "../engine/fileutil.h"
 #include "tokenizer.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -127,6 +128,11 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
                                 pb_tokenizer **out, char *err, size_t errlen) {
     *out = NULL;
     cJSON *j = cJSON_ParseWithLength(vocab, vocab_len);
+    char dk[256];
+    if (j && pb_json_dup_key(j, dk, sizeof dk)) {
+        cJSON_Delete(j);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: token '%s' appears twice", vocab_name, dk);
+    }
     if (!j || !cJSON_IsObject(j)) {
         const char *ep = cJSON_GetErrorPtr();
         int line = 1;

@@ -15,6 +15,9 @@
 void pb_abort_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 
+// Most worker threads an engine accepts (--threads, bench, trace).
+#define PB_MAX_THREADS 1024
+
 #define PB_ABORT(...) pb_abort_at(__FILE__, __LINE__, __VA_ARGS__)
 #define PB_CHECK(cond, ...)                                                                        \
     do {                                                                                           \

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fileutil.h"
+#include <cjson/cJSON.h>
 
 uint64_t pb_hash64(uint64_t h, const void *data, size_t n) {
     const uint8_t *p = data;
@@ -162,4 +163,43 @@ int pb_path_inside(const char *p, const char *dir) {
     size_t d = strlen(dir);
     if (d == 1 && dir[0] == '/') return 1;
     return !strncmp(p, dir, d) && (p[d] == 0 || p[d] == '/');
+}
+
+static int cmp_key_ptr(const void *a, const void *b) {
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+static int dup_key_at(const cJSON *o, char *path, size_t n, size_t used) {
+    if (cJSON_IsObject(o)) {
+        int k = cJSON_GetArraySize(o), i = 0;
+        if (k > 1) {
+            const cJSON **v = pb_xmalloc(sizeof(cJSON *) * (size_t)k);
+            for (const cJSON *c = o->child; c; c = c->next) v[i++] = c;
+            qsort(v, (size_t)k, sizeof(cJSON *), cmp_key_ptr);
+            for (i = 1; i < k; i++)
+                if (!strcmp(v[i]->string, v[i - 1]->string)) {
+                    snprintf(path + used, n > used ? n - used : 0, "%s%s", used ? "." : "", v[i]->string);
+                    free(v);
+                    return 1;
+                }
+            free(v);
+        }
+        for (const cJSON *c = o->child; c; c = c->next) {
+            int w = snprintf(path + used, n > used ? n - used : 0, "%s%s", used ? "." : "", c->string);
+            if (dup_key_at(c, path, n, used + (w > 0 ? (size_t)w : 0) < n ? used + (size_t)w : n - 1)) return 1;
+        }
+    } else if (cJSON_IsArray(o)) {
+        int i = 0;
+        for (const cJSON *c = o->child; c; c = c->next, i++) {
+            int w = snprintf(path + used, n > used ? n - used : 0, "[%d]", i);
+            if (dup_key_at(c, path, n, used + (w > 0 ? (size_t)w : 0) < n ? used + (size_t)w : n - 1)) return 1;
+        }
+    }
+    if (used < n) path[used] = 0;
+    return 0;
+}
+
+int pb_json_dup_key(const cJSON *root, char *path, size_t n) {
+    if (n) path[0] = 0;
+    return n ? dup_key_at(root, path, n, 0) : 0;
 }

@@ -1,6 +1,6 @@
 // fileutil.h: file and hashing helpers shared by every module (datasets, harness, checkpoints).
 // defines: PB_HASH_INIT, pb_hash64, pb_hash_str, pb_file_exists, pb_read_file, pb_mkdirs,
-//          pb_write_atomic, pb_path_resolve, pb_path_inside
+//          pb_write_atomic, pb_path_resolve, pb_path_inside, pb_json_dup_key
 #ifndef PB_FILEUTIL_H
 #define PB_FILEUTIL_H
 
@@ -30,5 +30,12 @@ pb_status pb_write_atomic(const char *path, const void *const *parts, const size
 int pb_path_resolve(const char *path, char *out, size_t n);
 // 1 if resolved path p equals resolved directory dir or lies below it.
 int pb_path_inside(const char *p, const char *dir);
+
+// Duplicate keys in parsed JSON (any depth): cJSON keeps both and lookups see the first, where
+// Python's json keeps the last, so every reader of the project treats them as an error. Returns
+// 1 and writes the key path of the first duplicate ("recipe.lr", "datasets[2].label") into
+// path, else 0.
+struct cJSON;
+int pb_json_dup_key(const struct cJSON *root, char *path, size_t n);
 
 #endif

@@ -21,9 +21,14 @@ pb_engine *pb_engine_init(pb_device device, int threads, char *err, size_t errle
         pb_errf(PB_ERR_ARG, err, errlen, "unknown device %d", (int)device);
         return NULL;
     }
+    if (threads > PB_MAX_THREADS) {
+        pb_errf(PB_ERR_ARG, err, errlen, "%d threads requested; at most %d", threads, PB_MAX_THREADS);
+        return NULL;
+    }
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
+        if (threads > PB_MAX_THREADS) threads = PB_MAX_THREADS;
     }
     pb_engine *e = pb_xcalloc(1, sizeof *e);
     e->device = device;

@@ -35,9 +35,9 @@ pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out,
     for (const cJSON *t = tb0 ? tb0->child : NULL; t; t = t->next)
         if ((!strcmp(t->string, "identical") || !strcmp(t->string, "different_numerics")) &&
             !(cJSON_IsNumber(t) && isfinite(t->valuedouble) && t->valuedouble >= 0)) {
-            cJSON_Delete(base);
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tolerance.%s: expected a finite number >= 0", baseline,
-                           t->string);
+            pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tolerance.%s: expected a finite number >= 0", baseline, t->string);
+            cJSON_Delete(base); // after the message: it names t's key
+            return PB_ERR_FORMAT;
         }
     pb_record *R = NULL;
     int n = 0;

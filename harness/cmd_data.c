@@ -10,15 +10,16 @@
 #include "../datasets/dataset.h"
 #include "cli.h"
 
-static int usage(void) {
-    fprintf(stderr,
+static int usage_to(FILE *f, int rc) {
+    fprintf(f,
             "usage: peftbench data build vtab-mini [--data-root DIR]\n"
             "       peftbench data list\n"
             "       peftbench data info SPEC [--data-root DIR] [--image-size N] [--channels C]\n"
             "                               [--resize bilinear|bicubic] [--norm hf|imagenet] [--seq-len L]\n"
             "                               [--tokenizer DIR] [--split-protocol val|trainval]\n");
-    return 2;
+    return rc;
 }
+static int usage(void) { return usage_to(stderr, 2); }
 
 static int parse_opts(int argc, char **argv, int i, pb_task_opts *o) {
     // Options come in (name, value) pairs.
@@ -48,6 +49,7 @@ int pb_cmd_data(int argc, char **argv) {
     // argv[0] is "data" or the first argument depending on the dispatcher; skip a leading "data"
     if (argc > 0 && strcmp(argv[0], "data") == 0) argc--, argv++;
     if (argc < 1) return usage();
+    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) return usage_to(stdout, 0);
     pb_task_opts o;
     pb_task_opts_default(&o);
     char err[1024];

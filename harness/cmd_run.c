@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "../engine/common.h"
 #include "runner.h"
 
 static void usage(FILE *f) {
@@ -34,8 +35,9 @@ int pb_cmd_run(int argc, char **argv) {
         } else if (!strcmp(a, "--no-report")) {
             o.no_report = 1;
         } else if (!strcmp(a, "--shard") && has) {
-            if (sscanf(argv[++i], "%d/%d", &o.shard_i, &o.shard_n) != 2 || o.shard_n < 1 || o.shard_i < 0 ||
-                o.shard_i >= o.shard_n) {
+            char tail = 0;
+            if (sscanf(argv[++i], "%d/%d%c", &o.shard_i, &o.shard_n, &tail) != 2 || o.shard_n < 1 || o.shard_i < 0 ||
+                o.shard_i >= o.shard_n) { // %c: nothing may follow N ("1/2x")
                 fprintf(stderr, "peftbench run: --shard expects I/N with 0 <= I < N, got '%s'\n", argv[i]);
                 return 2;
             }
@@ -49,8 +51,9 @@ int pb_cmd_run(int argc, char **argv) {
         } else if (!strcmp(a, "--threads") && has) {
             char *end;
             o.threads = (int)strtol(argv[++i], &end, 10);
-            if (*end || o.threads < 0) {
-                fprintf(stderr, "peftbench run: --threads expects a non-negative integer\n");
+            if (*end || o.threads < 0 || o.threads > PB_MAX_THREADS) {
+                fprintf(stderr, "peftbench run: --threads expects an integer in [0, %d] (0: all cores)\n",
+                        PB_MAX_THREADS);
                 return 2;
             }
         } else if (!strcmp(a, "--device") && has) {

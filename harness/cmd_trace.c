@@ -25,6 +25,7 @@
 // tensor of the same size) before step 0. --peft-import DIR attaches LoRA adapters from a PEFT
 // directory instead of --method (pb_method_import_peft); --peft-export DIR writes the adapters
 // after the steps (before any merge) with pb_method_export_peft.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +167,16 @@ static void add_tensor(pb_st_writer *w, pb_engine *e, const char *key, const flo
 static int parse_f(const char *flag, const char *s, float *out) {
     char *end;
     double v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0') {
-        fprintf(stderr, "peftbench trace: %s: expected a number, got '%s'\n", flag, s);
+    if (*s == '\0' || *end != '\0' || !isfinite(v)) {
+        fprintf(stderr, "peftbench trace: %s: expected a finite number, got '%s'\n", flag, s);
+        return 0;
+    }
+    // ranges: rates and decays >= 0, betas in [0, 1), eps > 0, dropout/smoothing in [0, 1)
+    int beta = !strcmp(flag, "--beta1") || !strcmp(flag, "--beta2");
+    int unit = beta || !strcmp(flag, "--dropout") || !strcmp(flag, "--label-smoothing");
+    if (v < 0 || (unit && v >= 1) || (!strcmp(flag, "--eps") && v <= 0)) {
+        fprintf(stderr, "peftbench trace: %s: %s out of range (%s)\n", flag, s,
+                unit ? "want 0 <= x < 1" : !strcmp(flag, "--eps") ? "want x > 0" : "want x >= 0");
         return 0;
     }
     *out = (float)v;

@@ -55,6 +55,11 @@ pb_status pb_json_parse_text(const char *text, const char *name, cJSON **out, ch
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s:%d:%d: invalid JSON near '%s'", name, line,
                        col, snippet);
     }
+    char dk[256];
+    if (pb_json_dup_key(j, dk, sizeof dk)) {
+        cJSON_Delete(j);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: duplicate key '%s'", name, dk);
+    }
     *out = j;
     return PB_OK;
 }

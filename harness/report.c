@@ -320,7 +320,14 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             csv_field(&csv, &cap, &len, text[f]);
         }
         APP(csv, ",%d,%d,%.10g,", r->seed, r->rank, r->lr);
-        csv_field(&csv, &cap, &len, r->axes); // the canonical JSON of the grid axes
+        { // the grid axes as JSON with the shortest round-trip numbers (0.3, not 0.29999999999999999)
+            cJSON *ax = NULL;
+            pb_json_parse_text(r->axes, "axes", &ax, NULL, 0);
+            char *t = ax ? cJSON_PrintUnformatted(ax) : NULL;
+            csv_field(&csv, &cap, &len, t ? t : r->axes);
+            free(t);
+            cJSON_Delete(ax);
+        }
         APP(csv, ",");
         csv_field(&csv, &cap, &len, r->status);
         APP(csv, ",%s,%s,%s,%d,%.10g,%.10g,%.10g,%lld,%lld,%lld,%lld,%.3f,%.3f,%.1f,", r->metric, r->split,

@@ -109,6 +109,11 @@ static const char *jstr(const cJSON *o, const char *k) {
     const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
     return cJSON_IsString(v) ? v->valuestring : "";
 }
+// Integer fields of a cell file, clamped into range (a hand-edited file must not make the
+// conversion undefined: NaN or |x| >= 2^63 -> def or the bound).
+static int jint(const cJSON *o, const char *k, int def);
+static long long jll(const cJSON *o, const char *k);
+
 static double jnum(const cJSON *o, const char *k, double def) {
     const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
     return cJSON_IsNumber(v) ? v->valuedouble : def;
@@ -119,6 +124,17 @@ static int cmp_recs(const void *a, const void *b) {
     const pb_record *x = a, *y = b;
     if (x->order != y->order) return x->order < y->order ? -1 : 1;
     return strcmp(x->id, y->id);
+}
+
+static int jint(const cJSON *o, const char *k, int def) {
+    double v = jnum(o, k, def);
+    if (!(v == v)) return def;
+    return v > 2147483647.0 ? 2147483647 : v < -2147483648.0 ? (-2147483647 - 1) : (int)v;
+}
+static long long jll(const cJSON *o, const char *k) {
+    double v = jnum(o, k, 0);
+    if (!(v == v)) return 0;
+    return v >= 9.2e18 ? (long long)9.2e18 : v <= -9.2e18 ? (long long)-9.2e18 : (long long)v;
 }
 
 typedef struct {
@@ -274,22 +290,22 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *s
         char *ax = axj ? pb_json_canonical(axj) : pb_xstrdup("{}");
         snprintf(r->axes, sizeof(r->axes), "%s", ax);
         free(ax);
-        r->seed = (int)jnum(cfg, "seed", 0);
-        r->rank = (int)jnum(m, "rank", 0);
+        r->seed = jint(cfg, "seed", 0);
+        r->rank = jint(m, "rank", 0);
         r->lr = jnum(rc, "lr", NAN) * jnum(rc, "lr_scale", 1);
         const cJSON *fin = cJSON_GetObjectItem(j, "final");
         r->score = jnum(fin, "score", NAN);
         r->val = jnum(fin, "val", NAN);
         r->test = jnum(fin, "test", NAN);
-        r->epoch = (int)jnum(fin, "epoch", 0);
+        r->epoch = jint(fin, "epoch", 0);
         const cJSON *eps = cJSON_GetObjectItem(j, "epochs");
         int ne = cJSON_IsArray(eps) ? cJSON_GetArraySize(eps) : 0;
         r->loss_last = ne ? jnum(cJSON_GetArrayItem(eps, ne - 1), "train_loss", NAN) : NAN;
         const cJSON *p = cJSON_GetObjectItem(j, "params");
-        r->p_trainable = (long long)jnum(p, "trainable", 0);
-        r->p_adapter = (long long)jnum(p, "adapter", 0);
-        r->p_head = (long long)jnum(p, "head", 0);
-        r->p_total = (long long)jnum(p, "total", 0);
+        r->p_trainable = jll(p, "trainable");
+        r->p_adapter = jll(p, "adapter");
+        r->p_head = jll(p, "head");
+        r->p_total = jll(p, "total");
         r->train_time_s = jnum(j, "train_time_s", 0);
         r->throughput = jnum(j, "throughput_ex_s", 0);
         r->peak_rss_mb = jnum(j, "peak_rss_bytes", 0) / (1024.0 * 1024.0);

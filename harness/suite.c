@@ -2,8 +2,8 @@
 #include "suite.h"
 #include "jsonutil.h"
 #include "../methods/adapter.h"
-// defines: pb_train_model_config
-#include "train.h"
+// defines: pb_model_config_from_spec
+#include "../models/model.h"
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -409,8 +409,10 @@ static pb_status parse_dataset(const cJSON *j, int idx, pb_suite *s, char *err, 
 static pb_status method_opt_check(const char *key, const cJSON *v, const char *file, const char *path,
                                   char *err, size_t errlen) {
     if (!strcmp(key, "rank")) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1)
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an integer >= 1", file, path);
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
+            v->valuedouble > PB_CFG_MAX_HIDDEN * 4.0)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an integer in [1, %d]", file, path,
+                           PB_CFG_MAX_HIDDEN * 4);
     } else if (!strcmp(key, "alpha") || !strcmp(key, "dropout")) {
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
             (!strcmp(key, "dropout") && v->valuedouble >= 1))
@@ -548,16 +550,16 @@ static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
             const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "rank");
             if (r && r->valuedouble > lim)
                 return pb_errf(PB_ERR_ARG, err, errlen,
-                               "%s: methods[%d].rank: %d exceeds the layer limit min(out,in) = %d of model '%s'",
-                               s->file, mi, (int)r->valuedouble, lim,
+                               "%s: methods[%d].rank: %.0f exceeds the layer limit min(out,in) = %d of model '%s'",
+                               s->file, mi, r->valuedouble, lim,
                                cJSON_GetObjectItem(s->models[k], "label")->valuestring);
             if (gr)
                 for (const cJSON *c = gr->child; c; c = c->next)
                     if (c->valuedouble > lim)
                         return pb_errf(PB_ERR_ARG, err, errlen,
-                                       "%s: grid.rank: %d exceeds the layer limit min(out,in) = %d of model '%s' "
+                                       "%s: grid.rank: %.0f exceeds the layer limit min(out,in) = %d of model '%s' "
                                        "for method '%s'",
-                                       s->file, (int)c->valuedouble, lim,
+                                       s->file, c->valuedouble, lim,
                                        cJSON_GetObjectItem(s->models[k], "label")->valuestring,
                                        cJSON_GetObjectItem(m, "label")->valuestring);
         }
@@ -660,7 +662,7 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         if (!cJSON_IsString(src) || strcmp(src->valuestring, "dir")) {
             pb_model_config mc;
             char e2[512];
-            if (pb_train_model_config(s->models[i], &mc, e2, sizeof e2)) {
+            if (pb_model_config_from_spec(s->models[i], &mc, e2, sizeof e2)) {
                 st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: %s", file, lp, e2);
                 goto done;
             }

@@ -82,55 +82,6 @@ static void recipe_read(const cJSON *j, recipe *rc) {
 // ----------------------------------------------------------------------------
 // Model config from the resolved model spec
 
-pb_status pb_train_model_config(const cJSON *model, pb_model_config *cfg, char *err, size_t errlen) {
-    const char *builtin = jstr(model, "builtin", NULL);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(model, "config");
-    const char *arch = jstr(c, "arch", NULL);
-    // Without a built-in name the inline config starts from the tiny model of its architecture
-    // (so unspecified fields get sane values: ln_eps, dropouts, initializer_range, ...).
-    const char *base = builtin ? builtin : (arch && !strcmp(arch, "roberta")) ? "roberta-tiny" : "vit-tiny";
-    pb_status st = pb_model_config_builtin(base, cfg, err, errlen);
-    if (st) return st;
-    if (!c) return PB_OK;
-    snprintf(cfg->name, sizeof(cfg->name), "%s", jstr(model, "label", base));
-#define SETI(k, f) if (cJSON_GetObjectItemCaseSensitive(c, k)) cfg->f = (int)jnum(c, k, cfg->f)
-#define SETF(k, f) if (cJSON_GetObjectItemCaseSensitive(c, k)) cfg->f = (float)jnum(c, k, cfg->f)
-    SETI("hidden", hidden);
-    SETI("layers", layers);
-    SETI("heads", heads);
-    SETI("intermediate", intermediate);
-    SETI("image_size", image_size);
-    SETI("patch_size", patch_size);
-    SETI("channels", channels);
-    SETI("vocab_size", vocab_size);
-    SETI("max_positions", max_positions);
-    SETI("type_vocab", type_vocab);
-    SETI("pad_id", pad_id);
-    SETF("ln_eps", ln_eps);
-    SETF("hidden_dropout", hidden_dropout);
-    SETF("attn_dropout", attn_dropout);
-    SETF("classifier_dropout", classifier_dropout);
-    SETF("initializer_range", initializer_range);
-#undef SETI
-#undef SETF
-    const cJSON *qb = cJSON_GetObjectItemCaseSensitive(c, "qkv_bias");
-    if (qb) cfg->qkv_bias = cJSON_IsBool(qb) ? cJSON_IsTrue(qb) : qb->valuedouble != 0;
-    if (cfg->hidden <= 0 || cfg->layers <= 0 || cfg->heads <= 0 || cfg->intermediate <= 0 ||
-        cfg->hidden % cfg->heads)
-        return pb_errf(PB_ERR_ARG, err, errlen,
-                       "model '%s': config: hidden (%d) must be a positive multiple of heads (%d); layers %d, "
-                       "intermediate %d must be positive",
-                       cfg->name, cfg->hidden, cfg->heads, cfg->layers, cfg->intermediate);
-    if (cfg->arch == PB_ARCH_VIT &&
-        (cfg->patch_size <= 0 || cfg->image_size <= 0 || cfg->image_size % cfg->patch_size ||
-         (cfg->channels != 1 && cfg->channels != 3)))
-        return pb_errf(PB_ERR_ARG, err, errlen,
-                       "model '%s': config: image_size %d must be a multiple of patch_size %d; channels 1 or 3 (got %d)",
-                       cfg->name, cfg->image_size, cfg->patch_size, cfg->channels);
-    char what[96];
-    snprintf(what, sizeof what, "model '%s': config", cfg->name);
-    return pb_model_config_check(cfg, what, err, errlen);
-}
 
 // ----------------------------------------------------------------------------
 // Tasks
@@ -601,8 +552,10 @@ typedef struct {
 
 static void pre_on_epoch(void *user, const pb_epoch_metrics *m, int epochs) {
     pre_user *u = user;
-    fprintf(stderr, "[pretrain] %s: epoch %d/%d loss %.4f val %.2f test %.2f (%.0fs)\n", u->label, m->epoch, epochs,
-            m->train_loss, 100 * m->val, 100 * m->test, m->time_s);
+    char val[32] = "-"; // the pretraining task may have no validation split
+    if (isfinite(m->val)) snprintf(val, sizeof val, "%.2f", 100 * m->val);
+    fprintf(stderr, "[pretrain] %s: epoch %d/%d loss %.4f val %s test %.2f (%.0fs)\n", u->label, m->epoch, epochs,
+            m->train_loss, val, 100 * m->test, m->time_s);
 }
 
 // Pretrains the backbone of a `pretrain` model spec (full fine-tuning on the pretraining task)
@@ -722,7 +675,7 @@ static pb_status model_obtain(pb_engine *e, const cJSON *model, int num_labels, 
     const char *source = jstr(model, "source", "builtin");
     if (!strcmp(source, "dir")) return pb_model_load(e, jstr(model, "dir", ""), num_labels, seed, out, err, errlen);
     pb_model_config cfg;
-    pb_status st = pb_train_model_config(model, &cfg, err, errlen);
+    pb_status st = pb_model_config_from_spec(model, &cfg, err, errlen);
     if (st) return st;
     if (!strcmp(source, "pretrain")) {
         char key[17], dir[1200];
@@ -831,7 +784,7 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
             snprintf(cp, sizeof(cp), "%s/config.json", jstr(model, "dir", ""));
             st = pb_model_config_read(cp, &cfg, err, sizeof(err));
         } else {
-            st = pb_train_model_config(model, &cfg, err, sizeof(err));
+            st = pb_model_config_from_spec(model, &cfg, err, sizeof(err));
         }
     }
     if (!st) st = task_load(ds, &cfg, &t, err, sizeof(err));

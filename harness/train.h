@@ -7,7 +7,6 @@
 
 #include <cjson/cJSON.h>
 #include "results.h"
-#include "../models/model.h"
 
 typedef struct pb_train_ctx {
     int threads;            // engine threads (<=0: all cores)
@@ -35,9 +34,5 @@ void pb_backbone_key(const cJSON *model, char out[17]);
 
 // 1 when this build links the models/methods/datasets modules the engine trainer needs.
 int pb_train_engine_available(void);
-
-// The model config of a resolved suite model spec (builtin or inline config; not "dir"), checked
-// against the model limits (pb_model_config_check). Used at suite validation and per cell.
-pb_status pb_train_model_config(const cJSON *model, pb_model_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include "methods_internal.h"
+#include "../engine/fileutil.h"
 #include "models/safetensors.h"
 
 #define PEFT_PREFIX "base_model.model."
@@ -219,6 +220,11 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
     cJSON *o = cJSON_Parse(txt);
     free(txt);
     if (!o) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: not valid JSON", path);
+    char dk[256];
+    if (pb_json_dup_key(o, dk, sizeof dk)) {
+        cJSON_Delete(o);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: duplicate key '%s'", path, dk);
+    }
     pb_status st = PB_OK;
     cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peft_type");
     cJSON *jr = cJSON_GetObjectItemCaseSensitive(o, "r");

@@ -1,8 +1,10 @@
 // config.c: built-in model configs and HF config.json (ViTConfig / RobertaConfig) read/write.
 // defines: pb_model_config_builtin, pb_model_config_read, pb_model_config_write
 #include "model.h"
+#include "../engine/fileutil.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -287,6 +289,39 @@ static pb_status cfg_parse(cfg_ctx *x, pb_model_config *cfg) {
     return pb_model_config_check(cfg, x->path, x->err, x->errlen);
 }
 
+pb_status pb_model_config_parse(const char *buf, size_t n, const char *path, pb_model_config *cfg, char *err,
+                                size_t errlen) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
+    if (!root) {
+        // report line:column of the parse error
+        size_t pos = end ? (size_t)(end - buf) : 0;
+        int line = 1, col = 1;
+        for (size_t i = 0; i < pos && i < n; i++) {
+            if (buf[i] == '\n') { line++; col = 1; }
+            else col++;
+        }
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s:%d:%d: invalid JSON", path, line, col);
+    }
+    for (const char *p = end; p < buf + n; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: trailing data after the JSON object",
+                           path);
+        }
+    char dk[256];
+    if (pb_json_dup_key(root, dk, sizeof dk)) {
+        cJSON_Delete(root);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: duplicate key '%s'", path, dk);
+    }
+    cfg_ctx x = {path, root, err, errlen};
+    pb_model_config tmp;
+    pb_status st = cfg_parse(&x, &tmp);
+    if (st == PB_OK) *cfg = tmp;
+    cJSON_Delete(root);
+    return st;
+}
+
 pb_status pb_model_config_read(const char *path, pb_model_config *cfg, char *err, size_t errlen) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -314,31 +349,7 @@ pb_status pb_model_config_read(const char *path, pb_model_config *cfg, char *err
         return pb_errf(PB_ERR_IO, err, errlen, "%s: read error: %s", path, strerror(rerr));
     }
     buf[n] = 0;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
-    if (!root) {
-        // report line:column of the parse error
-        size_t pos = end ? (size_t)(end - buf) : 0;
-        int line = 1, col = 1;
-        for (size_t i = 0; i < pos && i < n; i++) {
-            if (buf[i] == '\n') { line++; col = 1; }
-            else col++;
-        }
-        free(buf);
-        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s:%d:%d: invalid JSON", path, line, col);
-    }
-    for (const char *p = end; p < buf + n; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            cJSON_Delete(root);
-            free(buf);
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: trailing data after the JSON object",
-                           path);
-        }
-    cfg_ctx x = {path, root, err, errlen};
-    pb_model_config tmp;
-    pb_status st = cfg_parse(&x, &tmp);
-    if (st == PB_OK) *cfg = tmp;
-    cJSON_Delete(root);
+    pb_status st = pb_model_config_parse(buf, n, path, cfg, err, errlen);
     free(buf);
     return st;
 }
@@ -455,6 +466,14 @@ pb_status pb_model_config_check(const pb_model_config *c, const char *what, char
     if (c->hidden % c->heads)
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: hidden = %d is not a multiple of heads = %d", what, c->hidden,
                        c->heads);
+    if (!(c->ln_eps > 0 && isfinite(c->ln_eps)) || !(c->initializer_range >= 0 && isfinite(c->initializer_range)))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: layer_norm_eps = %g must be > 0 and initializer_range = %g >= 0",
+                       what, (double)c->ln_eps, (double)c->initializer_range);
+    const float drops[3] = {c->hidden_dropout, c->attn_dropout, c->classifier_dropout};
+    for (int i = 0; i < 3; i++)
+        if (!(drops[i] < 1) || (i < 2 && !(drops[i] >= 0)) || (i == 2 && !(drops[i] >= -1))) // -1: "use hidden"
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: dropout probabilities must lie in [0, 1) (got %g)", what,
+                           (double)drops[i]);
     if (c->arch == PB_ARCH_VIT) {
         if (c->image_size < 1 || c->image_size > PB_CFG_MAX_IMAGE || c->patch_size < 1 ||
             c->patch_size > c->image_size || c->image_size % c->patch_size)
@@ -478,6 +497,10 @@ pb_status pb_model_config_check(const pb_model_config *c, const char *what, char
         if (c->type_vocab < 1 || c->type_vocab > PB_CFG_MAX_TYPE_VOCAB)
             return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: type_vocab_size = %d outside [1, %d]", what, c->type_vocab,
                            PB_CFG_MAX_TYPE_VOCAB);
+        if (c->pad_id < 0 || c->pad_id >= c->vocab_size || c->max_positions <= c->pad_id + 1)
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: pad_token_id = %d must lie in the vocabulary (%d) and below max_position_embeddings - 1 (%d)",
+                           what, c->pad_id, c->vocab_size, c->max_positions);
     }
     return PB_OK;
 }
@@ -527,4 +550,78 @@ pb_status pb_model_memory_check(const pb_model_config *cfg, int B, int T, double
                        "batch %d x %d tokens) but %.1f GiB are available: use a smaller batch or model",
                        cfg->name, need / G, w / G, o / G, a / G, B, T, have / G);
     return PB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// A suite's resolved model spec -> config
+
+static double spec_num(const cJSON *o, const char *k, double def) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+// An integer field of an inline config: non-integers and values outside int become -1, which
+// pb_model_config_check then rejects with the field's name (no undefined conversion).
+static int spec_int(const cJSON *o, const char *k, int def) {
+    double v = spec_num(o, k, def);
+    if (!(v == floor(v)) || v > 2147483647.0 || v < -2147483647.0) return -1;
+    return (int)v;
+}
+// A float field: beyond the float range it becomes +-inf (pb_model_config_check rejects it).
+static float spec_float(const cJSON *o, const char *k, float def) {
+    double v = spec_num(o, k, def);
+    return v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
+}
+static const char *spec_str(const cJSON *o, const char *k, const char *def) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+pb_status pb_model_config_from_spec(const cJSON *model, pb_model_config *cfg, char *err, size_t errlen) {
+    const char *builtin = spec_str(model, "builtin", NULL);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(model, "config");
+    const char *arch = spec_str(c, "arch", NULL);
+    // Without a built-in name the inline config starts from the tiny model of its architecture
+    // (so unspecified fields get sane values: ln_eps, dropouts, initializer_range, ...).
+    const char *base = builtin ? builtin : (arch && !strcmp(arch, "roberta")) ? "roberta-tiny" : "vit-tiny";
+    pb_status st = pb_model_config_builtin(base, cfg, err, errlen);
+    if (st) return st;
+    if (!c) return PB_OK;
+    snprintf(cfg->name, sizeof(cfg->name), "%s", spec_str(model, "label", base));
+#define SETI(k, f) if (cJSON_GetObjectItemCaseSensitive(c, k)) cfg->f = spec_int(c, k, cfg->f)
+#define SETF(k, f) if (cJSON_GetObjectItemCaseSensitive(c, k)) cfg->f = spec_float(c, k, cfg->f)
+    SETI("hidden", hidden);
+    SETI("layers", layers);
+    SETI("heads", heads);
+    SETI("intermediate", intermediate);
+    SETI("image_size", image_size);
+    SETI("patch_size", patch_size);
+    SETI("channels", channels);
+    SETI("vocab_size", vocab_size);
+    SETI("max_positions", max_positions);
+    SETI("type_vocab", type_vocab);
+    SETI("pad_id", pad_id);
+    SETF("ln_eps", ln_eps);
+    SETF("hidden_dropout", hidden_dropout);
+    SETF("attn_dropout", attn_dropout);
+    SETF("classifier_dropout", classifier_dropout);
+    SETF("initializer_range", initializer_range);
+#undef SETI
+#undef SETF
+    const cJSON *qb = cJSON_GetObjectItemCaseSensitive(c, "qkv_bias");
+    if (qb) cfg->qkv_bias = cJSON_IsBool(qb) ? cJSON_IsTrue(qb) : qb->valuedouble != 0;
+    if (cfg->hidden <= 0 || cfg->layers <= 0 || cfg->heads <= 0 || cfg->intermediate <= 0 ||
+        cfg->hidden % cfg->heads)
+        return pb_errf(PB_ERR_ARG, err, errlen,
+                       "model '%s': config: hidden (%d) must be a positive multiple of heads (%d); layers %d, "
+                       "intermediate %d must be positive",
+                       cfg->name, cfg->hidden, cfg->heads, cfg->layers, cfg->intermediate);
+    if (cfg->arch == PB_ARCH_VIT &&
+        (cfg->patch_size <= 0 || cfg->image_size <= 0 || cfg->image_size % cfg->patch_size ||
+         (cfg->channels != 1 && cfg->channels != 3)))
+        return pb_errf(PB_ERR_ARG, err, errlen,
+                       "model '%s': config: image_size %d must be a multiple of patch_size %d; channels 1 or 3 (got %d)",
+                       cfg->name, cfg->image_size, cfg->patch_size, cfg->channels);
+    char what[96];
+    snprintf(what, sizeof what, "model '%s': config", cfg->name);
+    return pb_model_config_check(cfg, what, err, errlen);
 }

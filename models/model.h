@@ -34,8 +34,18 @@ pb_status pb_model_config_builtin(const char *name, pb_model_config *cfg, char *
 // Reads an HF config.json (ViTConfig / RobertaConfig); unknown fields are ignored, wrong types
 // and missing architecture are errors naming the file and field.
 pb_status pb_model_config_read(const char *path, pb_model_config *cfg, char *err, size_t errlen);
+// The same from memory (buf holds n bytes; path names it in messages).
+pb_status pb_model_config_parse(const char *buf, size_t n, const char *path, pb_model_config *cfg, char *err,
+                                size_t errlen);
 pb_status pb_model_config_write(const char *path, const pb_model_config *cfg, char *err,
                                 size_t errlen);
+
+// The config of a suite's resolved model spec (harness/suite.c): a built-in name and/or an inline
+// "config" object (keys hidden, layers, heads, intermediate, image_size, patch_size, channels,
+// vocab_size, max_positions, type_vocab, pad_id, ln_eps, dropouts, initializer_range, qkv_bias);
+// without a built-in it starts from the tiny model of its arch. Checked by pb_model_config_check.
+struct cJSON;
+pb_status pb_model_config_from_spec(const struct cJSON *model, pb_model_config *cfg, char *err, size_t errlen);
 
 // Limits every model config is held to (config.json, suites, built-ins), far above any model in
 // the papers (ViT-H/14 at 518 px has 1,370 tokens; XLM-R's vocabulary is 250k): they keep every

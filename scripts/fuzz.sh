@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds the dataset libFuzzer targets with clang (-fsanitize=fuzzer,address) and runs each for a
-# bounded time. Usage: scripts/fuzz.sh [SECONDS_PER_TARGET=20] [OUTDIR=build-fuzz]
+# Builds the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined) and runs each for
+# a bounded time: the dataset readers (tests/fuzz/fuzz_data.c, from their own sources) and the
+# harness inputs (tests/fuzz/fuzz_harness.c: suite files, config.json, cell results, baselines;
+# linked against the core library built with clang and coverage instrumentation into OUTDIR/core).
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET=20] [OUTDIR=build-fuzz]
 # Exit status is non-zero if any target finds a crash (artifacts are left in OUTDIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +19,26 @@ names=(x tsv listfile tokenizer image)
 for t in 1 2 3 4; do
   $CC $FLAGS -DFUZZ_TARGET=$t tests/fuzz/fuzz_data.c $SRCS $LIBS -o "$OUT/fuzz_${names[$t]}"
 done
+# The core library with coverage instrumentation for the harness targets (libomp: clang's OpenMP).
+cmake -S . -B "$OUT/core" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER="$CC" -DPB_CUDA=OFF -DPB_CUDAEMU=OFF \
+  -DPB_WERROR=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -O1 -g" \
+  >/dev/null
+cmake --build "$OUT/core" -j "$(nproc)" --target peftbench_core >/dev/null
+hnames=(x x x x x suite config cell baseline)
+CORE_LIBS="$OUT/core/libpeftbench_core.a $(ls "$OUT"/core/libpeftbench_cuda_stub.a 2>/dev/null) -fopenmp -lopenblas -llapacke -lcjson -lcsv -ljpeg -lpng -lz -lm"
+DNNL=$(grep -q "^DNNL_LIB:FILEPATH=/" "$OUT/core/CMakeCache.txt" 2>/dev/null && echo -ldnnl || true)
+for t in 5 6 7 8; do
+  $CC $FLAGS -fopenmp -DFUZZ_TARGET=$t tests/fuzz/fuzz_harness.c -Wl,--start-group $CORE_LIBS $DNNL -Wl,--end-group \
+    -o "$OUT/fuzz_${hnames[$t]}"
+done
 # Seed corpora (small valid inputs) so the fuzzer starts from real formats.
-mkdir -p "$OUT"/corpus/{tsv,listfile,tokenizer,image}
+mkdir -p "$OUT"/corpus/{tsv,listfile,tokenizer,image,suite,config,cell,baseline}
+cp suites/quick.json "$OUT/corpus/suite/quick.json"
+printf '{"name":"s","trainer":"synthetic","models":["vit-tiny"],"datasets":["vtab-mini/bar-ori"],"methods":["head",{"method":"lora","rank":4}],"grid":{"lr":[0.1,0.2],"seed":[0,1]}}' > "$OUT/corpus/suite/small.json"
+printf '{"model_type":"vit","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":2,"intermediate_size":64,"image_size":28,"patch_size":7,"num_channels":1,"id2label":{"0":"a","1":"b"}}' > "$OUT/corpus/config/vit.json"
+printf '{"model_type":"roberta","hidden_size":24,"num_hidden_layers":2,"num_attention_heads":2,"intermediate_size":40,"vocab_size":50,"max_position_embeddings":40,"pad_token_id":1,"num_labels":1}' > "$OUT/corpus/config/rob.json"
+printf '{"schema":"peftbench.cell/1","suite":"s","id":"0123456789abcdef","status":"ok","metric":"accuracy","config":{"model":{"label":"m"},"dataset":{"label":"d"},"method":{"label":"lora","method":"lora","rank":8},"recipe":{"lr":0.01,"lr_scale":1},"seed":0},"axes":{"rank":8},"final":{"score":0.5,"epoch":1},"epochs":[{"epoch":1,"train_loss":1.5}]}' > "$OUT/corpus/cell/a.json"
+head -c 4000 results/baselines/quick.json > /dev/null && python3 -c 'import json; d=json.load(open("results/baselines/quick.json")); d["rows"]=d["rows"][:3]; d["cells"]=d["cells"][:3]; print(json.dumps(d))' > "$OUT/corpus/baseline/quick.json"
 printf '\x04index\tquestion\tsentence\tlabel\n0\tq?\ts "x"\tentailment\n' > "$OUT/corpus/tsv/qnli"
 printf '\x00gj04\t1\t\thello world\n' > "$OUT/corpus/tsv/cola"
 printf 'images/train800/000000.jpg 3\nimages/train800/000001.jpg 12\n' > "$OUT/corpus/listfile/a"
@@ -33,7 +54,7 @@ open(d + "/p.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack
                                 + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 PY
 status=0
-for n in tsv listfile tokenizer image; do
+for n in tsv listfile tokenizer image suite config cell baseline; do
   echo "== fuzz_$n (${SECS}s)"
   if ! "$OUT/fuzz_$n" -max_total_time="$SECS" -max_len=8192 -rss_limit_mb=1024 -artifact_prefix="$OUT/crash-$n-" \
        "$OUT/corpus/$n" 2>"$OUT/fuzz_$n.log"; then

@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 PKGS="build-essential cmake pkg-config python3 libopenblas-dev liblapacke-dev libcjson-dev
       libcsv-dev libdnnl-dev gnuplot-nox libjpeg-dev libpng-dev zlib1g-dev libstb-dev dataset-fashion-mnist
-      clang libclang-rt-14-dev"
+      clang libclang-rt-14-dev libomp-dev"
 
 if [ "${1:-}" != "--python" ]; then
   missing=""

@@ -245,5 +245,37 @@ truncate -s 100 "$BB/model.safetensors"
 "$PB" run pre.json --out pre3 > pre3.log 2>&1 || bad "run after truncating the cached backbone exit $? ($(tail -1 pre3.log))"
 [ "$(score pre3)" = "$s0" ] || bad "after a truncated backbone the score differs: $(score pre3) vs $s0"
 
+# --- (10) the smaller ones ------------------------------------------------------------------------
+for lr in nan inf -inf -0.1 1e999; do
+  out=$("$PB" trace --model model --batch batch.safetensors --out lr.st --num-labels 10 --lr "$lr" 2>&1); rc=$?
+  [ $rc = 2 ] && echo "$out" | grep -q -- "--lr" || bad "trace --lr $lr: rc $rc, '$out'"
+done
+out=$("$PB" trace --model model --batch batch.safetensors --out b.st --num-labels 10 --beta2 1 2>&1); rc=$?
+[ $rc = 2 ] || bad "trace --beta2 1: rc $rc"
+out=$("$PB" run s.json --out sh.out --shard 1/2x --dry-run 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "1/2x" || bad "--shard 1/2x: rc $rc, '$out'"
+out=$("$PB" run s.json --out th.out --threads 100000 --dry-run 2>&1); rc=$?
+[ $rc = 2 ] || bad "--threads 100000: rc $rc"
+out=$("$PB" bench --model vit-tiny --threads 100000 2>&1); rc=$?
+[ $rc = 2 ] || bad "bench --threads 100000: rc $rc"
+printf '{"name": "dk", "trainer": "synthetic", "models": ["vit-tiny"], "datasets": ["vtab-mini/bar-ori"],\n "methods": ["head"], "recipe": {"lr": 0.1, "lr": 0.2}}\n' > dk.json
+out=$("$PB" run dk.json --out dk.out --dry-run 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "duplicate key 'recipe.lr'" || bad "duplicate key in a suite: rc $rc, '$out'"
+mkdir -p dupcfg && cp model/* dupcfg/ && python3 - <<'PY'
+t = open("dupcfg/config.json").read().rstrip().rstrip("}")
+open("dupcfg/config.json", "w").write(t + ', "hidden_size": 32}\n')
+PY
+out=$("$PB" info dupcfg 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "duplicate key 'hidden_size'" || bad "duplicate key in config.json: rc $rc, '$out'"
+"$PB" data --help > /dev/null 2>&1 || bad "data --help exit $?"
+grep -q "val nan" pre.log && bad "the pretraining log prints 'val nan'"
+python3 - "$OUT2" <<'PY' || fail=1
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1] + "/results.csv", newline="")))
+for r in rows:
+    ax = json.loads(r["axes"])
+    assert all(len(repr(v)) < 12 for v in ax.values() if isinstance(v, float)), f"axes not shortest: {r['axes']}"
+PY
+
 [ $fail = 0 ] && echo "security CLI checks passed"
 exit $fail
