@@ -33,7 +33,8 @@ for model in $MODELS; do
   batch=$BATCH_VIT; [[ $model == roberta-base ]] && batch=$BATCH_RB
   for method in full lora svfit; do
     tag="$model.$method.b$batch.$PB_CUDA_MATH"
-    "$PB" bench --device cuda --model "$model" --method "$method" --rank 8 --batch "$batch" --seq 128 \
+    rk=(--rank 8); [[ $method == full ]] && rk=()   # full has no rank option
+    "$PB" bench --device cuda --model "$model" --method "$method" "${rk[@]}" --batch "$batch" --seq 128 \
         --steps "$STEPS" --warmup "$WARMUP" --no-ceiling --json > "$OUT/$tag.pb.json"
     python3 bench/peer_torch.py --device "$PEER_DEVICE" $PEER_TF32 --model "$model" --method "$method" --rank 8 \
         --batch "$batch" --seq 128 --steps "$STEPS" --warmup "$WARMUP" > "$OUT/$tag.torch.json"

@@ -1,10 +1,12 @@
 // cli.h: the peftbench subcommands. Each lives in its own harness/cmd_*.c file and returns the
 // process exit status (0 ok, 1 failure such as a failed cell or regression, 2 usage/input error).
-// defines: pb_cmd_info, pb_cmd_trace, pb_cmd_bench, pb_cmd_run, pb_cmd_report, pb_cmd_plot,
-//          pb_cmd_check, pb_cmd_data, pb_cmd_info_system
+// defines: pb_cli_main, pb_cmd_info, pb_cmd_trace, pb_cmd_bench, pb_cmd_run, pb_cmd_report, pb_cmd_plot,
+//          pb_cmd_check, pb_cmd_data, pb_cmd_info_system, pb_cmd_methods
 #ifndef PB_CLI_H
 #define PB_CLI_H
 
+// The whole CLI: `peftbench COMMAND ...` (cli_main.c).
+int pb_cli_main(int argc, char **argv);
 int pb_cmd_info(int argc, char **argv);
 int pb_cmd_info_system(int argc, char **argv); // info --system (cmd_system.c)
 int pb_cmd_trace(int argc, char **argv);
@@ -14,5 +16,6 @@ int pb_cmd_report(int argc, char **argv);
 int pb_cmd_plot(int argc, char **argv);
 int pb_cmd_check(int argc, char **argv);
 int pb_cmd_data(int argc, char **argv);
+int pb_cmd_methods(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@
 #include "../engine/param.h"
 #include "../models/model.h"
 #include "../methods/adapter.h"
+#include "cli_method.h"
 
 typedef struct {
     double lin, att, patch, head, adapter_fwd; // forward FLOPs per example, by part
@@ -62,26 +63,17 @@ static bench_flops bench_count_flops(const pb_model_config *c, const pb_method_c
         f.head = 2.0 * (D * D + D * V); // dense + out_proj on <s>
     }
     double fwd = f.lin + f.att + f.patch + f.head;
-    const char *m = mc->method;
-    if (!strcmp(m, "full")) {
+    const pb_method_desc *d = mc->desc;
+    if (d->unfreeze & PB_UNFREEZE_BACKBONE) {
         // backward = dX + dW for every GEMM (2x forward), except no dX for the image.
         f.step = 3 * fwd - f.patch;
-    } else if (!strcmp(m, "head")) {
+    } else if (d->site == PB_SITE_NONE) {
         f.step = fwd + 2 * f.head;
     } else {
-        // Adapted (out x in) matrices: per target name, per layer.
-        double per_layer_r = 0; // sum over adapted matrices of (in + out) * r-equivalent work
-        for (int i = 0; i < mc->ntargets; i++) {
-            const char *t = mc->targets[i];
-            double in = D, out = D;
-            if (!strcmp(t, "intermediate")) out = M;
-            if (!strcmp(t, "output")) in = M;
-            per_layer_r += in + out;
-        }
-        double r = mc->rank > 0 ? mc->rank : 8;
-        if (!strcmp(m, "aoft")) r = mc->rank > 0 ? mc->rank : 8;
-        // forward of the low-rank path: x A^T (in*r) then (.) B^T (r*out), 2 FLOPs per MAC.
-        f.adapter_fwd = 2.0 * L * T * per_layer_r * r;
+        // The descriptor's forward FLOPs per token of every adapted linear (pb_method_estimate).
+        pb_method_cost cost;
+        if (pb_method_estimate(mc, c, 0, 0, &cost, NULL, 0) != PB_OK) cost.adapter_flops = 0;
+        f.adapter_fwd = cost.adapter_flops * T;
         // frozen backbone: forward + dX through every linear and attention matmul, no dW;
         // adapter: forward + dX + dW (3x); head: forward + dW + dX.
         f.step = fwd + f.adapter_fwd + f.lin + 2 * f.att + 2 * f.adapter_fwd + 2 * f.head;
@@ -179,11 +171,7 @@ static void bench_usage(FILE *f) {
     fprintf(f,
             "usage: peftbench bench --model NAME|DIR [options]\n"
             "  --model M         built-in config (vit-b16, vit-l16, vit-tiny, roberta-base, ...) or HF dir\n"
-            "  --method M        full (default), head, lora, pissa, svfit, aoft\n"
-            "  --rank R          adapter rank (default 8)\n"
-            "  --targets a,b     adapted modules (default query,value)\n"
-            "  --alpha A         LoRA/PiSSA alpha (default: rank)\n"
-            "  --init I          lora: kaiming|gaussian; pissa: svd|niter_N\n"
+            PB_CLI_METHOD_USAGE
             "  --batch B         batch size (default 8)\n"
             "  --seq T           RoBERTa sequence length (default 128)\n"
             "  --num-labels C    classes (default 10)\n"
@@ -204,29 +192,33 @@ int pb_cmd_bench(int argc, char **argv) {
     const char *model_name = NULL, *device = "cpu";
     int batch = 8, seq = 128, steps = 5, warmup = 2, threads = 0, num_labels = 10, json = 0;
     int ceiling = 1, epochs = 0, profile = 0;
-    const char *method = "full", *target_list = NULL, *init = NULL;
-    int rank = 8;
-    float alpha = 0;
+    // Method arguments first (cli_method.h), the rest through getopt.
+    pb_cli_method cm;
+    memset(&cm, 0, sizeof cm);
+    {
+        int out = 1;
+        for (int i = 1; i < argc; i++) {
+            int k = pb_cli_method_arg(&cm, argc, argv, &i, "bench");
+            if (k < 0) return 2;
+            if (!k) argv[out++] = argv[i];
+        }
+        argc = out;
+        argv[argc] = NULL;
+    }
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"method", required_argument, 0, 'M'},
-        {"rank", required_argument, 0, 'r'},  {"targets", required_argument, 0, 'g'},
+        {"model", required_argument, 0, 'm'},
         {"batch", required_argument, 0, 'b'}, {"seq", required_argument, 0, 's'},
         {"steps", required_argument, 0, 'n'}, {"warmup", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
         {"num-labels", required_argument, 0, 'c'}, {"json", no_argument, 0, 'j'},
         {"no-ceiling", no_argument, 0, 'C'}, {"epochs", required_argument, 0, 'E'},
         {"profile", no_argument, 0, 'P'},
-        {"init", required_argument, 0, 'I'}, {"alpha", required_argument, 0, 'A'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': model_name = optarg; break;
-        case 'M': method = optarg; break;
-        case 'r': rank = atoi(optarg); break;
-        case 'g': target_list = optarg; break;
-        case 'I': init = optarg; break;
-        case 'A': alpha = (float)atof(optarg); break;
         case 'b': batch = atoi(optarg); break;
         case 's': seq = atoi(optarg); break;
         case 'n': steps = atoi(optarg); break;
@@ -246,18 +238,13 @@ int pb_cmd_bench(int argc, char **argv) {
         bench_usage(stderr);
         return 2;
     }
-    // Options may come in any order: build the method config once they are all known.
     pb_method_config mc;
-    pb_method_config_default(&mc, method);
-    mc.rank = rank;
-    mc.alpha = alpha;
-    if (init) snprintf(mc.init, sizeof mc.init, "%s", init);
-    if (target_list) {
-        mc.ntargets = 0;
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", target_list);
-        for (char *tok = strtok(buf, ","); tok && mc.ntargets < PB_MAX_TARGETS; tok = strtok(NULL, ","))
-            snprintf(mc.targets[mc.ntargets++], sizeof mc.targets[0], "%s", tok);
+    {
+        char e2[512];
+        if (pb_cli_method_build(&cm, "full", 0, &mc, e2, sizeof e2) != PB_OK) {
+            fprintf(stderr, "peftbench bench: %s\n", e2);
+            return 2;
+        }
     }
     if (batch < 1 || steps < 1 || warmup < 0 || seq < 1 || num_labels < 1) {
         fprintf(stderr, "peftbench bench: --batch, --steps, --seq, --num-labels must be >= 1\n");
@@ -296,7 +283,7 @@ int pb_cmd_bench(int argc, char **argv) {
         return 2;
     }
     t_init = pb_now() - t_init;
-    int head_only = !strcmp(mc.method, "head");
+    int head_only = mc.desc->site == PB_SITE_NONE && !(mc.desc->unfreeze & PB_UNFREEZE_BACKBONE);
     if (epochs > 0 && !head_only) {
         fprintf(stderr, "peftbench bench: --epochs applies to --method head only\n");
         pb_model_free(m);
@@ -475,8 +462,10 @@ int pb_cmd_bench(int argc, char **argv) {
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "model", model_name);
-        cJSON_AddStringToObject(o, "method", mc.method);
-        cJSON_AddNumberToObject(o, "rank", mc.rank);
+        cJSON_AddStringToObject(o, "method", mc.desc->name);
+        if (pb_mc_has(&mc, "rank")) cJSON_AddNumberToObject(o, "rank", pb_mc_int(&mc, "rank"));
+        else cJSON_AddNullToObject(o, "rank");
+        pb_method_config_to_json(&mc, cJSON_AddObjectToObject(o, "options"));
         cJSON_AddNumberToObject(o, "batch", batch);
         cJSON_AddNumberToObject(o, "tokens", T);
         cJSON_AddNumberToObject(o, "threads", nth);
@@ -532,8 +521,10 @@ int pb_cmd_bench(int argc, char **argv) {
         free(js);
         cJSON_Delete(o);
     } else {
-        printf("model %s, method %s (rank %d), batch %d, %d tokens, %s\n", model_name, mc.method,
-               mc.rank, batch, T, pb_engine_describe(e));
+        char rk[32] = "";
+        if (pb_mc_has(&mc, "rank")) snprintf(rk, sizeof rk, " (rank %d)", pb_mc_int(&mc, "rank"));
+        printf("model %s, method %s%s, batch %d, %d tokens, %s\n", model_name, mc.desc->name, rk, batch, T,
+               pb_engine_describe(e));
         printf("  trainable params   %zu (adapter %zu)\n", trainable, pc.adapter);
         printf("  method init        %.3f s\n", t_init);
         printf("  step (median of %d) %.4f s   %.2f %s\n", steps, t_step, batch / t_step, unit);

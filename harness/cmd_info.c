@@ -1,8 +1,8 @@
-// cmd_info.c: `peftbench info MODEL [--json] [--num-labels N] [--method M --rank R --alpha A
-// --targets a,b,...]`: architecture summary and exact parameter counts. Without --method the
-// counts come from the config alone (nothing is allocated, so `info vit-l16` is instant); with
-// --method a model is built (weights left zero: counts do not depend on them) and the method
-// applied, so adapter parameter counts are the method's own.
+// cmd_info.c: `peftbench info MODEL [--json] [--num-labels N] [--method M] [--opt key=value ...]`:
+// architecture summary and exact parameter counts. Everything comes from the config and the
+// method descriptor's formulas (pb_method_estimate: size rule, trainable parameters, adapter
+// FLOPs); nothing is allocated, so `info vit-l16 --method svfit --rank 768` is instant.
+// tests/test_methods_model.c checks the formulas against instantiated models.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +11,13 @@
 #include "cli.h"
 // defines: pb_model_config_*, pb_model_* and model_count_config (counts from shapes)
 #include "../models/model_internal.h"
-// defines: pb_method_config, pb_method_apply
-#include "../methods/adapter.h"
+// defines: pb_method_config, pb_method_estimate
+#include "../methods/method.h"
+#include "cli_method.h"
 
 static void info_usage(FILE *f) {
-    fprintf(f, "usage: peftbench info MODEL [--json] [--num-labels N] [--method M] [--rank R]\n"
-               "                      [--alpha A] [--targets a,b,...]\n"
+    fprintf(f, "usage: peftbench info MODEL [--json] [--num-labels N] [--method M] [--opt key=value ...]\n"
+               PB_CLI_METHOD_USAGE
                "       peftbench info --system [--json] [--peak] [--threads N]\n"
                "  --system: CPU ISA, GEMM providers and the kernels they selected, the OpenBLAS\n"
                "         core decision; --peak adds the measured FP32 FMA peak and its derivation\n"
@@ -49,33 +50,22 @@ static int parse_int(const char *flag, const char *s, int *out) {
 int pb_cmd_info(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--system")) return pb_cmd_info_system(argc, argv);
-    const char *model = NULL, *method = NULL, *targets = NULL;
-    int json = 0, num_labels = 0, rank = -1;
-    float alpha = -1.0f;
+    const char *model = NULL;
+    int json = 0, num_labels = 0, k;
+    pb_cli_method cm;
+    memset(&cm, 0, sizeof cm);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if ((k = pb_cli_method_arg(&cm, argc, argv, &i, "info")) != 0) {
+            if (k < 0) return 2;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             info_usage(stdout);
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--num-labels") && has) {
             if (!parse_int(a, argv[++i], &num_labels)) return 2;
-        } else if (!strcmp(a, "--method") && has) {
-            method = argv[++i];
-        } else if (!strcmp(a, "--rank") && has) {
-            if (!parse_int(a, argv[++i], &rank)) return 2;
-        } else if (!strcmp(a, "--alpha") && has) {
-            char *end;
-            const char *v = argv[++i];
-            alpha = strtof(v, &end);
-            if (*v == '\0' || *end != '\0') {
-                fprintf(stderr, "peftbench info: --alpha: expected a number, got '%s'\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--targets") && has) {
-            targets = argv[++i];
         } else if (a[0] != '-' && !model) {
             model = a;
         } else {
@@ -101,44 +91,18 @@ int pb_cmd_info(int argc, char **argv) {
     }
 
     pb_param_counts c = model_count_config(&cfg);
-    c.trainable = c.total; // default: full fine-tuning
-    c.trainable_backbone = c.backbone;
-    size_t trainable_head = c.head;
-    if (method) {
-        pb_method_config mc;
-        pb_method_config_default(&mc, method);
-        if (rank >= 0) mc.rank = rank;
-        if (alpha > 0) mc.alpha = alpha;
-        if (targets) {
-            mc.ntargets = 0;
-            char buf[512];
-            snprintf(buf, sizeof(buf), "%s", targets);
-            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-                if (mc.ntargets == PB_MAX_TARGETS) {
-                    fprintf(stderr, "peftbench info: --targets: at most %d targets\n", PB_MAX_TARGETS);
-                    return 2;
-                }
-                snprintf(mc.targets[mc.ntargets++], sizeof(mc.targets[0]), "%s", tok);
-            }
-        }
-        pb_engine *e = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
-        if (!e) {
-            fprintf(stderr, "peftbench info: %s\n", err);
-            return 2;
-        }
-        pb_model *m = model_create_uninit(e, &cfg);
-        if (pb_method_apply(m, &mc, err, sizeof(err)) != PB_OK) {
-            fprintf(stderr, "peftbench info: %s\n", err);
-            pb_model_free(m);
-            pb_engine_free(e);
-            return 2;
-        }
-        c = pb_model_count(m);
-        trainable_head = c.trainable - c.trainable_backbone;
-        pb_model_free(m);
-        pb_engine_free(e);
+    pb_method_config mc;
+    pb_method_cost cost;
+    if (pb_cli_method_build(&cm, "full", 0, &mc, err, sizeof(err)) != PB_OK ||
+        pb_method_estimate(&mc, &cfg, (double)c.backbone, (double)c.head, &cost, err, sizeof(err)) != PB_OK) {
+        fprintf(stderr, "peftbench info: %s\n", err);
+        return 2;
     }
-
+    const char *method = mc.desc->name;
+    c.adapter = (size_t)cost.adapter;
+    c.trainable = (size_t)cost.trainable;
+    c.trainable_backbone = (size_t)(cost.trainable_backbone + cost.adapter);
+    size_t trainable_head = (size_t)cost.trainable_head;
     const char *arch = cfg.arch == PB_ARCH_VIT ? "vit" : "roberta";
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -160,7 +124,9 @@ int pb_cmd_info(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "max_positions", cfg.max_positions);
         }
         cJSON_AddNumberToObject(o, "num_labels", cfg.num_labels);
-        cJSON_AddStringToObject(o, "method", method ? method : "full");
+        cJSON_AddStringToObject(o, "method", method);
+        cJSON *opts = cJSON_AddObjectToObject(o, "options");
+        pb_method_config_to_json(&mc, opts);
         cJSON_AddNumberToObject(o, "params_total", (double)c.total);
         cJSON_AddNumberToObject(o, "params_backbone", (double)c.backbone);
         cJSON_AddNumberToObject(o, "params_head", (double)c.head);
@@ -170,6 +136,7 @@ int pb_cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "params_adapter", (double)c.adapter);
         int T = cfg.arch == PB_ARCH_VIT ? 0 : 128;
         cJSON_AddNumberToObject(o, "flops_forward", pb_model_flops_forward(&cfg, T));
+        cJSON_AddNumberToObject(o, "adapter_flops_per_token", cost.adapter_flops);
         char *s = cJSON_Print(o);
         printf("%s\n", s);
         free(s);
@@ -188,12 +155,13 @@ int pb_cmd_info(int argc, char **argv) {
                cfg.max_positions, cfg.pad_id);
     }
     printf("labels           %d%s\n", cfg.num_labels, cfg.num_labels == 1 ? " (regression)" : "");
-    printf("method           %s\n", method ? method : "full");
+    printf("method           %s\n", method);
     printf("params_total     %zu\n", c.total);
     printf("params_backbone  %zu\n", c.backbone);
     printf("params_head      %zu\n", c.head);
     printf("params_trainable %zu (backbone %zu, head %zu)\n", c.trainable, c.trainable_backbone,
            trainable_head);
-    printf("params_adapter   %zu\n", c.adapter);
+    printf("params_adapter   %zu (%d adapted linears, %.0f forward FLOPs per token)\n", c.adapter, cost.nsites,
+           cost.adapter_flops);
     return 0;
 }

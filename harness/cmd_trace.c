@@ -1,8 +1,8 @@
 // cmd_trace.c: `peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
 // [--steps N] [--lr X] [--wd X] [--beta1 X] [--beta2 X] [--eps X] [--label-smoothing X]
 // [--threads N] [--device cpu|cuda] [--seed S] [--num-labels N] [--train] [--save DIR]
-// [--method M] [--rank R] [--alpha A] [--dropout P] [--rslora] [--targets a,b] [--init I]
-// [--variant V] [--gate G] [--no-head] [--peft-import DIR] [--peft-export DIR] [--params FILE]`:
+// [--method M] [--opt key=value ...] (and the short option flags of cli_method.h)
+// [--peft-import DIR] [--peft-export DIR] [--params FILE]`:
 // one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
 // safetensors, for cross-checks against PyTorch / PEFT.
 //
@@ -37,6 +37,7 @@
 #include "../models/safetensors.h"
 // defines: pb_method_config, pb_method_apply
 #include "../methods/adapter.h"
+#include "cli_method.h"
 
 static void trace_usage(FILE *f) {
     fprintf(f,
@@ -44,11 +45,9 @@ static void trace_usage(FILE *f) {
             "         [--steps N] [--lr 1e-3] [--wd 0.01] [--beta1 0.9] [--beta2 0.999] [--eps 1e-8]\n"
             "         [--label-smoothing 0] [--threads 1] [--device cpu|cuda] [--seed 0]\n"
             "         [--num-labels N] [--train]\n"
-            "         [--save DIR] [--method full|head|lora|pissa|svfit|aoft] [--rank R]\n"
-            "         [--alpha A] [--dropout P] [--rslora] [--targets a,b,...]\n"
-            "         [--init kaiming|gaussian|svd|niter_N] [--variant lora|adapter]\n"
-            "         [--gate lambda|scalar] [--no-head] [--peft-import DIR] [--peft-export DIR]\n"
-            "         [--params FILE]\n"
+            "         [--save DIR] [--method M] [--opt key=value ...] [--peft-import DIR]\n"
+            "         [--peft-export DIR] [--params FILE]\n"
+            PB_CLI_METHOD_USAGE
             "  batch: ViT \"pixel_values\" (B,C,H,W) float + \"labels\" (B);\n"
             "         RoBERTa \"input_ids\", \"attention_mask\" (B,T) int + \"labels\" (B)\n"
             "         (labels float when num_labels == 1: regression)\n");
@@ -171,9 +170,9 @@ static int parse_f(const char *flag, const char *s, float *out) {
         fprintf(stderr, "peftbench trace: %s: expected a finite number, got '%s'\n", flag, s);
         return 0;
     }
-    // ranges: rates and decays >= 0, betas in [0, 1), eps > 0, dropout/smoothing in [0, 1)
+    // ranges: rates and decays >= 0, betas in [0, 1), eps > 0, smoothing in [0, 1)
     int beta = !strcmp(flag, "--beta1") || !strcmp(flag, "--beta2");
-    int unit = beta || !strcmp(flag, "--dropout") || !strcmp(flag, "--label-smoothing");
+    int unit = beta || !strcmp(flag, "--label-smoothing");
     if (v < 0 || (unit && v >= 1) || (!strcmp(flag, "--eps") && v <= 0)) {
         fprintf(stderr, "peftbench trace: %s: %s out of range (%s)\n", flag, s,
                 unit ? "want 0 <= x < 1" : !strcmp(flag, "--eps") ? "want x > 0" : "want x >= 0");
@@ -240,15 +239,6 @@ static void dump_logits(pb_st_writer *w, pb_model *m, const pb_batch *b, const c
     free(h);
 }
 
-static int copy_name(char *dst, size_t n, const char *flag, const char *v) {
-    if (strlen(v) >= n) {
-        fprintf(stderr, "peftbench trace: %s: value too long: '%s'\n", flag, v);
-        return 0;
-    }
-    snprintf(dst, n, "%s", v);
-    return 1;
-}
-
 // Outputs must never land on an input: --out not an input file nor inside the model or PEFT
 // import directory (nor inside --save/--peft-export, written after it); --save and --peft-export
 // not the model or import directory nor inside them, and holding no input file. Paths are
@@ -296,49 +286,41 @@ static int trace_check_outputs(const char *model_dir, const char *batch, const c
 }
 
 int pb_cmd_trace(int argc, char **argv) {
-    const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *targets = NULL;
+    const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL;
     const char *save_dir = NULL, *peft_import = NULL, *peft_export = NULL, *params_path = NULL;
-    const char *method = "full", *device = "cpu";
-    long long steps = 0, threads = 1, seed = 0, num_labels = 0, rank = -1;
-    float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f, alpha = -1;
-    float dropout = 0.0f;
-    int train = 0, rslora = 0, no_head = 0;
-    char init[32] = "", variant[32] = "", gate[16] = "";
+    const char *device = "cpu";
+    long long steps = 0, threads = 1, seed = 0, num_labels = 0;
+    float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f;
+    int train = 0;
+    pb_cli_method cm;
+    memset(&cm, 0, sizeof cm);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int has = i + 1 < argc, ok = 1;
+        int has = i + 1 < argc, ok = 1, k;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             trace_usage(stdout);
             return 0;
+        } else if ((k = pb_cli_method_arg(&cm, argc, argv, &i, "trace")) != 0) {
+            if (k < 0) return 2;
         } else if (!strcmp(a, "--train")) train = 1;
-        else if (!strcmp(a, "--rslora")) rslora = 1;
-        else if (!strcmp(a, "--no-head")) no_head = 1;
         else if (!has) ok = 0;
         else if (!strcmp(a, "--model")) model_dir = argv[++i];
         else if (!strcmp(a, "--batch")) batch_path = argv[++i];
         else if (!strcmp(a, "--out")) out_path = argv[++i];
         else if (!strcmp(a, "--save")) save_dir = argv[++i];
-        else if (!strcmp(a, "--method")) method = argv[++i];
         else if (!strcmp(a, "--device")) device = argv[++i];
-        else if (!strcmp(a, "--targets")) targets = argv[++i];
         else if (!strcmp(a, "--peft-import")) peft_import = argv[++i];
         else if (!strcmp(a, "--peft-export")) peft_export = argv[++i];
         else if (!strcmp(a, "--params")) params_path = argv[++i];
-        else if (!strcmp(a, "--init")) ok = copy_name(init, sizeof(init), a, argv[++i]);
-        else if (!strcmp(a, "--variant")) ok = copy_name(variant, sizeof(variant), a, argv[++i]);
-        else if (!strcmp(a, "--gate")) ok = copy_name(gate, sizeof(gate), a, argv[++i]);
         else if (!strcmp(a, "--steps")) ok = parse_i(a, argv[++i], &steps);
         else if (!strcmp(a, "--threads")) ok = parse_i(a, argv[++i], &threads);
         else if (!strcmp(a, "--seed")) ok = parse_i(a, argv[++i], &seed);
         else if (!strcmp(a, "--num-labels")) ok = parse_i(a, argv[++i], &num_labels);
-        else if (!strcmp(a, "--rank")) ok = parse_i(a, argv[++i], &rank);
         else if (!strcmp(a, "--lr")) ok = parse_f(a, argv[++i], &lr);
         else if (!strcmp(a, "--wd")) ok = parse_f(a, argv[++i], &wd);
         else if (!strcmp(a, "--beta1")) ok = parse_f(a, argv[++i], &beta1);
         else if (!strcmp(a, "--beta2")) ok = parse_f(a, argv[++i], &beta2);
         else if (!strcmp(a, "--eps")) ok = parse_f(a, argv[++i], &eps);
-        else if (!strcmp(a, "--alpha")) ok = parse_f(a, argv[++i], &alpha);
-        else if (!strcmp(a, "--dropout")) ok = parse_f(a, argv[++i], &dropout);
         else if (!strcmp(a, "--label-smoothing")) ok = parse_f(a, argv[++i], &ls);
         else ok = 0;
         if (!ok) {
@@ -374,28 +356,7 @@ int pb_cmd_trace(int argc, char **argv) {
     if (pb_model_load(e, model_dir, (int)num_labels, (uint64_t)seed, &m, err, sizeof(err)) != PB_OK)
         goto fail;
     pb_method_config mc;
-    pb_method_config_default(&mc, method);
-    if (rank >= 0) mc.rank = (int)rank;
-    if (alpha > 0) mc.alpha = alpha;
-    mc.dropout = dropout;
-    mc.rslora = rslora;
-    mc.train_head = !no_head;
-    if (init[0]) snprintf(mc.init, sizeof(mc.init), "%s", init);
-    if (variant[0]) snprintf(mc.variant, sizeof(mc.variant), "%s", variant);
-    if (gate[0]) snprintf(mc.gate, sizeof(mc.gate), "%s", gate);
-    mc.seed = (uint64_t)seed;
-    if (targets) {
-        mc.ntargets = 0;
-        char buf[512];
-        snprintf(buf, sizeof(buf), "%s", targets);
-        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-            if (mc.ntargets == PB_MAX_TARGETS) {
-                snprintf(err, sizeof(err), "--targets: at most %d targets", PB_MAX_TARGETS);
-                goto fail;
-            }
-            snprintf(mc.targets[mc.ntargets++], sizeof(mc.targets[0]), "%s", tok);
-        }
-    }
+    if (pb_cli_method_build(&cm, "full", (uint64_t)seed, &mc, err, sizeof(err)) != PB_OK) goto fail;
     if (peft_import) {
         if (pb_method_import_peft(m, peft_import, &mc, err, sizeof(err)) != PB_OK) goto fail;
     } else if (pb_method_apply(m, &mc, err, sizeof(err)) != PB_OK) {

@@ -1,6 +1,7 @@
 // grid.c: suite -> cells.
 #include "grid.h"
 #include "jsonutil.h"
+#include "../methods/method.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -15,38 +16,34 @@ static void set_item(cJSON *obj, const char *key, const cJSON *v) {
     cJSON_AddItemToObject(obj, key, cJSON_Duplicate(v, 1));
 }
 
-// Applies one key=value (method option or recipe key) to a cell being built.
-static void apply(cJSON *method, cJSON *recipe, const char *key, const cJSON *v) {
-    const char *mname = cJSON_GetObjectItem(method, "method")->valuestring;
-    if (in_list(key, pb_method_option_keys)) {
-        if (pb_method_uses(mname, key)) set_item(method, key, v);
+// Applies one key=value (method option or recipe key) to a cell being built; an option the
+// cell's method does not declare is dropped.
+static void apply(cJSON *method, cJSON *recipe, const pb_method_desc *d, const char *key, const cJSON *v) {
+    if (pb_method_option_key(key)) {
+        if (pb_method_opt_find(d, key)) set_item(method, key, v);
     } else if (in_list(key, pb_recipe_keys)) {
         set_item(recipe, key, v);
     }
 }
 
-// Method object with pb_method_config_default's values for the options this method uses.
-static cJSON *method_base(const cJSON *entry) {
-    const char *name = cJSON_GetObjectItem(entry, "method")->valuestring;
+// Method object with the options the suite's entry sets explicitly (defaults come at resolve).
+static cJSON *method_base(const cJSON *entry, const pb_method_desc *d) {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "method", name);
+    cJSON_AddStringToObject(m, "method", d->name);
     cJSON_AddStringToObject(m, "label", cJSON_GetObjectItem(entry, "label")->valuestring);
     cJSON_AddStringToObject(m, "ref", cJSON_GetObjectItem(entry, "ref")->valuestring);
-    cJSON_AddBoolToObject(m, "train_head", cJSON_IsTrue(cJSON_GetObjectItem(entry, "train_head")));
-    if (pb_method_uses(name, "rank")) cJSON_AddNumberToObject(m, "rank", 8);
-    if (pb_method_uses(name, "alpha")) cJSON_AddNumberToObject(m, "alpha", 0);
-    if (pb_method_uses(name, "dropout")) cJSON_AddNumberToObject(m, "dropout", 0);
-    if (pb_method_uses(name, "rslora")) cJSON_AddFalseToObject(m, "rslora");
-    if (pb_method_uses(name, "init")) cJSON_AddStringToObject(m, "init", !strcmp(name, "pissa") ? "svd" : "kaiming");
-    if (pb_method_uses(name, "targets")) {
-        const char *t[2] = {"query", "value"};
-        cJSON_AddItemToObject(m, "targets", cJSON_CreateStringArray(t, 2));
-    }
-    if (pb_method_uses(name, "variant")) cJSON_AddStringToObject(m, "variant", "lora");
-    if (pb_method_uses(name, "gate")) cJSON_AddStringToObject(m, "gate", "lambda");
     for (const cJSON *c = entry->child; c; c = c->next)
-        if (in_list(c->string, pb_method_option_keys)) set_item(m, c->string, c);
+        if (pb_method_opt_find(d, c->string)) set_item(m, c->string, c);
     return m;
+}
+
+// Completes a cell's method object: every option of the descriptor, explicit values kept,
+// defaults and dependent defaults (the resolve hook) filled in, typed as the descriptor says.
+static pb_status method_resolve(cJSON *m, char *err, size_t errlen) {
+    pb_method_config c;
+    pb_status st = pb_method_config_from_json(m, 0, &c, err, errlen);
+    if (!st) pb_method_config_to_json(&c, m);
+    return st;
 }
 
 static int matches(const cJSON *o, const char *key, const char *label, const char *alt) {
@@ -147,9 +144,10 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                 const char *dlabel = cJSON_GetObjectItem(ds, "label")->valuestring;
                 const char *klabel = cJSON_GetObjectItem(entry, "label")->valuestring;
                 const char *kname = cJSON_GetObjectItem(entry, "method")->valuestring;
+                const pb_method_desc *desc = pb_method_find(kname);
                 memset(pos, 0, sizeof(pos));
                 for (;;) {
-                    cJSON *method = method_base(entry);
+                    cJSON *method = method_base(entry, desc);
                     cJSON *recipe = cJSON_Duplicate(s->recipe, 1);
                     for (const cJSON *c = cJSON_GetObjectItem(entry, "recipe")->child; c; c = c->next)
                         set_item(recipe, c->string, c);
@@ -158,13 +156,22 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                             !matches(o, "method", klabel, kname))
                             continue;
                         for (const cJSON *c = cJSON_GetObjectItem(o, "set")->child; c; c = c->next)
-                            apply(method, recipe, c->string, c);
+                            apply(method, recipe, desc, c->string, c);
                     }
                     int seed = 0;
                     for (int x = 0; x < naxes; x++) {
                         const cJSON *v = vals[x][pos[x]];
                         if (!strcmp(axes[x]->string, "seed")) seed = (int)v->valuedouble;
-                        else apply(method, recipe, axes[x]->string, v);
+                        else apply(method, recipe, desc, axes[x]->string, v);
+                    }
+                    char e2[512];
+                    if (method_resolve(method, e2, sizeof e2)) {
+                        cJSON_Delete(method);
+                        cJSON_Delete(recipe);
+                        for (int y = 0; y < naxes; y++) free(vals[y]);
+                        free(seen.slot);
+                        pb_grid_free(g);
+                        return pb_errf(PB_ERR_ARG, err, errlen, "%s: method '%s': %s", s->file, klabel, e2);
                     }
                     cJSON *cfg = cJSON_CreateObject();
                     cJSON_AddStringToObject(cfg, "trainer", s->trainer);

@@ -66,6 +66,9 @@ void pb_aggregate(const pb_record *recs, int n, pb_agg **aggs, int *nagg, int *n
                 continue;
             }
             if (!g->metric[0]) snprintf(g->metric, sizeof(g->metric), "%s", q->metric);
+            if (!g->backend[0]) snprintf(g->backend, sizeof(g->backend), "%s", q->backend);
+            else if (strcmp(g->backend, q->backend) && strncmp(g->backend, "mixed: ", 7))
+                snprintf(g->backend, sizeof(g->backend), "mixed: %.140s", q->backend);
             buf[k] = 100.0 * q->score;
             pbuf[k] = (double)(q->p_trainable - q->p_head);
             hbuf[k] = (double)q->p_head;
@@ -311,7 +314,8 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__);                                               \
     } while (0)
     APP(csv, "id,model,method,method_name,dataset,seed,rank,lr,axes,status,metric,split,select,epoch,score,val,test,"
-             "params_trainable,params_adapter,params_head,params_total,train_time_s,throughput_ex_s,peak_rss_mb,reason\n");
+             "params_trainable,params_adapter,params_head,params_total,train_time_s,throughput_ex_s,peak_rss_mb,reason,"
+             "backend\n");
     for (int i = 0; i < n; i++) {
         const pb_record *r = &R[i];
         const char *text[5] = {r->id, r->model, r->method, r->method_name, r->dataset};
@@ -334,6 +338,8 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             r->select, r->epoch, r->score, r->val, r->test, r->p_trainable, r->p_adapter, r->p_head, r->p_total,
             r->train_time_s, r->throughput, r->peak_rss_mb);
         csv_field(&csv, &cap, &len, r->reason);
+        APP(csv, ",");
+        csv_field(&csv, &cap, &len, r->backend);
         APP(csv, "\n");
     }
     snprintf(path, sizeof(path), "%s/results.csv", dir);
@@ -365,6 +371,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 cJSON_AddItemToObject(o, names[q], isfinite(v[q]) ? cJSON_CreateNumber(v[q]) : cJSON_CreateNull());
             cJSON_AddNumberToObject(o, "params_trainable_excl_head", isfinite(g->p_trainable_nohead) ? g->p_trainable_nohead : 0);
             cJSON_AddNumberToObject(o, "params_head", isfinite(g->p_head) ? g->p_head : 0);
+            cJSON_AddStringToObject(o, "backend", g->backend);
             cJSON_AddItemToArray(rows, o);
         }
         cJSON *cells = cJSON_AddArrayToObject(j, "cells");
@@ -376,6 +383,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             cJSON_AddStringToObject(o, "dataset", R[i].dataset);
             cJSON_AddNumberToObject(o, "seed", R[i].seed);
             cJSON_AddStringToObject(o, "status", R[i].status);
+            cJSON_AddStringToObject(o, "backend", R[i].backend);
             cJSON_AddItemToObject(o, "score", isfinite(R[i].score) ? cJSON_CreateNumber(R[i].score) : cJSON_CreateNull());
             // check uses it to tell "same numerics as the baseline machine" from "different".
             cJSON_AddItemToObject(o, "train_loss_last",
@@ -519,6 +527,18 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         int nfail = 0;
         for (int i = 0; i < n; i++)
             if (strcmp(R[i].status, "ok")) nfail++;
+        if (!tex && n) { // which engine produced the numbers: distinct backends with their cell counts
+            APP(t, "\n## Produced by\n\n");
+            for (int i = 0; i < n; i++) {
+                int seen = 0, cnt = 0;
+                for (int k = 0; k < i && !seen; k++) seen = !strcmp(R[k].backend, R[i].backend);
+                if (seen) continue;
+                for (int k = i; k < n; k++) cnt += !strcmp(R[k].backend, R[i].backend);
+                char e[400];
+                md_escape(R[i].backend[0] ? R[i].backend : "(not recorded)", e, sizeof e);
+                APP(t, "- %s: %d cell%s\n", e, cnt, cnt == 1 ? "" : "s");
+            }
+        }
         if (!tex && sk.n) {
             APP(t, "\n## Skipped cell files (%d)\n\n", sk.n);
             for (int i = 0; i < sk.n; i++) {

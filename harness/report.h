@@ -17,6 +17,7 @@ typedef struct {
     int rank;
     double lr;
     int row, col;             // table position
+    char backend[160];        // the cells' backend, or "mixed: ..." when its seeds differ
 } pb_agg;
 
 // Groups records; rows (model, method, axes) and columns (datasets) in first-seen order.

@@ -309,6 +309,7 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *s
         r->train_time_s = jnum(j, "train_time_s", 0);
         r->throughput = jnum(j, "throughput_ex_s", 0);
         r->peak_rss_mb = jnum(j, "peak_rss_bytes", 0) / (1024.0 * 1024.0);
+        snprintf(r->backend, sizeof(r->backend), "%s", jstr(j, "backend"));
         r->order = 1 << 30;
         if (nord) {
             order_entry key = {r->id, 0};

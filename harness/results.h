@@ -55,6 +55,7 @@ typedef struct {
     double train_time_s, throughput;
     double peak_rss_mb;
     int order;           // grid order (from the manifest), for stable table rows
+    char backend[160];   // engine, GEMM provider and kernel, threads that produced it
 } pb_record;
 
 // Cells pb_results_load left out, one line each ("DIR/cells/x.json: reason"); freed with

@@ -6,6 +6,8 @@
 #include "report.h"
 #include "train.h"
 #include <dirent.h>
+
+pb_trainer_fn pb_runner_trainer = pb_train_cell;
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -167,7 +169,7 @@ int pb_run_suite(const pb_run_opts *o) {
         rc = 0;
         goto done;
     }
-    if (!strcmp(s.trainer, "engine") && (pb_suite_preflight(&s, err, sizeof(err)))) {
+    if (pb_runner_trainer == pb_train_cell && pb_suite_preflight(&s, err, sizeof(err))) {
         fprintf(stderr, "peftbench run: %s\n", err);
         goto done;
     }
@@ -225,8 +227,7 @@ int pb_run_suite(const pb_run_opts *o) {
         ctx.user = &pr;
         pb_train_result r;
         memset(&r, 0, sizeof(r));
-        if (!strcmp(s.trainer, "synthetic")) pb_train_synthetic(c->config, &ctx, &r);
-        else pb_train_cell(c->config, &ctx, &r);
+        pb_runner_trainer(c->config, &ctx, &r);
         cJSON *axes = cell_axes(&s, c->config);
         cJSON *res = pb_result_json(s.name, c->id, c->config, axes, &r, rev);
         cJSON_Delete(axes);

@@ -1,10 +1,11 @@
 // runner.h: `peftbench run`: expands a suite, runs its cells (resumable, shardable), writes one
 // result file per cell atomically, then the report and plots.
-// defines: pb_run_opts, pb_run_suite, pb_git_revision
+// defines: pb_run_opts, pb_run_suite, pb_git_revision, pb_runner_trainer
 #ifndef PB_RUNNER_H
 #define PB_RUNNER_H
 
 #include <stddef.h>
+#include "train.h"
 
 typedef struct {
     const char *suite_path;
@@ -18,6 +19,10 @@ typedef struct {
     int device;             // 0 cpu, 1 cuda
     int no_report;          // skip report/plot at the end
 } pb_run_opts;
+
+// The trainer `run` uses for every cell: pb_train_cell. Only test binaries built in tests/ (not
+// peftbench) point it at a fixture; the fixture's results name it in their backend field.
+extern pb_trainer_fn pb_runner_trainer;
 
 // Returns the process exit status: 0 all cells ok, 1 some cell failed, 2 bad suite/arguments.
 int pb_run_suite(const pb_run_opts *o);

@@ -1,18 +1,16 @@
 // suite.c: parsing and validation of suite files into resolved cJSON objects.
 #include "suite.h"
 #include "jsonutil.h"
-#include "../methods/adapter.h"
+#include "../methods/method.h"
 // defines: pb_model_config_from_spec
 #include "../models/model.h"
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
-// Methods come from the methods module's registry (pb_method_names); options a method ignores are
-// dropped from its resolved config so e.g. a rank axis does not duplicate "full" cells.
-
-const char *const pb_method_option_keys[] = {"rank", "alpha", "dropout", "rslora", "init",
-                                             "targets", "variant", "gate", NULL};
+// Methods come from the method table (methods/method.h): a method entry may set the options its
+// descriptor declares, validated by the descriptor; options a method lacks are not copied into
+// its cells, so e.g. a rank axis does not duplicate "full" cells.
 
 // Recipe keys (flat) that can appear in "recipe", a method entry, an override or a grid axis.
 const char *const pb_recipe_keys[] = {"epochs", "batch", "eval_batch", "lr", "head_lr",
@@ -20,28 +18,6 @@ const char *const pb_recipe_keys[] = {"epochs", "batch", "eval_batch", "lr", "he
                                       "warmup_steps", "warmup_ratio", "schedule",
                                       "label_smoothing", "flip", "train_subset",
                                       "max_grad_norm", "feature_cache", NULL};
-
-int pb_method_known(const char *m) {
-    const char *const *names = pb_method_names();
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(m, names[i])) return 1;
-    return 0;
-}
-
-int pb_method_uses(const char *m, const char *opt) {
-    if (!strcmp(m, "full") || !strcmp(m, "head")) return 0;
-    if (!strcmp(m, "lora"))
-        return !strcmp(opt, "rank") || !strcmp(opt, "alpha") || !strcmp(opt, "dropout") ||
-               !strcmp(opt, "rslora") || !strcmp(opt, "init") || !strcmp(opt, "targets");
-    if (!strcmp(m, "pissa"))
-        return !strcmp(opt, "rank") || !strcmp(opt, "alpha") || !strcmp(opt, "init") ||
-               !strcmp(opt, "targets");
-    if (!strcmp(m, "svfit")) return !strcmp(opt, "rank") || !strcmp(opt, "targets");
-    if (!strcmp(m, "aoft"))
-        return !strcmp(opt, "rank") || !strcmp(opt, "targets") || !strcmp(opt, "variant") ||
-               !strcmp(opt, "gate");
-    return 0;
-}
 
 static int in_list(const char *k, const char *const *list) {
     for (int i = 0; list[i]; i++)
@@ -66,15 +42,6 @@ static int builtin_known(const char *name) {
     char a[16];
     builtin_dims(name, &h, &i, a, sizeof(a));
     return a[0] != 0;
-}
-
-// Comma-separated list of the registered methods, for messages.
-static void method_list(char *out, size_t n) {
-    const char *const *names = pb_method_names();
-    size_t used = 0;
-    out[0] = 0;
-    for (int i = 0; names[i] && used < n; i++)
-        used += (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "", names[i]);
 }
 
 static int is_dir(const char *p) {
@@ -405,33 +372,26 @@ static pb_status parse_dataset(const cJSON *j, int idx, pb_suite *s, char *err, 
 // ----------------------------------------------------------------------------
 // Methods
 
-// Validates a method option value.
-static pb_status method_opt_check(const char *key, const cJSON *v, const char *file, const char *path,
-                                  char *err, size_t errlen) {
-    if (!strcmp(key, "rank")) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
-            v->valuedouble > PB_CFG_MAX_HIDDEN * 4.0)
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an integer in [1, %d]", file, path,
-                           PB_CFG_MAX_HIDDEN * 4);
-    } else if (!strcmp(key, "alpha") || !strcmp(key, "dropout")) {
-        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
-            (!strcmp(key, "dropout") && v->valuedouble >= 1))
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a number%s", file, path,
-                           !strcmp(key, "dropout") ? " in [0,1)" : " >= 0");
-    } else if (!strcmp(key, "rslora")) {
-        if (!cJSON_IsBool(v)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected true or false", file, path);
-    } else if (!strcmp(key, "targets")) {
-        static const char *const t[] = {"query", "key", "value", "attention.output", "intermediate", "output", NULL};
-        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > 8)
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a list of 1-8 module names", file, path);
-        for (const cJSON *c = v->child; c; c = c->next)
-            if (!cJSON_IsString(c) || !in_list(c->valuestring, t))
-                return pb_errf(PB_ERR_FORMAT, err, errlen,
-                               "%s: %s: unknown target '%s' (query, key, value, attention.output, intermediate, output)",
-                               file, path, cJSON_IsString(c) ? c->valuestring : "?");
-    } else {
-        if (!cJSON_IsString(v) || strlen(v->valuestring) >= 32)
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a short string", file, path);
+// Validates v as option key of method d (the descriptor's type, range and choices). The error
+// names file and key path.
+static pb_status method_opt_check(const pb_method_desc *d, const char *key, const cJSON *v, const char *file,
+                                  const char *path, char *err, size_t errlen) {
+    pb_method_config c;
+    char e2[512];
+    pb_status st = pb_method_config_init(&c, d->name, 0, e2, sizeof e2);
+    if (!st) st = pb_method_config_set_json(&c, key, v, e2, sizeof e2);
+    if (st) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: %s", file, path, e2);
+    return PB_OK;
+}
+
+// A grid axis or override value for option key: valid for every suite method that has the key.
+static pb_status suite_opt_check(const pb_suite *s, const char *key, const cJSON *v, const char *file,
+                                 const char *path, char *err, size_t errlen) {
+    for (int i = 0; i < s->nmethods; i++) {
+        const pb_method_desc *d = pb_method_find(cJSON_GetObjectItem(s->methods[i], "method")->valuestring);
+        if (!pb_method_opt_find(d, key)) continue;
+        pb_status st = method_opt_check(d, key, v, file, path, err, errlen);
+        if (st) return st;
     }
     return PB_OK;
 }
@@ -451,9 +411,10 @@ static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, s
     } else {
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a method name or object", file, path);
     }
-    if (!pb_method_known(name)) {
+    const pb_method_desc *desc = pb_method_find(name);
+    if (!desc) {
         char known[512];
-        method_list(known, sizeof(known));
+        pb_method_list(known, sizeof(known));
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown method '%s' (known: %s)", file, path, name,
                        known);
     }
@@ -464,34 +425,34 @@ static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, s
     const cJSON *ref = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "ref") : NULL;
     if (ref && !cJSON_IsString(ref)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.ref: expected a string", file, path);
     cJSON_AddStringToObject(m, "ref", ref ? ref->valuestring : "");
-    int train_head = 1;
     pb_status st;
     if (cJSON_IsObject(j)) {
-        if ((st = pb_json_bool(j, "train_head", 1, &train_head, file, path, err, errlen))) return st;
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddItemToObject(m, "recipe", rec);
         for (const cJSON *c = j->child; c; c = c->next) {
             const char *k = c->string;
             snprintf(kp, sizeof(kp), "%s.%s", path, k);
-            if (!strcmp(k, "method") || !strcmp(k, "label") || !strcmp(k, "ref") || !strcmp(k, "train_head")) continue;
-            if (in_list(k, pb_method_option_keys)) {
-                if ((st = method_opt_check(k, c, file, kp, err, errlen))) return st;
-                if (!pb_method_uses(name, k))
-                    return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: method '%s' has no option '%s'", file, kp, name, k);
+            if (!strcmp(k, "method") || !strcmp(k, "label") || !strcmp(k, "ref")) continue;
+            if (pb_method_opt_find(desc, k)) {
+                if ((st = method_opt_check(desc, k, c, file, kp, err, errlen))) return st;
                 cJSON_AddItemToObject(m, k, cJSON_Duplicate(c, 1));
             } else if (in_list(k, pb_recipe_keys)) {
                 if ((st = recipe_set(rec, k, c, file, kp, err, errlen))) return st;
             } else {
+                char opts[512] = "";
+                size_t u = 0;
+                for (int i = 0; i < desc->nopts && u < sizeof opts; i++)
+                    u += (size_t)snprintf(opts + u, sizeof opts - u, "%s, ", desc->opts[i].key);
+                if (opts[0]) opts[strlen(opts) - 2] = 0;
                 return pb_errf(PB_ERR_FORMAT, err, errlen,
-                               "%s: %s: unknown key (method options: rank, alpha, dropout, rslora, init, targets, "
-                               "variant, gate, train_head, label, ref; or a recipe key)",
-                               file, kp);
+                               "%s: %s: method '%s' has no option '%s' (its options: %s; besides label, ref and "
+                               "recipe keys)",
+                               file, kp, name, k, opts[0] ? opts : "none");
             }
         }
     } else {
         cJSON_AddItemToObject(m, "recipe", cJSON_CreateObject());
     }
-    cJSON_AddBoolToObject(m, "train_head", train_head);
     for (int i = 0; i < idx; i++)
         if (!strcmp(cJSON_GetObjectItem(s->methods[i], "label")->valuestring,
                     cJSON_GetObjectItem(m, "label")->valuestring))
@@ -526,42 +487,41 @@ static pb_status parse_list(const cJSON *root, const char *key, int *n, const pb
     return PB_OK;
 }
 
-// Largest allowed rank of a method on a model: min(out,in) over its targets.
-static int rank_limit(const cJSON *method, int hidden, int inter) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(method, "targets");
-    int lim = hidden;
-    if (t)
-        for (const cJSON *c = t->child; c; c = c->next)
-            if (!strcmp(c->valuestring, "intermediate") || !strcmp(c->valuestring, "output"))
-                lim = PB_MIN(lim, PB_MIN(hidden, inter));
-    return lim;
-}
-
+// The method's size rule on every model whose dimensions are known, for the entry's rank and
+// every rank on the grid axis (pb_method_estimate checks each target linear).
 static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
     const cJSON *gr = cJSON_GetObjectItemCaseSensitive(s->grid, "rank");
     for (int mi = 0; mi < s->nmethods; mi++) {
         const cJSON *m = s->methods[mi];
-        const char *name = cJSON_GetObjectItem(m, "method")->valuestring;
-        if (!pb_method_uses(name, "rank")) continue;
+        const pb_method_desc *d = pb_method_find(cJSON_GetObjectItem(m, "method")->valuestring);
+        if (!d->rank_limit || !pb_method_opt_find(d, "rank")) continue;
         for (int k = 0; k < s->nmodels; k++) {
-            int hidden = s->model_hidden[k], inter = s->model_inter[k];
-            if (hidden <= 0) continue; // unknown until the checkpoint is read; the method checks again
-            int lim = rank_limit(m, hidden, inter > 0 ? inter : hidden);
-            const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "rank");
-            if (r && r->valuedouble > lim)
-                return pb_errf(PB_ERR_ARG, err, errlen,
-                               "%s: methods[%d].rank: %.0f exceeds the layer limit min(out,in) = %d of model '%s'",
-                               s->file, mi, r->valuedouble, lim,
-                               cJSON_GetObjectItem(s->models[k], "label")->valuestring);
-            if (gr)
-                for (const cJSON *c = gr->child; c; c = c->next)
-                    if (c->valuedouble > lim)
-                        return pb_errf(PB_ERR_ARG, err, errlen,
-                                       "%s: grid.rank: %.0f exceeds the layer limit min(out,in) = %d of model '%s' "
-                                       "for method '%s'",
-                                       s->file, c->valuedouble, lim,
-                                       cJSON_GetObjectItem(s->models[k], "label")->valuestring,
-                                       cJSON_GetObjectItem(m, "label")->valuestring);
+            if (s->model_hidden[k] <= 0) continue; // unknown until the checkpoint is read; the method checks again
+            pb_model_config cfg;
+            memset(&cfg, 0, sizeof cfg);
+            cfg.hidden = s->model_hidden[k];
+            cfg.intermediate = s->model_inter[k] > 0 ? s->model_inter[k] : cfg.hidden;
+            cfg.layers = 1;
+            const cJSON *one = cJSON_GetObjectItemCaseSensitive(m, "rank");
+            int nr = gr ? cJSON_GetArraySize(gr) : 0;
+            for (int ri = -1; ri < nr; ri++) {
+                const cJSON *rv = ri < 0 ? one : cJSON_GetArrayItem(gr, ri);
+                if (!rv) continue;
+                pb_method_config c;
+                char e2[512];
+                pb_method_cost cost;
+                pb_status st = pb_method_config_from_json(m, 0, &c, e2, sizeof e2);
+                if (!st) st = pb_method_config_set_json(&c, "rank", rv, e2, sizeof e2);
+                if (!st) pb_method_config_finish(&c);
+                if (!st) st = pb_method_estimate(&c, &cfg, 0, 0, &cost, e2, sizeof e2);
+                if (st) {
+                    char where[64];
+                    if (ri < 0) snprintf(where, sizeof where, "methods[%d].rank", mi);
+                    else snprintf(where, sizeof where, "grid.rank[%d]", ri);
+                    return pb_errf(PB_ERR_ARG, err, errlen, "%s: %s: %s on model '%s'", s->file, where, e2,
+                                   cJSON_GetObjectItem(s->models[k], "label")->valuestring);
+                }
+            }
         }
     }
     return PB_OK;
@@ -642,8 +602,9 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         }
     if ((st = pb_json_str(root, "description", "", s->description, sizeof(s->description), file, "", err, errlen))) goto done;
     if ((st = pb_json_str(root, "trainer", "engine", s->trainer, sizeof(s->trainer), file, "", err, errlen))) goto done;
-    if (strcmp(s->trainer, "engine") && strcmp(s->trainer, "synthetic")) {
-        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: trainer: expected \"engine\" or \"synthetic\"", file);
+    if (strcmp(s->trainer, "engine")) {
+        // every number peftbench reports is measured on its engine; there is no other trainer
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: trainer: expected \"engine\" (the only trainer)", file);
         goto done;
     }
     if ((st = pb_json_str(root, "reference", "", s->reference, sizeof(s->reference), file, "", err, errlen))) goto done;
@@ -722,7 +683,7 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         for (const cJSON *c = g->child; c; c = c->next) {
             const char *k = c->string;
             snprintf(kp, sizeof(kp), "grid.%s", k);
-            if (strcmp(k, "seed") && !in_list(k, pb_method_option_keys) && !in_list(k, pb_recipe_keys)) {
+            if (strcmp(k, "seed") && !pb_method_option_key(k) && !in_list(k, pb_recipe_keys)) {
                 st = pb_errf(PB_ERR_FORMAT, err, errlen,
                              "%s: %s: unknown axis (seed, a method option or a recipe key)", file, kp);
                 goto done;
@@ -742,8 +703,8 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
                                      PB_SEED_MAX);
                         goto done;
                     }
-                } else if (in_list(k, pb_method_option_keys)) {
-                    if ((st = method_opt_check(k, v, file, vp, err, errlen))) goto done;
+                } else if (pb_method_option_key(k)) {
+                    if ((st = suite_opt_check(s, k, v, file, vp, err, errlen))) goto done;
                 } else {
                     cJSON *tmp = cJSON_CreateObject();
                     st = recipe_set(tmp, k, v, file, vp, err, errlen);
@@ -802,8 +763,8 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
             }
             for (const cJSON *c = set->child; c; c = c->next) {
                 snprintf(kp, sizeof(kp), "%s.set.%s", op, c->string);
-                if (in_list(c->string, pb_method_option_keys)) {
-                    if ((st = method_opt_check(c->string, c, file, kp, err, errlen))) goto done;
+                if (pb_method_option_key(c->string)) {
+                    if ((st = suite_opt_check(s, c->string, c, file, kp, err, errlen))) goto done;
                 } else if (in_list(c->string, pb_recipe_keys)) {
                     cJSON *tmp = cJSON_CreateObject();
                     st = recipe_set(tmp, c->string, c, file, kp, err, errlen);

@@ -1,8 +1,8 @@
 // suite.h: a benchmark suite (JSON, see docs/suites.md): models, datasets, methods, grid axes,
 // training recipe, evaluation protocol and overrides, parsed and validated into resolved cJSON
 // objects that grid.c combines into cells.
-// defines: pb_suite, pb_suite_load, pb_suite_free, pb_suite_preflight, pb_method_known,
-//          pb_method_uses, pb_recipe_keys, pb_method_option_keys
+// defines: pb_suite, pb_suite_load, pb_suite_parse, pb_suite_free, pb_suite_preflight,
+//          pb_recipe_keys
 #ifndef PB_SUITE_H
 #define PB_SUITE_H
 
@@ -19,7 +19,7 @@ typedef struct {
     char file[1024];        // path the suite was read from
     char name[64];
     char description[512];
-    char trainer[16];       // "engine" (default) or "synthetic" (runner tests: no training)
+    char trainer[16];       // "engine" (the only trainer; recorded in every cell config)
     char reference[1024];   // reference table JSON (paper numbers) or ""
     int nmodels, ndatasets, nmethods;
     cJSON *models[PB_SUITE_MAX];   // resolved model specs (owned)
@@ -43,10 +43,7 @@ void pb_suite_free(pb_suite *s);
 // runs. The error lists every missing path and the layout expected.
 pb_status pb_suite_preflight(const pb_suite *s, char *err, size_t errlen);
 
-// Methods the harness knows, and which options matter for each ("rank", "alpha", ...).
-int pb_method_known(const char *method);
-int pb_method_uses(const char *method, const char *option);
-extern const char *const pb_recipe_keys[];        // NULL-terminated
-extern const char *const pb_method_option_keys[]; // NULL-terminated
+// Recipe keys (method options come from the method table, methods/method.h).
+extern const char *const pb_recipe_keys[]; // NULL-terminated
 
 #endif

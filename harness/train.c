@@ -1,5 +1,5 @@
-// train.c: cell training on the shared engine (model + method + task + AdamW loop + evaluation),
-// the pretraining stage with its backbone cache, and the synthetic trainer (a runner test fixture).
+// train.c: cell training on the shared engine (model + method + task + AdamW loop + evaluation)
+// and the pretraining stage with its backbone cache.
 //
 // One cell: resolve the model (built-in, checkpoint dir, inline config, or a cached/pretrained
 // backbone), apply the method, load the task at the model's input size, then `epochs` passes of
@@ -20,8 +20,6 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <signal.h>
-
-int pb_train_engine_available(void) { return 1; }
 
 // Bumped when the pretraining algorithm changes, so old cached backbones are not reused.
 #define PB_PRETRAIN_VERSION "pretrain/1"
@@ -583,8 +581,7 @@ static pb_status pretrain(pb_engine *e, const cJSON *model, const pb_model_confi
     uint64_t seed = (uint64_t)jnum(p, "seed", 0);
     pb_model *m = pb_model_create(e, &cfg, seed);
     pb_method_config mc;
-    pb_method_config_default(&mc, "full");
-    if ((st = pb_method_apply(m, &mc, err, errlen))) {
+    if ((st = pb_method_config_init(&mc, "full", seed, err, errlen)) || (st = pb_method_apply(m, &mc, err, errlen))) {
         pb_model_free(m);
         pb_task_free(&t);
         return st;
@@ -716,29 +713,6 @@ static int cell_tokens(const pb_model_config *cfg, const pb_task *t) {
     return t->seq_len > 0 ? t->seq_len : cfg->max_positions;
 }
 
-static pb_status method_config_read(const cJSON *mj, uint64_t seed, pb_method_config *c, char *err, size_t errlen) {
-    const char *name = jstr(mj, "method", "");
-    pb_method_config_default(c, name);
-    c->seed = seed;
-    c->rank = (int)jnum(mj, "rank", c->rank);
-    c->alpha = (float)jnum(mj, "alpha", c->alpha);
-    c->dropout = (float)jnum(mj, "dropout", c->dropout);
-    c->rslora = jbool(mj, "rslora", c->rslora);
-    c->train_head = jbool(mj, "train_head", c->train_head);
-    jcopy(mj, "init", c->init, sizeof(c->init));
-    jcopy(mj, "variant", c->variant, sizeof(c->variant));
-    jcopy(mj, "gate", c->gate, sizeof(c->gate));
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(mj, "targets");
-    if (cJSON_IsArray(t)) {
-        if (cJSON_GetArraySize(t) > PB_MAX_TARGETS)
-            return pb_errf(PB_ERR_ARG, err, errlen, "method.targets: at most %d", PB_MAX_TARGETS);
-        c->ntargets = 0;
-        for (const cJSON *x = t->child; x; x = x->next)
-            snprintf(c->targets[c->ntargets++], sizeof(c->targets[0]), "%s", cJSON_IsString(x) ? x->valuestring : "");
-    }
-    return PB_OK;
-}
-
 typedef struct {
     pb_train_ctx *ctx;
 } cell_user;
@@ -773,7 +747,7 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
     pb_task t;
     memset(&t, 0, sizeof(t));
     pb_method_config mc;
-    pb_status st = method_config_read(mj, seed, &mc, err, sizeof(err));
+    pb_status st = pb_method_config_from_json(mj, seed, &mc, err, sizeof(err));
     // The task's class count decides the head, and the model's input size decides the task's
     // preprocessing: resolve the config first, then the data, then the weights.
     pb_model_config cfg;
@@ -817,9 +791,10 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
         r->p_adapter = (long long)pc.adapter;
         r->p_trainable_backbone = (long long)(pc.trainable_backbone - pc.adapter);
         r->p_trainable = (long long)pc.trainable;
-        int head_only = !strcmp(mc.method, "head");
+        // Only the head trains (no site, backbone frozen): train it on cached features.
+        int head_only = mc.desc->site == PB_SITE_NONE && !(mc.desc->unfreeze & PB_UNFREEZE_BACKBONE);
         int cached = head_only && rc.feature_cache && !rc.flip;
-        fprintf(ctx->log, "method %s: trainable %lld (adapter %lld, backbone %lld, head %lld) of %lld%s\n", mc.method,
+        fprintf(ctx->log, "method %s: trainable %lld (adapter %lld, backbone %lld, head %lld) of %lld%s\n", mc.desc->name,
                 r->p_trainable, r->p_adapter, r->p_trainable_backbone, r->p_head, r->p_total,
                 cached ? "; head on cached features" : "");
         loop L;
@@ -830,8 +805,8 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
         r->train_time_s = L.train_time;
         r->train_examples = L.train_examples;
         r->throughput = L.train_time > 0 ? (double)L.train_examples / L.train_time : 0;
-        if (!strcmp(mc.method, "aoft"))
-            fprintf(ctx->log, "aoft clamps: %lld\n", (long long)pb_method_aoft_clamps(m));
+        if (mc.desc->events)
+            fprintf(ctx->log, "%s %s: %lld\n", mc.desc->name, mc.desc->events, (long long)pb_method_events(m));
         loop_free(&L);
     }
     r->peak_rss = pb_peak_rss();
@@ -840,66 +815,5 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
     pb_model_free(m);
     pb_task_free(&t);
     pb_engine_free(e);
-    return r->status;
-}
-
-// ----------------------------------------------------------------------------
-// Synthetic trainer (runner tests)
-
-pb_status pb_train_synthetic(const cJSON *config, pb_train_ctx *ctx, pb_train_result *r) {
-    memset(r, 0, sizeof(*r));
-    double t0 = pb_now();
-    const cJSON *method = cJSON_GetObjectItem(config, "method"), *recipe = cJSON_GetObjectItem(config, "recipe");
-    const char *label = cJSON_GetObjectItem(method, "label")->valuestring;
-    const char *mname = cJSON_GetObjectItem(method, "method")->valuestring;
-    int epochs = (int)jnum(recipe, "epochs", 1);
-    double rank = jnum(method, "rank", 8);
-    double lr = jnum(recipe, "lr", 1e-3) * jnum(recipe, "lr_scale", 1);
-    char id[17];
-    pb_json_hash_hex(config, id);
-    uint64_t h = strtoull(id, NULL, 16);
-    // A smooth, deterministic curve: better with rank, best near lr = 1e-3, per-cell jitter.
-    double jitter = (double)(h % 1000) / 1000.0 * 0.02;
-    double peak = 0.6 + 0.05 * log2(rank) / 8.0 - 0.03 * fabs(log10(lr) + 3.0) + jitter;
-    if (!strcmp(mname, "full")) peak += 0.05;
-    if (!strcmp(mname, "head")) peak -= 0.1;
-    snprintf(r->metric, sizeof(r->metric), "accuracy");
-    snprintf(r->backend, sizeof(r->backend), "synthetic");
-    snprintf(r->data_hash, sizeof(r->data_hash), "%016llx", (unsigned long long)pb_hash64(PB_HASH_INIT, "synthetic", 9));
-    r->threads = 1;
-    r->epochs = pb_xcalloc((size_t)epochs, sizeof(pb_epoch_metrics));
-    const char *sl = getenv("PB_SYNTH_SLEEP_MS");
-    long sleep_ms = sl ? strtol(sl, NULL, 10) : 0;
-    int diverge = strstr(label, "diverge") != NULL;
-    for (int e = 1; e <= epochs; e++) {
-        if (sleep_ms > 0) {
-            struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        pb_epoch_metrics *m = &r->epochs[e - 1];
-        m->epoch = e;
-        m->train_loss = diverge && e >= 2 ? NAN : 2.0 * exp(-e / 3.0);
-        m->val = peak * (1 - exp(-e / 2.0)) + 0.001 * (double)((h >> (e % 48)) % 7);
-        m->test = m->val - 0.01;
-        m->lr = lr;
-        m->time_s = pb_now() - t0;
-        r->nepochs = e;
-        if (ctx->on_epoch) ctx->on_epoch(ctx, m, epochs);
-        if (!isfinite(m->train_loss)) {
-            r->status = pb_errf(PB_ERR_NUMERIC, r->reason, sizeof(r->reason),
-                                "diverged: non-finite training loss at epoch %d", e);
-            break;
-        }
-    }
-    r->p_head = 650;
-    r->p_adapter = pb_method_uses(mname, "rank") ? (long long)(24 * rank) : 0;
-    r->p_trainable_backbone = !strcmp(mname, "full") ? 100000 : 0;
-    r->p_trainable = r->p_head + r->p_adapter + r->p_trainable_backbone;
-    r->p_backbone = 100000;
-    r->p_total = r->p_backbone + r->p_head + r->p_adapter;
-    r->train_examples = 100LL * epochs;
-    r->train_time_s = pb_now() - t0;
-    r->throughput = r->train_time_s > 0 ? (double)r->train_examples / r->train_time_s : 0;
-    r->peak_rss = pb_peak_rss();
     return r->status;
 }

@@ -1,10 +1,12 @@
 // adapter.h: the one interface every PEFT method implements on a frozen linear layer, and the
 // entry point that applies a method to a model.
-// defines: pb_adapter, pb_adapter_vtbl, pb_method_config, pb_method_apply, pb_method_names
+// defines: pb_adapter, pb_adapter_vtbl, pb_method_apply, pb_method_merge, pb_method_events,
+//          pb_method_export_peft, pb_method_import_peft
 #ifndef PB_ADAPTER_H
 #define PB_ADAPTER_H
 
 #include "../models/model.h"
+#include "method.h"
 
 typedef struct pb_adapter pb_adapter;
 
@@ -26,6 +28,8 @@ typedef struct {
     void (*merge)(pb_adapter *a, pb_engine *e, float *W, float *b);
     // Frees everything the adapter owns (params, buffers, state) and the adapter itself.
     void (*free)(pb_adapter *a, pb_engine *e);
+    // Events counted on the engine (desc->events names them), or NULL. Synchronises on CUDA.
+    int64_t (*events)(pb_adapter *a, pb_engine *e);
 } pb_adapter_vtbl;
 
 struct pb_adapter {
@@ -36,50 +40,17 @@ struct pb_adapter {
     void *state;       // method-private
 };
 
-#define PB_MAX_TARGETS 8
-
-typedef struct {
-    char method[32];      // full, head, lora, pissa, svfit, aoft (and later adapter, dylora, ...)
-    int rank;             // r (lora/pissa/svfit), d (aoft bottleneck)
-    float alpha;          // lora_alpha; <=0: alpha = rank
-    float dropout;        // dropout on the adapter input (lora)
-    int rslora;           // scale alpha/sqrt(r)
-    char init[32];        // lora: "kaiming" (PEFT default) | "gaussian"; pissa: "svd" | "niter_N"
-    int ntargets;
-    char targets[PB_MAX_TARGETS][32]; // module names: query key value attention.output intermediate output
-    char variant[32];     // aoft: "lora" (default) | "adapter"; gate: "lambda" (default) | "scalar"
-    char gate[16];
-    int train_head;       // 1 (default): classifier trains with every method
-    uint64_t seed;
-} pb_method_config;
-
-// Defaults: rank 8, alpha = rank, dropout 0, targets query+value, init kaiming, train_head 1.
-void pb_method_config_default(pb_method_config *c, const char *method);
-// Applies a method to a freshly loaded model: sets trainable flags and attaches adapters.
-// Errors (unknown method or target, rank above min(out,in)) name the field.
+// Applies a method to a freshly loaded model: sets trainable flags (desc->unfreeze, train_head)
+// and attaches adapters at the method's site. Errors (unknown target, a rank above the method's
+// size rule) name the field and leave the model unchanged.
 pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, size_t errlen);
 // Merges every adapter into its layer and removes the adapters (model becomes plain HF layout).
 void pb_method_merge(pb_model *m);
-// NULL-terminated list of method names.
-const char *const *pb_method_names(void);
+// Sum of the adapters' event counters (desc->events, e.g. AOFT clamps of 1+q0), for the log.
+int64_t pb_method_events(pb_model *m);
 
-// ----------------------------------------------------------------------------
-// Method constructors (used by pb_method_apply; public so tests can attach adapters to a
-// hand-built pb_linear). Each attaches one adapter to l (which must have none), sets
-// l->adapter, and may overwrite l->w (PiSSA: W_res, SVFit: W_e). index is the linear's position
-// in the model (it seeds the init and the dropout stream). Errors name the config field.
-pb_status pb_lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
-                         char *err, size_t errlen);
-pb_status pb_pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
-                          char *err, size_t errlen);
-pb_status pb_svfit_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
-                          char *err, size_t errlen);
-pb_status pb_aoft_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
-                         char *err, size_t errlen);
-// Number of times AOFT clamped 1+q0 (summed over the model's adapters), for the result record.
-int64_t pb_method_aoft_clamps(pb_model *m);
-
-// PEFT interop (methods/peft_io.c). Export writes dir/adapter_config.json and
+// PEFT interop (methods/peft_io.c). pb_method_export_peft dispatches to desc->export_peft
+// (unsupported when NULL); the LoRA-family exporter writes dir/adapter_config.json and
 // dir/adapter_model.safetensors in HF PEFT's layout (LoRA; PiSSA as the rank-2r LoRA conversion
 // relative to the original weights) plus the head as modules_to_save. Import attaches LoRA
 // adapters read from such a directory to a model that has no adapters yet (and loads the head).

@@ -1,22 +1,8 @@
-// adapter_common.c: method config defaults and the small helpers every adapter shares
+// adapter_common.c: the small helpers every adapter shares
 // (methods_internal.h). Kept apart from method.c so adapters link without a model.
 #include <string.h>
 #include <stdio.h>
 #include "methods_internal.h"
-
-void pb_method_config_default(pb_method_config *c, const char *method) {
-    memset(c, 0, sizeof(*c));
-    snprintf(c->method, sizeof(c->method), "%s", method ? method : "lora");
-    c->rank = 8;
-    c->alpha = 0;
-    c->ntargets = 2;
-    snprintf(c->targets[0], sizeof(c->targets[0]), "query");
-    snprintf(c->targets[1], sizeof(c->targets[1]), "value");
-    snprintf(c->init, sizeof(c->init), "kaiming");
-    snprintf(c->variant, sizeof(c->variant), "lora");
-    snprintf(c->gate, sizeof(c->gate), "lambda");
-    c->train_head = 1;
-}
 
 float *pb_grow(pb_engine *e, float **buf, size_t *cap, size_t n) {
     if (!*buf || *cap < n) {

@@ -5,8 +5,9 @@
 #include "methods_internal.h"
 
 float pb_lora_scaling(const pb_method_config *c, int r) {
-    float alpha = c->alpha > 0 ? c->alpha : (float)r;
-    return c->rslora ? alpha / sqrtf((float)r) : alpha / (float)r;
+    float a = (float)pb_mc_num(c, "alpha");
+    float alpha = a > 0 ? a : (float)r;
+    return pb_mc_bool(c, "rslora") ? alpha / sqrtf((float)r) : alpha / (float)r;
 }
 
 // y (N,out) += s * (xd A^T) B^T, xd = dropout(x) when training with p > 0, x (N,in).
@@ -68,7 +69,7 @@ static void lora_free(pb_adapter *a, pb_engine *e) {
     pb_adapter_free_common(e, a);
 }
 
-const pb_adapter_vtbl pb_lora_vtbl = {"lora", 0, lora_forward, lora_backward, lora_merge, lora_free};
+const pb_adapter_vtbl pb_lora_vtbl = {"lora", 0, lora_forward, lora_backward, lora_merge, lora_free, NULL};
 
 pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index) {
     pb_adapter *a = pb_adapter_new(&pb_lora_vtbl, l, 2, sizeof(pb_lora_state));
@@ -80,17 +81,12 @@ pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, 
     return a;
 }
 
-pb_status pb_lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
-                         char *err, size_t errlen) {
-    int r = c->rank;
-    if (r < 1) return pb_errf(PB_ERR_ARG, err, errlen, "rank: must be >= 1 for lora (got %d)", r);
-    if (c->dropout < 0 || c->dropout >= 1)
-        return pb_errf(PB_ERR_ARG, err, errlen, "dropout: must be in [0,1) (got %g)", c->dropout);
-    int gaussian = !strcmp(c->init, "gaussian");
-    if (!gaussian && strcmp(c->init, "kaiming") && c->init[0])
-        return pb_errf(PB_ERR_ARG, err, errlen, "init: lora expects 'kaiming' or 'gaussian' (got '%s')", c->init);
+static pb_status lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
+                             size_t errlen) {
+    int r = pb_mc_int(c, "rank");
+    int gaussian = !strcmp(pb_mc_str(c, "init"), "gaussian");
     if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
-    pb_adapter *a = pb_lora_create(e, l, r, pb_lora_scaling(c, r), c->dropout, index);
+    pb_adapter *a = pb_lora_create(e, l, r, pb_lora_scaling(c, r), (float)pb_mc_num(c, "dropout"), index);
     // A (r,in): kaiming_uniform(a=sqrt5) = U(-1/sqrt(in), 1/sqrt(in)) (PEFT default), or
     // N(0, (1/r)^2) (PEFT "gaussian"). B stays 0 so step 0 is the pre-trained function.
     size_t n = (size_t)r * l->in;
@@ -104,3 +100,42 @@ pb_status pb_lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, 
     free(hA);
     return PB_OK;
 }
+
+// Size rule: none (PEFT accepts any r >= 1; above min(out,in) the update is merely redundant).
+static int lora_rank_limit(const pb_method_config *c, int in, int out) {
+    (void)c; (void)in; (void)out;
+    return 0;
+}
+// A (r,in) + B (out,r); forward x A^T then h B^T: 2 r (in + out) FLOPs per token.
+double pb_lora_site_params(const pb_method_config *c, int in, int out) {
+    return (double)pb_mc_int(c, "rank") * (in + out);
+}
+double pb_lora_site_flops(const pb_method_config *c, int in, int out) {
+    return 2.0 * pb_mc_int(c, "rank") * (in + out);
+}
+
+static const pb_method_opt lora_opts[] = {
+    {"rank", PB_OPT_INT, "8", 1, PB_OPT_RANK_MAX, 0, NULL, "r: rows of A, columns of B"},
+    PB_OPT_LORA_ALPHA,
+    PB_OPT_LORA_DROPOUT,
+    PB_OPT_LORA_RSLORA,
+    {"init", PB_OPT_ENUM, "kaiming", 0, 0, 0, "kaiming|gaussian",
+     "A's init: kaiming_uniform(a=sqrt 5) (PEFT default) or N(0, 1/r^2); B = 0"},
+    PB_OPT_TARGETS("query,value"),
+    PB_OPT_TRAIN_HEAD,
+};
+
+const pb_method_desc pb_method_lora = {
+    .name = "lora",
+    .summary = "LoRA: y += (alpha/r) B A dropout(x), A, B trainable, W frozen",
+    .reference = "peft LoraConfig (Hu et al. 2021)",
+    .opts = lora_opts,
+    .nopts = (int)(sizeof lora_opts / sizeof lora_opts[0]),
+    .site = PB_SITE_LINEAR,
+    .unfreeze = PB_UNFREEZE_HEAD,
+    .rank_limit = lora_rank_limit,
+    .site_params = pb_lora_site_params,
+    .site_flops = pb_lora_site_flops,
+    .attach = lora_attach,
+    .export_peft = pb_lora_export_peft,
+};

@@ -1,7 +1,9 @@
 // methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
 // the host SVD helpers and small shared utilities. Not part of the public interface.
 // defines: pb_lora_state, pb_svfit_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
-//          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new
+//          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new, pb_adapter_param,
+//          pb_adapter_free_common, pb_lora_create, pb_lora_scaling, pb_lora_export_peft,
+//          PB_OPT_LORA_* (shared LoRA-family options)
 #ifndef PB_METHODS_INTERNAL_H
 #define PB_METHODS_INTERNAL_H
 
@@ -88,6 +90,18 @@ int64_t pb_aoft_clamp_count(pb_adapter *a, pb_engine *e);
 pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index);
 // LoRA scaling from a config: alpha/r, or alpha/sqrt(r) with rslora (alpha <= 0: alpha = r).
 float pb_lora_scaling(const pb_method_config *c, int r);
+// The LoRA family's cost formulas (lora.c; PiSSA has the same shapes).
+double pb_lora_site_params(const pb_method_config *c, int in, int out);
+double pb_lora_site_flops(const pb_method_config *c, int in, int out);
+// PEFT export of LoRA adapters (peft_io.c): LoRA as is, PiSSA as its rank-2r conversion.
+pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
 extern const pb_adapter_vtbl pb_lora_vtbl, pb_svfit_vtbl, pb_aoft_vtbl;
+
+// Options of the LoRA family (lora.c, pissa.c), defined once.
+#define PB_OPT_LORA_ALPHA                                                                            \
+    {"alpha", PB_OPT_NUM, "0", 0, 1e6, 0, NULL, "lora_alpha: scaling alpha/r (rslora: alpha/sqrt r); 0 = rank"}
+#define PB_OPT_LORA_DROPOUT                                                                          \
+    {"dropout", PB_OPT_NUM, "0", 0, 1, 1, NULL, "lora_dropout on the adapter input while training"}
+#define PB_OPT_LORA_RSLORA {"rslora", PB_OPT_BOOL, "false", 0, 0, 0, NULL, "rank-stabilised scaling alpha/sqrt(r)"}
 
 #endif

@@ -71,10 +71,26 @@ static void linear_peft_target(const pb_model *m, const pb_linear *l, char *out,
 
 pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err,
                                 size_t errlen) {
-    int pissa = !strcmp(c->method, "pissa");
-    if (strcmp(c->method, "lora") && !pissa)
-        return pb_errf(PB_ERR_UNSUPPORTED, err, errlen,
-                       "method: PEFT export supports lora and pissa (got '%s')", c->method);
+    if (!c->desc->export_peft) {
+        char list[256] = "";
+        size_t u = 0;
+        const pb_method_desc *const *r = pb_method_registry(NULL);
+        for (int i = 0; r[i]; i++)
+            if (r[i]->export_peft) u += (size_t)snprintf(list + u, sizeof list - u, "%s%s", u ? ", " : "", r[i]->name);
+        return pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "method: PEFT export supports %s (got '%s')", list,
+                       c->desc->name);
+    }
+    return c->desc->export_peft(m, c, dir, err, errlen);
+}
+
+pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen) {
+    int pissa = 0; // PiSSA adapters carry their initial factors: exported as the rank-2r conversion
+    {
+        int nl = 0;
+        pb_linear *ll = pb_model_linears(m, &nl);
+        for (int i = 0; i < nl; i++)
+            if (ll[i].adapter && ll[i].adapter->vt == &pb_lora_vtbl) pissa |= ((pb_lora_state *)ll[i].adapter->state)->pissa;
+    }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
     pb_engine *e = pb_model_engine(m);
@@ -145,20 +161,21 @@ pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const ch
     if (st != PB_OK) { cJSON_Delete(targets); return st; }
 
     int r0 = pissa ? r / 2 : r;
-    float alpha = c->alpha > 0 ? c->alpha : (float)r0;
-    if (pissa) alpha *= c->rslora ? sqrtf(2.0f) : 2.0f;
+    int rslora = pb_mc_bool(c, "rslora");
+    float alpha = pb_mc_num(c, "alpha") > 0 ? (float)pb_mc_num(c, "alpha") : (float)r0;
+    if (pissa) alpha *= rslora ? sqrtf(2.0f) : 2.0f;
     const pb_model_config *cfg = pb_model_cfg(m);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "peft_type", "LORA");
     cJSON_AddNumberToObject(o, "r", r);
     cJSON_AddNumberToObject(o, "lora_alpha", alpha);
-    cJSON_AddNumberToObject(o, "lora_dropout", c->dropout);
+    cJSON_AddNumberToObject(o, "lora_dropout", pb_mc_num(c, "dropout"));
     cJSON_AddItemToObject(o, "target_modules", targets);
     cJSON_AddStringToObject(o, "bias", "none");
     cJSON_AddBoolToObject(o, "fan_in_fan_out", 0);
-    cJSON_AddBoolToObject(o, "use_rslora", c->rslora);
+    cJSON_AddBoolToObject(o, "use_rslora", rslora);
     cJSON_AddBoolToObject(o, "use_dora", 0);
-    if (!pissa && !strcmp(c->init, "gaussian")) cJSON_AddStringToObject(o, "init_lora_weights", "gaussian");
+    if (!pissa && !strcmp(pb_mc_str(c, "init"), "gaussian")) cJSON_AddStringToObject(o, "init_lora_weights", "gaussian");
     else cJSON_AddBoolToObject(o, "init_lora_weights", 1);
     cJSON *mts = cJSON_AddArrayToObject(o, "modules_to_save");
     cJSON_AddItemToArray(mts, cJSON_CreateString("classifier"));
@@ -168,7 +185,7 @@ pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const ch
     if (cfg->arch == PB_ARCH_ROBERTA) cJSON_AddStringToObject(o, "task_type", "SEQ_CLS");
     else cJSON_AddNullToObject(o, "task_type");
     cJSON_AddBoolToObject(o, "inference_mode", 1);
-    cJSON_AddStringToObject(o, "peftbench_method", c->method); // provenance; PEFT ignores unknown keys
+    cJSON_AddStringToObject(o, "peftbench_method", c->desc->name); // provenance; PEFT ignores unknown keys
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
     snprintf(path, sizeof(path), "%s/adapter_config.json", dir);
@@ -240,12 +257,20 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
     else if (jd && cJSON_IsTrue(jd))
         st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field use_dora: DoRA is not supported", path);
     pb_method_config c;
-    pb_method_config_default(&c, "lora");
+    char roles[PB_OPT_STR_MAX] = ""; // targets found, comma-separated
+    if (st == PB_OK) st = pb_method_config_init(&c, "lora", 0, err, errlen);
     if (st == PB_OK) {
-        c.rank = jr->valueint;
-        c.alpha = ja ? (float)ja->valuedouble : 8.0f;
-        c.rslora = cJSON_IsTrue(jrs);
-        c.ntargets = 0;
+        char v[32];
+        snprintf(v, sizeof v, "%d", jr->valueint);
+        st = pb_method_config_set(&c, "rank", v, err, errlen);
+        snprintf(v, sizeof v, "%.9g", ja ? ja->valuedouble : 8.0);
+        if (st == PB_OK) st = pb_method_config_set(&c, "alpha", v, err, errlen);
+        if (st == PB_OK) st = pb_method_config_set(&c, "rslora", cJSON_IsTrue(jrs) ? "true" : "false", err, errlen);
+        if (st != PB_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err);
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s", path, why);
+        }
     }
     cJSON_Delete(o);
     if (st != PB_OK) return st;
@@ -331,19 +356,18 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
                 else if (strstr(l->name, "intermediate.dense")) snprintf(role, sizeof(role), "intermediate");
                 else snprintf(role, sizeof(role), "output");
             }
-            int dup = 0;
-            for (int i = 0; i < c.ntargets; i++) dup |= !strcmp(c.targets[i], role);
-            if (!dup && c.ntargets < PB_MAX_TARGETS) {
-                size_t rl = strlen(role) < sizeof(c.targets[0]) - 1 ? strlen(role) : sizeof(c.targets[0]) - 1;
-                memcpy(c.targets[c.ntargets], role, rl);
-                c.targets[c.ntargets++][rl] = 0;
-            }
+            char probe[PB_OPT_STR_MAX + 2], item[PB_NAME_MAX + 2];
+            snprintf(probe, sizeof probe, ",%s,", roles);
+            snprintf(item, sizeof item, ",%s,", role);
+            if (!strstr(probe, item) && strlen(roles) + strlen(role) + 2 < sizeof roles)
+                snprintf(roles + strlen(roles), sizeof roles - strlen(roles), "%s%s", roles[0] ? "," : "", role);
         } else if (st == PB_OK && !(kl > 14 && !strcmp(k + kl - 14, ".lora_B.weight"))) {
             pb_upload(e, pb_model_find(m, k)->data, h, T->numel);
         }
         free(h);
     }
     pb_st_close(&f);
+    if (st == PB_OK && roles[0]) pb_mc_put_str(&c, "targets", roles);
     if (st == PB_OK && c_out) *c_out = c;
     return st;
 }

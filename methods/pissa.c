@@ -7,24 +7,17 @@
 #include <string.h>
 #include "methods_internal.h"
 
-pb_status pb_pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
-                          char *err, size_t errlen) {
-    int r = c->rank, m = l->out, n = l->in, k = PB_MIN(m, n);
-    if (r < 1 || r > k)
-        return pb_errf(PB_ERR_ARG, err, errlen, "rank: pissa needs 1 <= rank <= min(out,in) = %d for %s (got %d)",
-                       k, l->name, r);
-    if (c->dropout < 0 || c->dropout >= 1)
-        return pb_errf(PB_ERR_ARG, err, errlen, "dropout: must be in [0,1) (got %g)", c->dropout);
-    int niter = -1; // -1: full SVD
-    if (!strncmp(c->init, "niter_", 6)) {
-        char *end = NULL;
-        long v = strtol(c->init + 6, &end, 10);
-        if (!c->init[6] || *end || v < 0 || v > 1000)
-            return pb_errf(PB_ERR_ARG, err, errlen, "init: pissa expects 'svd' or 'niter_N' with N >= 0 (got '%s')", c->init);
+static pb_status pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
+                             size_t errlen) {
+    int r = pb_mc_int(c, "rank"), m = l->out, n = l->in, k = PB_MIN(m, n);
+    PB_CHECK(r >= 1 && r <= k, "pissa rank %d outside the size rule for %s", r, l->name); // pb_method_apply checked
+    int niter = -1; // -1: full SVD ("svd"); "niter_N": torch.svd_lowrank with N iterations
+    const char *init = pb_mc_str(c, "init");
+    if (!strncmp(init, "niter_", 6)) {
+        long v = strtol(init + 6, NULL, 10);
+        if (v > 1000)
+            return pb_errf(PB_ERR_ARG, err, errlen, "init: pissa expects niter_N with N <= 1000 (got '%s')", init);
         niter = (int)v;
-    } else if (strcmp(c->init, "svd") && strcmp(c->init, "kaiming") && c->init[0]) {
-        // "kaiming" is the config default; for pissa it means the default full SVD
-        return pb_errf(PB_ERR_ARG, err, errlen, "init: pissa expects 'svd' or 'niter_N' (got '%s')", c->init);
     }
     if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
 
@@ -47,7 +40,7 @@ pb_status pb_pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c,
         for (int i = 0; i < n; i++) hA[(size_t)j * n + i] = sq * Vt[(size_t)j * n + i];
         for (int i = 0; i < m; i++) hB[(size_t)i * r + j] = U[(size_t)i * ldu + j] * sq;
     }
-    pb_adapter *a = pb_lora_create(e, l, r, s, c->dropout, index);
+    pb_adapter *a = pb_lora_create(e, l, r, s, (float)pb_mc_num(c, "dropout"), index);
     pb_lora_state *ls = a->state;
     ls->pissa = 1;
     pb_upload(e, a->params[0].data, hA, (size_t)r * n);
@@ -61,3 +54,34 @@ pb_status pb_pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c,
     free(W); free(U); free(S); free(Vt); free(hA); free(hB);
     return PB_OK;
 }
+
+static int pissa_rank_limit(const pb_method_config *c, int in, int out) {
+    (void)c;
+    return PB_MIN(in, out);
+}
+
+static const pb_method_opt pissa_opts[] = {
+    {"rank", PB_OPT_INT, "8", 1, PB_OPT_RANK_MAX, 0, NULL, "r principal singular triplets (<= min(out,in))"},
+    PB_OPT_LORA_ALPHA,
+    PB_OPT_LORA_DROPOUT,
+    PB_OPT_LORA_RSLORA,
+    {"init", PB_OPT_ENUM, "svd", 0, 0, 0, "svd|niter_N",
+     "full SVD (PEFT init_lora_weights=\"pissa\") or randomized with N iterations (\"pissa_niter_N\")"},
+    PB_OPT_TARGETS("query,value"),
+    PB_OPT_TRAIN_HEAD,
+};
+
+const pb_method_desc pb_method_pissa = {
+    .name = "pissa",
+    .summary = "PiSSA: LoRA started at the top-r singular triplets of W, the residual frozen",
+    .reference = "peft LoraConfig(init_lora_weights=\"pissa\") (Meng et al. 2024)",
+    .opts = pissa_opts,
+    .nopts = (int)(sizeof pissa_opts / sizeof pissa_opts[0]),
+    .site = PB_SITE_LINEAR,
+    .unfreeze = PB_UNFREEZE_HEAD,
+    .rank_limit = pissa_rank_limit,
+    .site_params = pb_lora_site_params,
+    .site_flops = pb_lora_site_flops,
+    .attach = pissa_attach,
+    .export_peft = pb_lora_export_peft,
+};

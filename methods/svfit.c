@@ -49,15 +49,13 @@ static void svfit_free(pb_adapter *a, pb_engine *e) {
     pb_adapter_free_common(e, a);
 }
 
-const pb_adapter_vtbl pb_svfit_vtbl = {"svfit", 0, svfit_forward, svfit_backward, svfit_merge, svfit_free};
+const pb_adapter_vtbl pb_svfit_vtbl = {"svfit", 0, svfit_forward, svfit_backward, svfit_merge, svfit_free, NULL};
 
-pb_status pb_svfit_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index,
-                          char *err, size_t errlen) {
+static pb_status svfit_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
+                             size_t errlen) {
     (void)index;
-    int r = c->rank, m = l->out, n = l->in, k = PB_MIN(m, n);
-    if (r < 1 || r > k)
-        return pb_errf(PB_ERR_ARG, err, errlen, "rank: svfit needs 1 <= rank <= min(out,in) = %d for %s (got %d)",
-                       k, l->name, r);
+    int r = pb_mc_int(c, "rank"), m = l->out, n = l->in, k = PB_MIN(m, n);
+    PB_CHECK(r >= 1 && r <= k, "svfit rank %d outside the size rule for %s", r, l->name); // pb_method_apply checked
     if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
     float *W = pb_xmalloc((size_t)m * n * sizeof(float));
     float *U = pb_xmalloc((size_t)m * k * sizeof(float));
@@ -94,3 +92,37 @@ pb_status pb_svfit_attach(pb_engine *e, pb_linear *l, const pb_method_config *c,
     free(W); free(U); free(S); free(Vt); free(Ur);
     return PB_OK;
 }
+
+static int svfit_rank_limit(const pb_method_config *c, int in, int out) {
+    (void)c;
+    return PB_MIN(in, out);
+}
+// sigma (r); forward x V_r (in r) then (h*sigma) U_r^T (r out): 2 r (in + out) + r per token.
+static double svfit_site_params(const pb_method_config *c, int in, int out) {
+    (void)in; (void)out;
+    return pb_mc_int(c, "rank");
+}
+static double svfit_site_flops(const pb_method_config *c, int in, int out) {
+    double r = pb_mc_int(c, "rank");
+    return 2.0 * r * (in + out) + r;
+}
+
+static const pb_method_opt svfit_opts[] = {
+    {"rank", PB_OPT_INT, "8", 1, PB_OPT_RANK_MAX, 0, NULL, "r top singular values that train (<= min(out,in))"},
+    PB_OPT_TARGETS("query,value"),
+    PB_OPT_TRAIN_HEAD,
+};
+
+const pb_method_desc pb_method_svfit = {
+    .name = "svfit",
+    .summary = "SVFit: W = W_e + U_r diag(sigma) V_r^T, only the top-r singular values sigma train",
+    .reference = "arXiv 2409.05926; own PyTorch module + finite differences",
+    .opts = svfit_opts,
+    .nopts = (int)(sizeof svfit_opts / sizeof svfit_opts[0]),
+    .site = PB_SITE_LINEAR,
+    .unfreeze = PB_UNFREEZE_HEAD,
+    .rank_limit = svfit_rank_limit,
+    .site_params = svfit_site_params,
+    .site_flops = svfit_site_flops,
+    .attach = svfit_attach,
+};

@@ -1,7 +1,11 @@
 # Harness tests: suite parsing/grid (pure C), and CLI behaviour (resume after SIGKILL, shards,
-# plots, check) on tiny synthetic suites.
+# plots, check) on suites run by peftbench_synth: the peftbench CLI with a fixture trainer
+# (tests/peftbench_synth.c, never part of peftbench).
+add_executable(peftbench_synth ${CMAKE_SOURCE_DIR}/tests/peftbench_synth.c)
+target_link_libraries(peftbench_synth PRIVATE peftbench_core)
 pb_add_c_test(test_harness_suite SOURCES ${CMAKE_SOURCE_DIR}/tests/test_harness_suite.c LABELS fast)
-add_test(NAME test_harness_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_cli.sh $<TARGET_FILE:peftbench>
+add_test(NAME test_harness_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_cli.sh $<TARGET_FILE:peftbench_synth>
+         $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_harness_cli PROPERTIES LABELS "fast" TIMEOUT 120)
 # Engine trainer on tiny real cells: bitwise determinism, pretraining cache, head-only, divergence.
@@ -12,6 +16,7 @@ add_test(NAME test_harness_e2e COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harne
 set_tests_properties(test_harness_e2e PROPERTIES LABELS "fast" TIMEOUT 300)
 # Hostile / careless input at the CLI (issue 11): no shell, escaping in every output format.
 add_test(NAME test_security_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_security_cli.sh $<TARGET_FILE:peftbench>
+         $<TARGET_FILE:peftbench_synth>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_security_cli PROPERTIES LABELS "fast" TIMEOUT 300)
 # Grid expansion scales (issue 11): 2e5 cells in --dry-run well inside the timeout (was quadratic).

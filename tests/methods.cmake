@@ -2,6 +2,12 @@
 # test_methods: every adapter at the linear level vs double replicas + finite differences.
 pb_add_c_test(test_methods SOURCES ${CMAKE_SOURCE_DIR}/tests/test_methods.c LABELS fast)
 
+# The method table: docs/methods.md's reference section = `peftbench methods --markdown`;
+# methods --json complete; CLI options validated by the descriptors.
+add_test(NAME test_methods_doc COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_methods_doc.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_methods_doc PROPERTIES LABELS "fast" TIMEOUT 60)
+
 # Model-level pieces need models/ (pb_model_create etc.).
 if(EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
   # test_methods_model: trainable counts (ViT-B/L, RoBERTa), step-0 identity and merge on a model.

@@ -183,7 +183,7 @@ static void train(const char *math, const char *method, float *losses, int steps
     cfg.hidden_dropout = cfg.attn_dropout = cfg.classifier_dropout = 0;
     pb_model *m = pb_model_create(e, &cfg, 77);
     pb_method_config mc;
-    pb_method_config_default(&mc, method);
+    T_CHECK(pb_method_config_init(&mc, method, 0, err, sizeof err) == PB_OK, "%s", err);
     T_CHECK(pb_method_apply(m, &mc, err, sizeof err) == PB_OK, "%s: %s", method, err);
     const int B = 16;
     pb_rng r;

@@ -1,5 +1,5 @@
 // test_cuda_train.c: full training steps of tiny ViT and RoBERTa models on the CUDA backend
-// against the CPU backend, for every method the registry lists (pb_method_names(): the list
+// against the CPU backend, for every method the registry lists (pb_method_registry(): the list
 // grows by itself as methods land). Needs a GPU: without one it prints why and exits 77.
 //
 // Per (model, method): both engines create the model with the same seed (weights are drawn on
@@ -125,9 +125,7 @@ static void run_case(pb_engine *ec, pb_engine *eg, const char *model, int num_la
     cfg.classifier_dropout = -1.0f;
     pb_model *mc = pb_model_create(ec, &cfg, 1234), *mg = pb_model_create(eg, &cfg, 1234);
     pb_method_config meth;
-    pb_method_config_default(&meth, method);
-    meth.seed = 77;
-    if (pb_method_apply(mc, &meth, err, sizeof err) != PB_OK || pb_method_apply(mg, &meth, err, sizeof err) != PB_OK) {
+    if (pb_method_config_init(&meth, method, 77, err, sizeof err) != PB_OK || pb_method_apply(mc, &meth, err, sizeof err) != PB_OK || pb_method_apply(mg, &meth, err, sizeof err) != PB_OK) {
         fprintf(stderr, "FAIL %s: method apply: %s\n", ctx, err);
         failures++;
         pb_model_free(mc);
@@ -239,13 +237,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("cpu:  %s\ngpu:  %s\n", pb_engine_describe(ec), pb_engine_describe(eg));
-    const char *const *names = pb_method_names();
-    for (const char *const *m = names; *m; m++) {
+    const pb_method_desc *const *reg = pb_method_registry(NULL);
+    for (int k = 0; reg[k]; k++) {
         int want = argc <= 1;
-        for (int i = 1; i < argc; i++) want |= !strcmp(argv[i], *m);
+        for (int i = 1; i < argc; i++) want |= !strcmp(argv[i], reg[k]->name);
         if (!want) continue;
-        run_case(ec, eg, "vit-tiny", 10, *m);
-        run_case(ec, eg, "roberta-tiny", 2, *m);
+        run_case(ec, eg, "vit-tiny", 10, reg[k]->name);
+        run_case(ec, eg, "roberta-tiny", 2, reg[k]->name);
     }
     if (argc <= 1) run_case(ec, eg, "roberta-tiny", 1, "full"); // MSE regression head
     pb_engine_free(ec);

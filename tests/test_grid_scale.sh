@@ -8,7 +8,7 @@ set -u
 PB=${1:?usage: test_grid_scale.sh PATH/TO/peftbench}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-python3 -c 'import json; print(json.dumps({"name": "big", "trainer": "synthetic", "models": ["vit-tiny"],
+python3 -c 'import json; print(json.dumps({"name": "big", "models": ["vit-tiny"],
   "datasets": ["vtab-mini/bar-ori"], "methods": ["head"], "grid": {"seed": list(range(200000))}}))' > "$T/big.json"
 "$PB" run "$T/big.json" --out "$T/o" --dry-run > "$T/list" || { echo "FAIL: dry-run exit $?"; exit 1; }
 n=$(head -1 "$T/list" | sed -E 's/.*: ([0-9]+) cells.*/\1/')

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_harness_cli.sh PEFTBENCH: CLI behaviour of run/report/plot/check on tiny synthetic suites:
+# test_harness_cli.sh PEFTBENCH_SYNTH [PEFTBENCH]: CLI behaviour of run/report/plot/check on tiny
+# suites run by the fixture trainer of tests/peftbench_synth.c (and that peftbench has none):
 # resume after SIGKILL (no finished cell re-run, no partial file), shards == unsharded report,
 # plots are valid PNGs whose data files match results.csv, check fails on a regression.
 set -u
@@ -14,7 +15,6 @@ bad() { echo "FAIL: $*" >&2; fail=1; }
 cat > "$T/s.json" <<'JSON'
 {
   "name": "clitest",
-  "trainer": "synthetic",
   "models": [{"label": "micro", "config": {"arch": "vit", "hidden": 32, "layers": 2, "heads": 2, "intermediate": 64}}],
   "datasets": ["vtab-mini/a", "vtab-mini/b"],
   "methods": ["head", {"method": "lora", "alpha": 16}, "svfit"],
@@ -24,6 +24,16 @@ cat > "$T/s.json" <<'JSON'
 JSON
 NCELLS=$("$PB" run "$T/s.json" --out "$T/x" --dry-run | head -1 | sed -E 's/.*: ([0-9]+) cells.*/\1/')
 [ "$NCELLS" = 40 ] || bad "expected 40 cells, dry-run says $NCELLS"
+
+# --- peftbench itself has no fake trainer --------------------------------------------------
+PB_REAL=${2:-}
+if [ -n "$PB_REAL" ]; then
+  sed 's/"name": "clitest",/"name": "clitest", "trainer": "synthetic",/' "$T/s.json" > "$T/syn.json"
+  "$PB_REAL" run "$T/syn.json" --out "$T/syn" --dry-run > /dev/null 2> "$T/syn.err"; rc=$?
+  { [ $rc = 2 ] && grep -q 'trainer: expected "engine"' "$T/syn.err"; } || bad "peftbench accepted trainer synthetic (rc $rc)"
+  grep -q PB_SYNTH_SLEEP_MS "$PB_REAL" && bad "the synthetic fixture is linked into peftbench"
+  grep -q PB_SYNTH_SLEEP_MS "$PB" || bad "test binary $PB is not the fixture build"
+fi
 
 # --- SIGKILL during run, then resume -------------------------------------------------------
 PB_SYNTH_SLEEP_MS=40 "$PB" run "$T/s.json" --out "$T/k" --no-report 2>/dev/null &
@@ -55,6 +65,10 @@ cmp -s "$T/before.txt" "$T/after.txt" || bad "a finished cell was rewritten on r
 "$PB" run "$T/s.json" --out "$T/sh" --shard 1/2 >/dev/null 2>&1 || bad "shard 1/2 failed"
 "$PB" report "$T/sh" --quiet || bad "report of shards failed"
 for f in table.md table.tex; do cmp -s "$T/one/$f" "$T/sh/$f" || bad "$f differs between sharded and unsharded runs"; done
+# rows made by the fixture say so (report shows the backend of every row)
+grep -q "^- synthetic test fixture (tests/peftbench_synth.c): 40 cells" "$T/one/table.md" || bad "table.md does not name the fixture trainer"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert all("synthetic test fixture" in r["backend"] for r in d["rows"])' \
+  "$T/one/results.json" || bad "results.json rows do not name their backend"
 python3 - "$T/one/results.json" "$T/sh/results.json" <<'PY' || bad "results.json rows differ between sharded and unsharded"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])

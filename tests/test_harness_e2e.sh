@@ -39,6 +39,15 @@ nb=$(ls "$T/backbones" 2>/dev/null | wc -l)
 for f in table.md table.tex results.csv results.json plots/params.png; do
   [ -s "$T/r/$f" ] || bad "missing $f"
 done
+# every row says which engine made it: results.json rows and cells, table.md "Produced by"
+python3 - "$T/r" <<'PY' || bad "rows do not record their backend"
+import json, sys
+d = json.load(open(sys.argv[1] + "/results.json"))
+assert d["rows"] and all(r["backend"].startswith("cpu, ") and "thread" in r["backend"] for r in d["rows"]), d["rows"][0]
+assert all(c["backend"] == d["rows"][0]["backend"] for c in d["cells"])
+md = open(sys.argv[1] + "/table.md").read()
+assert "## Produced by" in md and d["rows"][0]["backend"].split(",")[0] in md
+PY
 python3 - "$T/r" <<'PY' || fail=1
 import json, glob, sys
 ok = True

@@ -60,10 +60,22 @@ int main(void) {
                  "\"recipe\": {\"optimizer\": {\"betaz\": [0.9, 0.99]}}}",
                  "recipe.optimizer.betaz", "unknown key");
     expect_error("{\"name\": \"x\", \"modles\": []}", "modles", "unknown key");
-    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [{\"method\": \"lora\", \"rank\": 64}]}",
-                 "methods[0].rank", "exceeds the layer limit min(out,in) = 32");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [{\"method\": \"pissa\", \"rank\": 64}]}",
+                 "methods[0].rank", "needs rank <= 32");
     expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"svfit\"], \"grid\": {\"rank\": [8, 33]}}",
-                 "grid.rank", "33 exceeds");
+                 "grid.rank", "(got 33)");
+    { // LoRA has no size rule (as in PEFT and pb_method_apply): a rank above min(out,in) is accepted
+        pb_suite s;
+        char err[2048] = "";
+        pb_status st = pb_suite_parse("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], "
+                                      "\"methods\": [{\"method\": \"lora\", \"rank\": 64}]}", "t.json", &s, err, sizeof(err));
+        EXPECT(st == PB_OK, "lora rank 64 on hidden 32 refused: %s", err);
+        pb_suite_free(&s);
+    }
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [{\"method\": \"lora\", \"init\": \"svd\"}]}",
+                 "methods[0].init", "kaiming,gaussian");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lora\", \"pissa\"], \"grid\": {\"init\": [\"gaussian\"]}}",
+                 "grid.init[0]", "svd,niter_N");
     expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"lora\"], \"grid\": {\"lr\": []}}",
                  "grid.lr", "empty grid");
     expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [], \"methods\": [\"lora\"]}", "datasets", "empty");

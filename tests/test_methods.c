@@ -12,6 +12,7 @@
 #include <string.h>
 #include "engine/ops.h"
 #include "methods/methods_internal.h"
+#include "test_method_util.h"
 
 static int g_fail = 0;
 #define EXPECT(cond, ...)                                                                          \
@@ -336,18 +337,19 @@ static void test_method(const char *label, const char *method, int in, int out, 
     pb_linear l = make_linear(in, out, name);
     float *W0 = dlf(l.w->data, (size_t)out * in), *b0 = dlf(l.b->data, out);
     pb_method_config c;
-    pb_method_config_default(&c, method);
-    c.rank = r; c.dropout = dropout; c.rslora = rslora; c.alpha = alpha; c.seed = 7;
-    snprintf(c.init, sizeof(c.init), "%s", init);
-    snprintf(c.variant, sizeof(c.variant), "%s", variant);
-    snprintf(c.gate, sizeof(c.gate), "%s", gate);
+    char kv[512];
+    int lora_family = !strcmp(method, "lora") || !strcmp(method, "pissa");
+    if (lora_family)
+        snprintf(kv, sizeof kv, "rank=%d dropout=%g rslora=%s alpha=%g init=%s", r, (double)dropout,
+                 rslora ? "true" : "false", (double)alpha, init[0] ? init : (!strcmp(method, "pissa") ? "svd" : "kaiming"));
+    else if (!strcmp(method, "aoft"))
+        snprintf(kv, sizeof kv, "rank=%d variant=%s gate=%s", r, variant[0] ? variant : "lora", gate[0] ? gate : "lambda");
+    else
+        snprintf(kv, sizeof kv, "rank=%d", r);
+    mc_make(&c, method, 7, kv);
     char err[256] = "";
-    pb_status st = PB_ERR_ARG;
-    int kind = K_LORA;
-    if (!strcmp(method, "lora")) st = pb_lora_attach(E, &l, &c, 3, err, sizeof(err));
-    if (!strcmp(method, "pissa")) st = pb_pissa_attach(E, &l, &c, 3, err, sizeof(err));
-    if (!strcmp(method, "svfit")) { st = pb_svfit_attach(E, &l, &c, 3, err, sizeof(err)); kind = K_SVFIT; }
-    if (!strcmp(method, "aoft")) { st = pb_aoft_attach(E, &l, &c, 3, err, sizeof(err)); kind = K_AOFT; }
+    int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : K_LORA;
+    pb_status st = c.desc->attach(E, &l, &c, 3, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
     if (st != PB_OK) { free_linear(&l); free(W0); free(b0); return; }
     check_step0(label, &l, W0, b0, 4);
@@ -449,14 +451,13 @@ static void test_ao(void) {
 }
 
 // The adapter's clamp count: training forwards count (both factors), eval forwards and merge do
-// not; read back through pb_aoft_clamp_count (what pb_method_aoft_clamps sums).
+// not; read back through pb_aoft_clamp_count (what pb_method_events sums).
 static void test_aoft_clamp_count(void) {
     pb_linear l = make_linear(12, 10, "encoder.layer.0.attention.attention.query");
     pb_method_config c;
-    pb_method_config_default(&c, "aoft");
-    c.rank = 3; c.seed = 7;
+    mc_make(&c, "aoft", 7, "rank=3");
     char err[256] = "";
-    pb_status st = pb_aoft_attach(E, &l, &c, 3, err, sizeof(err));
+    pb_status st = c.desc->attach(E, &l, &c, 3, err, sizeof(err));
     EXPECT(st == PB_OK, "aoft attach failed: %s", err);
     if (st != PB_OK) { free_linear(&l); return; }
     pb_adapter *a = l.adapter;
@@ -527,29 +528,46 @@ static void test_svd(void) {
     free(W); free(W2); free(U); free(S); free(Vt); free(Ur); free(Sr); free(Vr);
 }
 
+// Bad options are refused when they are set, naming the option; the size rule of each method
+// (pb_method_apply enforces it before any attach: test_methods_model.c).
 static void test_errors(void) {
-    pb_linear l = make_linear(6, 4, "encoder.layer.0.attention.attention.value");
     pb_method_config c;
-    pb_method_config_default(&c, "svfit");
-    c.rank = 5;
     char err[256] = "";
-    EXPECT(pb_svfit_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
-           "svfit rank > min(out,in) not rejected with a message naming rank: '%s'", err);
-    EXPECT(l.adapter == NULL, "failed attach left an adapter");
-    err[0] = 0;
-    EXPECT(pb_pissa_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
-           "pissa rank > min not rejected: '%s'", err);
-    c.rank = 2;
-    snprintf(c.init, sizeof(c.init), "niter_x");
-    err[0] = 0;
-    EXPECT(pb_pissa_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "init"),
+    mc_make(&c, "svfit", 0, "rank=5");
+    EXPECT(c.desc->rank_limit(&c, 6, 4) == 4, "svfit size rule on (6 -> 4) is not min(out,in)");
+    mc_make(&c, "pissa", 0, "rank=5");
+    EXPECT(c.desc->rank_limit(&c, 6, 4) == 4, "pissa size rule on (6 -> 4) is not min(out,in)");
+    mc_make(&c, "lora", 0, "rank=5");
+    EXPECT(c.desc->rank_limit(&c, 6, 4) == 0, "lora has a size rule (PEFT accepts r > min(out,in))");
+    mc_make(&c, "aoft", 0, "rank=5 variant=adapter");
+    EXPECT(c.desc->rank_limit(&c, 6, 4) == 4, "Adapter+AOFT size rule is not out");
+    mc_make(&c, "pissa", 0, "");
+    EXPECT(pb_method_config_set(&c, "init", "niter_x", err, sizeof(err)) == PB_ERR_ARG && strstr(err, "init"),
            "bad pissa init not rejected: '%s'", err);
-    snprintf(c.variant, sizeof(c.variant), "prompt");
-    err[0] = 0;
-    EXPECT(pb_aoft_attach(E, &l, &c, 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "variant"),
+    EXPECT(pb_method_config_set(&c, "init", "niter_12", err, sizeof(err)) == PB_OK, "pissa niter_12 refused: %s", err);
+    EXPECT(pb_method_config_set(&c, "rank", "0", err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
+           "rank 0 not rejected: '%s'", err);
+    EXPECT(pb_method_config_set(&c, "rank", "2.5", err, sizeof(err)) == PB_ERR_ARG, "rank 2.5 not rejected");
+    EXPECT(pb_method_config_set(&c, "dropout", "1", err, sizeof(err)) == PB_ERR_ARG && strstr(err, "dropout"),
+           "dropout 1 not rejected: '%s'", err);
+    EXPECT(pb_method_config_set(&c, "targets", "query,query", err, sizeof(err)) == PB_ERR_ARG,
+           "duplicate target not rejected");
+    EXPECT(pb_method_config_set(&c, "targets", "query,values", err, sizeof(err)) == PB_ERR_ARG && strstr(err, "targets"),
+           "unknown target not rejected: '%s'", err);
+    EXPECT(pb_method_config_set(&c, "gate", "scalar", err, sizeof(err)) == PB_ERR_ARG && strstr(err, "no such option"),
+           "pissa accepted aoft's gate option: '%s'", err);
+    mc_make(&c, "aoft", 0, "");
+    EXPECT(pb_method_config_set(&c, "variant", "prompt", err, sizeof(err)) == PB_ERR_ARG && strstr(err, "variant"),
            "bad aoft variant not rejected: '%s'", err);
+    EXPECT(pb_method_config_init(&c, "dora-x", 0, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "known: full"),
+           "unknown method not rejected with the list: '%s'", err);
+    // AOFT's dependent default: the adapter variant adapts the FFN outputs unless targets are given
+    mc_make(&c, "aoft", 0, "variant=adapter");
+    EXPECT(!strcmp(pb_mc_str(&c, "targets"), "output"), "Adapter+AOFT default targets '%s'", pb_mc_str(&c, "targets"));
+    mc_make(&c, "aoft", 0, "variant=adapter targets=query,value");
+    EXPECT(!strcmp(pb_mc_str(&c, "targets"), "query,value"), "explicit targets overridden: '%s'",
+           pb_mc_str(&c, "targets"));
     printf("errors: %s\n", err);
-    free_linear(&l);
 }
 
 int main(void) {

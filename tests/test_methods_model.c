@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "methods/methods_internal.h"
+#include "test_method_util.h"
 
 static int g_fail = 0;
 #define EXPECT(cond, ...)                                                                          \
@@ -34,8 +35,9 @@ static void check_count(const char *model, const char *method, int rank, size_t 
     }
     pb_model *m = pb_model_create(E, &cfg, 1);
     pb_method_config c;
-    pb_method_config_default(&c, method);
-    c.rank = rank;
+    char kv[32] = ""; // rank < 0: the method has none
+    if (rank >= 0) snprintf(kv, sizeof kv, "rank=%d", rank);
+    mc_make(&c, method, 0, kv);
     pb_status st = pb_method_apply(m, &c, err, sizeof(err));
     EXPECT(st == PB_OK, "%s %s: %s", model, method, err);
     pb_param_counts pc = pb_model_count(m);
@@ -47,6 +49,55 @@ static void check_count(const char *model, const char *method, int rank, size_t 
     printf("%-8s %-6s r=%-4d adapter %zu trainable_backbone %zu\n", model, method, rank, pc.adapter,
            pc.trainable_backbone);
     pb_model_free(m);
+}
+
+// The descriptors' cost model (what info and bench use) equals the instantiated counts, for every
+// registered method and several option sets, on both architectures.
+static void check_formulas(void) {
+    static const char *const kvs[] = {"", "rank=3", "rank=5 targets=query,key,value,attention.output,intermediate,output",
+                                      "rank=4 targets=intermediate,output train_head=false",
+                                      "rank=2 variant=adapter gate=scalar", "rank=6 gate=scalar targets=key,output"};
+    const char *models[2] = {"vit-tiny", "roberta-tiny"};
+    const pb_method_desc *const *reg = pb_method_registry(NULL);
+    int checked = 0;
+    for (int mi = 0; mi < 2; mi++)
+        for (int d = 0; reg[d]; d++)
+            for (size_t k = 0; k < sizeof kvs / sizeof kvs[0]; k++) {
+                // only the option sets whose every key the method declares
+                pb_method_config c;
+                char err[512], buf[256];
+                if (pb_method_config_init(&c, reg[d]->name, 1, err, sizeof err) != PB_OK) continue;
+                snprintf(buf, sizeof buf, "%s", kvs[k]);
+                int ok = 1;
+                for (char *sv = NULL, *t = strtok_r(buf, " ", &sv); t && ok; t = strtok_r(NULL, " ", &sv))
+                    ok = pb_method_config_set_kv(&c, t, err, sizeof err) == PB_OK;
+                if (!ok) continue;
+                pb_method_config_finish(&c);
+                pb_model_config cfg;
+                pb_model_config_builtin(models[mi], &cfg, err, sizeof err);
+                pb_model *m = pb_model_create(E, &cfg, 1);
+                pb_param_counts p0 = pb_model_count(m);
+                pb_method_cost cost;
+                pb_status se = pb_method_estimate(&c, &cfg, (double)p0.backbone, (double)p0.head, &cost, err, sizeof err);
+                pb_status sa = pb_method_apply(m, &c, err, sizeof err);
+                EXPECT(se == PB_OK && sa == PB_OK, "%s %s '%s': estimate %d apply %d: %s", models[mi], reg[d]->name,
+                       kvs[k], se, sa, err);
+                pb_param_counts pc = pb_model_count(m);
+                EXPECT(cost.adapter == (double)pc.adapter && cost.trainable == (double)pc.trainable &&
+                           cost.trainable_head == (double)(pc.trainable - pc.trainable_backbone),
+                       "%s %s '%s': formula adapter %.0f trainable %.0f head %.0f, instantiated %zu %zu %zu", models[mi],
+                       reg[d]->name, kvs[k], cost.adapter, cost.trainable, cost.trainable_head, pc.adapter, pc.trainable,
+                       pc.trainable - pc.trainable_backbone);
+                int nl = 0, nad = 0;
+                pb_linear *ls = pb_model_linears(m, &nl);
+                for (int i = 0; i < nl; i++) nad += ls[i].adapter != NULL;
+                EXPECT(nad == cost.nsites, "%s %s '%s': %d adapters, the cost model counts %d sites", models[mi],
+                       reg[d]->name, kvs[k], nad, cost.nsites);
+                checked++;
+                pb_model_free(m);
+            }
+    printf("formulas: %d (model, method, options) cases equal to the instantiated counts\n", checked);
+    EXPECT(checked >= 20, "only %d formula cases ran", checked);
 }
 
 static double rel(const float *a, const float *b, size_t n) {
@@ -129,17 +180,13 @@ static void check_model_method(const char *model, const char *method, const char
     size_t nl = (size_t)2 * cfg.num_labels;
     float *l0 = logits(m, &t);
     pb_method_config c;
-    pb_method_config_default(&c, method);
-    c.rank = rank;
-    c.seed = 11;
-    snprintf(c.variant, sizeof(c.variant), "%s", variant);
-    snprintf(c.gate, sizeof(c.gate), "%s", gate);
-    snprintf(c.init, sizeof(c.init), "%s", init);
-    if (strcmp(variant, "adapter")) { // every target role
-        const char *all[] = {"query", "key", "value", "attention.output", "intermediate", "output"};
-        c.ntargets = 6;
-        for (int i = 0; i < 6; i++) snprintf(c.targets[i], sizeof(c.targets[i]), "%s", all[i]);
-    }
+    char kv[256];
+    int n = snprintf(kv, sizeof kv, "rank=%d", rank);
+    if (!strcmp(method, "aoft")) n += snprintf(kv + n, sizeof kv - n, " variant=%s gate=%s", variant, gate);
+    if (init[0]) n += snprintf(kv + n, sizeof kv - n, " init=%s", init);
+    if (strcmp(variant, "adapter")) // every target role
+        snprintf(kv + n, sizeof kv - n, " targets=query,key,value,attention.output,intermediate,output");
+    mc_make(&c, method, 11, kv);
     pb_status st = pb_method_apply(m, &c, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: %s", label, err);
     if (st != PB_OK) { pb_model_free(m); free(l0); free_batch(&t); return; }
@@ -194,18 +241,19 @@ static void check_errors(void) {
     pb_model_config_builtin("vit-tiny", &cfg, err, sizeof(err));
     pb_model *m = pb_model_create(E, &cfg, 1);
     pb_method_config c;
-    pb_method_config_default(&c, "lora");
-    snprintf(c.targets[1], sizeof(c.targets[1]), "values");
-    EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "targets"),
-           "unknown target not rejected: '%s'", err);
-    pb_method_config_default(&c, "svfit");
-    c.rank = 193;
+    mc_make(&c, "svfit", 0, "rank=193");
     EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
            "svfit rank above min(out,in) not rejected: '%s'", err);
     printf("errors: %s\n", err);
-    pb_method_config_default(&c, "dora");
-    EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "method"),
-           "unknown method not rejected: '%s'", err);
+    pb_method_cost cost;
+    EXPECT(pb_method_estimate(&c, &cfg, 0, 0, &cost, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
+           "the cost model accepted the rank apply refused: '%s'", err);
+    mc_make(&c, "pissa", 0, "rank=193 targets=key");
+    EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
+           "pissa rank above min(out,in) not rejected: '%s'", err);
+    mc_make(&c, "aoft", 0, "rank=193 targets=value");
+    EXPECT(pb_method_apply(m, &c, err, sizeof(err)) == PB_ERR_ARG && strstr(err, "rank"),
+           "aoft bottleneck above min(out,in) not rejected: '%s'", err);
     int n = 0;
     pb_linear *ls = pb_model_linears(m, &n);
     for (int i = 0; i < n; i++) EXPECT(!ls[i].adapter, "a failed apply left adapters behind");
@@ -225,9 +273,7 @@ static void check_peft_roundtrip(const char *model, const char *method) {
     tbatch t = make_batch(&cfg, 2, 8, &r);
     size_t nl = (size_t)2 * cfg.num_labels;
     pb_method_config c;
-    pb_method_config_default(&c, method);
-    c.rank = 4;
-    c.alpha = 6;
+    mc_make(&c, method, 0, "rank=4 alpha=6");
     pb_status st = pb_method_apply(m, &c, err, sizeof(err));
     EXPECT(st == PB_OK, "%s", err);
     int nt = 0;
@@ -249,10 +295,11 @@ static void check_peft_roundtrip(const char *model, const char *method) {
     float *l2 = logits(m2, &t);
     double e = rel(l2, l1, nl);
     EXPECT(e <= 1e-5, "%s %s: PEFT export/import logits differ: %.3g", model, method, e);
-    EXPECT(c2.rank == (strcmp(method, "pissa") ? 4 : 8), "imported rank %d", c2.rank);
+    EXPECT(pb_mc_int(&c2, "rank") == (strcmp(method, "pissa") ? 4 : 8), "imported rank %d", pb_mc_int(&c2, "rank"));
     pb_param_counts pc = pb_model_count(m2);
     EXPECT(pc.trainable == pc.adapter + pc.head, "imported model: backbone not frozen");
-    printf("%-12s %-6s PEFT export -> import: logits rel %.2e (r=%d alpha=%g)\n", model, method, e, c2.rank, c2.alpha);
+    printf("%-12s %-6s PEFT export -> import: logits rel %.2e (r=%d alpha=%g)\n", model, method, e, pb_mc_int(&c2, "rank"),
+           pb_mc_num(&c2, "alpha"));
     // A second import onto the same model must fail cleanly.
     EXPECT(pb_method_import_peft(m2, dir, NULL, err, sizeof(err)) == PB_ERR_ARG, "double import accepted");
     char cmd[256];
@@ -270,12 +317,13 @@ int main(int argc, char **argv) {
     E = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
     if (!E) { printf("%s\n", err); return 1; }
     check_errors();
+    check_formulas();
     // papers.md §7
     check_count("vit-b16", "lora", 8, 294912, 294912);
     if (slow) {
         check_count("vit-b16", "lora", 16, 589824, 589824);
-        check_count("vit-b16", "full", 8, 0, 85798656);
-        check_count("vit-b16", "head", 8, 0, 0);
+        check_count("vit-b16", "full", -1, 0, 85798656);
+        check_count("vit-b16", "head", -1, 0, 0);
         check_count("vit-b16", "aoft", 8, 24 * (2 * 768 + 8), 24 * (2 * 768 + 8));
         check_count("vit-b16", "svfit", 768, 18432, 18432);
         check_count("vit-b16", "svfit", 8, 24 * 8, 24 * 8);

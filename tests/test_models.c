@@ -296,8 +296,8 @@ static void tad_free(pb_adapter *a, pb_engine *e) {
     free(a);
 }
 
-static const pb_adapter_vtbl lowrank_vt = {"lowrank", 0, lowrank_forward, lowrank_backward, tad_merge, tad_free};
-static const pb_adapter_vtbl colscale_vt = {"colscale", 1, colscale_forward, colscale_backward, tad_merge, tad_free};
+static const pb_adapter_vtbl lowrank_vt = {"lowrank", 0, lowrank_forward, lowrank_backward, tad_merge, tad_free, NULL};
+static const pb_adapter_vtbl colscale_vt = {"colscale", 1, colscale_forward, colscale_backward, tad_merge, tad_free, NULL};
 
 static void attach(pb_linear *l, const pb_adapter_vtbl *vt, uint64_t seed) {
     pb_adapter *a = calloc(1, sizeof(pb_adapter));

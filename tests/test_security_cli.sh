@@ -4,8 +4,11 @@
 #       directory name: run/plot/report run no command, the plots are made, table.tex escapes
 #       LaTeX, table.md escapes '|', results.csv is valid CSV (Python's csv reads the labels back).
 set -u
-PB=${1:?usage: test_security_cli.sh PATH/TO/peftbench}
+PB=${1:?usage: test_security_cli.sh PATH/TO/peftbench PATH/TO/peftbench_synth}
 PB=$(cd "$(dirname "$PB")" && pwd)/$(basename "$PB")
+# suites that only exercise the runner/report run on the fixture trainer (tests/peftbench_synth.c)
+PBS=${2:?usage: test_security_cli.sh PATH/TO/peftbench PATH/TO/peftbench_synth}
+PBS=$(cd "$(dirname "$PBS")" && pwd)/$(basename "$PBS")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
@@ -19,7 +22,7 @@ python3 - "$EVIL_M" "$EVIL_D" > s.json <<'PY'
 import json, sys
 m, d = sys.argv[1], sys.argv[2]
 print(json.dumps({
-  "name": "sec", "trainer": "synthetic",
+  "name": "sec",
   "models": [{"label": "micro", "config": {"arch": "vit", "hidden": 32, "layers": 2, "heads": 2, "intermediate": 64}}],
   "datasets": [{"spec": "vtab-mini/bar-ori", "label": d}, "vtab-mini/sprite-count"],
   "methods": ["head", {"method": "lora", "label": m}],
@@ -27,11 +30,11 @@ print(json.dumps({
   "recipe": {"epochs": 2}}))
 PY
 OUT='res`touch PWN_o1`$(touch PWN_o2) q'"'"'x'
-"$PB" run s.json --out "$OUT" > run.log 2>&1 || bad "run with hostile labels exit $? ($(tail -2 run.log))"
+"$PBS" run s.json --out "$OUT" > run.log 2>&1 || bad "run with hostile labels exit $? ($(tail -2 run.log))"
 "$PB" plot "$OUT" > plot.log 2>&1 || bad "plot exit $? ($(tail -2 plot.log))"
 # and a results directory whose name holds no single quote (which an older check refused)
 OUT2='res2`touch PWN_o3`$(touch PWN_o4)'
-"$PB" run s.json --out "$OUT2" > run2.log 2>&1 || bad "run into $OUT2 exit $? ($(tail -2 run2.log))"
+"$PBS" run s.json --out "$OUT2" > run2.log 2>&1 || bad "run into $OUT2 exit $? ($(tail -2 run2.log))"
 ls PWN_* 2>/dev/null && bad "a command ran: $(ls PWN_* | tr '\n' ' ')"
 find / -xdev -name 'PWN_*' -newer s.json 2>/dev/null | grep -q . && bad "a command ran somewhere: $(find / -xdev -name 'PWN_*' -newer s.json 2>/dev/null | head -3)"
 for f in rank_ lr_ params; do
@@ -112,7 +115,7 @@ for b in b_empty b_str b_null b_nomedian b_negtol; do
 done
 
 # --- (3) labels: a documented limit (63 bytes), whole UTF-8, no control characters -------------
-mk() { python3 -c 'import json,sys; print(json.dumps({"name": "lab", "trainer": "synthetic", "models": ["vit-tiny"],
+mk() { python3 -c 'import json,sys; print(json.dumps({"name": "lab", "models": ["vit-tiny"],
   "datasets": [{"spec": "vtab-mini/bar-ori", "label": sys.argv[2]}], "methods": [{"method": "lora", "label": sys.argv[1]}],
   "grid": {"seed": [0]}}))' "$1" "$2" > "$3"; }
 mk "$(printf 'm%.0s' $(seq 64))" ok l1.json
@@ -125,27 +128,27 @@ for f in l1 l2 l4 l5; do
   out=$("$PB" run $f.json --out $f.out --dry-run 2>&1); rc=$?
   [ $rc = 2 ] && echo "$out" | grep -q "label" || bad "label case $f: rc $rc, '$out'"
 done
-"$PB" run l3.json --out l3.out --no-report > /dev/null 2>&1 || bad "a 63-byte UTF-8 label was refused"
+"$PBS" run l3.json --out l3.out --no-report > /dev/null 2>&1 || bad "a 63-byte UTF-8 label was refused"
 python3 -c 'import json,glob; [json.load(open(f, encoding="utf-8", errors="strict")) for f in glob.glob("l3.out/cells/*.json")]' ||
   bad "cell files of a UTF-8 label are not valid UTF-8 JSON"
 
 # --- (4) seeds: [0, 2^31-1], nothing wraps or merges -------------------------------------------
-python3 -c 'import json; print(json.dumps({"name": "sd", "trainer": "synthetic", "models": ["vit-tiny"],
+python3 -c 'import json; print(json.dumps({"name": "sd", "models": ["vit-tiny"],
   "datasets": ["vtab-mini/bar-ori"], "methods": ["head"], "grid": {"seed": [2147483648, 0]}}))' > sd.json
 out=$("$PB" run sd.json --out sd.out --dry-run 2>&1); rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q "grid.seed\[0\]" || bad "seed 2^31: rc $rc, '$out'"
-python3 -c 'import json; print(json.dumps({"name": "sd2", "trainer": "synthetic", "models": ["vit-tiny"],
+python3 -c 'import json; print(json.dumps({"name": "sd2", "models": ["vit-tiny"],
   "datasets": ["vtab-mini/bar-ori"], "methods": ["head"], "grid": {"seed": [2147483647, 0]}}))' > sd2.json
 n=$("$PB" run sd2.json --out sd2.out --dry-run 2>&1 | head -1 | sed -E 's/.*: ([0-9]+) cells.*/\1/')
 [ "$n" = 2 ] || bad "seeds 2^31-1 and 0 must give 2 cells, got $n"
 
 # --- (5) model sizes: limits at validation, a memory estimate before allocating ---------------
-python3 -c 'import json; print(json.dumps({"name": "sz", "trainer": "synthetic", "models": [{"label": "huge",
+python3 -c 'import json; print(json.dumps({"name": "sz", "models": [{"label": "huge",
   "config": {"arch": "vit", "hidden": 64, "layers": 1000000000, "heads": 2, "intermediate": 64}}],
   "datasets": ["vtab-mini/bar-ori"], "methods": ["head"]}))' > sz.json
 out=$("$PB" run sz.json --out sz.out --dry-run 2>&1); rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q "models\[0\].*layers" || bad "10^9 layers: rc $rc, '$out'"
-python3 -c 'import json; print(json.dumps({"name": "sz3", "trainer": "synthetic", "models": [{"label": "odd",
+python3 -c 'import json; print(json.dumps({"name": "sz3", "models": [{"label": "odd",
   "config": {"arch": "vit", "hidden": 64, "layers": 2, "heads": 5, "intermediate": 64}}],
   "datasets": ["vtab-mini/bar-ori"], "methods": ["head"]}))' > sz3.json
 out=$("$PB" run sz3.json --out sz3.out --dry-run 2>&1); rc=$?
@@ -258,7 +261,7 @@ out=$("$PB" run s.json --out th.out --threads 100000 --dry-run 2>&1); rc=$?
 [ $rc = 2 ] || bad "--threads 100000: rc $rc"
 out=$("$PB" bench --model vit-tiny --threads 100000 2>&1); rc=$?
 [ $rc = 2 ] || bad "bench --threads 100000: rc $rc"
-printf '{"name": "dk", "trainer": "synthetic", "models": ["vit-tiny"], "datasets": ["vtab-mini/bar-ori"],\n "methods": ["head"], "recipe": {"lr": 0.1, "lr": 0.2}}\n' > dk.json
+printf '{"name": "dk", "models": ["vit-tiny"], "datasets": ["vtab-mini/bar-ori"],\n "methods": ["head"], "recipe": {"lr": 0.1, "lr": 0.2}}\n' > dk.json
 out=$("$PB" run dk.json --out dk.out --dry-run 2>&1); rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q "duplicate key 'recipe.lr'" || bad "duplicate key in a suite: rc $rc, '$out'"
 mkdir -p dupcfg && cp model/* dupcfg/ && python3 - <<'PY'

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "methods/adapter.h"
+#include "test_method_util.h"
 
 int main(int argc, char **argv) {
     const char *model = argc > 1 ? argv[1] : "vit-b16";
@@ -19,9 +20,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
         pb_model *m = pb_model_create(e, &cfg, 1);
         pb_method_config c;
-        pb_method_config_default(&c, runs[i].method);
-        c.rank = runs[i].rank;
-        if (runs[i].init[0]) snprintf(c.init, sizeof(c.init), "%s", runs[i].init);
+        char kv[64];
+        int n = snprintf(kv, sizeof kv, "rank=%d", runs[i].rank);
+        if (runs[i].init[0]) snprintf(kv + n, sizeof kv - n, " init=%s", runs[i].init);
+        mc_make(&c, runs[i].method, 0, kv);
         double t0 = pb_now();
         pb_status st = pb_method_apply(m, &c, err, sizeof(err));
         double dt = pb_now() - t0;
