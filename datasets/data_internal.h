@@ -1,7 +1,9 @@
 // data_internal.h: helpers shared by the dataset readers (not part of the runner interface).
-// defines: pb_img (decoded image), pb_image_decode_file, pb_image_decode_mem, pb_image_convert,
-//          pb_image_resize, pb_hash64, pb_read_file, pb_gunzip_file, pb_listfile_parse,
-//          pb_imgset (raw examples before preprocessing), pb_cache_*, pb_vtab_mini_*
+// defines: pb_img (decoded image), pb_img_free, pb_image_decode_file, pb_image_decode_mem,
+//          pb_image_convert, pb_image_resize, pb_image_to_chw, pb_gunzip_file, pb_listfile_parse,
+//          pb_listfile_free, pb_imgset (raw examples before preprocessing), pb_cache_write,
+//          pb_cache_read, pb_task_content_hash, pb_vtab_mini_build, pb_vtab_mini_path,
+//          pb_digits_find
 #ifndef PB_DATA_INTERNAL_H
 #define PB_DATA_INTERNAL_H
 

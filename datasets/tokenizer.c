@@ -118,10 +118,6 @@ void pb_tokenizer_free(pb_tokenizer *t) {
 }
 
 int pb_tokenizer_vocab_size(const pb_tokenizer *t) { return t->nvocab; }
-int pb_tokenizer_token_id(const pb_tokenizer *t, const char *tok) { return smap_get(&t->vocab, tok, strlen(tok)); }
-int pb_tokenizer_bos(const pb_tokenizer *t) { return t->bos; }
-int pb_tokenizer_eos(const pb_tokenizer *t) { return t->eos; }
-int pb_tokenizer_pad(const pb_tokenizer *t) { return t->pad; }
 
 pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char *vocab_name,
                                 const char *merges, size_t merges_len, const char *merges_name,

@@ -1,8 +1,8 @@
 // tokenizer.h: RoBERTa/GPT-2 byte-level BPE (vocab.json + merges.txt), the GPT-2 pre-tokeniser
 // regex implemented by hand over UTF-8 code points, and RoBERTa sequence building.
 // defines: pb_tokenizer, pb_tokenizer_load, pb_tokenizer_load_mem, pb_tokenizer_free,
-//          pb_tokenizer_encode, pb_tokenizer_encode_pair, pb_tokenizer_token_id, pb_uni_is_letter,
-//          pb_uni_is_number, pb_uni_is_space, pb_pretok_next
+//          pb_tokenizer_vocab_size, pb_tokenizer_encode, pb_tokenizer_encode_pair,
+//          pb_uni_is_letter, pb_uni_is_number, pb_uni_is_space, pb_pretok_next
 #ifndef PB_TOKENIZER_H
 #define PB_TOKENIZER_H
 
@@ -22,12 +22,6 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
 void pb_tokenizer_free(pb_tokenizer *t);
 
 int pb_tokenizer_vocab_size(const pb_tokenizer *t);
-// Id of a token string, or -1.
-int pb_tokenizer_token_id(const pb_tokenizer *t, const char *tok);
-// Special ids (<s>, </s>, <pad>, <unk>) as found in vocab.json.
-int pb_tokenizer_bos(const pb_tokenizer *t);
-int pb_tokenizer_eos(const pb_tokenizer *t);
-int pb_tokenizer_pad(const pb_tokenizer *t);
 
 // Tokenises text[0..len) without special tokens. Returns the count; *ids is malloc'd (caller
 // frees). Invalid UTF-8 bytes are kept as single bytes (byte-level BPE covers every byte).

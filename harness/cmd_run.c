@@ -58,8 +58,8 @@ int pb_cmd_run(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--device") && has) {
             const char *d = argv[++i];
-            if (!strcmp(d, "cpu")) o.device = 0;
-            else if (!strcmp(d, "cuda")) o.device = 1;
+            if (!strcmp(d, "cpu")) o.device = PB_DEVICE_CPU;
+            else if (!strcmp(d, "cuda")) o.device = PB_DEVICE_CUDA;
             else {
                 fprintf(stderr, "peftbench run: --device expects cpu or cuda, got '%s'\n", d);
                 return 2;

@@ -1,8 +1,9 @@
 // jsonutil.h: small helpers over cJSON for the harness: reading a JSON file with file:line
 // errors, canonical serialisation (sorted keys, stable numbers) for cell ids, FNV-1a hashing,
 // key validation with key paths, typed getters, and atomic file writes.
-// defines: pb_json_read_file, pb_json_canonical, pb_hash_hex, pb_json_check_keys,
-//          pb_json_num, pb_json_str, pb_json_bool, pb_write_file_atomic, pb_read_text
+// defines: pb_json_read_file, pb_json_parse_text, pb_json_canonical, pb_json_hash_hex,
+//          pb_json_check_keys, pb_json_num, pb_json_str, pb_json_bool, pb_write_file_atomic,
+//          pb_read_text, pb_json_write_atomic, pb_utf8_valid
 #ifndef PB_JSONUTIL_H
 #define PB_JSONUTIL_H
 

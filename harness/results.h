@@ -1,7 +1,7 @@
 // results.h: one result file per cell (results/<suite>/cells/<id>.json) and the flat records
 // that report/plot/check read back from a results directory.
-// defines: pb_epoch_metrics, pb_train_result, pb_result_json, pb_record, pb_results_load,
-//          pb_results_free, pb_result_is_finished
+// defines: pb_epoch_metrics, pb_train_result, pb_train_result_free, pb_result_json, pb_record,
+//          pb_results_load, pb_result_is_finished, pb_skips, pb_skips_free, pb_skips_print
 #ifndef PB_RESULTS_H
 #define PB_RESULTS_H
 
@@ -14,7 +14,7 @@ typedef struct {
     double train_loss, val, test, lr, time_s;
 } pb_epoch_metrics;
 
-// What a trainer returns for one cell. Filled by pb_train_cell / the synthetic trainer; freed
+// What a trainer returns for one cell. Filled by pb_train_cell (or a test binary's fixture); freed
 // with pb_train_result_free.
 typedef struct {
     pb_status status;

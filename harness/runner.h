@@ -16,7 +16,7 @@ typedef struct {
     int shard_i, shard_n;   // run cells with index % shard_n == shard_i
     int cell;               // only this cell index (-1: all)
     int threads;            // engine threads (0: all cores)
-    int device;             // 0 cpu, 1 cuda
+    pb_device device;       // engine backend for every cell
     int no_report;          // skip report/plot at the end
 } pb_run_opts;
 

@@ -734,7 +734,7 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
     recipe rc;
     recipe_read(cJSON_GetObjectItemCaseSensitive(config, "recipe"), &rc);
 
-    pb_engine *e = pb_engine_init(ctx->device ? PB_DEVICE_CUDA : PB_DEVICE_CPU, ctx->threads, err, sizeof(err));
+    pb_engine *e = pb_engine_init(ctx->device, ctx->threads, err, sizeof(err));
     if (!e) {
         r->status = pb_errf(PB_ERR_UNSUPPORTED, r->reason, sizeof(r->reason), "engine: %s", err);
         return r->status;

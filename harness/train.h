@@ -5,10 +5,11 @@
 
 #include <cjson/cJSON.h>
 #include "results.h"
+#include "../engine/ops.h" // pb_device
 
 typedef struct pb_train_ctx {
     int threads;            // engine threads (<=0: all cores)
-    int device;             // 0 cpu, 1 cuda
+    pb_device device;       // engine backend
     FILE *log;              // per-cell log (never NULL)
     const char *cache_root; // where pretrained backbones are cached ("data/cache/backbones")
     // Progress hook, called after every epoch (may be NULL).

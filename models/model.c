@@ -600,10 +600,10 @@ const float *pb_model_head_forward(pb_model *m, const float *features, int B, in
     } else {
         // RobertaClassificationHead: dropout -> dense -> tanh -> dropout -> out_proj
         float p = head_dropout_p(m);
-        float *x = model_dropout(m, m->hd1, m->hmask1, m->hfeat, p, 900001, (size_t)B * C);
+        float *x = model_dropout(m, m->hd1, m->hmask1, m->hfeat, p, SITE_HEAD1, (size_t)B * C);
         pb_linear_layer_forward(e, &m->head1, m->hdense, x, B, train, seed);
         pb_tanh_forward(e, m->htanh, m->hdense, (size_t)B * C);
-        x = model_dropout(m, m->hd2, m->hmask2, m->htanh, p, 900002, (size_t)B * C);
+        x = model_dropout(m, m->hd2, m->hmask2, m->htanh, p, SITE_HEAD2, (size_t)B * C);
         pb_linear_layer_forward(e, &m->head2, m->logits, x, B, train, seed);
     }
     m->head_loss_done = 0;

@@ -9,14 +9,18 @@
 
 typedef enum { PB_INIT_NORMAL = 0, PB_INIT_ZERO = 1, PB_INIT_ONE = 2, PB_INIT_EMB_PAD = 3 } pb_init_kind;
 
-// One parameter of the architecture, known from the config alone (no memory): used both to build a
-// model and to count parameters without allocating them (`peftbench info vit-l16`).
-// Dropout / adapter seed sites (same numbering in both encoders): one stream per place.
+// Dropout / adapter seed sites (same numbering in both encoders): one stream per place. Every
+// site number lives here; the ranges cannot meet (layers <= 256, linears <= 6 per layer).
 #define SITE_EMB 0
 #define SITE_ATT(l) (1 + 3 * (uint64_t)(l))
 #define SITE_H1(l) (2 + 3 * (uint64_t)(l))
 #define SITE_H2(l) (3 + 3 * (uint64_t)(l))
 #define SITE_LIN(i) (500000 + (uint64_t)(i))
+#define SITE_HEAD1 900001 // classifier dropout before the RoBERTa head's dense (ViT: its only one)
+#define SITE_HEAD2 900002 // RoBERTa head: dropout before out_proj
+
+// One parameter of the architecture, known from the config alone (no memory): used both to build a
+// model and to count parameters without allocating them (`peftbench info vit-l16`).
 
 typedef struct {
     char name[PB_NAME_MAX]; // HF key without the task prefix
