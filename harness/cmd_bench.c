@@ -19,6 +19,7 @@
 #include "../models/model.h"
 #include "../methods/adapter.h"
 #include "cli_method.h"
+#include "loop.h"
 
 typedef struct {
     double lin, att, patch, head, adapter_fwd; // forward FLOPs per example, by part
@@ -138,31 +139,19 @@ static double bench_plain_gemm_time(const pb_prof_gemm *g, int ng, int threads, 
     return t;
 }
 
-// One timed training step: zero grads + forward + loss + backward + AdamW, then a sync.
+// One timed training step of the training loop (loop.h: forward + loss + zero grads + backward +
+// AdamW on the LR groups), then a sync. Head only: the backbone's features each step (no cache).
 typedef struct {
     pb_engine *e;
     pb_model *m;
     const pb_batch *bt;
-    pb_param **tr;
-    int ntr, head_only, batch;
-    const pb_adamw_config *opt;
-    int *step; // AdamW step counter (1-based, shared across loops)
+    pb_loop *L;
+    int head_only;
 } bench_step_ctx;
 
 static float bench_step(bench_step_ctx *c, int s) {
-    float loss;
-    pb_params_zero_grad(c->e, c->tr, c->ntr);
-    if (c->head_only) {
-        const float *feat = pb_model_features(c->m, c->bt, 0, (uint64_t)s);
-        pb_model_head_forward(c->m, feat, c->batch, 1, (uint64_t)s);
-        loss = pb_model_head_loss(c->m, c->bt, 0);
-        pb_model_head_backward(c->m, c->bt);
-    } else {
-        pb_model_forward(c->m, c->bt, 1, (uint64_t)s);
-        loss = pb_model_loss(c->m, c->bt, 0);
-        pb_model_backward(c->m, c->bt);
-    }
-    pb_params_adamw_step(c->e, c->tr, c->ntr, c->opt, ++*c->step);
+    const float *feat = c->head_only ? pb_model_features(c->m, c->bt, 0, (uint64_t)s) : NULL;
+    float loss = pb_loop_step(c->L, c->bt, feat, 1, (uint64_t)s);
     pb_sync(c->e);
     return loss;
 }
@@ -341,12 +330,17 @@ int pb_cmd_bench(int argc, char **argv) {
     pb_param **tr = pb_model_trainable(m, &ntr);
     size_t trainable = 0;
     for (int i = 0; i < ntr; i++) trainable += tr[i]->numel;
-    pb_adamw_config opt = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    // Constant LR 1e-4, weight decay 0.01 (as the peer): the schedule does not change the work.
+    pb_recipe rcp;
+    pb_recipe_read(NULL, &rcp);
+    rcp.lr = rcp.head_lr = 1e-4;
+    rcp.weight_decay = 0.01;
+    rcp.sched = PB_SCHED_CONSTANT;
+    pb_loop L;
+    pb_loop_init(&L, m, &rcp, 0);
     double *ts = pb_xmalloc(sizeof(double) * (size_t)steps);
     float loss = 0;
-    int step_no = 0;
-    bench_step_ctx sc = {.e = e, .m = m, .bt = &bt, .tr = tr, .ntr = ntr, .opt = &opt, .head_only = head_only,
-                         .batch = batch, .step = &step_no};
+    bench_step_ctx sc = {.e = e, .m = m, .bt = &bt, .L = &L, .head_only = head_only};
     for (int s = -warmup; s < steps; s++) {
         double t0 = pb_now();
         loss = bench_step(&sc, s);
@@ -413,11 +407,7 @@ int pb_cmd_bench(int argc, char **argv) {
             pb_copy(e, cache + fb * (size_t)s, pb_model_features(m, &bt, 0, (uint64_t)s), fb);
         for (int ep = 0; ep < epochs; ep++)
             for (int s = 0; s < steps; s++) {
-                pb_params_zero_grad(e, tr, ntr);
-                pb_model_head_forward(m, cache + fb * (size_t)s, batch, 1, (uint64_t)s);
-                loss = pb_model_head_loss(m, &bt, 0);
-                pb_model_head_backward(m, &bt);
-                pb_params_adamw_step(e, tr, ntr, &opt, ++step_no);
+                loss = pb_loop_step(&L, &bt, cache + fb * (size_t)s, 1, (uint64_t)s);
             }
         pb_sync(e);
         t_epochs = pb_now() - t0;
@@ -566,6 +556,7 @@ int pb_cmd_bench(int argc, char **argv) {
         }
     }
     free(ts);
+    pb_loop_free(&L);
     free(hl);
     pb_free(e, pix);
     pb_free(e, ids);

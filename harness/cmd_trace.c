@@ -38,16 +38,22 @@
 // defines: pb_method_config, pb_method_apply
 #include "../methods/adapter.h"
 #include "cli_method.h"
+#include "loop.h"
 
 static void trace_usage(FILE *f) {
     fprintf(f,
             "usage: peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors\n"
             "         [--steps N] [--lr 1e-3] [--wd 0.01] [--beta1 0.9] [--beta2 0.999] [--eps 1e-8]\n"
-            "         [--label-smoothing 0] [--threads 1] [--device cpu|cuda] [--seed 0]\n"
+            "         [--label-smoothing 0] [--schedule constant|linear|cosine] [--warmup-steps N]\n"
+            "         [--warmup-ratio R] [--head-lr X] [--max-grad-norm X] [--batch-size B]\n"
+            "         [--threads 1] [--device cpu|cuda] [--seed 0]\n"
             "         [--num-labels N] [--train]\n"
             "         [--save DIR] [--method M] [--opt key=value ...] [--peft-import DIR]\n"
             "         [--peft-export DIR] [--params FILE]\n"
             PB_CLI_METHOD_USAGE
+            "  the steps run the training loop of `run` (harness/loop.h): schedule over --steps with\n"
+            "  warmup, head LR group, clipping, label smoothing, AdamW; --batch-size B: step i uses\n"
+            "  examples [(i mod K) B, +B) of the file (K = n / B; default B = n)\n"
             "  batch: ViT \"pixel_values\" (B,C,H,W) float + \"labels\" (B);\n"
             "         RoBERTa \"input_ids\", \"attention_mask\" (B,T) int + \"labels\" (B)\n"
             "         (labels float when num_labels == 1: regression)\n");
@@ -172,7 +178,7 @@ static int parse_f(const char *flag, const char *s, float *out) {
     }
     // ranges: rates and decays >= 0, betas in [0, 1), eps > 0, smoothing in [0, 1)
     int beta = !strcmp(flag, "--beta1") || !strcmp(flag, "--beta2");
-    int unit = beta || !strcmp(flag, "--label-smoothing");
+    int unit = beta || !strcmp(flag, "--label-smoothing") || !strcmp(flag, "--warmup-ratio");
     if (v < 0 || (unit && v >= 1) || (!strcmp(flag, "--eps") && v <= 0)) {
         fprintf(stderr, "peftbench trace: %s: %s out of range (%s)\n", flag, s,
                 unit ? "want 0 <= x < 1" : !strcmp(flag, "--eps") ? "want x > 0" : "want x >= 0");
@@ -226,6 +232,18 @@ static pb_status load_params(pb_model *m, const char *path, char *err, size_t er
     free(hit);
     pb_st_close(&f);
     return st;
+}
+
+// Examples [k B, (k+1) B) of the staged batch b as a batch of its own (views, no copies).
+static void trace_chunk(const pb_batch *b, const pb_model_config *cfg, int k, int B, pb_batch *out) {
+    *out = *b;
+    out->B = B;
+    size_t o = (size_t)k * (size_t)B;
+    if (b->pixels) out->pixels = b->pixels + o * (size_t)cfg->channels * cfg->image_size * cfg->image_size;
+    if (b->ids) out->ids = b->ids + o * (size_t)b->T;
+    if (b->mask) out->mask = b->mask + o * (size_t)b->T;
+    if (b->labels) out->labels = b->labels + o;
+    if (b->targets) out->targets = b->targets + o;
 }
 
 // Eval forward; adds the logits (B,V) to w under name.
@@ -289,8 +307,10 @@ int pb_cmd_trace(int argc, char **argv) {
     const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL;
     const char *save_dir = NULL, *peft_import = NULL, *peft_export = NULL, *params_path = NULL;
     const char *device = "cpu";
-    long long steps = 0, threads = 1, seed = 0, num_labels = 0;
+    long long steps = 0, threads = 1, seed = 0, num_labels = 0, warmup_steps = 0, bsz = 0;
     float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f;
+    float head_lr = -1.0f, max_grad_norm = 0.0f, warmup_ratio = 0.0f;
+    const char *schedule = "constant";
     int train = 0;
     pb_cli_method cm;
     memset(&cm, 0, sizeof cm);
@@ -322,6 +342,15 @@ int pb_cmd_trace(int argc, char **argv) {
         else if (!strcmp(a, "--beta2")) ok = parse_f(a, argv[++i], &beta2);
         else if (!strcmp(a, "--eps")) ok = parse_f(a, argv[++i], &eps);
         else if (!strcmp(a, "--label-smoothing")) ok = parse_f(a, argv[++i], &ls);
+        else if (!strcmp(a, "--head-lr")) ok = parse_f(a, argv[++i], &head_lr);
+        else if (!strcmp(a, "--max-grad-norm")) ok = parse_f(a, argv[++i], &max_grad_norm);
+        else if (!strcmp(a, "--warmup-ratio")) ok = parse_f(a, argv[++i], &warmup_ratio);
+        else if (!strcmp(a, "--warmup-steps")) ok = parse_i(a, argv[++i], &warmup_steps);
+        else if (!strcmp(a, "--batch-size")) ok = parse_i(a, argv[++i], &bsz);
+        else if (!strcmp(a, "--schedule")) {
+            schedule = argv[++i];
+            ok = !strcmp(schedule, "constant") || !strcmp(schedule, "linear") || !strcmp(schedule, "cosine");
+        }
         else ok = 0;
         if (!ok) {
             fprintf(stderr, "peftbench trace: bad or incomplete argument '%s'\n", a);
@@ -417,37 +446,63 @@ int pb_cmd_trace(int argc, char **argv) {
         }
     }
 
-    pb_params_zero_grad(e, ps, np);
-    const float *logits = pb_model_forward(m, &b, train, (uint64_t)seed);
-    int V = cfg->num_labels;
-    {
-        size_t n = (size_t)b.B * (size_t)V;
-        float *h = pb_xmalloc(n * sizeof(float));
-        pb_download(e, h, logits, n);
-        pb_st_writer_add(w, "logits", h, 2, (int64_t[]){b.B, V});
-        free(h);
+    // The loop of `run` (loop.h) on consecutive chunks of the batch file.
+    int Bc = bsz > 0 ? (int)bsz : b.B;
+    if (Bc > b.B || b.B % Bc) {
+        snprintf(err, sizeof(err), "--batch-size %d must divide the %d examples of %s", Bc, b.B, batch_path);
+        goto fail;
     }
-    float loss = pb_model_loss(m, &b, ls);
-    pb_model_backward(m, &b);
+    int K = b.B / Bc;
+    pb_recipe rcp;
+    pb_recipe_read(NULL, &rcp);
+    rcp.lr = lr;
+    rcp.head_lr = head_lr >= 0 ? head_lr : lr;
+    rcp.beta1 = beta1;
+    rcp.beta2 = beta2;
+    rcp.eps = eps;
+    rcp.weight_decay = wd;
+    rcp.label_smoothing = ls;
+    rcp.max_grad_norm = max_grad_norm;
+    rcp.warmup_steps = (int)warmup_steps;
+    rcp.warmup_ratio = warmup_ratio;
+    rcp.sched = !strcmp(schedule, "cosine") ? PB_SCHED_COSINE : !strcmp(schedule, "linear") ? PB_SCHED_LINEAR
+                                                                                            : PB_SCHED_CONSTANT;
+    pb_loop L;
+    pb_loop_init(&L, m, &rcp, (int)steps);
+    int V = cfg->num_labels;
+    float *hl = pb_xmalloc((size_t)Bc * (size_t)V * sizeof(float));
+    pb_batch chunk;
+    trace_chunk(&b, cfg, 0, Bc, &chunk);
+    float loss = pb_loop_forward_backward(&L, &chunk, NULL, train, (uint64_t)seed, hl);
+    pb_st_writer_add(w, "logits", hl, 2, (int64_t[]){Bc, V});
+    free(hl);
     pb_st_writer_add(w, "loss", &loss, 1, (int64_t[]){1});
     for (int i = 0; i < np; i++) {
         out_key(key, sizeof(key), "grad", m, ps[i]);
         add_tensor(w, e, key, ps[i]->grad, ps[i], ps[i]->numel);
     }
-    if (steps > 0) {
-        pb_adamw_config ac = {lr, beta1, beta2, eps, wd};
-        for (long long s = 0; s < steps; s++) {
-            float ls_i = loss;
-            if (s > 0) {
-                pb_params_zero_grad(e, ps, np);
-                pb_model_forward(m, &b, train, (uint64_t)seed + (uint64_t)s);
-                ls_i = pb_model_loss(m, &b, ls);
-                pb_model_backward(m, &b);
-            }
-            snprintf(key, sizeof(key), "loss.%lld", s);
-            pb_st_writer_add(w, key, &ls_i, 1, (int64_t[]){1});
-            pb_params_adamw_step(e, ps, np, &ac, (int)s + 1);
+    for (long long s = 0; s < steps; s++) {
+        if (s > 0) {
+            trace_chunk(&b, cfg, (int)(s % K), Bc, &chunk);
+            loss = pb_loop_forward_backward(&L, &chunk, NULL, train, (uint64_t)seed + (uint64_t)s, NULL);
         }
+        if (!isfinite(loss)) {
+            pb_loop_free(&L);
+            snprintf(err, sizeof(err), "non-finite loss %g before step %lld", (double)loss, s);
+            goto fail;
+        }
+        snprintf(key, sizeof(key), "loss.%lld", s);
+        pb_st_writer_add(w, key, &loss, 1, (int64_t[]){1});
+        pb_loop_update(&L);
+        float rates[3] = {L.lr, L.head_lr, (float)L.grad_norm};
+        const char *rn[3] = {"lr", "head_lr", "grad_norm"};
+        for (int q = 0; q < 3; q++) {
+            snprintf(key, sizeof(key), "%s.%lld", rn[q], s);
+            pb_st_writer_add(w, key, &rates[q], 1, (int64_t[]){1});
+        }
+    }
+    pb_loop_free(&L);
+    if (steps > 0) {
         for (int i = 0; i < np; i++) {
             out_key(key, sizeof(key), "param", m, ps[i]);
             add_tensor(w, e, key, ps[i]->data, ps[i], ps[i]->numel);

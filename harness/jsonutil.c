@@ -288,3 +288,20 @@ int pb_utf8_valid(const char *s) {
     }
     return 1;
 }
+
+double pb_jnum(const cJSON *o, const char *k, double def) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+const char *pb_jstr(const cJSON *o, const char *k, const char *def) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+int pb_jbool(const cJSON *o, const char *k, int def) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+void pb_jcopy(const cJSON *o, const char *k, char *dst, size_t n) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+    if (cJSON_IsString(v)) snprintf(dst, n, "%s", v->valuestring);
+}

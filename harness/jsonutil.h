@@ -3,7 +3,7 @@
 // key validation with key paths, typed getters, and atomic file writes.
 // defines: pb_json_read_file, pb_json_parse_text, pb_json_canonical, pb_json_hash_hex,
 //          pb_json_check_keys, pb_json_num, pb_json_str, pb_json_bool, pb_write_file_atomic,
-//          pb_read_text, pb_json_write_atomic, pb_utf8_valid
+//          pb_read_text, pb_json_write_atomic, pb_utf8_valid, pb_jnum, pb_jstr, pb_jbool, pb_jcopy
 #ifndef PB_JSONUTIL_H
 #define PB_JSONUTIL_H
 
@@ -51,5 +51,12 @@ pb_status pb_json_write_atomic(const char *path, const cJSON *j, char *err, size
 
 // 1 if s is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
 int pb_utf8_valid(const char *s);
+
+// Lenient getters for resolved (already validated) objects: o[k] if it has the type, else def.
+// o may be NULL. pb_jcopy copies a string o[k] into dst (dst unchanged otherwise).
+double pb_jnum(const cJSON *o, const char *k, double def);
+const char *pb_jstr(const cJSON *o, const char *k, const char *def);
+int pb_jbool(const cJSON *o, const char *k, int def);
+void pb_jcopy(const cJSON *o, const char *k, char *dst, size_t n);
 
 #endif

@@ -625,3 +625,14 @@ pb_status pb_model_config_from_spec(const cJSON *model, pb_model_config *cfg, ch
     snprintf(what, sizeof what, "model '%s': config", cfg->name);
     return pb_model_config_check(cfg, what, err, errlen);
 }
+
+pb_status pb_model_config_resolve(const cJSON *model, pb_model_config *cfg, char *err, size_t errlen) {
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(model, "source");
+    if (cJSON_IsString(src) && !strcmp(src->valuestring, "dir")) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(model, "dir");
+        char cp[4200];
+        snprintf(cp, sizeof(cp), "%s/config.json", cJSON_IsString(d) ? d->valuestring : "");
+        return pb_model_config_read(cp, cfg, err, errlen);
+    }
+    return pb_model_config_from_spec(model, cfg, err, errlen);
+}

@@ -46,6 +46,9 @@ pb_status pb_model_config_write(const char *path, const pb_model_config *cfg, ch
 // without a built-in it starts from the tiny model of its arch. Checked by pb_model_config_check.
 struct cJSON;
 pb_status pb_model_config_from_spec(const struct cJSON *model, pb_model_config *cfg, char *err, size_t errlen);
+// The config of any resolved model spec: "source": "dir" reads <dir>/config.json, every other
+// source goes through pb_model_config_from_spec.
+pb_status pb_model_config_resolve(const struct cJSON *model, pb_model_config *cfg, char *err, size_t errlen);
 
 // Limits every model config is held to (config.json, suites, built-ins), far above any model in
 // the papers (ViT-H/14 at 518 px has 1,370 tokens; XLM-R's vocabulary is 250k): they keep every

@@ -23,3 +23,10 @@ set_tests_properties(test_security_cli PROPERTIES LABELS "fast" TIMEOUT 300)
 add_test(NAME test_grid_scale COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_grid_scale.sh $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_grid_scale PROPERTIES LABELS "fast" TIMEOUT 90)
+# The training loop of `run` (harness/loop.c, through trace) vs a PyTorch/transformers loop:
+# warmup + cosine/linear schedules, head-LR group, weight-decay groups, clipping, label smoothing,
+# AdamW; 32 steps over 4 batches, tiny ViT and RoBERTa, full FT and LoRA (about 25 s).
+if(PB_PYTHON)
+  add_test(NAME ref_recipe COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_recipe.py $<TARGET_FILE:peftbench>)
+  set_tests_properties(ref_recipe PROPERTIES LABELS ref TIMEOUT 300)
+endif()

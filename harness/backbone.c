@@ -1,0 +1,268 @@
+// backbone.c: the model of a cell (backbone.h): built-in, checkpoint directory, inline config, or a
+// backbone pretrained by peftbench (full fine-tuning on the pretraining task through pb_fit) and
+// cached by config hash with a content hash.
+#include "backbone.h"
+#include "jsonutil.h"
+#include "loop.h"
+#include "../methods/adapter.h"
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+// Bumped when the pretraining algorithm changes, so old cached backbones are not reused.
+#define PB_PRETRAIN_VERSION "pretrain/1"
+
+static uint64_t mix(uint64_t a, uint64_t b) {
+    uint64_t h = PB_HASH_INIT;
+    h = pb_hash64(h, &a, sizeof(a));
+    return pb_hash64(h, &b, sizeof(b));
+}
+
+// ----------------------------------------------------------------------------
+// Pretraining stage and backbone cache
+
+static int dir_has_model(const char *dir) {
+    char p[1400];
+    snprintf(p, sizeof(p), "%s/config.json", dir);
+    if (!pb_file_exists(p)) return 0;
+    snprintf(p, sizeof(p), "%s/model.safetensors", dir);
+    return pb_file_exists(p);
+}
+
+// FNV-1a 64 of config.json then model.safetensors (their bytes, each with its name): the
+// content hash a cached backbone carries in pretrain.json. Returns 0, -1 if a file is unreadable.
+static int backbone_hash(const char *dir, char hex[17]) {
+    const char *files[2] = {"config.json", "model.safetensors"};
+    uint64_t h = PB_HASH_INIT;
+    for (int i = 0; i < 2; i++) {
+        char p[1400];
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        if (pb_read_file(p, &buf, &n, NULL, 0) != PB_OK) return -1;
+        h = pb_hash_str(h, files[i]);
+        h = pb_hash64(h, buf, n);
+        free(buf);
+    }
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
+// 1 if the cached backbone in dir matches the content hash its pretrain.json records.
+static int backbone_intact(const char *dir) {
+    char p[1400], want[17] = "", got[17];
+    snprintf(p, sizeof(p), "%s/pretrain.json", dir);
+    cJSON *info = NULL;
+    if (pb_json_read_file(p, &info, NULL, 0) != PB_OK) return 0;
+    const char *h = pb_jstr(info, "content_hash", "");
+    snprintf(want, sizeof want, "%s", h);
+    cJSON_Delete(info);
+    return want[0] && !backbone_hash(dir, got) && !strcmp(got, want);
+}
+
+static void rm_tree_flat(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        char p[1400];
+        while ((de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+// Removes <cache_root>/<key>.tmp.<pid> directories whose writer is gone (killed mid-pretraining).
+static void clean_stale_backbones(const char *root) {
+    DIR *d = opendir(root);
+    if (!d) return;
+    struct dirent *de;
+    char p[1400];
+    while ((de = readdir(d))) {
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (!t) continue;
+        long pid = strtol(t + 5, NULL, 10);
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
+        snprintf(p, sizeof(p), "%s/%s", root, de->d_name);
+        rm_tree_flat(p);
+    }
+    closedir(d);
+}
+
+// The cache key of a pretrained backbone: everything that determines its weights.
+void pb_backbone_key(const cJSON *model, char out[17]) {
+    cJSON *k = cJSON_CreateObject();
+    cJSON_AddStringToObject(k, "version", PB_PRETRAIN_VERSION);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(model, "builtin");
+    if (b) cJSON_AddItemToObject(k, "builtin", cJSON_Duplicate(b, 1));
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(model, "config");
+    if (c) cJSON_AddItemToObject(k, "config", cJSON_Duplicate(c, 1));
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(model, "pretrain");
+    if (p) cJSON_AddItemToObject(k, "pretrain", cJSON_Duplicate(p, 1));
+    pb_json_hash_hex(k, out);
+    cJSON_Delete(k);
+}
+
+typedef struct {
+    FILE *log;
+    const char *label;
+} pre_user;
+
+static void pre_on_epoch(void *user, const pb_epoch_metrics *m, int epochs) {
+    pre_user *u = user;
+    char val[32] = "-"; // the pretraining task may have no validation split
+    if (isfinite(m->val)) snprintf(val, sizeof val, "%.2f", 100 * m->val);
+    fprintf(stderr, "[pretrain] %s: epoch %d/%d loss %.4f val %s test %.2f (%.0fs)\n", u->label, m->epoch, epochs,
+            m->train_loss, val, 100 * m->test, m->time_s);
+}
+
+// Pretrains the backbone of a `pretrain` model spec (full fine-tuning on the pretraining task)
+// and stores it in dir atomically (temp dir + rename). Another process finishing first is fine.
+static pb_status pretrain(pb_engine *e, const cJSON *model, const pb_model_config *cfg0, const char *dir, FILE *log,
+                          char *err, size_t errlen) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(model, "pretrain");
+    pb_recipe rc;
+    pb_recipe_read(p, &rc);
+    rc.eval_batch = 256;
+    rc.head_lr = rc.lr;
+    rc.feature_cache = 0;
+    pb_model_config cfg = *cfg0;
+    cJSON *ds = cJSON_CreateObject();
+    cJSON_AddStringToObject(ds, "spec", pb_jstr(p, "dataset", ""));
+    pb_task t;
+    memset(&t, 0, sizeof(t));
+    pb_status st = pb_stage_task_load(ds, &cfg, &t, err, errlen);
+    cJSON_Delete(ds);
+    if (st) {
+        pb_task_free(&t);
+        return st;
+    }
+    cfg.num_labels = t.num_classes;
+    uint64_t seed = (uint64_t)pb_jnum(p, "seed", 0);
+    pb_model *m = pb_model_create(e, &cfg, seed);
+    pb_method_config mc;
+    if ((st = pb_method_config_init(&mc, "full", seed, err, errlen)) || (st = pb_method_apply(m, &mc, err, errlen))) {
+        pb_model_free(m);
+        pb_task_free(&t);
+        return st;
+    }
+    const char *label = pb_jstr(model, "label", "model");
+    fprintf(stderr, "[pretrain] %s on %s: %d epochs, %d examples -> %s\n", label, t.name, rc.epochs,
+            rc.train_subset > 0 && rc.train_subset < t.train.n ? rc.train_subset : t.train.n, dir);
+    fprintf(log, "pretraining %s on %s -> %s\n", label, t.name, dir);
+    pb_fit L;
+    pb_fit_init(&L, m, &t, &rc, seed, 0);
+    pb_epoch_metrics *eps = NULL;
+    int neps = 0;
+    pre_user u = {log, label};
+    char reason[256] = "";
+    // Pretraining skips the per-epoch validation pass (the test split is the progress signal).
+    st = pb_fit_run(&L, &eps, &neps, 0, pre_on_epoch, &u, log, reason, sizeof(reason));
+    double ttime = L.train_time;
+    pb_fit_free(&L);
+    if (st) {
+        pb_errf(st, err, errlen, "pretraining %s: %s", label, reason);
+    } else {
+        char tmp[1400];
+        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dir, (long)getpid());
+        rm_tree_flat(tmp);
+        st = pb_model_save(m, tmp, err, errlen);
+        if (!st) {
+            cJSON *info = cJSON_CreateObject();
+            cJSON_AddStringToObject(info, "schema", "peftbench.backbone/1");
+            cJSON_AddItemToObject(info, "model", cJSON_Duplicate(model, 1));
+            cJSON_AddStringToObject(info, "dataset", t.name);
+            cJSON_AddStringToObject(info, "data_hash", t.data_hash);
+            cJSON_AddStringToObject(info, "backend", pb_engine_describe(e));
+            cJSON_AddNumberToObject(info, "train_time_s", ttime);
+            char ch[17];
+            if (backbone_hash(tmp, ch)) st = pb_errf(PB_ERR_IO, err, errlen, "%s: cannot read back the saved backbone", tmp);
+            else cJSON_AddStringToObject(info, "content_hash", ch);
+            cJSON *ea = cJSON_AddArrayToObject(info, "epochs");
+            for (int i = 0; i < neps; i++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddNumberToObject(o, "epoch", eps[i].epoch);
+                cJSON_AddNumberToObject(o, "train_loss", eps[i].train_loss);
+                cJSON_AddNumberToObject(o, "test", eps[i].test);
+                cJSON_AddItemToArray(ea, o);
+            }
+            char ip[1500];
+            snprintf(ip, sizeof(ip), "%s/pretrain.json", tmp);
+            st = pb_json_write_atomic(ip, info, err, errlen);
+            cJSON_Delete(info);
+        }
+        if (!st && rename(tmp, dir) != 0) {
+            if (dir_has_model(dir)) { // another process won the race: use its (identical) backbone
+                rm_tree_flat(tmp);
+            } else {
+                st = pb_errf(PB_ERR_IO, err, errlen, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+            }
+        }
+        if (st) rm_tree_flat(tmp);
+        fprintf(log, "pretraining done in %.1fs (test %.4f)\n", ttime, neps ? eps[neps - 1].test : NAN);
+    }
+    free(eps);
+    pb_model_free(m);
+    pb_task_free(&t);
+    return st;
+}
+
+// Re-initialises the classification head from seed (HF-style: normal(0, initializer_range)
+// weights, zero biases), so a downstream cell never starts from the pretraining head.
+static void head_reinit(pb_model *m, uint64_t seed) {
+    pb_engine *e = pb_model_engine(m);
+    float std = pb_model_cfg(m)->initializer_range;
+    int n = 0;
+    pb_param **ps = pb_model_params(m, &n);
+    pb_rng r;
+    pb_rng_seed(&r, mix(seed, 0x48454144ULL)); // "HEAD"
+    for (int i = 0; i < n; i++) {
+        if (ps[i]->group != PB_GROUP_HEAD) continue;
+        float *h = pb_xmalloc(sizeof(float) * ps[i]->numel);
+        for (size_t j = 0; j < ps[i]->numel; j++) h[j] = ps[i]->ndim >= 2 ? std * pb_rng_normal(&r) : 0.0f;
+        pb_upload(e, ps[i]->data, h, ps[i]->numel);
+        free(h);
+    }
+}
+
+pb_status pb_backbone_obtain(pb_engine *e, const cJSON *model, int num_labels, uint64_t seed, const char *cache_root,
+                             FILE *log, pb_model **out, char *err, size_t errlen) {
+    *out = NULL;
+    const char *source = pb_jstr(model, "source", "builtin");
+    if (!strcmp(source, "dir")) return pb_model_load(e, pb_jstr(model, "dir", ""), num_labels, seed, out, err, errlen);
+    pb_model_config cfg;
+    pb_status st = pb_model_config_from_spec(model, &cfg, err, errlen);
+    if (st) return st;
+    if (!strcmp(source, "pretrain")) {
+        char key[17], dir[1200];
+        pb_backbone_key(model, key);
+        snprintf(dir, sizeof(dir), "%s/%s", cache_root ? cache_root : "data/cache/backbones", key);
+        if (dir_has_model(dir) && !backbone_intact(dir)) {
+            // edited, truncated or from before content hashes: never trained on, rebuilt
+            fprintf(log, "backbone: %s does not match its content hash (edited, truncated or old): rebuilding\n",
+                    dir);
+            rm_tree_flat(dir);
+        }
+        if (!dir_has_model(dir)) {
+            const char *root = cache_root ? cache_root : "data/cache/backbones";
+            if ((st = pb_mkdirs(root, err, errlen))) return st;
+            clean_stale_backbones(root);
+            if ((st = pretrain(e, model, &cfg, dir, log, err, errlen))) return st;
+        } else {
+            fprintf(log, "backbone: cached %s\n", dir);
+        }
+        if ((st = pb_model_load(e, dir, num_labels, seed, out, err, errlen))) return st;
+        head_reinit(*out, seed);
+        return PB_OK;
+    }
+    cfg.num_labels = num_labels;
+    *out = pb_model_create(e, &cfg, seed);
+    return PB_OK;
+}
+
