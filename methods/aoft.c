@@ -181,11 +181,13 @@ static int aoft_rank_limit(const pb_method_config *c, int in, int out) {
 }
 // q_down (Din) + q_up (out) + lambda (d, or 1 scalar gate); forward u AO_down (Din d), gate,
 // then (.) AO_up^T (d out): 2 d (Din + out) + d per token (AO(q) builds are per step, not token).
-static double aoft_site_params(const pb_method_config *c, int in, int out) {
+static double aoft_site_params(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role;
     int Din = !strcmp(pb_mc_str(c, "variant"), "adapter") ? out : in;
     return (double)Din + out + (!strcmp(pb_mc_str(c, "gate"), "scalar") ? 1 : pb_mc_int(c, "rank"));
 }
-static double aoft_site_flops(const pb_method_config *c, int in, int out) {
+static double aoft_site_flops(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role;
     int Din = !strcmp(pb_mc_str(c, "variant"), "adapter") ? out : in;
     double d = pb_mc_int(c, "rank");
     return 2.0 * d * (Din + out) + d;

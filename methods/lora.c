@@ -107,10 +107,12 @@ static int lora_rank_limit(const pb_method_config *c, int in, int out) {
     return 0;
 }
 // A (r,in) + B (out,r); forward x A^T then h B^T: 2 r (in + out) FLOPs per token.
-double pb_lora_site_params(const pb_method_config *c, int in, int out) {
+double pb_lora_site_params(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role;
     return (double)pb_mc_int(c, "rank") * (in + out);
 }
-double pb_lora_site_flops(const pb_method_config *c, int in, int out) {
+double pb_lora_site_flops(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role;
     return 2.0 * pb_mc_int(c, "rank") * (in + out);
 }
 

@@ -216,7 +216,7 @@ pb_status pb_method_config_set_json(pb_method_config *c, const char *key, const 
                  u + strlen(x->valuestring) + 2 < sizeof text;
             if (ok) u += (size_t)snprintf(text + u, sizeof text - u, "%s%s", u ? "," : "", x->valuestring);
         }
-        if (ok && !text[0]) return bad(c, o, "an empty list", err, errlen);
+        if (ok && !text[0] && o->min > 0) return bad(c, o, "an empty list", err, errlen);
     }
     if (!ok) {
         char *s = cJSON_PrintUnformatted(v);
@@ -316,10 +316,7 @@ void pb_mc_put_str(pb_method_config *c, const char *key, const char *s) {
 // ----------------------------------------------------------------------------
 // Sites
 
-// The role of an encoder linear from its module path: "encoder.layer.3.attention.attention.query"
-// -> "query", "...attention.output.dense" -> "attention.output", "...output.dense" -> "output".
-// Writes "" when the path is not an encoder-layer linear.
-static void linear_role(const char *name, char *role, size_t n) {
+void pb_method_linear_role(const char *name, char *role, size_t n) {
     role[0] = 0;
     const char *p = strstr(name, "layer.");
     while (p && !isdigit((unsigned char)p[6])) p = strstr(p + 1, "layer.");
@@ -374,8 +371,8 @@ pb_status pb_method_estimate(const pb_method_config *c, const pb_model_config *c
             snprintf(where, sizeof where, "every %s linear", role[i]);
             pb_status st = rank_rule(c, in[i], o[i], where, err, errlen);
             if (st) return st;
-            out->adapter += cfg->layers * d->site_params(c, in[i], o[i]);
-            out->adapter_flops += cfg->layers * d->site_flops(c, in[i], o[i]);
+            out->adapter += cfg->layers * d->site_params(c, role[i], in[i], o[i]);
+            out->adapter_flops += cfg->layers * d->site_flops(c, role[i], in[i], o[i]);
             out->nsites += cfg->layers;
         }
     }
@@ -411,7 +408,7 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
         int hits = 0;
         for (int i = 0; i < n; i++) {
             char role[PB_NAME_MAX];
-            linear_role(ls[i].name, role, sizeof(role));
+            pb_method_linear_role(ls[i].name, role, sizeof(role));
             if (!role[0] || !pb_mc_list_has(c, "targets", role)) continue;
             hits++;
             if (ls[i].adapter)
@@ -424,7 +421,7 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
         pb_engine *e = pb_model_engine(m);
         for (int i = 0; i < n; i++) {
             char role[PB_NAME_MAX];
-            linear_role(ls[i].name, role, sizeof(role));
+            pb_method_linear_role(ls[i].name, role, sizeof(role));
             if (!role[0] || !pb_mc_list_has(c, "targets", role)) continue;
             pb_status st = d->attach(e, &ls[i], c, i, err, errlen);
             if (st != PB_OK) return st;

@@ -5,7 +5,8 @@
 // descriptor; no method name is compared as a string outside its own file and the registry.
 // defines: pb_method_opt, pb_opt_type, pb_method_site, pb_method_desc, pb_method_config,
 //          pb_method_find, pb_method_registry, pb_method_config_init, pb_method_config_set*,
-//          pb_mc_*, pb_method_option_key, pb_method_cost, pb_method_estimate, pb_method_roles
+//          pb_mc_*, pb_method_option_key, pb_method_cost, pb_method_estimate, pb_method_roles,
+//          pb_method_linear_role
 #ifndef PB_METHOD_H
 #define PB_METHOD_H
 
@@ -88,9 +89,9 @@ struct pb_method_desc {
     // Largest rank (the "rank" option) on a linear (in -> out); 0: no limit. NULL: no rank rule.
     int (*rank_limit)(const pb_method_config *c, int in, int out);
     // Trainable parameters and forward FLOPs per token that the method adds on one linear of
-    // the site (in -> out). NULL for site NONE. Backward is costed as twice the forward.
-    double (*site_params)(const pb_method_config *c, int in, int out);
-    double (*site_flops)(const pb_method_config *c, int in, int out);
+    // the site (its role, in -> out). NULL for site NONE. Backward is costed as twice the forward.
+    double (*site_params)(const pb_method_config *c, const char *role, int in, int out);
+    double (*site_flops)(const pb_method_config *c, const char *role, int in, int out);
     // LINEAR: attaches one adapter to l (index = the linear's position in the model, for seeds).
     pb_status (*attach)(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
                         size_t errlen);
@@ -158,6 +159,10 @@ typedef struct {
     int nsites;             // adapted linears
 } pb_method_cost;
 
+// The role of an encoder linear from its module path ("encoder.layer.3.attention.attention.query"
+// -> "query", "...attention.output.dense" -> "attention.output", "...output.dense" -> "output");
+// "" when the path is not an encoder-layer linear.
+void pb_method_linear_role(const char *name, char *role, size_t n);
 // Encoder linear roles and their shapes for a config: role i of n has (in, out).
 int pb_method_roles(const pb_model_config *cfg, const char **role, int *in, int *out, int max);
 // Estimates c's cost on a model config with the given backbone/head parameter counts; checks the

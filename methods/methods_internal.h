@@ -91,8 +91,8 @@ pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, 
 // LoRA scaling from a config: alpha/r, or alpha/sqrt(r) with rslora (alpha <= 0: alpha = r).
 float pb_lora_scaling(const pb_method_config *c, int r);
 // The LoRA family's cost formulas (lora.c; PiSSA has the same shapes).
-double pb_lora_site_params(const pb_method_config *c, int in, int out);
-double pb_lora_site_flops(const pb_method_config *c, int in, int out);
+double pb_lora_site_params(const pb_method_config *c, const char *role, int in, int out);
+double pb_lora_site_flops(const pb_method_config *c, const char *role, int in, int out);
 // PEFT export of LoRA adapters (peft_io.c): LoRA as is, PiSSA as its rank-2r conversion.
 pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
 extern const pb_adapter_vtbl pb_lora_vtbl, pb_svfit_vtbl, pb_aoft_vtbl;

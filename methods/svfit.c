@@ -98,11 +98,12 @@ static int svfit_rank_limit(const pb_method_config *c, int in, int out) {
     return PB_MIN(in, out);
 }
 // sigma (r); forward x V_r (in r) then (h*sigma) U_r^T (r out): 2 r (in + out) + r per token.
-static double svfit_site_params(const pb_method_config *c, int in, int out) {
-    (void)in; (void)out;
+static double svfit_site_params(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role; (void)in; (void)out;
     return pb_mc_int(c, "rank");
 }
-static double svfit_site_flops(const pb_method_config *c, int in, int out) {
+static double svfit_site_flops(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role;
     double r = pb_mc_int(c, "rank");
     return 2.0 * r * (in + out) + r;
 }
