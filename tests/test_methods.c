@@ -115,9 +115,9 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3 };
 typedef struct {
-    int kind, in, out, N, r, adapter, scalar;
+    int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
     double s;
     double *W, *b, *x, *G, *mask; // mask (N,in) or NULL
     double *U, *Vt;               // svfit frozen (out,r), (r,in)
@@ -155,6 +155,18 @@ static double ref_forward(const rcase *c, double *y) {
                 double h = 0;
                 for (int i = 0; i < in; i++) h += c->x[(size_t)n * in + i] * c->Vt[(size_t)k * in + i];
                 for (int o = 0; o < out; o++) y[(size_t)n * out + o] += c->U[(size_t)o * r + k] * sg[k] * h;
+            }
+    } else if (c->kind == K_IA3) { // y = z * l (output) or y = (x * l) W^T + b (input)
+        const double *l = c->P[0];
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++) {
+                if (!c->input) {
+                    y[(size_t)n * out + o] = z[(size_t)n * out + o] * l[o];
+                    continue;
+                }
+                double acc = c->b[o];
+                for (int i = 0; i < in; i++) acc += c->x[(size_t)n * in + i] * l[i] * c->W[(size_t)o * in + i];
+                y[(size_t)n * out + o] = acc;
             }
     } else {
         int Din = c->adapter ? out : in, d = r;
@@ -243,6 +255,8 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
         c.r = st->r;
         c.U = dl(st->U, (size_t)out * st->r);
         c.Vt = dl(st->Vt, (size_t)st->r * in);
+    } else if (kind == K_IA3) {
+        c.input = !strcmp(a->vt->name, "ia3-input");
     } else {
         pb_aoft_state *st = a->state;
         c.r = st->d; c.adapter = st->adapter; c.scalar = st->scalar_gate;
@@ -344,11 +358,14 @@ static void test_method(const char *label, const char *method, int in, int out, 
                  rslora ? "true" : "false", (double)alpha, init[0] ? init : (!strcmp(method, "pissa") ? "svd" : "kaiming"));
     else if (!strcmp(method, "aoft"))
         snprintf(kv, sizeof kv, "rank=%d variant=%s gate=%s", r, variant[0] ? variant : "lora", gate[0] ? gate : "lambda");
+    else if (!strcmp(method, "ia3")) // variant "adapter": the FFN output linear with its input scaled
+        snprintf(kv, sizeof kv, "targets=query,output feedforward=%s", !strcmp(variant, "adapter") ? "output" : "");
     else
         snprintf(kv, sizeof kv, "rank=%d", r);
     mc_make(&c, method, 7, kv);
     char err[256] = "";
-    int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : K_LORA;
+    int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : !strcmp(method, "ia3") ? K_IA3
+                                                                                                          : K_LORA;
     pb_status st = c.desc->attach(E, &l, &c, 3, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
     if (st != PB_OK) { free_linear(&l); free(W0); free(b0); return; }
@@ -364,6 +381,7 @@ static void test_method(const char *label, const char *method, int in, int out, 
     pb_adapter *a = l.adapter;
     if (kind == K_LORA) perturb_param(&a->params[1], 0.3f, 1);
     if (kind == K_SVFIT) perturb_param(&a->params[0], 0.2f, 1);
+    if (kind == K_IA3) perturb_param(&a->params[0], 0.3f, 1);
     if (kind == K_AOFT) {
         perturb_param(&a->params[0], 0.1f, 1); // ||q|| != 1: the general (approximate) regime
         perturb_param(&a->params[1], 0.1f, 1);
@@ -591,6 +609,8 @@ int main(void) {
     test_method("aoft lora scalar",       "aoft",  12, 10, 3, "",         "lora",    "scalar", 0.0f, 0, 0);
     test_method("aoft adapter lambda",    "aoft",  12, 10, 3, "",         "adapter", "lambda", 0.0f, 0, 0);
     test_method("aoft adapter scalar",    "aoft",  12, 10, 3, "",         "adapter", "scalar", 0.0f, 0, 0);
+    test_method("ia3 output scaling",     "ia3",   12, 10, 0, "",         "lora",    "",       0.0f, 0, 0);
+    test_method("ia3 input scaling",      "ia3",   12, 10, 0, "",         "adapter", "",       0.0f, 0, 0);
     pb_engine_free(E);
     printf(g_fail ? "test_methods: %d FAILED\n" : "test_methods: all passed\n", g_fail);
     return g_fail ? 1 : 0;

@@ -499,6 +499,41 @@ def test_aoft(case, tag, roles, d, variant, gate):
 
 
 # ----------------------------------------------------------------------------------------------
+# IA3 (peft IA3Config)
+
+def test_ia3(case, tag, roles, ff_roles):
+    """peft's IA3 with random vectors l (its init is ones: step 0 is checked on peftbench's own
+    init), the same l loaded into peftbench with --params."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "ia3", "--targets", ",".join(roles), "--opt", "feedforward=" + ",".join(ff_roles)]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    for k, v in own.items():
+        if k.startswith("init.") and not torch.equal(v, torch.ones_like(v)):
+            failures.append(f"{name}: {k} is not ones at init")
+    paths = module_paths(case.arch, case.layers, roles)
+    ff = [p for p, _ in module_paths(case.arch, case.layers, ff_roles)]
+    pm = get_peft_model(case.fresh(), peft.IA3Config(target_modules=[p for p, _ in paths], feedforward_modules=ff,
+                                                     modules_to_save=["classifier"]))
+    n_ia3 = sum(1 for n, _ in pm.named_parameters() if "ia3_l" in n)
+    if n_ia3 != len(paths):
+        failures.append(f"{name}: peft adapted {n_ia3} modules, expected {len(paths)}")
+    g = torch.Generator().manual_seed(case.c["seed"] + 40)
+    params = {}
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "ia3_l" in n:
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
+                params[pb_key(n)] = p.detach().clone().flatten()
+    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
+    save_file(params, ppath)
+    got, sdir = case.trace(tag, args + ["--params", ppath])
+    w.update(compare(case, tag, got, pm))
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+# ----------------------------------------------------------------------------------------------
 # head
 
 def test_head(case, tag):
@@ -566,6 +601,9 @@ def main():
             ("rob/aoft-lora-scalar", lambda: test_aoft(rob, "aoft-lora-scalar", ["query", "value", "intermediate"], 3, "lora", "scalar")),
             ("vit/aoft-adapter-lam", lambda: test_aoft(vit, "aoft-adapter-lam", None, 4, "adapter", "lambda")),
             ("reg/aoft-adapter-scalar", lambda: test_aoft(reg, "aoft-adapter-scalar", None, 2, "adapter", "scalar")),
+            ("vit/ia3", lambda: test_ia3(vit, "ia3", ["key", "value", "output"], ["output"])),
+            ("rob/ia3-q,int,ff-int", lambda: test_ia3(rob, "ia3-q,int,ff-int", ["query", "intermediate"], ["intermediate"])),
+            ("reg/ia3-all6", lambda: test_ia3(reg, "ia3-all6", ALL6, ["attention.output", "output"])),
             ("vit/head", lambda: test_head(vit, "head")),
             ("reg/head", lambda: test_head(reg, "head")),
             ("rob/peft_suffix_semantics", lambda: test_peft_suffix_semantics(rob)),

@@ -1,0 +1,141 @@
+// ia3.c: IA³ (Liu et al. 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper
+// than In-Context Learning"), as peft's IA3Config: one learned vector l per adapted linear,
+// initialised to ones (the pre-trained function at step 0).
+//   output scaling (attention key/value, by default):  y = (x Wᵀ + b) ⊙ l,   l ∈ R^out
+//   input scaling ("feedforward" roles: the FFN output): y = (x ⊙ l) Wᵀ + b,  l ∈ R^in
+// Output scaling rewrites dy (dz = dy ⊙ l, dl = Σₙ z ⊙ dy with z the base output). Input
+// scaling runs as a parallel branch y += (x ⊙ (l − 1)) Wᵀ, so dx += (dy W) ⊙ (l − 1) and
+// dl = Σₙ x ⊙ (dy W). Merge: W ← diag(l) W, b ← l ⊙ b (output); W ← W diag(l) (input).
+#include <stdlib.h>
+#include <string.h>
+#include "methods_internal.h"
+
+typedef struct {
+    int in, out, input;   // input: scales the linear's input (feedforward role)
+    float *z;             // (N,out) saved base output (output scaling)
+    float *lm1;           // (in) l - 1 (input scaling), rebuilt each forward
+    float *ones;          // (in) ones
+    float *xs, *g;        // (N,in) scratch: x ⊙ (l - 1), dy W
+    size_t cap_z, cap_xs, cap_g;
+} ia3_state;
+
+// Output: y (N,out) <- y ⊙ l, saving z = y. Input: y += (x ⊙ (l - 1)) Wᵀ.
+static void ia3_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, int N, int train, uint64_t seed) {
+    (void)train; (void)seed;
+    ia3_state *st = a->state;
+    const float *l = a->params[0].data;
+    if (!st->input) {
+        pb_grow(e, &st->z, &st->cap_z, (size_t)N * st->out);
+        pb_copy(e, st->z, y, (size_t)N * st->out);
+        pb_mul_cols(e, y, y, l, N, st->out);
+        return;
+    }
+    pb_copy(e, st->lm1, l, (size_t)st->in);
+    pb_axpy(e, st->lm1, -1.0f, st->ones, (size_t)st->in);
+    pb_grow(e, &st->xs, &st->cap_xs, (size_t)N * st->in);
+    pb_mul_cols(e, st->xs, x, st->lm1, N, st->in);
+    pb_gemm(e, 0, 1, N, st->out, st->in, 1.0f, st->xs, st->in, a->lin->w->data, st->in, 1.0f, y, st->out);
+}
+
+static void ia3_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, const float *x, int N) {
+    ia3_state *st = a->state;
+    pb_param *l = &a->params[0];
+    if (!st->input) { // dl += Σ z ⊙ dy; dy <- dy ⊙ l (the layer's private copy)
+        if (l->grad) pb_mul_cols_reduce(e, l->grad, st->z, dy, N, st->out);
+        pb_mul_cols(e, dy, dy, l->data, N, st->out);
+        return;
+    }
+    if (!l->grad && !dx) return;
+    pb_grow(e, &st->g, &st->cap_g, (size_t)N * st->in);
+    pb_gemm(e, 0, 0, N, st->in, st->out, 1.0f, dy, st->out, a->lin->w->data, st->in, 0.0f, st->g, st->in);
+    if (l->grad) pb_mul_cols_reduce(e, l->grad, x, st->g, N, st->in);
+    if (dx) {
+        pb_mul_cols(e, st->g, st->g, st->lm1, N, st->in);
+        pb_axpy(e, dx, 1.0f, st->g, (size_t)N * st->in);
+    }
+}
+
+static void ia3_merge(pb_adapter *a, pb_engine *e, float *W, float *b) {
+    ia3_state *st = a->state;
+    const float *l = a->params[0].data;
+    if (st->input) {
+        pb_mul_cols(e, W, W, l, st->out, st->in); // W diag(l)
+        return;
+    }
+    // diag(l) W: row o scaled by l[o] (host: merge runs once)
+    size_t n = (size_t)st->out * st->in;
+    float *hW = pb_xmalloc(n * sizeof(float)), *hl = pb_xmalloc((size_t)st->out * sizeof(float));
+    pb_download(e, hW, W, n);
+    pb_download(e, hl, l, (size_t)st->out);
+    for (int o = 0; o < st->out; o++)
+        for (int i = 0; i < st->in; i++) hW[(size_t)o * st->in + i] *= hl[o];
+    pb_upload(e, W, hW, n);
+    if (b) pb_mul_cols(e, b, b, l, 1, st->out);
+    free(hW);
+    free(hl);
+}
+
+static void ia3_free(pb_adapter *a, pb_engine *e) {
+    ia3_state *st = a->state;
+    pb_free(e, st->z); pb_free(e, st->lm1); pb_free(e, st->ones); pb_free(e, st->xs); pb_free(e, st->g);
+    pb_adapter_free_common(e, a);
+}
+
+static const pb_adapter_vtbl ia3_out_vtbl = {"ia3", 1, ia3_forward, ia3_backward, ia3_merge, ia3_free, NULL};
+static const pb_adapter_vtbl ia3_in_vtbl = {"ia3-input", 0, ia3_forward, ia3_backward, ia3_merge, ia3_free, NULL};
+
+static int feedforward(const pb_method_config *c, const char *role) {
+    return pb_mc_list_has(c, "feedforward", role);
+}
+
+static pb_status ia3_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
+                            size_t errlen) {
+    (void)index;
+    char role[PB_NAME_MAX];
+    pb_method_linear_role(l->name, role, sizeof role);
+    int input = feedforward(c, role);
+    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
+    pb_adapter *a = pb_adapter_new(input ? &ia3_in_vtbl : &ia3_out_vtbl, l, 1, sizeof(ia3_state));
+    ia3_state *st = a->state;
+    st->in = l->in;
+    st->out = l->out;
+    st->input = input;
+    int D = input ? l->in : l->out;
+    pb_param *p = pb_adapter_param(e, a, 0, "ia3_l", 1, (int64_t[]){D}, 0);
+    pb_fill(e, p->data, 1.0f, (size_t)D); // identity at step 0
+    if (input) {
+        st->lm1 = pb_alloc(e, (size_t)l->in);
+        st->ones = pb_alloc(e, (size_t)l->in);
+        pb_fill(e, st->ones, 1.0f, (size_t)l->in);
+    }
+    l->adapter = a;
+    return PB_OK;
+}
+
+// l (out) or (in); output scaling is one multiply per output, input scaling an extra GEMM.
+static double ia3_site_params(const pb_method_config *c, const char *role, int in, int out) {
+    return feedforward(c, role) ? in : out;
+}
+static double ia3_site_flops(const pb_method_config *c, const char *role, int in, int out) {
+    return feedforward(c, role) ? 2.0 * in * out + in : out;
+}
+
+static const pb_method_opt ia3_opts[] = {
+    PB_OPT_TARGETS("key,value,output"),
+    {"feedforward", PB_OPT_LIST, "output", 0, 6, 0, PB_LINEAR_ROLES,
+     "targets whose input is scaled (peft feedforward_modules); the others scale their output"},
+    PB_OPT_TRAIN_HEAD,
+};
+
+const pb_method_desc pb_method_ia3 = {
+    .name = "ia3",
+    .summary = "IA3: learned vectors rescale the outputs of key/value and the input of the FFN output",
+    .reference = "peft IA3Config (Liu et al. 2022)",
+    .opts = ia3_opts,
+    .nopts = (int)(sizeof ia3_opts / sizeof ia3_opts[0]),
+    .site = PB_SITE_LINEAR,
+    .unfreeze = PB_UNFREEZE_HEAD,
+    .site_params = ia3_site_params,
+    .site_flops = ia3_site_flops,
+    .attach = ia3_attach,
+};
