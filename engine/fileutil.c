@@ -1,5 +1,6 @@
 // fileutil.c: see fileutil.h.
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -202,4 +203,11 @@ static int dup_key_at(const cJSON *o, char *path, size_t n, size_t used) {
 int pb_json_dup_key(const cJSON *root, char *path, size_t n) {
     if (n) path[0] = 0;
     return n ? dup_key_at(root, path, n, 0) : 0;
+}
+
+int pb_tmp_orphaned(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    long pid = strtol(t + 5, NULL, 10);
+    return pid > 0 && !(kill((pid_t)pid, 0) == 0 || errno == EPERM);
 }

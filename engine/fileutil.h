@@ -1,5 +1,5 @@
 // fileutil.h: file and hashing helpers shared by every module (datasets, harness, checkpoints).
-// defines: PB_HASH_INIT, pb_hash64, pb_hash_str, pb_file_exists, pb_read_file, pb_mkdirs,
+// defines: pb_tmp_orphaned, PB_HASH_INIT, pb_hash64, pb_hash_str, pb_file_exists, pb_read_file, pb_mkdirs,
 //          pb_write_atomic, pb_path_resolve, pb_path_inside, pb_json_dup_key
 #ifndef PB_FILEUTIL_H
 #define PB_FILEUTIL_H
@@ -37,5 +37,9 @@ int pb_path_inside(const char *p, const char *dir);
 // path, else 0.
 struct cJSON;
 int pb_json_dup_key(const struct cJSON *root, char *path, size_t n);
+
+// 1 if name has the form "<anything>.tmp.<pid>" and that process is gone (a killed writer's
+// leftover), else 0. Temp files and directories of live processes are never reported.
+int pb_tmp_orphaned(const char *name);
 
 #endif

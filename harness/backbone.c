@@ -85,10 +85,7 @@ static void clean_stale_backbones(const char *root) {
     struct dirent *de;
     char p[1400];
     while ((de = readdir(d))) {
-        const char *t = strstr(de->d_name, ".tmp.");
-        if (!t) continue;
-        long pid = strtol(t + 5, NULL, 10);
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
+        if (!pb_tmp_orphaned(de->d_name)) continue;
         snprintf(p, sizeof(p), "%s/%s", root, de->d_name);
         rm_tree_flat(p);
     }

@@ -49,10 +49,7 @@ static void clean_stale_tmp(const char *dir) {
     struct dirent *de;
     char path[4096];
     while ((de = readdir(d))) {
-        const char *t = strstr(de->d_name, ".tmp.");
-        if (!t) continue;
-        long pid = strtol(t + 5, NULL, 10);
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
+        if (!pb_tmp_orphaned(de->d_name)) continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         unlink(path);
     }
