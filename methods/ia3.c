@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "methods_internal.h"
+#include "models/safetensors.h"
+
+#define PEFT_PREFIX "base_model.model."
 
 typedef struct {
     int in, out, input;   // input: scales the linear's input (feedforward role)
@@ -112,6 +115,54 @@ static pb_status ia3_attach(pb_engine *e, pb_linear *l, const pb_method_config *
     return PB_OK;
 }
 
+// PEFT directory as peft's IA3Config writes it: peft_type IA3, target_modules, feedforward_modules,
+// tensors base_model.model.<module>.ia3_l shaped (out,1) for output scaling and (1,in) for input
+// scaling, the head as modules_to_save.
+static pb_status ia3_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen) {
+    pb_engine *e = pb_model_engine(m);
+    int n = 0, any = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    pb_st_writer *w = pb_st_writer_init();
+    cJSON *targets = cJSON_CreateArray(), *ff = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        pb_adapter *a = ls[i].adapter;
+        if (!a) continue;
+        if (a->vt != &ia3_out_vtbl && a->vt != &ia3_in_vtbl) {
+            pb_st_writer_free(w);
+            cJSON_Delete(targets);
+            cJSON_Delete(ff);
+            return pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "method: %s has a non-IA3 adapter", ls[i].name);
+        }
+        ia3_state *st = a->state;
+        size_t D = a->params[0].numel;
+        float *h = pb_xmalloc(D * sizeof(float));
+        pb_download(e, h, a->params[0].data, D);
+        char mod[2 * PB_NAME_MAX], key[3 * PB_NAME_MAX], t[2 * PB_NAME_MAX];
+        pb_peft_module(m, &ls[i], mod, sizeof mod);
+        snprintf(key, sizeof key, PEFT_PREFIX "%s.ia3_l", mod);
+        if (st->input) pb_st_writer_add(w, key, h, 2, (int64_t[]){1, (int64_t)D});
+        else pb_st_writer_add(w, key, h, 2, (int64_t[]){(int64_t)D, 1});
+        free(h);
+        pb_peft_target(m, &ls[i], t, sizeof t);
+        pb_peft_add_target(targets, t);
+        if (st->input) pb_peft_add_target(ff, t);
+        any = 1;
+    }
+    if (!any) {
+        pb_st_writer_free(w);
+        cJSON_Delete(targets);
+        cJSON_Delete(ff);
+        return pb_errf(PB_ERR_ARG, err, errlen, "method: the model has no adapters to export");
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "peft_type", "IA3");
+    cJSON_AddItemToObject(o, "target_modules", targets);
+    cJSON_AddItemToObject(o, "feedforward_modules", ff);
+    cJSON_AddBoolToObject(o, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(o, "init_ia3_weights", 1);
+    return pb_peft_finish(m, c, w, o, dir, err, errlen);
+}
+
 // l (out) or (in); output scaling is one multiply per output, input scaling an extra GEMM.
 static double ia3_site_params(const pb_method_config *c, const char *role, int in, int out) {
     return feedforward(c, role) ? in : out;
@@ -138,4 +189,5 @@ const pb_method_desc pb_method_ia3 = {
     .site_params = ia3_site_params,
     .site_flops = ia3_site_flops,
     .attach = ia3_attach,
+    .export_peft = ia3_export_peft,
 };

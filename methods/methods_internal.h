@@ -95,6 +95,19 @@ double pb_lora_site_params(const pb_method_config *c, const char *role, int in, 
 double pb_lora_site_flops(const pb_method_config *c, const char *role, int in, int out);
 // PEFT export of LoRA adapters (peft_io.c): LoRA as is, PiSSA as its rank-2r conversion.
 pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
+// PEFT layout helpers for a method's exporter (peft_io.c). pb_peft_module: the module path PEFT
+// uses for a linear (without "base_model.model."; ViT in transformers 5 names); pb_peft_target:
+// its target_modules entry (unambiguous suffix, or the full path for ".dense" linears);
+// pb_peft_add_target appends t to a JSON list once. pb_peft_finish adds the head tensors as
+// modules_to_save to w, writes dir/adapter_model.safetensors, completes the config o (modules_to_save,
+// base model, task_type, inference_mode, peftbench_method) and writes dir/adapter_config.json
+// atomically; it takes w and o (freed, also on error).
+struct pb_st_writer;
+void pb_peft_module(const pb_model *m, const pb_linear *l, char *out, size_t n);
+void pb_peft_target(const pb_model *m, const pb_linear *l, char *out, size_t n);
+void pb_peft_add_target(cJSON *list, const char *t);
+pb_status pb_peft_finish(pb_model *m, const pb_method_config *c, struct pb_st_writer *w, cJSON *o, const char *dir,
+                         char *err, size_t errlen);
 extern const pb_adapter_vtbl pb_lora_vtbl, pb_svfit_vtbl, pb_aoft_vtbl;
 
 // Options of the LoRA family (lora.c, pissa.c), defined once.

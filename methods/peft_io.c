@@ -47,9 +47,7 @@ static int vit_rename(const char *name, int to_v5, char *out, size_t n) {
     return 0;
 }
 
-// The module path PEFT uses for a linear (without "base_model.model."): the task prefix plus the
-// hub name (RoBERTa) or the transformers 5 name (ViT).
-static void linear_peft_module(const pb_model *m, const pb_linear *l, char *out, size_t n) {
+void pb_peft_module(const pb_model *m, const pb_linear *l, char *out, size_t n) {
     char v5[PB_NAME_MAX];
     if (pb_model_cfg(m)->arch == PB_ARCH_VIT && vit_rename(l->name, 1, v5, sizeof(v5)))
         snprintf(out, n, "%s%s", pb_model_prefix(m), v5);
@@ -57,12 +55,12 @@ static void linear_peft_module(const pb_model *m, const pb_linear *l, char *out,
         snprintf(out, n, "%s%s", pb_model_prefix(m), l->name);
 }
 
-static void linear_peft_target(const pb_model *m, const pb_linear *l, char *out, size_t n) {
+void pb_peft_target(const pb_model *m, const pb_linear *l, char *out, size_t n) {
     // ViT (transformers 5 names): q_proj k_proj v_proj o_proj fc1 fc2 are unambiguous suffixes.
     // RoBERTa: query/key/value are unambiguous; the ".dense" linears are written as full module
     // paths because PEFT's suffix match of "output.dense" would also hit attention.output.dense.
     char mod[2 * PB_NAME_MAX];
-    linear_peft_module(m, l, mod, sizeof(mod));
+    pb_peft_module(m, l, mod, sizeof(mod));
     const char *last = strrchr(mod, '.');
     last = last ? last + 1 : mod;
     if (strcmp(last, "dense")) snprintf(out, n, "%s", last);
@@ -91,8 +89,6 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
         for (int i = 0; i < nl; i++)
             if (ll[i].adapter && ll[i].adapter->vt == &pb_lora_vtbl) pissa |= ((pb_lora_state *)ll[i].adapter->state)->pissa;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
     pb_engine *e = pb_model_engine(m);
     int n = 0, r = -1;
     pb_linear *ls = pb_model_linears(m, &n);
@@ -125,46 +121,25 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
                 for (int k = 0; k < st->r; k++) hB[(size_t)o * rr + st->r + k] = -tmp[(size_t)o * st->r + k];
         }
         char mod[2 * PB_NAME_MAX];
-        linear_peft_module(m, &ls[i], mod, sizeof(mod));
+        pb_peft_module(m, &ls[i], mod, sizeof(mod));
         snprintf(key, sizeof(key), PEFT_PREFIX "%s.lora_A.weight", mod);
         pb_st_writer_add(w, key, hA, 2, (int64_t[]){rr, in});
         snprintf(key, sizeof(key), PEFT_PREFIX "%s.lora_B.weight", mod);
         pb_st_writer_add(w, key, hB, 2, (int64_t[]){out, rr});
         free(hA); free(hB); free(tmp);
         char t[2 * PB_NAME_MAX];
-        linear_peft_target(m, &ls[i], t, sizeof(t));
-        int dup = 0;
-        cJSON *it;
-        cJSON_ArrayForEach(it, targets) dup |= !strcmp(it->valuestring, t);
-        if (!dup) cJSON_AddItemToArray(targets, cJSON_CreateString(t));
+        pb_peft_target(m, &ls[i], t, sizeof(t));
+        pb_peft_add_target(targets, t);
     }
     if (r < 0) {
         pb_st_writer_free(w);
         cJSON_Delete(targets);
         return pb_errf(PB_ERR_ARG, err, errlen, "method: the model has no adapters to export");
     }
-    int np = 0;
-    pb_param **ps = pb_model_params(m, &np);
-    for (int i = 0; i < np; i++) {
-        if (ps[i]->group != PB_GROUP_HEAD) continue;
-        float *h = pb_xmalloc(ps[i]->numel * sizeof(float));
-        pb_download(e, h, ps[i]->data, ps[i]->numel);
-        snprintf(key, sizeof(key), PEFT_PREFIX "%s", ps[i]->name);
-        pb_st_writer_add(w, key, h, ps[i]->ndim, ps[i]->shape);
-        free(h);
-    }
-    pb_st_writer_meta(w, "format", "pt");
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/adapter_model.safetensors", dir);
-    pb_status st = pb_st_writer_finish(w, path, err, errlen);
-    pb_st_writer_free(w);
-    if (st != PB_OK) { cJSON_Delete(targets); return st; }
-
     int r0 = pissa ? r / 2 : r;
     int rslora = pb_mc_bool(c, "rslora");
     float alpha = pb_mc_num(c, "alpha") > 0 ? (float)pb_mc_num(c, "alpha") : (float)r0;
     if (pissa) alpha *= rslora ? sqrtf(2.0f) : 2.0f;
-    const pb_model_config *cfg = pb_model_cfg(m);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "peft_type", "LORA");
     cJSON_AddNumberToObject(o, "r", r);
@@ -177,24 +152,58 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
     cJSON_AddBoolToObject(o, "use_dora", 0);
     if (!pissa && !strcmp(pb_mc_str(c, "init"), "gaussian")) cJSON_AddStringToObject(o, "init_lora_weights", "gaussian");
     else cJSON_AddBoolToObject(o, "init_lora_weights", 1);
-    cJSON *mts = cJSON_AddArrayToObject(o, "modules_to_save");
-    cJSON_AddItemToArray(mts, cJSON_CreateString("classifier"));
     cJSON_AddObjectToObject(o, "rank_pattern");
     cJSON_AddObjectToObject(o, "alpha_pattern");
+    return pb_peft_finish(m, c, w, o, dir, err, errlen);
+}
+
+void pb_peft_add_target(cJSON *list, const char *t) {
+    cJSON *it;
+    cJSON_ArrayForEach(it, list) if (!strcmp(it->valuestring, t)) return;
+    cJSON_AddItemToArray(list, cJSON_CreateString(t));
+}
+
+pb_status pb_peft_finish(pb_model *m, const pb_method_config *c, pb_st_writer *w, cJSON *o, const char *dir,
+                         char *err, size_t errlen) {
+    pb_engine *e = pb_model_engine(m);
+    char key[3 * PB_NAME_MAX], path[4096];
+    int np = 0;
+    pb_param **ps = pb_model_params(m, &np);
+    for (int i = 0; i < np; i++) { // the head, as PEFT saves modules_to_save
+        if (ps[i]->group != PB_GROUP_HEAD) continue;
+        float *h = pb_xmalloc(ps[i]->numel * sizeof(float));
+        pb_download(e, h, ps[i]->data, ps[i]->numel);
+        snprintf(key, sizeof(key), PEFT_PREFIX "%s", ps[i]->name);
+        pb_st_writer_add(w, key, h, ps[i]->ndim, ps[i]->shape);
+        free(h);
+    }
+    pb_st_writer_meta(w, "format", "pt");
+    pb_status st = PB_OK;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        st = pb_errf(PB_ERR_IO, err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
+    snprintf(path, sizeof(path), "%s/adapter_model.safetensors", dir);
+    if (!st) st = pb_st_writer_finish(w, path, err, errlen);
+    pb_st_writer_free(w);
+    if (st) {
+        cJSON_Delete(o);
+        return st;
+    }
+    const pb_model_config *cfg = pb_model_cfg(m);
+    cJSON *mts = cJSON_AddArrayToObject(o, "modules_to_save");
+    cJSON_AddItemToArray(mts, cJSON_CreateString("classifier"));
     cJSON_AddStringToObject(o, "base_model_name_or_path", cfg->name);
     if (cfg->arch == PB_ARCH_ROBERTA) cJSON_AddStringToObject(o, "task_type", "SEQ_CLS");
     else cJSON_AddNullToObject(o, "task_type");
     cJSON_AddBoolToObject(o, "inference_mode", 1);
     cJSON_AddStringToObject(o, "peftbench_method", c->desc->name); // provenance; PEFT ignores unknown keys
+    snprintf(path, sizeof(path), "%s/adapter_config.json", dir);
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
-    snprintf(path, sizeof(path), "%s/adapter_config.json", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) { free(txt); return pb_errf(PB_ERR_IO, err, errlen, "%s: cannot write: %s", path, strerror(errno)); }
-    int ok = fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    ok &= fclose(f) == 0;
+    const void *parts[2] = {txt, "\n"};
+    size_t sizes[2] = {strlen(txt), 1};
+    st = pb_write_atomic(path, parts, sizes, 2, err, errlen);
     free(txt);
-    return ok ? PB_OK : pb_errf(PB_ERR_IO, err, errlen, "%s: short write", path);
+    return st;
 }
 
 // ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ref_models import make_roberta, make_vit  # noqa: E402
 
-from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
+from peft import IA3Config, LoraConfig, PeftModel, get_peft_model  # noqa: E402
 
 TOL = 1e-4     # peft's logits on the export vs peftbench's
 TOL_ID = 1e-5  # peftbench re-import vs peftbench
@@ -121,6 +121,55 @@ def export_case(pb, tmp, c, method, args, expect):
           flush=True)
 
 
+def export_ia3_case(pb, tmp, c, args, expect):
+    """IA3: the config and the key set/shapes equal peft's own save of IA3Config.from_pretrained(DIR),
+    PeftModel.from_pretrained loads every ia3_l of the file and gives peftbench's logits."""
+    name = f"{c['name']}/ia3{'-' + c['tag'] if c.get('tag') else ''}"
+    model, inputs, labels = make_vit(c) if c["arch"] == "vit" else make_roberta(c)
+    model.eval()
+    base = f"{tmp}/{name.replace('/', '.')}"
+    mdir = base + ".model"
+    model.save_pretrained(mdir, safe_serialization=True)
+    bpath = base + ".batch.safetensors"
+    save_file({**{k: v.contiguous() for k, v in inputs.items()}, "labels": labels.contiguous()}, bpath)
+    edir, out = base + ".export", base + ".trace.safetensors"
+    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out, "--threads", "2", "--steps", "3",
+         "--lr", "5e-2", "--method", "ia3", "--peft-export", edir] + args)
+    want = load_file(out)["logits.final"]
+    cfg = json.load(open(os.path.join(edir, "adapter_config.json")))
+    for k, v in expect.items():
+        got_v = cfg.get(k)
+        if isinstance(v, list) and isinstance(got_v, list):
+            got_v, v = sorted(got_v), sorted(v)
+        if got_v != v:
+            failures.append(f"{name}: adapter_config.json {k} = {cfg.get(k)!r}, expected {v!r}")
+    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
+    ref_dir = base + ".peft_layout"
+    get_peft_model(copy.deepcopy(model), IA3Config.from_pretrained(edir)).save_pretrained(ref_dir)
+    ref_sd = load_file(os.path.join(ref_dir, "adapter_model.safetensors"))
+    if {k: tuple(v.shape) for k, v in sd.items()} != {k: tuple(v.shape) for k, v in ref_sd.items()}:
+        failures.append(f"{name}: keys/shapes differ from peft's own save: only peftbench "
+                        f"{sorted(set(sd) - set(ref_sd))}, only peft {sorted(set(ref_sd) - set(sd))}")
+    ones = sum(1 for k, v in sd.items() if k.endswith(".ia3_l") and torch.equal(v, torch.ones_like(v)))
+    if ones:
+        failures.append(f"{name}: {ones} exported vectors are still ones (the steps did not move them)")
+    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
+    pm.eval()
+    n_mod, n_file = 0, sum(1 for k in sd if k.endswith(".ia3_l"))
+    for mn, mod in pm.named_modules():
+        if hasattr(mod, "ia3_l") and "default" in getattr(mod, "ia3_l", {}):
+            n_mod += 1
+            t = sd.get(f"base_model.model.{mn.removeprefix('base_model.model.')}.ia3_l")
+            if t is None or not torch.equal(mod.ia3_l["default"].detach(), t):
+                failures.append(f"{name}: peft's {mn}.ia3_l does not hold the exported tensor")
+    if n_mod != n_file:
+        failures.append(f"{name}: peft adapted {n_mod} modules, the export has {n_file}")
+    with torch.no_grad():
+        e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
+    print(f"{name:24s} targets={cfg['target_modules']} feedforward={cfg['feedforward_modules']} keys={len(sd)}  "
+          f"peft logits {e1:.1e}", flush=True)
+
+
 VIT = dict(name="vit", arch="vit", image=16, patch=4, channels=3, hidden=32, layers=2, heads=4,
            inter=48, labels=5, batch=3, seed=21)
 ROB = dict(name="rob", arch="roberta", vocab=60, hidden=32, layers=2, heads=4, inter=48, maxpos=24,
@@ -155,6 +204,15 @@ def main():
         (dict(REG, tag="rslora-niter2"), "pissa", ["--rank", "2", "--alpha", "4", "--rslora", "--init", "niter_2"],
          dict(r=4, lora_alpha=4.0 * 2 ** 0.5, use_rslora=True)),
     ]
+    ia3_cases = [
+        (VIT, [], dict(peft_type="IA3", target_modules=["k_proj", "v_proj", "fc2"], feedforward_modules=["fc2"],
+                       modules_to_save=["classifier"])),
+        (ROB, ["--targets", "query,intermediate,output", "--opt", "feedforward=intermediate"],
+         dict(peft_type="IA3", task_type="SEQ_CLS",
+              target_modules=["query"] + [f"roberta.encoder.layer.{i}.{m}" for i in range(2)
+                                          for m in ("intermediate.dense", "output.dense")],
+              feedforward_modules=[f"roberta.encoder.layer.{i}.intermediate.dense" for i in range(2)])),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
@@ -163,9 +221,15 @@ def main():
                 export_case(pb, tmp, c, method, args, expect)
             except Exception as ex:
                 failures.append(f"{c['name']}/{method}: {ex}")
+        for c, args, expect in ia3_cases:
+            try:
+                export_ia3_case(pb, tmp, c, args, expect)
+            except Exception as ex:
+                failures.append(f"{c['name']}/ia3: {ex}")
     for f in failures:
         print("FAIL", f)
-    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {len(cases)} exports, {len(failures)} failures")
+    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {len(cases) + len(ia3_cases)} exports, "
+          f"{len(failures)} failures")
     return 1 if failures else 0
 
 
