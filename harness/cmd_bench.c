@@ -68,7 +68,7 @@ static bench_flops bench_count_flops(const pb_model_config *c, const pb_method_c
     if (d->unfreeze & PB_UNFREEZE_BACKBONE) {
         // backward = dX + dW for every GEMM (2x forward), except no dX for the image.
         f.step = 3 * fwd - f.patch;
-    } else if (d->site == PB_SITE_NONE) {
+    } else if (pb_method_head_only(d)) {
         f.step = fwd + 2 * f.head;
     } else {
         // The descriptor's forward FLOPs per token of every adapted linear (pb_method_estimate).
@@ -272,7 +272,7 @@ int pb_cmd_bench(int argc, char **argv) {
         return 2;
     }
     t_init = pb_now() - t_init;
-    int head_only = mc.desc->site == PB_SITE_NONE && !(mc.desc->unfreeze & PB_UNFREEZE_BACKBONE);
+    int head_only = pb_method_head_only(mc.desc);
     if (epochs > 0 && !head_only) {
         fprintf(stderr, "peftbench bench: --epochs applies to --method head only\n");
         pb_model_free(m);

@@ -29,11 +29,21 @@ static void allowed(const pb_method_opt *o, char *out, size_t n) {
     else if (o->type == PB_OPT_LIST && o->choices) snprintf(out, n, "%.0f-%.0f of %s", o->min, o->max, o->choices);
 }
 
+// "backbone, head (train_head)", "biases, head", ... in table order.
+static const struct {
+    unsigned bit;
+    const char *name;
+} unfreeze_names[] = {{PB_UNFREEZE_BACKBONE, "backbone"}, {PB_UNFREEZE_BIAS, "biases"},
+                      {PB_UNFREEZE_NORM, "layernorms"}, {PB_UNFREEZE_HEAD, "head"}};
+
 static void unfreeze_text(const pb_method_desc *d, char *out, size_t n) {
-    snprintf(out, n, "%s%s%s", d->unfreeze & PB_UNFREEZE_BACKBONE ? "backbone" : "",
-             (d->unfreeze & PB_UNFREEZE_BACKBONE) && (d->unfreeze & PB_UNFREEZE_HEAD) ? ", " : "",
-             d->unfreeze & PB_UNFREEZE_HEAD ? (pb_method_opt_find(d, "train_head") ? "head (train_head)" : "head")
-                                            : "");
+    size_t u = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof unfreeze_names / sizeof unfreeze_names[0] && u < n; i++) {
+        if (!(d->unfreeze & unfreeze_names[i].bit)) continue;
+        int opt = unfreeze_names[i].bit == PB_UNFREEZE_HEAD && pb_method_opt_find(d, "train_head");
+        u += (size_t)snprintf(out + u, n - u, "%s%s%s", u ? ", " : "", unfreeze_names[i].name, opt ? " (train_head)" : "");
+    }
     if (!out[0]) snprintf(out, n, "nothing besides its own parameters");
 }
 
@@ -44,8 +54,8 @@ static cJSON *desc_json(const pb_method_desc *d) {
     cJSON_AddStringToObject(o, "reference", d->reference ? d->reference : "");
     cJSON_AddStringToObject(o, "site", site_name(d->site));
     cJSON *u = cJSON_AddArrayToObject(o, "unfreezes");
-    if (d->unfreeze & PB_UNFREEZE_BACKBONE) cJSON_AddItemToArray(u, cJSON_CreateString("backbone"));
-    if (d->unfreeze & PB_UNFREEZE_HEAD) cJSON_AddItemToArray(u, cJSON_CreateString("head"));
+    for (size_t i = 0; i < sizeof unfreeze_names / sizeof unfreeze_names[0]; i++)
+        if (d->unfreeze & unfreeze_names[i].bit) cJSON_AddItemToArray(u, cJSON_CreateString(unfreeze_names[i].name));
     cJSON_AddBoolToObject(o, "rank_rule", d->rank_limit != NULL);
     cJSON_AddBoolToObject(o, "peft_export", d->export_peft != NULL);
     if (d->events) cJSON_AddStringToObject(o, "events", d->events);

@@ -90,8 +90,8 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
         r->p_adapter = (long long)pc.adapter;
         r->p_trainable_backbone = (long long)(pc.trainable_backbone - pc.adapter);
         r->p_trainable = (long long)pc.trainable;
-        // Only the head trains (no site, backbone frozen): train it on cached features.
-        int head_only = mc.desc->site == PB_SITE_NONE && !(mc.desc->unfreeze & PB_UNFREEZE_BACKBONE);
+        // Only the head trains (pb_method_head_only): train it on cached features.
+        int head_only = pb_method_head_only(mc.desc);
         int cached = head_only && rc.feature_cache && !rc.flip;
         fprintf(ctx->log, "method %s: trainable %lld (adapter %lld, backbone %lld, head %lld) of %lld%s\n", mc.desc->name,
                 r->p_trainable, r->p_adapter, r->p_trainable_backbone, r->p_head, r->p_total,

@@ -345,6 +345,11 @@ int pb_method_roles(const pb_model_config *cfg, const char **role, int *in, int 
     return n;
 }
 
+// Backbone kinds (PB_PKIND_*) a method unfreezes besides whole groups.
+static unsigned unfreeze_kinds(unsigned u) {
+    return (u & PB_UNFREEZE_BIAS ? PB_PKIND_BIAS : 0u) | (u & PB_UNFREEZE_NORM ? PB_PKIND_NORM : 0u);
+}
+
 static pb_status rank_rule(const pb_method_config *c, int in, int out, const char *where, char *err, size_t errlen) {
     if (!c->desc->rank_limit || !pb_mc_has(c, "rank")) return PB_OK;
     int lim = c->desc->rank_limit(c, in, out), r = pb_mc_int(c, "rank");
@@ -359,7 +364,10 @@ pb_status pb_method_estimate(const pb_method_config *c, const pb_model_config *c
     memset(out, 0, sizeof(*out));
     const pb_method_desc *d = c->desc;
     int train_head = (d->unfreeze & PB_UNFREEZE_HEAD) && (!pb_mc_has(c, "train_head") || pb_mc_bool(c, "train_head"));
-    out->trainable_backbone = d->unfreeze & PB_UNFREEZE_BACKBONE ? backbone : 0;
+    unsigned kinds = unfreeze_kinds(d->unfreeze);
+    out->trainable_backbone = d->unfreeze & PB_UNFREEZE_BACKBONE ? backbone
+                              : kinds                           ? (double)pb_model_config_count_kind(cfg, kinds)
+                                                                : 0;
     out->trainable_head = train_head ? head : 0;
     if (d->site == PB_SITE_LINEAR) {
         const char *role[6];
@@ -383,13 +391,16 @@ pb_status pb_method_estimate(const pb_method_config *c, const pb_model_config *c
 // ----------------------------------------------------------------------------
 // Applying a method
 
-// Sets every parameter of the model frozen except the groups asked for.
-static void set_trainable_groups(pb_model *m, int backbone, int head) {
+// Sets every parameter of the model frozen except what the method unfreezes.
+static void set_trainable(pb_model *m, unsigned unfreeze, int head) {
     pb_engine *e = pb_model_engine(m);
     int n = 0;
     pb_param **ps = pb_model_params(m, &n);
+    unsigned kinds = unfreeze_kinds(unfreeze);
     for (int i = 0; i < n; i++) {
-        int on = (ps[i]->group == PB_GROUP_BACKBONE && backbone) || (ps[i]->group == PB_GROUP_HEAD && head);
+        int bb = ps[i]->group == PB_GROUP_BACKBONE;
+        int on = (bb && ((unfreeze & PB_UNFREEZE_BACKBONE) || (pb_param_kind(ps[i]->name) & kinds))) ||
+                 (ps[i]->group == PB_GROUP_HEAD && head);
         pb_param_set_trainable(e, ps[i], on);
     }
 }
@@ -398,7 +409,6 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
     const pb_method_desc *d = c->desc;
     PB_CHECK(d, "pb_method_apply: config not initialised (pb_method_config_init)");
     int head = (d->unfreeze & PB_UNFREEZE_HEAD) && (!pb_mc_has(c, "train_head") || pb_mc_bool(c, "train_head"));
-    int backbone = (d->unfreeze & PB_UNFREEZE_BACKBONE) != 0;
     switch (d->site) {
     case PB_SITE_NONE: break;
     case PB_SITE_LINEAR: {
@@ -417,7 +427,7 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
             if (st) return st;
         }
         if (!hits) return pb_errf(PB_ERR_ARG, err, errlen, "targets: no linear layer of the model matches");
-        set_trainable_groups(m, backbone, head);
+        set_trainable(m, d->unfreeze, head);
         pb_engine *e = pb_model_engine(m);
         for (int i = 0; i < n; i++) {
             char role[PB_NAME_MAX];
@@ -429,7 +439,7 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
         return PB_OK;
     }
     }
-    set_trainable_groups(m, backbone, head);
+    set_trainable(m, d->unfreeze, head);
     return PB_OK;
 }
 

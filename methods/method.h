@@ -56,6 +56,8 @@ typedef enum { PB_SITE_NONE, PB_SITE_LINEAR } pb_method_site;
 // the train_head option where the method has one.
 #define PB_UNFREEZE_BACKBONE 1u
 #define PB_UNFREEZE_HEAD 2u
+#define PB_UNFREEZE_BIAS 4u // every backbone bias (models/model.h PB_PKIND_BIAS), e.g. BitFit
+#define PB_UNFREEZE_NORM 8u // every backbone LayerNorm weight and bias (PB_PKIND_NORM)
 
 #define PB_METHOD_MAX_OPTS 16
 #define PB_OPT_STR_MAX 192
@@ -100,6 +102,12 @@ struct pb_method_desc {
     // Name of the per-adapter event counter (pb_adapter_vtbl.events, e.g. AOFT "clamps"), or NULL.
     const char *events;
 };
+
+// 1 if only the head trains (no site, nothing of the backbone): the runner may train it on
+// cached features.
+static inline int pb_method_head_only(const pb_method_desc *d) {
+    return d->site == PB_SITE_NONE && (d->unfreeze & ~PB_UNFREEZE_HEAD) == 0;
+}
 
 // The registry (methods/registry.c), in table order; NULL-terminated. *n (may be NULL) = count.
 const pb_method_desc *const *pb_method_registry(int *n);

@@ -436,6 +436,28 @@ pb_param_counts model_count_config(const pb_model_config *cfg) {
     return c;
 }
 
+unsigned pb_param_kind(const char *name) {
+    size_t n = strlen(name);
+    unsigned k = n >= 5 && !strcmp(name + n - 5, ".bias") ? PB_PKIND_BIAS : 0;
+    if (strstr(name, "LayerNorm") || strstr(name, "layernorm")) k |= PB_PKIND_NORM;
+    return k;
+}
+
+size_t pb_model_config_count_kind(const pb_model_config *cfg, unsigned kinds) {
+    pb_param_spec *specs;
+    int n;
+    model_specs(cfg, &specs, &n);
+    size_t c = 0;
+    for (int i = 0; i < n; i++) {
+        if (specs[i].group != PB_GROUP_BACKBONE || !(pb_param_kind(specs[i].name) & kinds)) continue;
+        size_t numel = 1;
+        for (int d = 0; d < specs[i].ndim; d++) numel *= (size_t)specs[i].shape[d];
+        c += numel;
+    }
+    free(specs);
+    return c;
+}
+
 // ----------------------------------------------------------------------------
 // Activation buffers
 

@@ -160,6 +160,14 @@ typedef struct {
 } pb_param_counts;
 pb_param_counts pb_model_count(pb_model *m);
 
+// Kinds of parameters by their HF name (both encoders): PB_PKIND_BIAS for every ".bias",
+// PB_PKIND_NORM for the weight and bias of every LayerNorm ("LayerNorm" / "layernorm" modules).
+#define PB_PKIND_BIAS 1u
+#define PB_PKIND_NORM 2u
+unsigned pb_param_kind(const char *name);
+// Elements of the backbone parameters of a config whose kind shares a bit with kinds (no memory).
+size_t pb_model_config_count_kind(const pb_model_config *cfg, unsigned kinds);
+
 // Forward FLOPs per example (2 per multiply-add, biases ignored), for benchmarks.
 double pb_model_flops_forward(const pb_model_config *cfg, int T);
 

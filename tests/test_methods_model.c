@@ -56,7 +56,8 @@ static void check_count(const char *model, const char *method, int rank, size_t 
 static void check_formulas(void) {
     static const char *const kvs[] = {"", "rank=3", "rank=5 targets=query,key,value,attention.output,intermediate,output",
                                       "rank=4 targets=intermediate,output train_head=false",
-                                      "rank=2 variant=adapter gate=scalar", "rank=6 gate=scalar targets=key,output"};
+                                      "rank=2 variant=adapter gate=scalar", "rank=6 gate=scalar targets=key,output",
+                                      "train_head=false"};
     const char *models[2] = {"vit-tiny", "roberta-tiny"};
     const pb_method_desc *const *reg = pb_method_registry(NULL);
     int checked = 0;
