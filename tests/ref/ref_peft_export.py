@@ -58,39 +58,49 @@ def run(cmd):
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
 
 
-def export_case(pb, tmp, c, method, args, expect):
-    name = f"{c['name']}/{method}{'-' + c['tag'] if c.get('tag') else ''}"
+def prepare(pb, tmp, c, name, trace_args):
+    """A random model and batch saved for peftbench, traced 3 steps with --peft-export; returns
+    (model, inputs, base path, export dir, peftbench's logits after the steps, adapter_config)."""
     model, inputs, labels = make_vit(c) if c["arch"] == "vit" else make_roberta(c)
     model.eval()
     base = f"{tmp}/{name.replace('/', '.')}"
     mdir = base + ".model"
     model.save_pretrained(mdir, safe_serialization=True)
     bpath = base + ".batch.safetensors"
-    b = dict(inputs)
-    b["labels"] = labels
-    save_file({k: v.contiguous() for k, v in b.items()}, bpath)
+    save_file({**{k: v.contiguous() for k, v in inputs.items()}, "labels": labels.contiguous()}, bpath)
     edir, out = base + ".export", base + ".trace.safetensors"
     run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out, "--threads", "2", "--steps", "3",
-         "--lr", "1e-2", "--method", method, "--peft-export", edir] + args)
-    got = load_file(out)
-    want = got["logits.final"]
-
-    # 1. config and keys
+         "--peft-export", edir] + trace_args)
     cfg = json.load(open(os.path.join(edir, "adapter_config.json")))
+    return model, inputs, base, edir, load_file(out)["logits.final"], cfg
+
+
+def check_config(name, cfg, expect):
     for k, v in expect.items():
         got_v = cfg.get(k)
-        if k == "target_modules" and isinstance(got_v, list):
+        if isinstance(v, list) and isinstance(got_v, list):
             got_v, v = sorted(got_v), sorted(v)
         ok = abs(got_v - v) < 1e-6 if isinstance(v, float) else got_v == v
         if not ok:
             failures.append(f"{name}: adapter_config.json {k} = {cfg.get(k)!r}, expected {v!r}")
-    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
-    ref_dir = base + ".peft_layout"
-    get_peft_model(copy.deepcopy(model), LoraConfig.from_pretrained(edir)).save_pretrained(ref_dir)
-    ref_sd = load_file(os.path.join(ref_dir, "adapter_model.safetensors"))
+
+
+def same_layout(name, sd, ref_sd):
     if {k: tuple(v.shape) for k, v in sd.items()} != {k: tuple(v.shape) for k, v in ref_sd.items()}:
         failures.append(f"{name}: keys/shapes differ from peft's own save: only peftbench "
                         f"{sorted(set(sd) - set(ref_sd))}, only peft {sorted(set(ref_sd) - set(sd))}")
+
+
+def export_case(pb, tmp, c, method, args, expect):
+    name = f"{c['name']}/{method}{'-' + c['tag'] if c.get('tag') else ''}"
+    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "1e-2", "--method", method] + args)
+    mdir, bpath = base + ".model", base + ".batch.safetensors"
+    # 1. config and keys
+    check_config(name, cfg, expect)
+    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
+    ref_dir = base + ".peft_layout"
+    get_peft_model(copy.deepcopy(model), LoraConfig.from_pretrained(edir)).save_pretrained(ref_dir)
+    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
     heads = [k for k in sd if k.startswith("base_model.model.classifier.")]
     if not heads:
         failures.append(f"{name}: no head (modules_to_save) tensors in the export")
@@ -125,31 +135,12 @@ def export_ia3_case(pb, tmp, c, args, expect):
     """IA3: the config and the key set/shapes equal peft's own save of IA3Config.from_pretrained(DIR),
     PeftModel.from_pretrained loads every ia3_l of the file and gives peftbench's logits."""
     name = f"{c['name']}/ia3{'-' + c['tag'] if c.get('tag') else ''}"
-    model, inputs, labels = make_vit(c) if c["arch"] == "vit" else make_roberta(c)
-    model.eval()
-    base = f"{tmp}/{name.replace('/', '.')}"
-    mdir = base + ".model"
-    model.save_pretrained(mdir, safe_serialization=True)
-    bpath = base + ".batch.safetensors"
-    save_file({**{k: v.contiguous() for k, v in inputs.items()}, "labels": labels.contiguous()}, bpath)
-    edir, out = base + ".export", base + ".trace.safetensors"
-    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out, "--threads", "2", "--steps", "3",
-         "--lr", "5e-2", "--method", "ia3", "--peft-export", edir] + args)
-    want = load_file(out)["logits.final"]
-    cfg = json.load(open(os.path.join(edir, "adapter_config.json")))
-    for k, v in expect.items():
-        got_v = cfg.get(k)
-        if isinstance(v, list) and isinstance(got_v, list):
-            got_v, v = sorted(got_v), sorted(v)
-        if got_v != v:
-            failures.append(f"{name}: adapter_config.json {k} = {cfg.get(k)!r}, expected {v!r}")
+    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", "ia3"] + args)
+    check_config(name, cfg, expect)
     sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
     ref_dir = base + ".peft_layout"
     get_peft_model(copy.deepcopy(model), IA3Config.from_pretrained(edir)).save_pretrained(ref_dir)
-    ref_sd = load_file(os.path.join(ref_dir, "adapter_model.safetensors"))
-    if {k: tuple(v.shape) for k, v in sd.items()} != {k: tuple(v.shape) for k, v in ref_sd.items()}:
-        failures.append(f"{name}: keys/shapes differ from peft's own save: only peftbench "
-                        f"{sorted(set(sd) - set(ref_sd))}, only peft {sorted(set(ref_sd) - set(sd))}")
+    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
     ones = sum(1 for k, v in sd.items() if k.endswith(".ia3_l") and torch.equal(v, torch.ones_like(v)))
     if ones:
         failures.append(f"{name}: {ones} exported vectors are still ones (the steps did not move them)")
