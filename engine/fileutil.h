@@ -1,5 +1,5 @@
 // fileutil.h: file and hashing helpers shared by every module (datasets, harness, checkpoints).
-// defines: pb_tmp_orphaned, PB_HASH_INIT, pb_hash64, pb_hash_str, pb_file_exists, pb_read_file, pb_mkdirs,
+// defines: pb_tmp_orphaned, PB_HASH_INIT, pb_hash64, pb_hash_mix, pb_hash_str, pb_file_exists, pb_read_file, pb_mkdirs,
 //          pb_write_atomic, pb_path_resolve, pb_path_inside, pb_json_dup_key
 #ifndef PB_FILEUTIL_H
 #define PB_FILEUTIL_H
@@ -11,6 +11,11 @@
 // FNV-1a 64-bit, chainable: pass the previous value as h (start with PB_HASH_INIT).
 #define PB_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t pb_hash64(uint64_t h, const void *data, size_t n);
+// A seed for stream b of seed a: FNV-1a 64 of the two words (training streams: shuffling, the
+// per-step dropout seed, the head init).
+static inline uint64_t pb_hash_mix(uint64_t a, uint64_t b) {
+    return pb_hash64(pb_hash64(PB_HASH_INIT, &a, sizeof a), &b, sizeof b);
+}
 // Hashes s including its NUL, so ("ab","c") and ("a","bc") differ.
 uint64_t pb_hash_str(uint64_t h, const char *s);
 int pb_file_exists(const char *path);

@@ -15,12 +15,6 @@
 // Bumped when the pretraining algorithm changes, so old cached backbones are not reused.
 #define PB_PRETRAIN_VERSION "pretrain/1"
 
-static uint64_t mix(uint64_t a, uint64_t b) {
-    uint64_t h = PB_HASH_INIT;
-    h = pb_hash64(h, &a, sizeof(a));
-    return pb_hash64(h, &b, sizeof(b));
-}
-
 // ----------------------------------------------------------------------------
 // Pretraining stage and backbone cache
 
@@ -218,7 +212,7 @@ static void head_reinit(pb_model *m, uint64_t seed) {
     int n = 0;
     pb_param **ps = pb_model_params(m, &n);
     pb_rng r;
-    pb_rng_seed(&r, mix(seed, 0x48454144ULL)); // "HEAD"
+    pb_rng_seed(&r, pb_hash_mix(seed, 0x48454144ULL)); // "HEAD"
     for (int i = 0; i < n; i++) {
         if (ps[i]->group != PB_GROUP_HEAD) continue;
         float *h = pb_xmalloc(sizeof(float) * ps[i]->numel);

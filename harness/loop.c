@@ -44,12 +44,6 @@ static void shuffle(int *a, int n, pb_rng *r) {
     }
 }
 
-static uint64_t mix(uint64_t a, uint64_t b) {
-    uint64_t h = PB_HASH_INIT;
-    h = pb_hash64(h, &a, sizeof(a));
-    return pb_hash64(h, &b, sizeof(b));
-}
-
 // Scales all grads so their global L2 norm is at most maxn (torch clip_grad_norm_: coefficient
 // maxn / (norm + 1e-6) when norm > maxn). Returns the norm before clipping.
 static double clip_grads(pb_engine *e, pb_param **ps, int n, double maxn) {
@@ -200,7 +194,7 @@ pb_status pb_fit_run(pb_fit *F, pb_epoch_metrics **eps, int *neps, int eval_val,
     uint8_t *flip = pb_xcalloc((size_t)B0, 1);
     float *fbatch = F->cached ? pb_alloc(e, (size_t)B0 * C) : NULL;
     pb_rng rng;
-    pb_rng_seed(&rng, mix(F->seed, 0x5348554646ULL)); // "SHUFF"
+    pb_rng_seed(&rng, pb_hash_mix(F->seed, 0x5348554646ULL)); // "SHUFF"
     double t_start = pb_now();
     pb_status status = PB_OK;
     for (int ep = 1; ep <= rc->epochs && status == PB_OK; ep++) {
@@ -211,7 +205,7 @@ pb_status pb_fit_run(pb_fit *F, pb_epoch_metrics **eps, int *neps, int eval_val,
         for (int s0 = 0; s0 < F->ntrain; s0 += B0) {
             int B = PB_MIN(B0, F->ntrain - s0);
             memcpy(idx, perm + s0, sizeof(int) * (size_t)B);
-            uint64_t sseed = mix(F->seed, (uint64_t)L.step + 1);
+            uint64_t sseed = pb_hash_mix(F->seed, (uint64_t)L.step + 1);
             pb_batch b;
             if (F->cached) {
                 for (int i = 0; i < B; i++) pb_copy(e, fbatch + (size_t)i * C, F->feat[0] + (size_t)idx[i] * C, (size_t)C);

@@ -105,19 +105,12 @@ int pb_result_is_finished(const char *path) {
 // ----------------------------------------------------------------------------
 // Reading
 
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
+static const char *jstr(const cJSON *o, const char *k) { return pb_jstr(o, k, ""); }
 // Integer fields of a cell file, clamped into range (a hand-edited file must not make the
 // conversion undefined: NaN or |x| >= 2^63 -> def or the bound).
 static int jint(const cJSON *o, const char *k, int def);
 static long long jll(const cJSON *o, const char *k);
 
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
 
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 static int cmp_recs(const void *a, const void *b) {
@@ -127,12 +120,12 @@ static int cmp_recs(const void *a, const void *b) {
 }
 
 static int jint(const cJSON *o, const char *k, int def) {
-    double v = jnum(o, k, def);
+    double v = pb_jnum(o, k, def);
     if (!(v == v)) return def;
     return v > 2147483647.0 ? 2147483647 : v < -2147483648.0 ? (-2147483647 - 1) : (int)v;
 }
 static long long jll(const cJSON *o, const char *k) {
-    double v = jnum(o, k, 0);
+    double v = pb_jnum(o, k, 0);
     if (!(v == v)) return 0;
     return v >= 9.2e18 ? (long long)9.2e18 : v <= -9.2e18 ? (long long)-9.2e18 : (long long)v;
 }
@@ -292,23 +285,23 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *s
         free(ax);
         r->seed = jint(cfg, "seed", 0);
         r->rank = jint(m, "rank", 0);
-        r->lr = jnum(rc, "lr", NAN) * jnum(rc, "lr_scale", 1);
+        r->lr = pb_jnum(rc, "lr", NAN) * pb_jnum(rc, "lr_scale", 1);
         const cJSON *fin = cJSON_GetObjectItem(j, "final");
-        r->score = jnum(fin, "score", NAN);
-        r->val = jnum(fin, "val", NAN);
-        r->test = jnum(fin, "test", NAN);
+        r->score = pb_jnum(fin, "score", NAN);
+        r->val = pb_jnum(fin, "val", NAN);
+        r->test = pb_jnum(fin, "test", NAN);
         r->epoch = jint(fin, "epoch", 0);
         const cJSON *eps = cJSON_GetObjectItem(j, "epochs");
         int ne = cJSON_IsArray(eps) ? cJSON_GetArraySize(eps) : 0;
-        r->loss_last = ne ? jnum(cJSON_GetArrayItem(eps, ne - 1), "train_loss", NAN) : NAN;
+        r->loss_last = ne ? pb_jnum(cJSON_GetArrayItem(eps, ne - 1), "train_loss", NAN) : NAN;
         const cJSON *p = cJSON_GetObjectItem(j, "params");
         r->p_trainable = jll(p, "trainable");
         r->p_adapter = jll(p, "adapter");
         r->p_head = jll(p, "head");
         r->p_total = jll(p, "total");
-        r->train_time_s = jnum(j, "train_time_s", 0);
-        r->throughput = jnum(j, "throughput_ex_s", 0);
-        r->peak_rss_mb = jnum(j, "peak_rss_bytes", 0) / (1024.0 * 1024.0);
+        r->train_time_s = pb_jnum(j, "train_time_s", 0);
+        r->throughput = pb_jnum(j, "throughput_ex_s", 0);
+        r->peak_rss_mb = pb_jnum(j, "peak_rss_bytes", 0) / (1024.0 * 1024.0);
         snprintf(r->backend, sizeof(r->backend), "%s", jstr(j, "backend"));
         r->order = 1 << 30;
         if (nord) {

@@ -25,7 +25,8 @@ cmake -S . -B "$OUT/core" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER="$CC" -DPB
   >/dev/null
 cmake --build "$OUT/core" -j "$(nproc)" --target peftbench_core >/dev/null
 hnames=(x x x x x suite config cell baseline)
-CORE_LIBS="$OUT/core/libpeftbench_core.a $(ls "$OUT"/core/libpeftbench_cuda_stub.a 2>/dev/null) -fopenmp -lopenblas -llapacke -lcjson -lcsv -ljpeg -lpng -lz -lm"
+# -DPB_CUDA=OFF: the core's CUDA backend is the stub (engine/cuda/cuda_stub.c), its own archive.
+CORE_LIBS="$OUT/core/libpeftbench_core.a $OUT/core/libpeftbench_cuda_stub.a -fopenmp -lopenblas -llapacke -lcjson -lcsv -ljpeg -lpng -lz -lm"
 DNNL=$(grep -q "^DNNL_LIB:FILEPATH=/" "$OUT/core/CMakeCache.txt" 2>/dev/null && echo -ldnnl || true)
 for t in 5 6 7 8; do
   $CC $FLAGS -fopenmp -DFUZZ_TARGET=$t tests/fuzz/fuzz_harness.c -Wl,--start-group $CORE_LIBS $DNNL -Wl,--end-group \
@@ -34,7 +35,7 @@ done
 # Seed corpora (small valid inputs) so the fuzzer starts from real formats.
 mkdir -p "$OUT"/corpus/{tsv,listfile,tokenizer,image,suite,config,cell,baseline}
 cp suites/quick.json "$OUT/corpus/suite/quick.json"
-printf '{"name":"s","trainer":"synthetic","models":["vit-tiny"],"datasets":["vtab-mini/bar-ori"],"methods":["head",{"method":"lora","rank":4}],"grid":{"lr":[0.1,0.2],"seed":[0,1]}}' > "$OUT/corpus/suite/small.json"
+printf '{"name":"s","models":["vit-tiny"],"datasets":["vtab-mini/bar-ori"],"methods":["head",{"method":"lora","rank":4}],"grid":{"lr":[0.1,0.2],"seed":[0,1]}}' > "$OUT/corpus/suite/small.json"
 printf '{"model_type":"vit","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":2,"intermediate_size":64,"image_size":28,"patch_size":7,"num_channels":1,"id2label":{"0":"a","1":"b"}}' > "$OUT/corpus/config/vit.json"
 printf '{"model_type":"roberta","hidden_size":24,"num_hidden_layers":2,"num_attention_heads":2,"intermediate_size":40,"vocab_size":50,"max_position_embeddings":40,"pad_token_id":1,"num_labels":1}' > "$OUT/corpus/config/rob.json"
 printf '{"schema":"peftbench.cell/1","suite":"s","id":"0123456789abcdef","status":"ok","metric":"accuracy","config":{"model":{"label":"m"},"dataset":{"label":"d"},"method":{"label":"lora","method":"lora","rank":8},"recipe":{"lr":0.01,"lr_scale":1},"seed":0},"axes":{"rank":8},"final":{"score":0.5,"epoch":1},"epochs":[{"epoch":1,"train_loss":1.5}]}' > "$OUT/corpus/cell/a.json"

@@ -13,20 +13,15 @@
 #include "harness/jsonutil.h"
 #include "harness/runner.h"
 
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
 static pb_status synthetic_train(const cJSON *config, pb_train_ctx *ctx, pb_train_result *r) {
     memset(r, 0, sizeof(*r));
     double t0 = pb_now();
     const cJSON *method = cJSON_GetObjectItem(config, "method"), *recipe = cJSON_GetObjectItem(config, "recipe");
     const char *label = cJSON_GetObjectItem(method, "label")->valuestring;
     const char *mname = cJSON_GetObjectItem(method, "method")->valuestring;
-    int epochs = (int)jnum(recipe, "epochs", 1);
-    double rank = jnum(method, "rank", 8);
-    double lr = jnum(recipe, "lr", 1e-3) * jnum(recipe, "lr_scale", 1);
+    int epochs = (int)pb_jnum(recipe, "epochs", 1);
+    double rank = pb_jnum(method, "rank", 8);
+    double lr = pb_jnum(recipe, "lr", 1e-3) * pb_jnum(recipe, "lr_scale", 1);
     char id[17];
     pb_json_hash_hex(config, id);
     uint64_t h = strtoull(id, NULL, 16);

@@ -290,6 +290,22 @@ int main(void) {
         EXPECT(a.p_trainable == a.p_head && a.p_adapter == 0, "head trainable %lld head %lld", a.p_trainable, a.p_head);
         // 96 feature passes + 2 epochs x 96 head steps.
         EXPECT(a.train_examples == 96 + 2 * 96, "head train_examples %lld", a.train_examples);
+        // The cached path is the full-forward path (the one trace and ref_methods check against
+        // transformers) on stored features: without the cache the same cell gives the same curve.
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(c, "recipe"), "feature_cache", cJSON_CreateFalse());
+        pb_train_result u;
+        EXPECT(train(c, &u, log) == PB_OK, "head uncached failed: %s", u.reason);
+        for (int ep = 0; ep < a.nepochs && ep < u.nepochs; ep++) {
+            double dl = fabs(u.epochs[ep].train_loss - a.epochs[ep].train_loss) / fabs(a.epochs[ep].train_loss);
+            EXPECT(dl <= 1e-5, "epoch %d: cached head loss %.9g, uncached %.9g (rel %.2g)", ep + 1,
+                   a.epochs[ep].train_loss, u.epochs[ep].train_loss, dl);
+            EXPECT(fabs(u.epochs[ep].test - a.epochs[ep].test) <= 2e-3, "epoch %d: cached test %.4f, uncached %.4f",
+                   ep + 1, a.epochs[ep].test, u.epochs[ep].test);
+        }
+        printf("head: cached vs uncached features, epoch-%d loss %.9g vs %.9g\n", a.nepochs,
+               a.epochs[a.nepochs - 1].train_loss, u.epochs[u.nepochs - 1].train_loss);
+        pb_train_result_free(&u);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(c, "recipe"), "feature_cache", cJSON_CreateTrue());
         // With flip augmentation the features change per step: full forward, no feature cache.
         cJSON_ReplaceItemInObject(cJSON_GetObjectItem(c, "recipe"), "flip", cJSON_CreateTrue());
         pb_train_result f1, f2;
