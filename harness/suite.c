@@ -236,9 +236,15 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
             if (!arch[0])
                 return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.arch: required without builtin", file, cpath);
             double v;
+            // range-checked before the conversion to int (a huge number would be undefined behaviour)
             if ((st = pb_json_num(cfg, "hidden", hidden, &v, file, cpath, err, errlen))) return st;
+            if (!(v >= 0 && v <= PB_CFG_MAX_HIDDEN))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.hidden: expected 1..%d", file, cpath, PB_CFG_MAX_HIDDEN);
             hidden = (int)v;
             if ((st = pb_json_num(cfg, "intermediate", inter, &v, file, cpath, err, errlen))) return st;
+            if (!(v >= 0 && v <= PB_CFG_MAX_INTERMEDIATE))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.intermediate: expected 1..%d", file, cpath,
+                               PB_CFG_MAX_INTERMEDIATE);
             inter = (int)v;
             if (!builtin[0] && (hidden <= 0 || inter <= 0))
                 return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: hidden and intermediate are required without builtin", file, cpath);

@@ -1,0 +1,3 @@
+file(REMOVE_RECURSE
+  "libpeftbench_core.a"
+)

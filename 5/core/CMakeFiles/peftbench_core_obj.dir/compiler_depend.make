@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for peftbench_core_obj.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for peftbench_cuda_stub.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for peftbench_cuda_stub.
+# This may be replaced when dependencies are built.

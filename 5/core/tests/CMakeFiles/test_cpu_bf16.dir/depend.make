@@ -1,0 +1,2 @@
+# Empty dependencies file for test_cpu_bf16.
+# This may be replaced when dependencies are built.

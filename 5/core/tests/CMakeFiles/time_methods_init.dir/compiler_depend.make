@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for time_methods_init.
+# This may be replaced when dependencies are built.
