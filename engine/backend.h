@@ -83,6 +83,8 @@ typedef struct pb_backend {
     void (*scale)(pb_engine *e, float *out, const float *inp, float scale, size_t n);
     void (*mul_cols)(pb_engine *e, float *out, const float *inp, const float *s, int N, int C);
     void (*mul_cols_reduce)(pb_engine *e, float *ds, const float *a, const float *b, int N, int C);
+    void (*row_norms)(pb_engine *e, float *nrm, const float *A, int rows, int cols);
+    void (*div)(pb_engine *e, float *out, const float *a, const float *b, size_t n);
     void (*ao_forward)(pb_engine *e, float *AO, const float *q, int D, int d, int32_t *clamps);
     void (*ao_backward)(pb_engine *e, float *dq, const float *q, const float *G, int D, int d);
     void (*dropout_forward)(pb_engine *e, float *out, float *mask, const float *inp, float p,

@@ -260,6 +260,12 @@ void pb_mul_cols(pb_engine *e, float *out, const float *inp, const float *s, int
 void pb_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N, int C) {
     PB_PROFILED(e, "mul_cols_reduce", 0, e->be->mul_cols_reduce(e, ds, a, b, N, C));
 }
+void pb_row_norms(pb_engine *e, float *nrm, const float *A, int rows, int cols) {
+    PB_PROFILED(e, "row_norms", 0, e->be->row_norms(e, nrm, A, rows, cols));
+}
+void pb_div(pb_engine *e, float *out, const float *a, const float *b, size_t n) {
+    PB_PROFILED(e, "div", 0, e->be->div(e, out, a, b, n));
+}
 void pb_ao_forward(pb_engine *e, float *AO, const float *q, int D, int d, int32_t *clamps) {
     PB_PROFILED(e, "ao_forward", 0, e->be->ao_forward(e, AO, q, D, d, clamps));
 }

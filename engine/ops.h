@@ -153,6 +153,11 @@ void pb_scale(pb_engine *e, float *out, const float *inp, float scale, size_t n)
 void pb_mul_cols(pb_engine *e, float *out, const float *inp, const float *s, int N, int C);
 // ds[c] += sum_n a[n,c]*b[n,c] (deterministic)
 void pb_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N, int C);
+// nrm[r] = ||A[r,:]||_2 for A (rows,cols): squares summed in double in column order, rounded
+// once (deterministic; the same number on every backend). DoRA's weight norm.
+void pb_row_norms(pb_engine *e, float *nrm, const float *A, int rows, int cols);
+// out = a / b (elementwise; out may alias a or b).
+void pb_div(pb_engine *e, float *out, const float *a, const float *b, size_t n);
 
 // AOFT's approximately orthogonal operator AO(q) (papers.md §6.2): the first d columns of
 // Q(q) = [[q0, -qbar^T], [qbar, I - qbar qbar^T / c]], c = 1 + q0 clamped to |c| >= PB_AO_CLAMP

@@ -140,8 +140,9 @@ static void aoft_init_q(pb_engine *e, float *q, int D, uint64_t seed) {
     free(h);
 }
 
-static pb_status aoft_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
-                            size_t errlen) {
+static pb_status aoft_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                            char *err, size_t errlen) {
+    int index = site->index;
     int adapter = !strcmp(pb_mc_str(c, "variant"), "adapter");
     int scalar = !strcmp(pb_mc_str(c, "gate"), "scalar");
     int Din = adapter ? l->out : l->in, d = pb_mc_int(c, "rank"), k = PB_MIN(Din, l->out);

@@ -91,9 +91,9 @@ static int feedforward(const pb_method_config *c, const char *role) {
     return pb_mc_list_has(c, "feedforward", role);
 }
 
-static pb_status ia3_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
-                            size_t errlen) {
-    (void)index;
+static pb_status ia3_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                            char *err, size_t errlen) {
+    (void)site;
     char role[PB_NAME_MAX];
     pb_method_linear_role(l->name, role, sizeof role);
     int input = feedforward(c, role);

@@ -81,24 +81,29 @@ pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, 
     return a;
 }
 
-static pb_status lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
-                             size_t errlen) {
+static pb_status lora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                             char *err, size_t errlen) {
+    int index = site->index;
     int r = pb_mc_int(c, "rank");
     int gaussian = !strcmp(pb_mc_str(c, "init"), "gaussian");
     if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
     pb_adapter *a = pb_lora_create(e, l, r, pb_lora_scaling(c, r), (float)pb_mc_num(c, "dropout"), index);
-    // A (r,in): kaiming_uniform(a=sqrt5) = U(-1/sqrt(in), 1/sqrt(in)) (PEFT default), or
-    // N(0, (1/r)^2) (PEFT "gaussian"). B stays 0 so step 0 is the pre-trained function.
-    size_t n = (size_t)r * l->in;
+    pb_lora_init_A(e, a->params[0].data, r, l->in, gaussian, pb_method_seed(c->seed, index, 0xa));
+    return PB_OK;
+}
+
+// A (r,in): kaiming_uniform(a=sqrt5) = U(-1/sqrt(in), 1/sqrt(in)) (PEFT default), or
+// N(0, (1/r)^2) (PEFT "gaussian"). B stays 0 so step 0 is the pre-trained function.
+void pb_lora_init_A(pb_engine *e, float *A, int r, int in, int gaussian, uint64_t seed) {
+    size_t n = (size_t)r * in;
     float *hA = pb_xmalloc(n * sizeof(float));
     pb_rng rng;
-    pb_rng_seed(&rng, pb_method_seed(c->seed, index, 0xa));
-    float bound = 1.0f / sqrtf((float)l->in);
+    pb_rng_seed(&rng, seed);
+    float bound = 1.0f / sqrtf((float)in);
     for (size_t i = 0; i < n; i++)
         hA[i] = gaussian ? pb_rng_normal(&rng) / (float)r : (2.0f * pb_rng_uniform(&rng) - 1.0f) * bound;
-    pb_upload(e, a->params[0].data, hA, n);
+    pb_upload(e, A, hA, n);
     free(hA);
-    return PB_OK;
 }
 
 // Size rule: none (PEFT accepts any r >= 1; above min(out,in) the update is merely redundant).

@@ -416,11 +416,14 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
         pb_linear *ls = pb_model_linears(m, &n);
         // Validate every target layer before touching the model, so a bad rank leaves it unchanged.
         int hits = 0;
+        pb_site site = {0, 0, 0};
         for (int i = 0; i < n; i++) {
             char role[PB_NAME_MAX];
             pb_method_linear_role(ls[i].name, role, sizeof(role));
             if (!role[0] || !pb_mc_list_has(c, "targets", role)) continue;
             hits++;
+            site.in_max = PB_MAX(site.in_max, ls[i].in);
+            site.out_max = PB_MAX(site.out_max, ls[i].out);
             if (ls[i].adapter)
                 return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", ls[i].name);
             pb_status st = rank_rule(c, ls[i].in, ls[i].out, ls[i].name, err, errlen);
@@ -433,7 +436,8 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
             char role[PB_NAME_MAX];
             pb_method_linear_role(ls[i].name, role, sizeof(role));
             if (!role[0] || !pb_mc_list_has(c, "targets", role)) continue;
-            pb_status st = d->attach(e, &ls[i], c, i, err, errlen);
+            site.index = i;
+            pb_status st = d->attach(e, &ls[i], c, &site, err, errlen);
             if (st != PB_OK) return st;
         }
         return PB_OK;

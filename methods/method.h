@@ -3,7 +3,7 @@
 // and its hooks) and one line in methods/registry.c. Everything else — suite validation, grid
 // defaults, cell config reading, `methods`, `info`, `trace`, `bench`, docs/methods.md — reads the
 // descriptor; no method name is compared as a string outside its own file and the registry.
-// defines: pb_method_opt, pb_opt_type, pb_method_site, pb_method_desc, pb_method_config,
+// defines: pb_method_opt, pb_opt_type, pb_method_site, pb_site, pb_method_desc, pb_method_config,
 //          pb_method_find, pb_method_registry, pb_method_config_init, pb_method_config_set*,
 //          pb_mc_*, pb_method_option_key, pb_method_cost, pb_method_estimate, pb_method_roles,
 //          pb_method_linear_role
@@ -64,6 +64,14 @@ typedef enum { PB_SITE_NONE, PB_SITE_LINEAR } pb_method_site;
 
 typedef struct pb_method_desc pb_method_desc;
 
+// What an attach hook knows about the site besides its own linear: index = the linear's position
+// in the model (seeds derive from it); in_max / out_max = the largest in / out over every linear
+// the method targets (VeRA's shared projections are sized by them).
+typedef struct {
+    int index;
+    int in_max, out_max;
+} pb_site;
+
 typedef struct {
     int set;               // given explicitly (not the default)
     double num;            // INT, NUM, BOOL (0/1)
@@ -94,8 +102,8 @@ struct pb_method_desc {
     // the site (its role, in -> out). NULL for site NONE. Backward is costed as twice the forward.
     double (*site_params)(const pb_method_config *c, const char *role, int in, int out);
     double (*site_flops)(const pb_method_config *c, const char *role, int in, int out);
-    // LINEAR: attaches one adapter to l (index = the linear's position in the model, for seeds).
-    pb_status (*attach)(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
+    // LINEAR: attaches one adapter to l (site: where it is among the targets).
+    pb_status (*attach)(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site, char *err,
                         size_t errlen);
     // PEFT directory export (adapter_config.json + adapter_model.safetensors); NULL: none.
     pb_status (*export_peft)(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);

@@ -88,6 +88,8 @@ int64_t pb_aoft_clamp_count(pb_adapter *a, pb_engine *e);
 // Creates a LoRA adapter (A, B zeroed, trainable) on l with scaling s and dropout p; the
 // caller fills A/B (lora.c: kaiming/gaussian; pissa.c: SVD factors). Sets l->adapter.
 pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index);
+// LoRA's A init (r,in) into engine buffer A: kaiming_uniform(a=sqrt 5), or N(0, 1/r^2) when gaussian.
+void pb_lora_init_A(pb_engine *e, float *A, int r, int in, int gaussian, uint64_t seed);
 // LoRA scaling from a config: alpha/r, or alpha/sqrt(r) with rslora (alpha <= 0: alpha = r).
 float pb_lora_scaling(const pb_method_config *c, int r);
 // The LoRA family's cost formulas (lora.c; PiSSA has the same shapes).
@@ -109,6 +111,12 @@ void pb_peft_add_target(cJSON *list, const char *t);
 pb_status pb_peft_finish(pb_model *m, const pb_method_config *c, struct pb_st_writer *w, cJSON *o, const char *dir,
                          char *err, size_t errlen);
 extern const pb_adapter_vtbl pb_lora_vtbl, pb_svfit_vtbl, pb_aoft_vtbl;
+// DoRA (dora.c): its state starts with a pb_lora_state, so the LoRA exporter reads A, B from it;
+// params[2] is the magnitude vector. Two tables: dy rewritten (no dropout) or a parallel branch.
+extern const pb_adapter_vtbl pb_dora_vtbl, pb_dora_drop_vtbl;
+int pb_adapter_is_dora(const pb_adapter *a);
+// Creates a DoRA adapter on l (A, B zeroed, m = ||W||_row, all trainable); sets l->adapter.
+pb_adapter *pb_dora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index);
 
 // Options of the LoRA family (lora.c, pissa.c), defined once.
 #define PB_OPT_LORA_ALPHA                                                                            \

@@ -90,7 +90,7 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
             if (ll[i].adapter && ll[i].adapter->vt == &pb_lora_vtbl) pissa |= ((pb_lora_state *)ll[i].adapter->state)->pissa;
     }
     pb_engine *e = pb_model_engine(m);
-    int n = 0, r = -1;
+    int n = 0, r = -1, dora = 0;
     pb_linear *ls = pb_model_linears(m, &n);
     pb_st_writer *w = pb_st_writer_init();
     cJSON *targets = cJSON_CreateArray();
@@ -98,7 +98,8 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
     for (int i = 0; i < n; i++) {
         pb_adapter *a = ls[i].adapter;
         if (!a) continue;
-        if (a->vt != &pb_lora_vtbl) {
+        if (pb_adapter_is_dora(a)) dora = 1;
+        else if (a->vt != &pb_lora_vtbl) {
             pb_st_writer_free(w);
             cJSON_Delete(targets);
             return pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "method: %s has a non-LoRA adapter", ls[i].name);
@@ -126,6 +127,13 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
         pb_st_writer_add(w, key, hA, 2, (int64_t[]){rr, in});
         snprintf(key, sizeof(key), PEFT_PREFIX "%s.lora_B.weight", mod);
         pb_st_writer_add(w, key, hB, 2, (int64_t[]){out, rr});
+        if (pb_adapter_is_dora(a)) { // peft's checkpoint key has no ".weight" (its loader maps it)
+            float *hm = pb_xmalloc((size_t)out * sizeof(float));
+            pb_download(e, hm, a->params[2].data, (size_t)out);
+            snprintf(key, sizeof(key), PEFT_PREFIX "%s.lora_magnitude_vector", mod);
+            pb_st_writer_add(w, key, hm, 1, (int64_t[]){out});
+            free(hm);
+        }
         free(hA); free(hB); free(tmp);
         char t[2 * PB_NAME_MAX];
         pb_peft_target(m, &ls[i], t, sizeof(t));
@@ -149,7 +157,7 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
     cJSON_AddStringToObject(o, "bias", "none");
     cJSON_AddBoolToObject(o, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(o, "use_rslora", rslora);
-    cJSON_AddBoolToObject(o, "use_dora", 0);
+    cJSON_AddBoolToObject(o, "use_dora", dora);
     if (!pissa && !strcmp(pb_mc_str(c, "init"), "gaussian")) cJSON_AddStringToObject(o, "init_lora_weights", "gaussian");
     else cJSON_AddBoolToObject(o, "init_lora_weights", 1);
     cJSON_AddObjectToObject(o, "rank_pattern");
@@ -263,11 +271,12 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
         st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field r: missing or not a positive integer", path);
     else if (ja && !cJSON_IsNumber(ja))
         st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field lora_alpha: not a number", path);
-    else if (jd && cJSON_IsTrue(jd))
-        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field use_dora: DoRA is not supported", path);
+    else if (jd && !cJSON_IsBool(jd))
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field use_dora: not a boolean", path);
+    int dora = jd && cJSON_IsTrue(jd); // DoRA: a lora_magnitude_vector per adapted module
     pb_method_config c;
     char roles[PB_OPT_STR_MAX] = ""; // targets found, comma-separated
-    if (st == PB_OK) st = pb_method_config_init(&c, "lora", 0, err, errlen);
+    if (st == PB_OK) st = pb_method_config_init(&c, dora ? "dora" : "lora", 0, err, errlen);
     if (st == PB_OK) {
         char v[32];
         snprintf(v, sizeof v, "%d", jr->valueint);
@@ -301,7 +310,21 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
         k += plen;
         size_t kl = strlen(k);
         const char *sfx = kl > 14 ? k + kl - 14 : "";
-        if (!strcmp(sfx, ".lora_A.weight") || !strcmp(sfx, ".lora_B.weight")) {
+        const char *msfx = ".lora_magnitude_vector";
+        size_t ml = strlen(msfx);
+        if (kl > ml && !strcmp(k + kl - ml, msfx)) {
+            char mod[2 * PB_NAME_MAX], partner[2 * PB_NAME_MAX + 32];
+            snprintf(mod, sizeof(mod), "%.*s", (int)(kl - ml), k);
+            snprintf(partner, sizeof(partner), PEFT_PREFIX "%s.lora_A.weight", mod);
+            int idx;
+            pb_linear *l = find_linear(m, mod, &idx);
+            if (!dora)
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: a DoRA magnitude but use_dora is not true", path,
+                             T->name);
+            else if (!l || T->ndim != 1 || T->shape[0] != l->out || !pb_st_find(&f, partner))
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: no linear %s with %s and %lld outputs", path,
+                             T->name, mod, partner, (long long)(l ? l->out : 0));
+        } else if (!strcmp(sfx, ".lora_A.weight") || !strcmp(sfx, ".lora_B.weight")) {
             char mod[2 * PB_NAME_MAX];
             snprintf(mod, sizeof(mod), "%.*s", (int)(kl - 14), k);
             int idx;
@@ -313,12 +336,15 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
                 st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: shape does not fit %s (%d -> %d)", path,
                              T->name, l->name, l->in, l->out);
             else {
-                char other[2 * PB_NAME_MAX + 32];
+                char other[2 * PB_NAME_MAX + 48];
                 snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_%c.weight", mod, isA ? 'B' : 'A');
                 const pb_st_tensor *O = pb_st_find(&f, other);
                 if (!O || O->ndim != 2 || O->shape[isA ? 1 : 0] != T->shape[isA ? 0 : 1])
                     st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: missing or mismatched partner %s", path,
                                  T->name, other);
+                snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_magnitude_vector", mod);
+                if (st == PB_OK && dora && !pb_st_find(&f, other))
+                    st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: use_dora is true but %s is missing", path, other);
             }
         } else {
             pb_param *p = pb_model_find(m, k);
@@ -343,13 +369,22 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
         float *h = pb_xmalloc(T->numel * sizeof(float));
         st = pb_st_read_f32(&f, T, h, err, errlen);
         if (st == PB_OK && kl > 14 && !strcmp(k + kl - 14, ".lora_A.weight")) {
-            char mod[2 * PB_NAME_MAX], other[2 * PB_NAME_MAX + 32];
+            char mod[2 * PB_NAME_MAX], other[2 * PB_NAME_MAX + 48];
             snprintf(mod, sizeof(mod), "%.*s", (int)(kl - 14), k);
             int idx;
             pb_linear *l = find_linear(m, mod, &idx);
             int r = (int)T->shape[0];
-            pb_adapter *a = pb_lora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx);
+            pb_adapter *a = dora ? pb_dora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx)
+                                 : pb_lora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx);
             pb_upload(e, a->params[0].data, h, T->numel);
+            if (dora) {
+                snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_magnitude_vector", mod);
+                const pb_st_tensor *M = pb_st_find(&f, other);
+                float *hm = pb_xmalloc(M->numel * sizeof(float));
+                st = pb_st_read_f32(&f, M, hm, err, errlen);
+                if (st == PB_OK) pb_upload(e, a->params[2].data, hm, M->numel);
+                free(hm);
+            }
             snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_B.weight", mod);
             const pb_st_tensor *O = pb_st_find(&f, other);
             float *hb = pb_xmalloc(O->numel * sizeof(float));
@@ -370,7 +405,8 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
             snprintf(item, sizeof item, ",%s,", role);
             if (!strstr(probe, item) && strlen(roles) + strlen(role) + 2 < sizeof roles)
                 snprintf(roles + strlen(roles), sizeof roles - strlen(roles), "%s%s", roles[0] ? "," : "", role);
-        } else if (st == PB_OK && !(kl > 14 && !strcmp(k + kl - 14, ".lora_B.weight"))) {
+        } else if (st == PB_OK && !(kl > 14 && !strcmp(k + kl - 14, ".lora_B.weight")) &&
+                   !(kl > 22 && !strcmp(k + kl - 22, ".lora_magnitude_vector"))) {
             pb_upload(e, pb_model_find(m, k)->data, h, T->numel);
         }
         free(h);

@@ -7,8 +7,9 @@
 #include <string.h>
 #include "methods_internal.h"
 
-static pb_status pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
-                             size_t errlen) {
+static pb_status pissa_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                             char *err, size_t errlen) {
+    int index = site->index;
     int r = pb_mc_int(c, "rank"), m = l->out, n = l->in, k = PB_MIN(m, n);
     PB_CHECK(r >= 1 && r <= k, "pissa rank %d outside the size rule for %s", r, l->name); // pb_method_apply checked
     int niter = -1; // -1: full SVD ("svd"); "niter_N": torch.svd_lowrank with N iterations

@@ -51,9 +51,9 @@ static void svfit_free(pb_adapter *a, pb_engine *e) {
 
 const pb_adapter_vtbl pb_svfit_vtbl = {"svfit", 0, svfit_forward, svfit_backward, svfit_merge, svfit_free, NULL};
 
-static pb_status svfit_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, int index, char *err,
-                             size_t errlen) {
-    (void)index;
+static pb_status svfit_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                             char *err, size_t errlen) {
+    (void)site;
     int r = pb_mc_int(c, "rank"), m = l->out, n = l->in, k = PB_MIN(m, n);
     PB_CHECK(r >= 1 && r <= k, "svfit rank %d outside the size rule for %s", r, l->name); // pb_method_apply checked
     if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);

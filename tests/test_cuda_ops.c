@@ -348,6 +348,9 @@ static void test_elementwise(void) {
     t2 s = t2_rand(C, -2, 2), m = t2_rand((size_t)N * C, -1, 1), m2 = t2_rand((size_t)N * C, -1, 1), ds = t2_rand(C, -1, 1);
     PAIR(pb_mul_cols(ec, o.c, m.c, s.c, N, C), pb_mul_cols(eg, o.g, m.g, s.g, N, C), "mul_cols", o, tol_elem);
     PAIR(pb_mul_cols_reduce(ec, ds.c, m.c, m2.c, N, C), pb_mul_cols_reduce(eg, ds.g, m.g, m2.g, N, C), "mul_cols_reduce", ds, tol_elem);
+    t2 den = t2_rand(n, 0.5, 2), nr = t2_rand((size_t)N, -1, 1);
+    PAIR(pb_div(ec, o.c, a.c, den.c, n), pb_div(eg, o.g, a.g, den.g, n), "div", o, tol_elem);
+    PAIR(pb_row_norms(ec, nr.c, m.c, N, C), pb_row_norms(eg, nr.g, m.g, N, C), "row_norms", nr, tol_elem);
     pb_fill(ec, o.c, 3.25f, 1000);
     pb_fill(eg, o.g, 3.25f, 1000);
     cmp("fill", "o", &o, -1);
@@ -377,7 +380,7 @@ static void test_elementwise(void) {
     cmp_scalar("sumsq", pb_sumsq(ec, b.c, n), pb_sumsq(eg, b.g, n), 1e-12);
     cmp_scalar("sumsq (n=0)", 1.0 + pb_sumsq(ec, b.c, 0), 1.0 + pb_sumsq(eg, b.g, 0), 0);
     t2_free(&a), t2_free(&b), t2_free(&d), t2_free(&o), t2_free(&g), t2_free(&s), t2_free(&m);
-    t2_free(&m2), t2_free(&ds), t2_free(&mk);
+    t2_free(&m2), t2_free(&ds), t2_free(&mk), t2_free(&den), t2_free(&nr);
 }
 
 static void test_attention(void) {

@@ -85,7 +85,7 @@ static void layer_backward(pb_linear *l, float *dx, const float *dy, const float
     float *d = pb_alloc(E, (size_t)N * l->out);
     pb_copy(E, d, dy, (size_t)N * l->out);
     if (l->adapter) l->adapter->vt->backward(l->adapter, E, dx, d, x, N);
-    pb_linear_backward(E, dx, NULL, NULL, d, x, l->w->data, N, l->in, l->out);
+    pb_linear_backward(E, dx, NULL, l->b->trainable ? l->b->grad : NULL, d, x, l->w->data, N, l->in, l->out);
     pb_free(E, d);
 }
 
@@ -115,12 +115,13 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT, K_IA3 };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA };
 typedef struct {
     int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
     double s;
     double *W, *b, *x, *G, *mask; // mask (N,in) or NULL
     double *U, *Vt;               // svfit frozen (out,r), (r,in)
+    double *wn;                   // dora: ||W + s B A||_row, held constant (detached, as peft)
     int np;
     double *P[3];
     size_t nP[3];
@@ -137,7 +138,26 @@ static double ref_forward(const rcase *c, double *y) {
             z[(size_t)n * out + o] = acc;
         }
     memcpy(y, z, (size_t)N * out * sizeof(double));
-    if (c->kind == K_LORA) {
+    if (c->kind == K_DORA) { // y = z + (g - 1) (xd W^T) + g s (xd A^T) B^T, g = m / wn
+        const double *A = c->P[0], *B = c->P[1], *m = c->P[2];
+        double *xd = pb_xmalloc((size_t)in * sizeof(double)), *h = pb_xmalloc((size_t)r * sizeof(double));
+        for (int n = 0; n < N; n++) {
+            for (int i = 0; i < in; i++)
+                xd[i] = c->x[(size_t)n * in + i] * (c->mask ? c->mask[(size_t)n * in + i] : 1.0);
+            for (int k = 0; k < r; k++) {
+                h[k] = 0;
+                for (int i = 0; i < in; i++) h[k] += xd[i] * A[(size_t)k * in + i];
+            }
+            for (int o = 0; o < out; o++) {
+                double zb = 0, l = 0, g = m[o] / c->wn[o];
+                for (int i = 0; i < in; i++) zb += xd[i] * c->W[(size_t)o * in + i];
+                for (int k = 0; k < r; k++) l += h[k] * B[(size_t)o * r + k];
+                y[(size_t)n * out + o] += (g - 1.0) * zb + g * c->s * l;
+            }
+        }
+        free(xd);
+        free(h);
+    } else if (c->kind == K_LORA) {
         const double *A = c->P[0], *B = c->P[1];
         for (int n = 0; n < N; n++)
             for (int k = 0; k < r; k++) {
@@ -233,6 +253,7 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
     pb_upload(E, x, hx, nx);
     pb_upload(E, G, hG, ny);
     for (int i = 0; i < a->nparams; i++) pb_zero(E, a->params[i].grad, a->params[i].numel);
+    if (l->b->trainable) pb_zero(E, l->b->grad, (size_t)out);
     layer_forward(l, y, x, N, train, 1234);
     layer_backward(l, dx, G, x, N);
 
@@ -246,7 +267,7 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
     c.G = pb_xmalloc(ny * sizeof(double));
     for (size_t i = 0; i < nx; i++) c.x[i] = hx[i];
     for (size_t i = 0; i < ny; i++) c.G[i] = hG[i];
-    if (kind == K_LORA) {
+    if (kind == K_LORA || kind == K_DORA) { // a DoRA state starts with its pb_lora_state
         pb_lora_state *st = a->state;
         c.r = st->r; c.s = st->s;
         if (st->dropped) c.mask = dl(st->mask, nx);
@@ -266,6 +287,18 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
         c.nP[i] = a->params[i].numel;
         c.P[i] = dl(a->params[i].data, c.nP[i]);
     }
+    if (kind == K_DORA) { // the row norm of W + s B A at the current factors, in double
+        c.wn = pb_xmalloc((size_t)out * sizeof(double));
+        for (int o = 0; o < out; o++) {
+            double acc = 0;
+            for (int i = 0; i < in; i++) {
+                double v = c.W[(size_t)o * in + i];
+                for (int k = 0; k < c.r; k++) v += c.s * c.P[1][(size_t)o * c.r + k] * c.P[0][(size_t)k * in + i];
+                acc += v * v;
+            }
+            c.wn[o] = sqrt(acc);
+        }
+    }
     // forward
     double *yr = pb_xmalloc(ny * sizeof(double));
     ref_forward(&c, yr);
@@ -280,6 +313,16 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
     EXPECT(ex <= 1e-4, "%s: dx rel err %.3g > 1e-4", label, ex);
     printf("%-28s forward %.2e  dx %.2e", label, ef, ex);
     free(gfd);
+    if (l->b->trainable) { // the frozen-W layer's bias trains (BitFit-style combination)
+        double *gb = pb_xmalloc((size_t)out * sizeof(double));
+        fd_grad(&c, c.b, (size_t)out, gb);
+        float *hdb = dlf(l->b->grad, (size_t)out);
+        double eb = relerr_fd(hdb, gb, (size_t)out);
+        EXPECT(eb <= 1e-4, "%s: db rel err %.3g > 1e-4", label, eb);
+        printf("  bias %.2e", eb);
+        free(gb);
+        free(hdb);
+    }
     // every trainable tensor
     for (int i = 0; i < c.np; i++) {
         double *g = pb_xmalloc(c.nP[i] * sizeof(double));
@@ -309,7 +352,7 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
     free(h1); free(h2);
     pb_free(E, Wm); pb_free(E, bm); pb_free(E, ym);
 
-    free(c.W); free(c.b); free(c.x); free(c.G); free(c.mask); free(c.U); free(c.Vt);
+    free(c.W); free(c.b); free(c.x); free(c.G); free(c.mask); free(c.U); free(c.Vt); free(c.wn);
     for (int i = 0; i < c.np; i++) free(c.P[i]);
     free(yr); free(hy); free(hdx); free(hx); free(hG);
     pb_free(E, x); pb_free(E, y); pb_free(E, G); pb_free(E, dx);
@@ -352,7 +395,7 @@ static void test_method(const char *label, const char *method, int in, int out, 
     float *W0 = dlf(l.w->data, (size_t)out * in), *b0 = dlf(l.b->data, out);
     pb_method_config c;
     char kv[512];
-    int lora_family = !strcmp(method, "lora") || !strcmp(method, "pissa");
+    int lora_family = !strcmp(method, "lora") || !strcmp(method, "pissa") || !strcmp(method, "dora");
     if (lora_family)
         snprintf(kv, sizeof kv, "rank=%d dropout=%g rslora=%s alpha=%g init=%s", r, (double)dropout,
                  rslora ? "true" : "false", (double)alpha, init[0] ? init : (!strcmp(method, "pissa") ? "svd" : "kaiming"));
@@ -365,8 +408,9 @@ static void test_method(const char *label, const char *method, int in, int out, 
     mc_make(&c, method, 7, kv);
     char err[256] = "";
     int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : !strcmp(method, "ia3") ? K_IA3
-                                                                                                          : K_LORA;
-    pb_status st = c.desc->attach(E, &l, &c, 3, err, sizeof(err));
+               : !strcmp(method, "dora") ? K_DORA : K_LORA;
+    if (!strcmp(variant, "bias")) pb_param_set_trainable(E, l.b, 1); // the layer's bias trains too
+    pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out}, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
     if (st != PB_OK) { free_linear(&l); free(W0); free(b0); return; }
     check_step0(label, &l, W0, b0, 4);
@@ -380,6 +424,10 @@ static void test_method(const char *label, const char *method, int in, int out, 
     // Move away from init so every gradient path is exercised (B = 0 / lam = 0 kill them).
     pb_adapter *a = l.adapter;
     if (kind == K_LORA) perturb_param(&a->params[1], 0.3f, 1);
+    if (kind == K_DORA) { // B != 0 and m != ||W||: g != 1 and the direction's norm moves
+        perturb_param(&a->params[1], 0.3f, 1);
+        perturb_param(&a->params[2], 0.3f, 1);
+    }
     if (kind == K_SVFIT) perturb_param(&a->params[0], 0.2f, 1);
     if (kind == K_IA3) perturb_param(&a->params[0], 0.3f, 1);
     if (kind == K_AOFT) {
@@ -475,7 +523,7 @@ static void test_aoft_clamp_count(void) {
     pb_method_config c;
     mc_make(&c, "aoft", 7, "rank=3");
     char err[256] = "";
-    pb_status st = c.desc->attach(E, &l, &c, 3, err, sizeof(err));
+    pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, 12, 10}, err, sizeof(err));
     EXPECT(st == PB_OK, "aoft attach failed: %s", err);
     if (st != PB_OK) { free_linear(&l); return; }
     pb_adapter *a = l.adapter;
@@ -601,6 +649,11 @@ int main(void) {
     test_method("lora kaiming",           "lora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.0f, 0, 6);
     test_method("lora gaussian rslora",   "lora",  12, 10, 4, "gaussian", "lora",    "lambda", 0.0f, 1, 8);
     test_method("lora dropout 0.3",       "lora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.3f, 0, 0);
+    test_method("dora kaiming",           "dora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.0f, 0, 6);
+    test_method("dora gaussian rslora",   "dora",  12, 10, 4, "gaussian", "lora",    "lambda", 0.0f, 1, 8);
+    test_method("dora dropout 0.3",       "dora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.3f, 0, 0);
+    test_method("dora + trainable bias",  "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.0f, 0, 4);
+    test_method("dora dropout + bias",    "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.3f, 0, 4);
     test_method("pissa svd",              "pissa", 12, 10, 3, "svd",      "lora",    "lambda", 0.0f, 0, 6);
     test_method("pissa niter_2",          "pissa", 12, 10, 3, "niter_2",  "lora",    "lambda", 0.0f, 0, 0);
     test_method("svfit r=4",              "svfit", 12, 10, 4, "",         "lora",    "lambda", 0.0f, 0, 0);

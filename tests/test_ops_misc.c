@@ -1,7 +1,7 @@
 // test_ops_misc.c: AdamW vs a double replica of torch.optim.AdamW, LR schedules vs known values
 // of transformers' schedules, the host RNG, pb_param_*, backward accumulation (+=), bitwise
 // determinism (same inputs twice at threads=2; threads=1 vs threads=2 for the non-GEMM ops),
-// and the CUDA-unavailable error.
+// pb_row_norms / pb_div against known values and double replicas, and the CUDA-unavailable error.
 // Tolerances: AdamW params/moments after 6 steps ||f32 - f64|| / ||f64|| <= 1e-5; schedules
 // |got - want| <= 1e-6; accumulation: second call gives exactly 2x for ops that add one product
 // per element or sum into a local accumulator first, <= 1e-6 relative for GEMM-based ones and
@@ -388,6 +388,41 @@ static void test_accumulation(void) {
 
 // Without a GPU (or without nvcc: the stub backend) a CUDA engine is refused with a message that
 // names CUDA; with a GPU the engine is created and freed.
+// pb_row_norms vs known values and a double replica; pb_div exact (IEEE division) incl. aliasing.
+static void test_row_norms_div(void) {
+    float known[6] = {3, 4, 0, 0, 0, 0}, want[2] = {5, 0};
+    float *d = t_to_dev(E, known, 6), *n = pb_alloc(E, 2);
+    pb_row_norms(E, n, d, 2, 3);
+    float *h = t_to_host(E, n, 2);
+    T_CHECK(h[0] == want[0] && h[1] == want[1], "row_norms [3,4,0],[0,0,0] = %g %g, want 5 0", h[0], h[1]);
+    free(h);
+    pb_free(E, d);
+    pb_free(E, n);
+    int rows = 37, cols = 1000;
+    size_t nn = (size_t)rows * cols;
+    float *ha = pb_xmalloc(nn * sizeof(float));
+    t_rand_vec(&RNG, ha, nn, -2, 2);
+    float *a = t_to_dev(E, ha, nn), *nr = pb_alloc(E, rows);
+    pb_row_norms(E, nr, a, rows, cols);
+    float *hn = t_to_host(E, nr, rows);
+    for (int r = 0; r < rows; r++) {
+        double acc = 0;
+        for (int c = 0; c < cols; c++) acc += (double)ha[(size_t)r * cols + c] * ha[(size_t)r * cols + c];
+        T_CHECK(hn[r] == (float)sqrt(acc), "row_norms row %d: %.9g vs double %.9g", r, hn[r], sqrt(acc));
+    }
+    float *hb = pb_xmalloc(nn * sizeof(float));
+    t_rand_vec(&RNG, hb, nn, 0.5f, 2);
+    float *b = t_to_dev(E, hb, nn), *o = pb_alloc(E, nn);
+    pb_div(E, o, a, b, nn);
+    pb_div(E, a, a, b, nn); // in place
+    float *ho = t_to_host(E, o, nn), *ha2 = t_to_host(E, a, nn);
+    int bad = 0;
+    for (size_t i = 0; i < nn; i++) bad += ho[i] != ha[i] / hb[i] || ha2[i] != ho[i];
+    T_CHECK(bad == 0, "div: %d of %zu elements differ from a/b", bad, nn);
+    free(ha); free(hb); free(hn); free(ho); free(ha2);
+    pb_free(E, a); pb_free(E, b); pb_free(E, o); pb_free(E, nr);
+}
+
 static void test_cuda_unavailable(void) {
     char err[256] = "";
     pb_engine *e = pb_engine_init(PB_DEVICE_CUDA, 1, err, sizeof err);
@@ -410,6 +445,7 @@ int main(void) {
     test_accumulation();
     test_determinism();
     test_thread_independence();
+    test_row_norms_div();
     test_cuda_unavailable();
     pb_engine_free(E);
     return t_report("test_ops_misc");

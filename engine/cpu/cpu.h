@@ -136,6 +136,8 @@ void pb_cpu_axpy(pb_engine *e, float *y, float alpha, const float *x, size_t n);
 void pb_cpu_scale(pb_engine *e, float *out, const float *inp, float scale, size_t n);
 void pb_cpu_mul_cols(pb_engine *e, float *out, const float *inp, const float *s, int N, int C);
 void pb_cpu_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N, int C);
+void pb_cpu_row_norms(pb_engine *e, float *nrm, const float *A, int rows, int cols);
+void pb_cpu_div(pb_engine *e, float *out, const float *a, const float *b, size_t n);
 void pb_cpu_dropout_forward(pb_engine *e, float *out, float *mask, const float *inp, float p,
                             uint64_t seed, size_t n);
 void pb_cpu_dropout_backward(pb_engine *e, float *dinp, const float *dout, const float *mask,

@@ -361,6 +361,26 @@ void pb_cpu_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float
     pb_cpu_colsum(e, ds, a, b, N, C);
 }
 
+// nrm (rows) = row 2-norms of A (rows,cols), summed in double in column order.
+void pb_cpu_row_norms(pb_engine *e, float *nrm, const float *A, int rows, int cols) {
+    const int nt = e->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PB_OMP_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float *a = A + (size_t)r * cols;
+        double acc = 0.0;
+        for (int c = 0; c < cols; c++) acc += (double)a[c] * (double)a[c];
+        nrm[r] = (float)sqrt(acc);
+    }
+}
+
+void pb_cpu_div(pb_engine *e, float *out, const float *a, const float *b, size_t n) {
+    const int nt = e->threads;
+    PB_OMP_ELEM_SIMD
+    PB_ELEMWISE_FOR {
+        out[i] = a[i] / b[i];
+    }
+}
+
 // Inverted dropout with the counter-based keep test of backend.h (element i uses counter i).
 void pb_cpu_dropout_forward(pb_engine *e, float *out, float *mask, const float *inp, float p,
                             uint64_t seed, size_t n) {

@@ -151,6 +151,8 @@ void pb_cuda_add(pb_engine *e, float *out, const float *a, const float *b, size_
 void pb_cuda_axpy(pb_engine *e, float *y, float alpha, const float *x, size_t n);
 void pb_cuda_scale(pb_engine *e, float *out, const float *inp, float scale, size_t n);
 void pb_cuda_mul_cols(pb_engine *e, float *out, const float *inp, const float *s, int N, int C);
+void pb_cuda_row_norms(pb_engine *e, float *nrm, const float *A, int rows, int cols);
+void pb_cuda_div(pb_engine *e, float *out, const float *a, const float *b, size_t n);
 void pb_cuda_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const float *b, int N,
                              int C);
 void pb_cuda_dropout_forward(pb_engine *e, float *out, float *mask, const float *inp, float p,

@@ -318,6 +318,8 @@ static const pb_backend make_cuda_backend() {
     b.scale = pb_cuda_scale;
     b.mul_cols = pb_cuda_mul_cols;
     b.mul_cols_reduce = pb_cuda_mul_cols_reduce;
+    b.row_norms = pb_cuda_row_norms;
+    b.div = pb_cuda_div;
     b.ao_forward = pb_cuda_ao_forward;
     b.ao_backward = pb_cuda_ao_backward;
     b.dropout_forward = pb_cuda_dropout_forward;

@@ -514,6 +514,27 @@ void pb_cuda_mul_cols_reduce(pb_engine *e, float *ds, const float *a, const floa
     pb_cuda_colsum(e, ds, a, b, NULL, NULL, 1, N, C);
 }
 
+// One thread per row, columns in order in double: the CPU's sum exactly.
+__global__ static void k_row_norms(float *nrm, const float *A, int rows, int cols) {
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const float *a = A + (size_t)r * cols;
+    double acc = 0.0;
+    for (int c = 0; c < cols; c++) acc += (double)a[c] * (double)a[c];
+    nrm[r] = (float)sqrt(acc);
+}
+__global__ static void k_div(float *out, const float *a, const float *b, size_t n) {
+    GRID_STRIDE(i, n) out[i] = a[i] / b[i];
+}
+void pb_cuda_row_norms(pb_engine *e, float *nrm, const float *A, int rows, int cols) {
+    if (rows <= 0) return;
+    k_row_norms<<<(rows + 255) / 256, 256, 0, pb_cuda_stream(e)>>>(nrm, A, rows, cols);
+    PB_CUDA_LAUNCH_CHECK();
+}
+void pb_cuda_div(pb_engine *e, float *out, const float *a, const float *b, size_t n) {
+    LAUNCH_ELEM(k_div, n, out, a, b, n);
+}
+
 // Dropout: element i keeps iff pb_dropout_keep(seed, i, p) (backend.h): the CPU's mask exactly.
 __global__ static void k_dropout_fwd(float *out, float *mask, const float *inp, float p, float ks,
                                      uint64_t seed, size_t n) {

@@ -27,6 +27,9 @@ the logits after them.
           lora / adapter, gates lambda / scalar. peftbench's init: ||q|| = 1, q0 >= 0, AO(q) has
           orthonormal columns (checked in torch), lambda = 0, step-0 identity; then random
           q (norm != 1, the approximately-orthogonal regime), lambda / gate loaded into both.
+  dora    vs peft LoraConfig(use_dora=True): peftbench's own init (m0 = ||W||_row vs peft's m0,
+          step-0 = base model), then peft's A with random B and m loaded into peftbench (trace
+          --params) -> full comparison (the weight norm is detached on both sides).
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -109,6 +112,8 @@ def pb_key(name):
     """A torch / PEFT parameter name -> the key peftbench's trace uses."""
     n = name.removeprefix("base_model.model.")
     n = n.replace(".modules_to_save.default", "").replace(".default", "")
+    # DoRA: peft's module parameter "lora_magnitude_vector.weight" is saved as "lora_magnitude_vector"
+    n = n.replace(".lora_magnitude_vector.weight", ".lora_magnitude_vector")
     return to_hub(n)
 
 
@@ -297,6 +302,46 @@ def test_lora(case, tag, roles, r, alpha, short_targets=None, rslora=False):
     pm.save_pretrained(adir)
     got, sdir = case.trace(tag, ["--peft-import", adir])
     w = compare(case, tag, got, pm)
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# DoRA (peft LoraConfig(use_dora=True))
+
+def test_dora(case, tag, roles, r, alpha, rslora=False):
+    """peftbench's own init (A kaiming, B = 0, m = ||W||_row: compared with peft's m, step-0 =
+    base model), then peft's A and random B, m loaded with --params: full comparison with peft,
+    whose weight norm is detached (no gradient through ||W + s B A||)."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "dora", "--rank", str(r), "--targets", ",".join(roles), "--opt", f"alpha={alpha}",
+            "--opt", f"rslora={'true' if rslora else 'false'}"]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    paths = module_paths(case.arch, case.layers, roles)
+    pm = peft_model(case, case.fresh(), [p for p, _ in paths], r=r, lora_alpha=alpha, use_rslora=rslora,
+                    use_dora=True)
+    mags = {pb_key(n): p for n, p in pm.named_parameters() if "lora_magnitude_vector" in n}
+    if len(mags) != len(paths):
+        failures.append(f"{name}: peft made {len(mags)} magnitude vectors, expected {len(paths)}")
+    em = 0.0
+    for k, p in mags.items():  # m0 = ||W||_row on both sides
+        em = max(em, check(name, f"{k}: m0 vs peft", rel(own["init." + k], p), TOL_ID))
+    w["m0"] = em
+    g = torch.Generator().manual_seed(case.c["seed"] + 50)
+    params = {}
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif "lora_magnitude_vector" in n:
+                p.mul_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            if "lora_" in n:
+                params[pb_key(n)] = p.detach().clone()
+    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
+    save_file(params, ppath)
+    got, sdir = case.trace(tag, args + ["--params", ppath])
+    w.update(compare(case, tag, got, pm))
     check_merged(case, tag, got, sdir, w)
     log(case, tag, w)
 
@@ -618,6 +663,9 @@ def main():
             ("rob/lora-qv-rslora", lambda: test_lora(rob, "lora-qv-rslora", ["query", "value"], 4, 8, short_targets=["query", "value"], rslora=True)),
             ("vit/lora-k,ao,int,out", lambda: test_lora(vit, "lora-k,ao,int,out", ["key", "attention.output", "intermediate", "output"], 3, 5)),
             ("reg/lora-all6", lambda: test_lora(reg, "lora-all6", ALL6, 2, 4)),
+            ("vit/dora-qv", lambda: test_dora(vit, "dora-qv", ["query", "value"], 4, 8)),
+            ("rob/dora-k,int,out-rslora", lambda: test_dora(rob, "dora-k,int,out-rslora", ["key", "intermediate", "output"], 3, 6, rslora=True)),
+            ("reg/dora-all6", lambda: test_dora(reg, "dora-all6", ALL6, 2, 4)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),

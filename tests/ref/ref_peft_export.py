@@ -117,6 +117,10 @@ def export_case(pb, tmp, c, method, args, expect):
                 t = sd.get(f"base_model.model.{key}.{ab}.weight")
                 if t is None or not torch.equal(getattr(mod, ab)["default"].weight.detach(), t):
                     failures.append(f"{name}: peft's {key}.{ab} does not hold the exported tensor")
+            if cfg.get("use_dora"):  # DoRA: the magnitude vector too
+                t = sd.get(f"base_model.model.{key}.lora_magnitude_vector")
+                if t is None or not torch.equal(mod.lora_magnitude_vector["default"].weight.detach(), t):
+                    failures.append(f"{name}: peft's {key}.lora_magnitude_vector does not hold the exported tensor")
     if n_lora != n_file:
         failures.append(f"{name}: peft adapted {n_lora} modules, the export has {n_file}")
     with torch.no_grad():
@@ -188,6 +192,11 @@ def main():
         (dict(ROB, tag="rslora"), "lora", ["--rank", "4", "--alpha", "8", "--rslora"],
          dict(r=4, lora_alpha=8.0, use_rslora=True, target_modules=["query", "value"], task_type="SEQ_CLS")),
         (REG, "lora", ["--rank", "2", "--alpha", "4", "--targets", ALL6], dict(r=2, target_modules=ROB_ALL6)),
+        (VIT, "dora", ["--rank", "4", "--alpha", "8"],
+         dict(peft_type="LORA", r=4, lora_alpha=8.0, use_dora=True, target_modules=["q_proj", "v_proj"])),
+        (dict(ROB, tag="int,out-rslora"), "dora", ["--rank", "3", "--alpha", "6", "--rslora", "--targets",
+                                                   "intermediate,output"],
+         dict(r=3, use_dora=True, use_rslora=True)),
         (VIT, "pissa", ["--rank", "4", "--alpha", "8"],
          dict(r=8, lora_alpha=16.0, use_rslora=False, init_lora_weights=True)),
         (ROB, "pissa", ["--rank", "3", "--alpha", "6", "--targets", "query,value,intermediate"],
