@@ -16,7 +16,8 @@
 //
 // Output tensors: "logits" (B,V), "loss" (1), "grad.<key>" for every trainable tensor,
 // "init.<key>" (the value every adapter tensor had at step 0) and "base.<prefix><linear>.weight"
-// (the frozen base weight of every adapted linear at step 0: W_res for PiSSA, W_e for SVFit);
+// (the frozen base weight of every adapted linear at step 0: W_res for PiSSA, W_e for SVFit),
+// "frozen.<key>" (frozen tensors an adapter owns, e.g. VeRA's vera_A / vera_B slices);
 // with --steps N: "loss.<i>" (1) for the loss before step i (i = 0..N-1), "param.<key>" after the
 // N steps and "logits.final" (eval forward after the steps). With --save DIR: "logits.merged"
 // (eval forward after pb_method_merge), then the merged model is written with pb_model_save.
@@ -443,6 +444,11 @@ int pb_cmd_trace(int argc, char **argv) {
             if (!lin[i].adapter) continue;
             snprintf(key, sizeof(key), "base.%s%s.weight", pb_model_prefix(m), lin[i].name);
             add_tensor(w, e, key, lin[i].w->data, lin[i].w, lin[i].w->numel);
+            for (int j = 0; j < lin[i].adapter->nfrozen; j++) {
+                pb_param *fz = &lin[i].adapter->frozen[j];
+                snprintf(key, sizeof(key), "frozen.%s%s", pb_model_prefix(m), fz->name);
+                add_tensor(w, e, key, fz->data, fz, fz->numel);
+            }
         }
     }
 

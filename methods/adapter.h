@@ -37,6 +37,8 @@ struct pb_adapter {
     pb_linear *lin;    // the layer it is attached to (not owned)
     pb_param *params;  // trainable tensors (array of nparams, owned), group PB_GROUP_ADAPTER
     int nparams;
+    pb_param *frozen;  // frozen tensors the adapter owns (VeRA's projections), or NULL; `trace`
+    int nfrozen;       // dumps them as "frozen.<key>" so references can load the same values
     void *state;       // method-private
 };
 

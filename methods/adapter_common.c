@@ -47,7 +47,20 @@ pb_param *pb_adapter_param(pb_engine *e, pb_adapter *a, int i, const char *leaf,
     return p;
 }
 
+pb_param *pb_adapter_frozen(pb_engine *e, pb_adapter *a, const char *leaf, int ndim, const int64_t *shape) {
+    char name[PB_NAME_MAX];
+    int n = snprintf(name, sizeof(name), "%s.%s", a->lin->name, leaf);
+    PB_CHECK(n > 0 && n < (int)sizeof(name), "adapter tensor name too long: %s.%s", a->lin->name, leaf);
+    a->frozen = pb_xrealloc(a->frozen, (size_t)(a->nfrozen + 1) * sizeof(pb_param));
+    pb_param *p = &a->frozen[a->nfrozen++];
+    memset(p, 0, sizeof(*p));
+    pb_param_init(e, p, name, ndim, shape, PB_GROUP_ADAPTER);
+    return p;
+}
+
 void pb_adapter_free_common(pb_engine *e, pb_adapter *a) {
+    for (int i = 0; i < a->nfrozen; i++) pb_param_free(e, &a->frozen[i]);
+    free(a->frozen);
     for (int i = 0; i < a->nparams; i++) pb_param_free(e, &a->params[i]);
     free(a->params);
     free(a->state);

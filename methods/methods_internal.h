@@ -1,6 +1,6 @@
 // methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
 // the host SVD helpers and small shared utilities. Not part of the public interface.
-// defines: pb_lora_state, pb_svfit_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
+// defines: pb_lora_state, pb_svfit_state, pb_vera_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
 //          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new, pb_adapter_param,
 //          pb_adapter_free_common, pb_lora_create, pb_lora_scaling, pb_lora_export_peft,
 //          PB_OPT_LORA_* (shared LoRA-family options)
@@ -22,7 +22,9 @@ pb_adapter *pb_adapter_new(const pb_adapter_vtbl *vt, pb_linear *l, int nparams,
 // Creates trainable adapter parameter i named "<linear name>.<leaf>".
 pb_param *pb_adapter_param(pb_engine *e, pb_adapter *a, int i, const char *leaf, int ndim,
                            const int64_t *shape, int no_decay);
-// Frees the params array, the state and a (not the state's own buffers).
+// Creates a frozen tensor "<linear name>.<leaf>" (zeroed, no grad) in a->frozen; freed with a.
+pb_param *pb_adapter_frozen(pb_engine *e, pb_adapter *a, const char *leaf, int ndim, const int64_t *shape);
+// Frees the params and frozen arrays, the state and a (not the state's own buffers).
 void pb_adapter_free_common(pb_engine *e, pb_adapter *a);
 
 // ----------------------------------------------------------------------------
@@ -64,6 +66,19 @@ typedef struct {
     float *gu;   // (N,r) scratch
     size_t cap_h, cap_gu;
 } pb_svfit_state;
+
+// VeRA: y += lambda_b * ((lambda_d * (xd A^T)) B^T), A, B frozen slices of the shared projections.
+typedef struct {
+    int r, in, out, index;
+    float p;            // dropout probability
+    float *A, *B;       // frozen slices (r,in), (out,r): a->frozen[0].data, [1].data
+    float *xd, *mask;   // (N,in) dropout
+    float *h, *hd;      // (N,r) xd Aᵀ, λ_d ⊙ h
+    float *t;           // (N,out) hd Bᵀ
+    float *gt, *gh, *dxd; // (N,out), (N,r), (N,in) scratch
+    size_t cap_xd, cap_mask, cap_h, cap_hd, cap_t, cap_gt, cap_gh, cap_dxd;
+    int dropped;
+} pb_vera_state;
 
 // AOFT: LoRA+AOFT (variant "lora"): y += x AO_down diag(lam) AO_up^T, q_down (in), q_up (out).
 // Adapter+AOFT (variant "adapter"): z = base output, out = z + z AO_down diag(lam) AO_up^T with

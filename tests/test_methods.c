@@ -115,12 +115,12 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA };
 typedef struct {
     int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
     double s;
     double *W, *b, *x, *G, *mask; // mask (N,in) or NULL
-    double *U, *Vt;               // svfit frozen (out,r), (r,in)
+    double *U, *Vt;               // svfit frozen (out,r), (r,in); vera: Vt = A (r,in), U = B (out,r)
     double *wn;                   // dora: ||W + s B A||_row, held constant (detached, as peft)
     int np;
     double *P[3];
@@ -157,6 +157,15 @@ static double ref_forward(const rcase *c, double *y) {
         }
         free(xd);
         free(h);
+    } else if (c->kind == K_VERA) { // y = z + lb * ((ld * (xd A^T)) B^T)
+        const double *ld = c->P[0], *lb = c->P[1];
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < r; k++) {
+                double h = 0;
+                for (int i = 0; i < in; i++)
+                    h += c->x[(size_t)n * in + i] * (c->mask ? c->mask[(size_t)n * in + i] : 1.0) * c->Vt[(size_t)k * in + i];
+                for (int o = 0; o < out; o++) y[(size_t)n * out + o] += lb[o] * c->U[(size_t)o * r + k] * ld[k] * h;
+            }
     } else if (c->kind == K_LORA) {
         const double *A = c->P[0], *B = c->P[1];
         for (int n = 0; n < N; n++)
@@ -276,6 +285,12 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
         c.r = st->r;
         c.U = dl(st->U, (size_t)out * st->r);
         c.Vt = dl(st->Vt, (size_t)st->r * in);
+    } else if (kind == K_VERA) { // frozen shared slices: A (r,in), B (out,r)
+        c.r = (int)a->params[0].numel;
+        c.Vt = dl(a->frozen[0].data, a->frozen[0].numel);
+        c.U = dl(a->frozen[1].data, a->frozen[1].numel);
+        pb_vera_state *st = a->state;
+        if (st->dropped) c.mask = dl(st->mask, nx);
     } else if (kind == K_IA3) {
         c.input = !strcmp(a->vt->name, "ia3-input");
     } else {
@@ -401,6 +416,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
                  rslora ? "true" : "false", (double)alpha, init[0] ? init : (!strcmp(method, "pissa") ? "svd" : "kaiming"));
     else if (!strcmp(method, "aoft"))
         snprintf(kv, sizeof kv, "rank=%d variant=%s gate=%s", r, variant[0] ? variant : "lora", gate[0] ? gate : "lambda");
+    else if (!strcmp(method, "vera"))
+        snprintf(kv, sizeof kv, "rank=%d dropout=%g d_initial=%g", r, (double)dropout, (double)alpha);
     else if (!strcmp(method, "ia3")) // variant "adapter": the FFN output linear with its input scaled
         snprintf(kv, sizeof kv, "targets=query,output feedforward=%s", !strcmp(variant, "adapter") ? "output" : "");
     else
@@ -408,7 +425,7 @@ static void test_method(const char *label, const char *method, int in, int out, 
     mc_make(&c, method, 7, kv);
     char err[256] = "";
     int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : !strcmp(method, "ia3") ? K_IA3
-               : !strcmp(method, "dora") ? K_DORA : K_LORA;
+               : !strcmp(method, "dora") ? K_DORA : !strcmp(method, "vera") ? K_VERA : K_LORA;
     if (!strcmp(variant, "bias")) pb_param_set_trainable(E, l.b, 1); // the layer's bias trains too
     pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out}, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
@@ -424,6 +441,7 @@ static void test_method(const char *label, const char *method, int in, int out, 
     // Move away from init so every gradient path is exercised (B = 0 / lam = 0 kill them).
     pb_adapter *a = l.adapter;
     if (kind == K_LORA) perturb_param(&a->params[1], 0.3f, 1);
+    if (kind == K_VERA) perturb_param(&a->params[1], 0.5f, 1); // lambda_b = 0 at init
     if (kind == K_DORA) { // B != 0 and m != ||W||: g != 1 and the direction's norm moves
         perturb_param(&a->params[1], 0.3f, 1);
         perturb_param(&a->params[2], 0.3f, 1);
@@ -654,6 +672,8 @@ int main(void) {
     test_method("dora dropout 0.3",       "dora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.3f, 0, 0);
     test_method("dora + trainable bias",  "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.0f, 0, 4);
     test_method("dora dropout + bias",    "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.3f, 0, 4);
+    test_method("vera r=4",               "vera",  12, 10, 4, "",         "lora",    "",       0.0f, 0, 0.1f);
+    test_method("vera r=16 > in, dropout", "vera", 12, 10, 16, "",        "lora",    "",       0.3f, 0, -0.4f);
     test_method("pissa svd",              "pissa", 12, 10, 3, "svd",      "lora",    "lambda", 0.0f, 0, 6);
     test_method("pissa niter_2",          "pissa", 12, 10, 3, "niter_2",  "lora",    "lambda", 0.0f, 0, 0);
     test_method("svfit r=4",              "svfit", 12, 10, 4, "",         "lora",    "lambda", 0.0f, 0, 0);

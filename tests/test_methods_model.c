@@ -321,7 +321,9 @@ int main(int argc, char **argv) {
     check_formulas();
     // papers.md §7
     check_count("vit-b16", "lora", 8, 294912, 294912);
+    check_count("vit-b16", "vera", 256, 24 * (256 + 768), 24 * (256 + 768));
     if (slow) {
+        check_count("vit-b16", "dora", 16, 589824 + 24 * 768, 589824 + 24 * 768);
         check_count("vit-b16", "lora", 16, 589824, 589824);
         check_count("vit-b16", "full", -1, 0, 85798656);
         check_count("vit-b16", "head", -1, 0, 0);
@@ -338,6 +340,8 @@ int main(int argc, char **argv) {
         check_model_method(models[k], "lora", "lora", "lambda", "gaussian", 4);
         check_model_method(models[k], "pissa", "lora", "lambda", "svd", 4);
         check_model_method(models[k], "pissa", "lora", "lambda", "niter_2", 4);
+        check_model_method(models[k], "dora", "lora", "lambda", "kaiming", 4);
+        check_model_method(models[k], "vera", "lora", "lambda", "", 8);
         check_model_method(models[k], "svfit", "lora", "lambda", "", 16);
         check_model_method(models[k], "aoft", "lora", "lambda", "", 4);
         check_model_method(models[k], "aoft", "lora", "scalar", "", 4);
@@ -346,6 +350,7 @@ int main(int argc, char **argv) {
     check_peft_roundtrip("vit-tiny", "lora");
     check_peft_roundtrip("roberta-tiny", "lora");
     check_peft_roundtrip("vit-tiny", "pissa");
+    check_peft_roundtrip("roberta-tiny", "dora");
     pb_engine_free(E);
     printf(g_fail ? "test_methods_model: %d FAILED\n" : "test_methods_model: all passed\n", g_fail);
     return g_fail ? 1 : 0;

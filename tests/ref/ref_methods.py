@@ -30,6 +30,9 @@ the logits after them.
   dora    vs peft LoraConfig(use_dora=True): peftbench's own init (m0 = ||W||_row vs peft's m0,
           step-0 = base model), then peft's A with random B and m loaded into peftbench (trace
           --params) -> full comparison (the weight norm is detached on both sides).
+  vera    vs peft VeraConfig: own init (lambdas, step 0, slices of one shared A/B, kaiming
+          ranges), then peft's shared vera_A / vera_B set to peftbench's (trace's frozen.*) and
+          random lambdas in both -> full comparison.
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -338,6 +341,61 @@ def test_dora(case, tag, roles, r, alpha, rslora=False):
                 p.mul_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
             if "lora_" in n:
                 params[pb_key(n)] = p.detach().clone()
+    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
+    save_file(params, ppath)
+    got, sdir = case.trace(tag, args + ["--params", ppath])
+    w.update(compare(case, tag, got, pm))
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# VeRA (peft VeraConfig)
+
+def test_vera(case, tag, roles, r, d_initial):
+    """peftbench's own init (lambda_d = d_initial, lambda_b = 0, step-0 = base model; every layer's
+    frozen A, B are slices of one shared pair: checked across layers), then peft's shared vera_A /
+    vera_B overwritten with peftbench's (trace dumps them; the generators differ) and random
+    lambdas loaded into both -> full comparison."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "vera", "--rank", str(r), "--targets", ",".join(roles), "--opt", f"d_initial={d_initial}"]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    paths = module_paths(case.arch, case.layers, roles)
+    A = {h: own[f"frozen.{h}.vera_A"] for _, h in paths}
+    B = {h: own[f"frozen.{h}.vera_B"] for _, h in paths}
+    in_max = max(a.shape[1] for a in A.values())
+    out_max = max(b.shape[0] for b in B.values())
+    A_full = next(a for a in A.values() if a.shape[1] == in_max)
+    B_full = next(b for b in B.values() if b.shape[0] == out_max)
+    for h in A:  # one shared pair: every layer's slices are the same numbers
+        if not torch.equal(A[h], A_full[:, :A[h].shape[1]]) or not torch.equal(B[h], B_full[:B[h].shape[0], :]):
+            failures.append(f"{name}: {h}: vera_A / vera_B are not slices of the shared projections")
+        if not torch.equal(own[f"init.{h}.vera_lambda_b"], torch.zeros_like(own[f"init.{h}.vera_lambda_b"])) or \
+                not torch.allclose(own[f"init.{h}.vera_lambda_d"], torch.full((r,), float(d_initial))):
+            failures.append(f"{name}: {h}: lambdas not (d_initial, 0) at init")
+    bound_a, bound_b = (6.0 / in_max) ** 0.5, (6.0 / r) ** 0.5  # kaiming_uniform(fan_in), as peft
+    if A_full.abs().max() > bound_a or A_full.abs().max() < 0.9 * bound_a or B_full.abs().max() > bound_b:
+        failures.append(f"{name}: projection ranges {A_full.abs().max():.3g}/{B_full.abs().max():.3g} "
+                        f"vs kaiming bounds {bound_a:.3g}/{bound_b:.3g}")
+    pm = get_peft_model(case.fresh(), peft.VeraConfig(r=r, target_modules=[p for p, _ in paths], d_initial=d_initial,
+                                                      save_projection=True, modules_to_save=["classifier"]))
+    with torch.no_grad():
+        va, vb = pm.base_model.vera_A["default"], pm.base_model.vera_B["default"]
+        if tuple(va.shape) != tuple(A_full.shape) or tuple(vb.shape) != tuple(B_full.shape):
+            failures.append(f"{name}: peft's shared shapes {tuple(va.shape)}/{tuple(vb.shape)} vs "
+                            f"{tuple(A_full.shape)}/{tuple(B_full.shape)}")
+        va.copy_(A_full)
+        vb.copy_(B_full)
+    g = torch.Generator().manual_seed(case.c["seed"] + 60)
+    params = {}
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "vera_lambda" in n:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+                params[pb_key(n)] = p.detach().clone()
+    if len(params) != 2 * len(paths):
+        failures.append(f"{name}: peft made {len(params)} lambda vectors, expected {2 * len(paths)}")
     ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
     save_file(params, ppath)
     got, sdir = case.trace(tag, args + ["--params", ppath])
@@ -666,6 +724,9 @@ def main():
             ("vit/dora-qv", lambda: test_dora(vit, "dora-qv", ["query", "value"], 4, 8)),
             ("rob/dora-k,int,out-rslora", lambda: test_dora(rob, "dora-k,int,out-rslora", ["key", "intermediate", "output"], 3, 6, rslora=True)),
             ("reg/dora-all6", lambda: test_dora(reg, "dora-all6", ALL6, 2, 4)),
+            ("vit/vera-qv", lambda: test_vera(vit, "vera-qv", ["query", "value"], 8, 0.1)),
+            ("rob/vera-q,int,out", lambda: test_vera(rob, "vera-q,int,out", ["query", "intermediate", "output"], 16, 0.5)),
+            ("reg/vera-all6", lambda: test_vera(reg, "vera-all6", ALL6, 4, 1.0)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),

@@ -1,0 +1,169 @@
+// vera.c: VeRA (Kopiczko et al. 2024, "VeRA: Vector-based Random Matrix Adaptation", arXiv
+// 2310.11454) as peft's VeraConfig: one pair of frozen random matrices shared by every adapted
+// linear, A (r, in_max) and B (out_max, r), each layer using the slices A[:, :in], B[:out, :],
+// and two trainable vectors per layer:
+//   y += λ_b ⊙ ((λ_d ⊙ (xd Aᵀ)) Bᵀ),   xd = dropout(x),   λ_d (r) = d_initial, λ_b (out) = 0
+// so step 0 is the pre-trained function. A and B are kaiming-uniform as peft's (bound
+// sqrt(6 / fan_in): fan_in = in_max for A, r for B), drawn from the projection seed (peft's
+// projection_prng_key; not the run seed), element by element from a counter-based hash of
+// (row, column): any slice of the shared matrix is the same numbers, whatever in_max is. The
+// values are not torch's generator's: `trace` dumps them ("frozen.<linear>.vera_A") and the
+// reference test loads them into peft. Each adapter keeps its own copy of its slices
+// (r (in + out) floats, the size of a LoRA of rank r).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "methods_internal.h"
+
+
+static void vera_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, int N, int train, uint64_t seed) {
+    pb_vera_state *st = a->state;
+    const float *ld = a->params[0].data, *lb = a->params[1].data;
+    size_t nx = (size_t)N * st->in, ny = (size_t)N * st->out, nh = (size_t)N * st->r;
+    const float *xd = x;
+    st->dropped = train && st->p > 0.0f;
+    if (st->dropped) {
+        pb_grow(e, &st->xd, &st->cap_xd, nx);
+        pb_grow(e, &st->mask, &st->cap_mask, nx);
+        pb_dropout_forward(e, st->xd, st->mask, x, st->p, pb_method_seed(seed, st->index, 0x7e1a), nx);
+        xd = st->xd;
+    }
+    pb_grow(e, &st->h, &st->cap_h, nh);
+    pb_grow(e, &st->hd, &st->cap_hd, nh);
+    pb_grow(e, &st->t, &st->cap_t, ny);
+    pb_grow(e, &st->gt, &st->cap_gt, ny);
+    pb_linear_forward(e, st->h, xd, st->A, NULL, N, st->in, st->r);          // h (N,r)
+    pb_mul_cols(e, st->hd, st->h, ld, N, st->r);                            // λ_d ⊙ h
+    pb_linear_forward(e, st->t, st->hd, st->B, NULL, N, st->r, st->out);     // t (N,out)
+    pb_mul_cols(e, st->gt, st->t, lb, N, st->out);
+    pb_add(e, y, y, st->gt, ny);
+}
+
+// dλ_b += Σ dy ⊙ t; gt = λ_b ⊙ dy; g = gt B (N,r); dλ_d += Σ g ⊙ h; dx += mask ⊙ ((λ_d ⊙ g) A).
+static void vera_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, const float *x, int N) {
+    (void)x;
+    pb_vera_state *st = a->state;
+    pb_param *ld = &a->params[0], *lb = &a->params[1];
+    size_t nx = (size_t)N * st->in, ny = (size_t)N * st->out, nh = (size_t)N * st->r;
+    if (lb->grad) pb_mul_cols_reduce(e, lb->grad, dy, st->t, N, st->out);
+    if (!ld->grad && !dx) return;
+    pb_grow(e, &st->gh, &st->cap_gh, nh);
+    pb_mul_cols(e, st->gt, dy, lb->data, N, st->out);
+    pb_gemm(e, 0, 0, N, st->r, st->out, 1.0f, st->gt, st->out, st->B, st->r, 0.0f, st->gh, st->r);
+    if (ld->grad) pb_mul_cols_reduce(e, ld->grad, st->gh, st->h, N, st->r);
+    if (!dx) return;
+    pb_mul_cols(e, st->gh, st->gh, ld->data, N, st->r);
+    if (st->dropped) {
+        pb_grow(e, &st->dxd, &st->cap_dxd, nx);
+        pb_gemm(e, 0, 0, N, st->in, st->r, 1.0f, st->gh, st->r, st->A, st->in, 0.0f, st->dxd, st->in);
+        pb_dropout_backward(e, dx, st->dxd, st->mask, nx);
+    } else {
+        pb_gemm(e, 0, 0, N, st->in, st->r, 1.0f, st->gh, st->r, st->A, st->in, 1.0f, dx, st->in);
+    }
+    (void)ny;
+}
+
+// W (out,in) += diag(λ_b) B diag(λ_d) A (host: merge runs once).
+static void vera_merge(pb_adapter *a, pb_engine *e, float *W, float *b) {
+    (void)b;
+    pb_vera_state *st = a->state;
+    int r = st->r, in = st->in, out = st->out;
+    float *Bd = pb_alloc(e, (size_t)out * r), *D = pb_alloc(e, (size_t)out * in);
+    pb_mul_cols(e, Bd, st->B, a->params[0].data, out, r);                          // B diag(λ_d)
+    pb_gemm(e, 0, 0, out, in, r, 1.0f, Bd, r, st->A, in, 0.0f, D, in);             // (out,in)
+    float *hD = pb_xmalloc((size_t)out * in * sizeof(float)), *hb = pb_xmalloc((size_t)out * sizeof(float));
+    float *hW = pb_xmalloc((size_t)out * in * sizeof(float));
+    pb_download(e, hD, D, (size_t)out * in);
+    pb_download(e, hb, a->params[1].data, (size_t)out);
+    pb_download(e, hW, W, (size_t)out * in);
+    for (int o = 0; o < out; o++)
+        for (int i = 0; i < in; i++) hW[(size_t)o * in + i] += hb[o] * hD[(size_t)o * in + i];
+    pb_upload(e, W, hW, (size_t)out * in);
+    free(hD); free(hb); free(hW);
+    pb_free(e, Bd);
+    pb_free(e, D);
+}
+
+static void vera_free(pb_adapter *a, pb_engine *e) {
+    pb_vera_state *st = a->state;
+    pb_free(e, st->xd); pb_free(e, st->mask); pb_free(e, st->h); pb_free(e, st->hd); pb_free(e, st->t);
+    pb_free(e, st->gt); pb_free(e, st->gh); pb_free(e, st->dxd);
+    pb_adapter_free_common(e, a); // frees A, B (a->frozen)
+}
+
+static const pb_adapter_vtbl vera_vtbl = {"vera", 0, vera_forward, vera_backward, vera_merge, vera_free, NULL};
+
+// Element (row, col) of a shared projection: U(-bound, bound) from a hash of (seed, row, col).
+static float vera_entry(uint64_t seed, int row, int col, float bound) {
+    uint64_t h = pb_method_seed(seed, row, (uint64_t)col);
+    float u = (float)(h >> 40) * (1.0f / 16777216.0f); // [0,1), 24 bits
+    return (2.0f * u - 1.0f) * bound;
+}
+
+static pb_status vera_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                             char *err, size_t errlen) {
+    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
+    int r = pb_mc_int(c, "rank"), in = l->in, out = l->out;
+    PB_CHECK(site->in_max >= in && site->out_max >= out, "vera: site maxima %d/%d below %s (%d -> %d)", site->in_max,
+             site->out_max, l->name, in, out);
+    pb_adapter *a = pb_adapter_new(&vera_vtbl, l, 2, sizeof(pb_vera_state));
+    pb_vera_state *st = a->state;
+    st->r = r; st->in = in; st->out = out; st->index = site->index;
+    st->p = (float)pb_mc_num(c, "dropout");
+    pb_param *ld = pb_adapter_param(e, a, 0, "vera_lambda_d", 1, (int64_t[]){r}, 0);
+    pb_param *lb = pb_adapter_param(e, a, 1, "vera_lambda_b", 1, (int64_t[]){out}, 0);
+    pb_fill(e, ld->data, (float)pb_mc_num(c, "d_initial"), (size_t)r);
+    pb_zero(e, lb->data, (size_t)out);
+    pb_param *A = pb_adapter_frozen(e, a, "vera_A", 2, (int64_t[]){r, in});
+    pb_param *B = pb_adapter_frozen(e, a, "vera_B", 2, (int64_t[]){out, r});
+    st->A = A->data;
+    st->B = B->data;
+    uint64_t ps = (uint64_t)pb_mc_int(c, "projection_seed");
+    uint64_t sa = pb_method_seed(ps, 0, 0xa7a7), sb = pb_method_seed(ps, 0, 0xb7b7);
+    float ba = sqrtf(6.0f / (float)site->in_max), bb = sqrtf(6.0f / (float)r);
+    float *hA = pb_xmalloc((size_t)r * in * sizeof(float)), *hB = pb_xmalloc((size_t)out * r * sizeof(float));
+    for (int k = 0; k < r; k++)
+        for (int i = 0; i < in; i++) hA[(size_t)k * in + i] = vera_entry(sa, k, i, ba);
+    for (int o = 0; o < out; o++)
+        for (int k = 0; k < r; k++) hB[(size_t)o * r + k] = vera_entry(sb, o, k, bb);
+    pb_upload(e, st->A, hA, (size_t)r * in);
+    pb_upload(e, st->B, hB, (size_t)out * r);
+    free(hA);
+    free(hB);
+    l->adapter = a;
+    return PB_OK;
+}
+
+// λ_d (r) + λ_b (out); forward: 2 r in + r + 2 r out + 2 out FLOPs per token.
+static double vera_site_params(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role; (void)in;
+    return (double)pb_mc_int(c, "rank") + out;
+}
+static double vera_site_flops(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role;
+    double r = pb_mc_int(c, "rank");
+    return 2.0 * r * (in + out) + r + 2.0 * out;
+}
+
+static const pb_method_opt vera_opts[] = {
+    {"rank", PB_OPT_INT, "256", 1, PB_OPT_RANK_MAX, 0, NULL, "r: rows of the shared A, columns of the shared B"},
+    {"d_initial", PB_OPT_NUM, "0.1", -1e6, 1e6, 0, NULL, "initial value of every lambda_d entry (lambda_b starts at 0)"},
+    {"projection_seed", PB_OPT_INT, "0", 0, 2147483647, 0, NULL,
+     "seed of the shared frozen A, B (peft's projection_prng_key; independent of the run seed)"},
+    {"dropout", PB_OPT_NUM, "0", 0, 1, 1, NULL, "vera_dropout on the adapter input while training"},
+    PB_OPT_TARGETS("query,value"),
+    PB_OPT_TRAIN_HEAD,
+};
+
+const pb_method_desc pb_method_vera = {
+    .name = "vera",
+    .summary = "VeRA: y += lambda_b * ((lambda_d * (x A^T)) B^T), A, B frozen random and shared, lambdas trainable",
+    .reference = "peft VeraConfig (Kopiczko et al. 2024)",
+    .opts = vera_opts,
+    .nopts = (int)(sizeof vera_opts / sizeof vera_opts[0]),
+    .site = PB_SITE_LINEAR,
+    .unfreeze = PB_UNFREEZE_HEAD,
+    .site_params = vera_site_params,
+    .site_flops = vera_site_flops,
+    .attach = vera_attach,
+};
