@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "methods_internal.h"
+#include "models/safetensors.h"
+
+#define PEFT_PREFIX "base_model.model."
 
 
 static void vera_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, int N, int train, uint64_t seed) {
@@ -134,6 +137,66 @@ static pb_status vera_attach(pb_engine *e, pb_linear *l, const pb_method_config 
     return PB_OK;
 }
 
+// PEFT directory as peft's VeraConfig(save_projection=True) writes it: peft_type VERA, r,
+// target_modules, projection_prng_key, d_initial, vera_dropout; tensors
+// base_model.model.<module>.vera_lambda_{b,d} and the shared base_model.vera_A (r, in_max) /
+// base_model.vera_B (out_max, r), rebuilt from the adapters holding the widest slices.
+static pb_status vera_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen) {
+    pb_engine *e = pb_model_engine(m);
+    int n = 0, r = 0, in_max = 0, out_max = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    const pb_adapter *wa = NULL, *wb = NULL; // adapters with in = in_max / out = out_max
+    for (int i = 0; i < n; i++) {
+        const pb_adapter *a = ls[i].adapter;
+        if (!a) continue;
+        if (a->vt != &vera_vtbl) return pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "method: %s has a non-VeRA adapter", ls[i].name);
+        const pb_vera_state *st = a->state;
+        r = st->r;
+        if (st->in > in_max) { in_max = st->in; wa = a; }
+        if (st->out > out_max) { out_max = st->out; wb = a; }
+    }
+    if (!wa) return pb_errf(PB_ERR_ARG, err, errlen, "method: the model has no adapters to export");
+    pb_st_writer *w = pb_st_writer_init();
+    cJSON *targets = cJSON_CreateArray();
+    char mod[2 * PB_NAME_MAX], key[3 * PB_NAME_MAX], t[2 * PB_NAME_MAX];
+    for (int i = 0; i < n; i++) {
+        const pb_adapter *a = ls[i].adapter;
+        if (!a) continue;
+        pb_peft_module(m, &ls[i], mod, sizeof mod);
+        static const char *const leaf[2] = {"vera_lambda_d", "vera_lambda_b"};
+        for (int k = 0; k < 2; k++) {
+            size_t D = a->params[k].numel;
+            float *h = pb_xmalloc(D * sizeof(float));
+            pb_download(e, h, a->params[k].data, D);
+            snprintf(key, sizeof key, PEFT_PREFIX "%s.%s", mod, leaf[k]);
+            pb_st_writer_add(w, key, h, 1, (int64_t[]){(int64_t)D});
+            free(h);
+        }
+        pb_peft_target(m, &ls[i], t, sizeof t);
+        pb_peft_add_target(targets, t);
+    }
+    const pb_param *A = &wa->frozen[0], *B = &wb->frozen[1];
+    float *hA = pb_xmalloc(A->numel * sizeof(float)), *hB = pb_xmalloc(B->numel * sizeof(float));
+    pb_download(e, hA, A->data, A->numel);
+    pb_download(e, hB, B->data, B->numel);
+    pb_st_writer_add(w, "base_model.vera_A", hA, 2, (int64_t[]){r, in_max});
+    pb_st_writer_add(w, "base_model.vera_B", hB, 2, (int64_t[]){out_max, r});
+    free(hA);
+    free(hB);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "peft_type", "VERA");
+    cJSON_AddNumberToObject(o, "r", r);
+    cJSON_AddItemToObject(o, "target_modules", targets);
+    cJSON_AddNumberToObject(o, "projection_prng_key", pb_mc_int(c, "projection_seed"));
+    cJSON_AddBoolToObject(o, "save_projection", 1);
+    cJSON_AddNumberToObject(o, "d_initial", pb_mc_num(c, "d_initial"));
+    cJSON_AddNumberToObject(o, "vera_dropout", pb_mc_num(c, "dropout"));
+    cJSON_AddBoolToObject(o, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(o, "init_weights", 1);
+    cJSON_AddStringToObject(o, "bias", "none");
+    return pb_peft_finish(m, c, w, o, dir, err, errlen);
+}
+
 // λ_d (r) + λ_b (out); forward: 2 r in + r + 2 r out + 2 out FLOPs per token.
 static double vera_site_params(const pb_method_config *c, const char *role, int in, int out) {
     (void)role; (void)in;
@@ -166,4 +229,5 @@ const pb_method_desc pb_method_vera = {
     .site_params = vera_site_params,
     .site_flops = vera_site_flops,
     .attach = vera_attach,
+    .export_peft = vera_export_peft,
 };

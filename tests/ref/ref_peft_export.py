@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ref_models import make_roberta, make_vit  # noqa: E402
 
-from peft import IA3Config, LoraConfig, PeftModel, get_peft_model  # noqa: E402
+from peft import IA3Config, LoraConfig, PeftModel, VeraConfig, get_peft_model  # noqa: E402
 
 TOL = 1e-4     # peft's logits on the export vs peftbench's
 TOL_ID = 1e-5  # peftbench re-import vs peftbench
@@ -165,6 +165,37 @@ def export_ia3_case(pb, tmp, c, args, expect):
           f"peft logits {e1:.1e}", flush=True)
 
 
+def export_vera_case(pb, tmp, c, args, expect):
+    """VeRA: the config and key set/shapes equal peft's own save of VeraConfig.from_pretrained(DIR)
+    (with save_projection: the shared vera_A / vera_B), PeftModel.from_pretrained holds the exported
+    projections and lambdas and gives peftbench's logits."""
+    name = f"{c['name']}/vera{'-' + c['tag'] if c.get('tag') else ''}"
+    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", "vera"] + args)
+    check_config(name, cfg, expect)
+    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
+    ref_dir = base + ".peft_layout"
+    get_peft_model(copy.deepcopy(model), VeraConfig.from_pretrained(edir)).save_pretrained(ref_dir)
+    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
+    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
+    pm.eval()
+    for ab in ("vera_A", "vera_B"):
+        if not torch.equal(getattr(pm.base_model, ab)["default"], sd[f"base_model.{ab}"]):
+            failures.append(f"{name}: peft's shared {ab} is not the exported one")
+    n_mod, n_file = 0, sum(1 for k in sd if k.endswith(".vera_lambda_b"))
+    for mn, mod in pm.named_modules():
+        if hasattr(mod, "vera_lambda_b") and "default" in getattr(mod, "vera_lambda_b", {}):
+            n_mod += 1
+            for leaf in ("vera_lambda_b", "vera_lambda_d"):
+                t = sd.get(f"base_model.model.{mn.removeprefix('base_model.model.')}.{leaf}")
+                if t is None or not torch.equal(getattr(mod, leaf)["default"].detach(), t):
+                    failures.append(f"{name}: peft's {mn}.{leaf} does not hold the exported tensor")
+    if n_mod != n_file:
+        failures.append(f"{name}: peft adapted {n_mod} modules, the export has {n_file}")
+    with torch.no_grad():
+        e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
+    print(f"{name:24s} r={cfg['r']} targets={cfg['target_modules']} keys={len(sd)}  peft logits {e1:.1e}", flush=True)
+
+
 VIT = dict(name="vit", arch="vit", image=16, patch=4, channels=3, hidden=32, layers=2, heads=4,
            inter=48, labels=5, batch=3, seed=21)
 ROB = dict(name="rob", arch="roberta", vocab=60, hidden=32, layers=2, heads=4, inter=48, maxpos=24,
@@ -213,6 +244,11 @@ def main():
                                           for m in ("intermediate.dense", "output.dense")],
               feedforward_modules=[f"roberta.encoder.layer.{i}.intermediate.dense" for i in range(2)])),
     ]
+    vera_cases = [
+        (VIT, ["--rank", "8"], dict(peft_type="VERA", r=8, save_projection=True, target_modules=["q_proj", "v_proj"])),
+        (ROB, ["--rank", "16", "--targets", "query,intermediate,output", "--opt", "d_initial=0.5"],
+         dict(peft_type="VERA", r=16, d_initial=0.5, task_type="SEQ_CLS")),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
@@ -226,9 +262,14 @@ def main():
                 export_ia3_case(pb, tmp, c, args, expect)
             except Exception as ex:
                 failures.append(f"{c['name']}/ia3: {ex}")
+        for c, args, expect in vera_cases:
+            try:
+                export_vera_case(pb, tmp, c, args, expect)
+            except Exception as ex:
+                failures.append(f"{c['name']}/vera: {ex}")
     for f in failures:
         print("FAIL", f)
-    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {len(cases) + len(ia3_cases)} exports, "
+    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {len(cases) + len(ia3_cases) + len(vera_cases)} exports, "
           f"{len(failures)} failures")
     return 1 if failures else 0
 
