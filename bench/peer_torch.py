@@ -6,7 +6,8 @@ torch.autocast(bfloat16), the nearest PyTorch analogue of PB_CPU_MATH=bf16, whic
 non-GEMM op and all storage in FP32 where autocast computes matmul outputs in bf16).
 
 One step = zero_grad + forward + loss + backward + AdamW step (lr 1e-4, wd 0.01), model.train(),
-dropout 0 (as peftbench bench). Methods: full, lora (peft LoraConfig r, alpha=r, q+v), head
+dropout 0 (as peftbench bench). Methods: full, lora / dora (peft LoraConfig r, alpha=r, q+v;
+use_dora), vera (peft VeraConfig r, q+v), head
 (backbone under torch.no_grad(), only the classifier trains), svfit (an equivalent PyTorch
 parametrisation; SVFit is not in peft). Prints one JSON object.
 Run each configuration in its own process (peak RSS is per process).
@@ -88,12 +89,13 @@ def svfit_wrap(model, r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vit-tiny")
-    ap.add_argument("--method", default="full", choices=["full", "lora", "head", "svfit"])
+    ap.add_argument("--method", default="full", choices=["full", "lora", "dora", "vera", "head", "svfit"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--autocast-bf16", action="store_true",
                     help="CPU: forward under torch.autocast(bfloat16) (the peer of PB_CPU_MATH=bf16)")
-    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--rank", type=int, default=None,
+                    help="adapter rank (default: peftbench's default for the method: 256 for vera, else 8)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
@@ -111,11 +113,17 @@ def main():
         torch.backends.cudnn.allow_tf32 = a.tf32
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     arch, cfg, model = build(a.model, a.num_labels)
-    if a.method == "lora":
+    if a.rank is None:
+        a.rank = 256 if a.method == "vera" else 8
+    if a.method in ("lora", "dora"):
         import peft
         lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=qv_names(model),
-                             lora_dropout=0.0, modules_to_save=["classifier"])
+                             lora_dropout=0.0, modules_to_save=["classifier"], use_dora=a.method == "dora")
         model = peft.get_peft_model(model, lc)
+    elif a.method == "vera":
+        import peft
+        vc = peft.VeraConfig(r=a.rank, target_modules=qv_names(model), modules_to_save=["classifier"])
+        model = peft.get_peft_model(model, vc)
     elif a.method == "svfit":
         # SVFit (Sun et al. 2024) is not in peft: its trainable part is a per-singular-value
         # scale on the top-r singular triplets of W (W = U diag(s) V^T fixed). The peer trains

@@ -23,6 +23,7 @@ pb_adapter *pb_adapter_new(const pb_adapter_vtbl *vt, pb_linear *l, int nparams,
 pb_param *pb_adapter_param(pb_engine *e, pb_adapter *a, int i, const char *leaf, int ndim,
                            const int64_t *shape, int no_decay);
 // Creates a frozen tensor "<linear name>.<leaf>" (zeroed, no grad) in a->frozen; freed with a.
+// The array grows: a pointer returned by an earlier call is invalid after the next one.
 pb_param *pb_adapter_frozen(pb_engine *e, pb_adapter *a, const char *leaf, int ndim, const int64_t *shape);
 // Frees the params and frozen arrays, the state and a (not the state's own buffers).
 void pb_adapter_free_common(pb_engine *e, pb_adapter *a);

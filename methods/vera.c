@@ -117,10 +117,10 @@ static pb_status vera_attach(pb_engine *e, pb_linear *l, const pb_method_config 
     pb_param *lb = pb_adapter_param(e, a, 1, "vera_lambda_b", 1, (int64_t[]){out}, 0);
     pb_fill(e, ld->data, (float)pb_mc_num(c, "d_initial"), (size_t)r);
     pb_zero(e, lb->data, (size_t)out);
-    pb_param *A = pb_adapter_frozen(e, a, "vera_A", 2, (int64_t[]){r, in});
-    pb_param *B = pb_adapter_frozen(e, a, "vera_B", 2, (int64_t[]){out, r});
-    st->A = A->data;
-    st->B = B->data;
+    pb_adapter_frozen(e, a, "vera_A", 2, (int64_t[]){r, in});
+    pb_adapter_frozen(e, a, "vera_B", 2, (int64_t[]){out, r}); // may move a->frozen: index after
+    st->A = a->frozen[0].data;
+    st->B = a->frozen[1].data;
     uint64_t ps = (uint64_t)pb_mc_int(c, "projection_seed");
     uint64_t sa = pb_method_seed(ps, 0, 0xa7a7), sb = pb_method_seed(ps, 0, 0xb7b7);
     float ba = sqrtf(6.0f / (float)site->in_max), bb = sqrtf(6.0f / (float)r);
