@@ -119,7 +119,7 @@ static void dora_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, con
     pb_lora_state *ls = &st->lora;
     int out = ls->out;
     pb_param *b = a->lin->b;
-    if (b && b->trainable && b->grad) {
+    if (b && b->grad) { // grad exists only while the bias trains (param.h)
         pb_gemm(e, 1, 0, out, 1, N, 1.0f, dy, out, dora_ones(e, st, N), 1, 0.0f, st->cs, 1); // Σₙ dy
         pb_mul_cols(e, st->t, st->cs, st->g, 1, out);
         pb_axpy(e, b->grad, 1.0f, st->cs, (size_t)out);

@@ -245,6 +245,20 @@ static pb_linear *find_linear(pb_model *m, const char *module, int *index) {
     return NULL;
 }
 
+// Reads the tensor PEFT_PREFIX<mod>.<leaf> of f (pass 1 checked that it exists and fits) into p.
+static pb_status load_partner(pb_engine *e, pb_st_file *f, const char *mod, const char *leaf, pb_param *p, char *err,
+                              size_t errlen) {
+    char key[2 * PB_NAME_MAX + 48];
+    snprintf(key, sizeof(key), PEFT_PREFIX "%s.%s", mod, leaf);
+    const pb_st_tensor *T = pb_st_find(f, key);
+    PB_CHECK(T && T->numel == p->numel, "import: %s missing or resized after validation", key);
+    float *h = pb_xmalloc(T->numel * sizeof(float));
+    pb_status st = pb_st_read_f32(f, T, h, err, errlen);
+    if (st == PB_OK) pb_upload(e, p->data, h, T->numel);
+    free(h);
+    return st;
+}
+
 pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *c_out, char *err,
                                 size_t errlen) {
     char path[4096];
@@ -369,7 +383,7 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
         float *h = pb_xmalloc(T->numel * sizeof(float));
         st = pb_st_read_f32(&f, T, h, err, errlen);
         if (st == PB_OK && kl > 14 && !strcmp(k + kl - 14, ".lora_A.weight")) {
-            char mod[2 * PB_NAME_MAX], other[2 * PB_NAME_MAX + 48];
+            char mod[2 * PB_NAME_MAX];
             snprintf(mod, sizeof(mod), "%.*s", (int)(kl - 14), k);
             int idx;
             pb_linear *l = find_linear(m, mod, &idx);
@@ -377,20 +391,8 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
             pb_adapter *a = dora ? pb_dora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx)
                                  : pb_lora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx);
             pb_upload(e, a->params[0].data, h, T->numel);
-            if (dora) {
-                snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_magnitude_vector", mod);
-                const pb_st_tensor *M = pb_st_find(&f, other);
-                float *hm = pb_xmalloc(M->numel * sizeof(float));
-                st = pb_st_read_f32(&f, M, hm, err, errlen);
-                if (st == PB_OK) pb_upload(e, a->params[2].data, hm, M->numel);
-                free(hm);
-            }
-            snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_B.weight", mod);
-            const pb_st_tensor *O = pb_st_find(&f, other);
-            float *hb = pb_xmalloc(O->numel * sizeof(float));
-            st = pb_st_read_f32(&f, O, hb, err, errlen);
-            if (st == PB_OK) pb_upload(e, a->params[1].data, hb, O->numel);
-            free(hb);
+            st = load_partner(e, &f, mod, "lora_B.weight", &a->params[1], err, errlen);
+            if (st == PB_OK && dora) st = load_partner(e, &f, mod, "lora_magnitude_vector", &a->params[2], err, errlen);
             // record the role as a target
             const char *last = strrchr(l->name, '.');
             char role[PB_NAME_MAX];

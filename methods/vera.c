@@ -47,7 +47,7 @@ static void vera_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, con
     (void)x;
     pb_vera_state *st = a->state;
     pb_param *ld = &a->params[0], *lb = &a->params[1];
-    size_t nx = (size_t)N * st->in, ny = (size_t)N * st->out, nh = (size_t)N * st->r;
+    size_t nx = (size_t)N * st->in, nh = (size_t)N * st->r;
     if (lb->grad) pb_mul_cols_reduce(e, lb->grad, dy, st->t, N, st->out);
     if (!ld->grad && !dx) return;
     pb_grow(e, &st->gh, &st->cap_gh, nh);
@@ -63,7 +63,6 @@ static void vera_backward(pb_adapter *a, pb_engine *e, float *dx, float *dy, con
     } else {
         pb_gemm(e, 0, 0, N, st->in, st->r, 1.0f, st->gh, st->r, st->A, st->in, 1.0f, dx, st->in);
     }
-    (void)ny;
 }
 
 // W (out,in) += diag(λ_b) B diag(λ_d) A (host: merge runs once).

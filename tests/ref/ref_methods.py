@@ -271,6 +271,17 @@ def check_merged(case, tag, got, sdir, w):
                            rel(loaded(**case.inputs).logits, got["logits.merged"]), TOL_ID)
 
 
+def compare_with_params(case, tag, args, params, model, w):
+    """Loads `params` ({trace key: tensor}, the reference's starting values) into peftbench with
+    trace --params, then the full comparison against `model`, the merge checks and the log line."""
+    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
+    save_file(params, ppath)
+    got, sdir = case.trace(tag, args + ["--params", ppath])
+    w.update(compare(case, tag, got, model))
+    check_merged(case, tag, got, sdir, w)
+    log(case, tag, w)
+
+
 def log(case, tag, w):
     line = f"{case.name + '/' + tag:28s} " + "  ".join(f"{k} {v:.1e}" for k, v in w.items())
     report.append(line)
@@ -341,12 +352,7 @@ def test_dora(case, tag, roles, r, alpha, rslora=False):
                 p.mul_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
             if "lora_" in n:
                 params[pb_key(n)] = p.detach().clone()
-    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
-    save_file(params, ppath)
-    got, sdir = case.trace(tag, args + ["--params", ppath])
-    w.update(compare(case, tag, got, pm))
-    check_merged(case, tag, got, sdir, w)
-    log(case, tag, w)
+    compare_with_params(case, tag, args, params, pm, w)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -396,12 +402,7 @@ def test_vera(case, tag, roles, r, d_initial):
                 params[pb_key(n)] = p.detach().clone()
     if len(params) != 2 * len(paths):
         failures.append(f"{name}: peft made {len(params)} lambda vectors, expected {2 * len(paths)}")
-    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
-    save_file(params, ppath)
-    got, sdir = case.trace(tag, args + ["--params", ppath])
-    w.update(compare(case, tag, got, pm))
-    check_merged(case, tag, got, sdir, w)
-    log(case, tag, w)
+    compare_with_params(case, tag, args, params, pm, w)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -522,12 +523,7 @@ def test_svfit(case, tag, roles, r):
             m.svfit_sigma.mul_(1.0 + 0.3 * torch.randn(r, generator=g))
         params[f"{hub}.svfit_sigma"] = m.svfit_sigma.detach().clone()
     w.update(sigma0=es, W_e=ew)
-    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
-    save_file(params, ppath)
-    got, sdir = case.trace(tag, args + ["--params", ppath])
-    w.update(compare(case, tag, got, model))
-    check_merged(case, tag, got, sdir, w)
-    log(case, tag, w)
+    compare_with_params(case, tag, args, params, model, w)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -608,12 +604,7 @@ def test_aoft(case, tag, roles, d, variant, gate):
             p = getattr(m, leaf)
             p.copy_(0.5 * torch.randn(p.shape, generator=g))
             params[f"{hub}.{leaf}"] = p.detach().clone()
-    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
-    save_file(params, ppath)
-    got, sdir = case.trace(tag, args + ["--params", ppath])
-    w.update(compare(case, tag, got, model))
-    check_merged(case, tag, got, sdir, w)
-    log(case, tag, w)
+    compare_with_params(case, tag, args, params, model, w)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -643,12 +634,7 @@ def test_ia3(case, tag, roles, ff_roles):
             if "ia3_l" in n:
                 p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
                 params[pb_key(n)] = p.detach().clone().flatten()
-    ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
-    save_file(params, ppath)
-    got, sdir = case.trace(tag, args + ["--params", ppath])
-    w.update(compare(case, tag, got, pm))
-    check_merged(case, tag, got, sdir, w)
-    log(case, tag, w)
+    compare_with_params(case, tag, args, params, pm, w)
 
 
 # ----------------------------------------------------------------------------------------------
