@@ -220,7 +220,7 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *s
         names[nn++] = pb_xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, (size_t)nn, sizeof(char *), cmp_names);
+    if (nn) qsort(names, (size_t)nn, sizeof(char *), cmp_names); // names is NULL when there are none
     pb_record *rs = pb_xcalloc((size_t)(nn ? nn : 1), sizeof(pb_record));
     pb_status st = PB_OK;
     int k = 0;
