@@ -20,7 +20,7 @@ build:
 demo: deps build
 	$(BUILD)/peftbench run suites/quick.json
 
-# All tests, the PyTorch cross-checks included (installs the pinned PyPI peers if missing), with
+# All tests, the PyTorch cross-checks included (installs the pinned PyPI peers and chromium if missing), with
 # the default CPU GEMM provider and then with each other one built in (PB_GEMM).
 test: deps pydeps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

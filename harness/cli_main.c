@@ -15,7 +15,7 @@ typedef struct {
 
 static const pb_command commands[] = {
     {"run", pb_cmd_run, "run SUITE.json        expand a suite's grid and train/evaluate every cell"},
-    {"report", pb_cmd_report, "report DIR            tables (md, tex, csv, json) from a results dir"},
+    {"report", pb_cmd_report, "report DIR [--html]   tables (md, tex, csv, json); --html: DIR/index.html"},
     {"plot", pb_cmd_plot, "plot DIR              gnuplot figures (rank/lr sweeps, acc vs params)"},
     {"check", pb_cmd_check, "check DIR --baseline F  compare results with a baseline (CI)"},
     {"info", pb_cmd_info, "info MODEL [--json]   architecture and exact parameter counts"},
@@ -23,10 +23,11 @@ static const pb_command commands[] = {
     {"bench", pb_cmd_bench, "bench --model M ...   training-step throughput vs the sgemm ceiling"},
     {"methods", pb_cmd_methods, "methods [NAME] [--json]  every method with its options, defaults and help"},
     {"data", pb_cmd_data, "data build NAME       build a local dataset (vtab-mini)"},
+    {"version", pb_cmd_version, "version               version, git revision, backends built in (also --version)"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: peftbench COMMAND [ARGS]   (peftbench COMMAND --help for details)\n\n");
+    fprintf(f, "usage: peftbench COMMAND [ARGS]   (peftbench COMMAND --help for details; peftbench --version)\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %s\n", commands[i].help);
     fprintf(f, "\nengine options, after any command:\n"
@@ -76,6 +77,7 @@ int pb_cli_main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "--version")) return pb_cmd_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "peftbench: unknown command '%s'\n\n", argv[1]);

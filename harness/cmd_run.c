@@ -11,7 +11,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: peftbench run SUITE.json [--out DIR] [--force] [--retry-failed] [--dry-run]\n"
                "                     [--shard I/N] [--cell K] [--threads N] [--device cpu|cuda] [--no-report]\n"
                "Runs every cell of the suite's grid; finished cells (results/<suite>/cells/<id>.json) are\n"
-               "skipped. Exit status: 0 all ok, 1 a cell failed, 2 bad suite or arguments.\n");
+               "skipped. At the end: the report, the plots and DIR/index.html (--no-report: none of them).\n"
+               "Exit status: 0 all ok, 1 a cell failed, 2 bad suite or arguments.\n");
 }
 
 int pb_cmd_run(int argc, char **argv) {

@@ -79,10 +79,7 @@ static int write_dat(const char *path, const char *what, point *pts, int np, cha
     return ns;
 }
 
-// Runs argv[0] (PATH lookup) with argv, stdout and stderr into a pipe; keeps the first line of
-// output in first (for the error message). Returns the exit status (wait status decoded: 0 ok,
-// 128 + signal when killed), or -1 with errno when it could not be started.
-static int spawn_capture(char *const argv[], char *first, size_t n) {
+int pb_plot_spawn(char *const argv[], char *first, size_t n) {
     int fd[2];
     if (pipe(fd)) return -1;
     posix_spawn_file_actions_t fa;
@@ -112,30 +109,55 @@ static int spawn_capture(char *const argv[], char *first, size_t n) {
     return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
 }
 
+pb_status pb_plot_render(const char *plotdir, const char *script, const char *dat, const char *outfile,
+                         const char *fmt, int nseries, const char *title, const char *xlab, const char *ylab, char *err,
+                         size_t errlen) {
+    char runner[1200], ns[16], first[512] = "";
+    snprintf(runner, sizeof(runner), "%s/run.gp", plotdir);
+    snprintf(ns, sizeof(ns), "%d", nseries);
+    char *argv[] = {"gnuplot", "-c", runner, (char *)plotdir, (char *)dat, (char *)outfile, (char *)fmt, ns,
+                    (char *)title, (char *)xlab, (char *)ylab, (char *)script, NULL};
+    int rc = pb_plot_spawn(argv, first, sizeof first);
+    if (rc < 0) return pb_errf(PB_ERR_IO, err, errlen, "cannot run gnuplot: %s", strerror(errno));
+    struct stat sb;
+    if (rc != 0 || stat(outfile, &sb) || sb.st_size == 0)
+        return pb_errf(PB_ERR_IO, err, errlen, "gnuplot failed on %s/%s -> %s (status %d): %s", plotdir, script,
+                       outfile, rc, first);
+    return PB_OK;
+}
+
+// Renders one figure as base.png and base.svg.
 static pb_status render(const char *plotdir, const char *script, const char *dat, const char *base,
                         const char *title, const char *xlab, const char *ylab, int nseries, FILE *msg, char *err,
                         size_t errlen) {
     const char *fmts[2] = {"png", "svg"};
     for (int f = 0; f < 2; f++) {
-        char outp[4200], runner[1200], ns[16], fmt[8], first[512] = "";
+        char outp[4200];
         snprintf(outp, sizeof(outp), "%s.%s", base, fmts[f]);
-        snprintf(runner, sizeof(runner), "%s/run.gp", plotdir);
-        snprintf(ns, sizeof(ns), "%d", nseries);
-        snprintf(fmt, sizeof(fmt), "%s", fmts[f]);
-        char *argv[] = {"gnuplot", "-c", runner, (char *)plotdir, (char *)dat, outp, fmt, ns,
-                        (char *)title, (char *)xlab, (char *)ylab, (char *)script, NULL};
-        int rc = spawn_capture(argv, first, sizeof first);
-        if (rc < 0) return pb_errf(PB_ERR_IO, err, errlen, "cannot run gnuplot: %s", strerror(errno));
-        struct stat sb;
-        if (rc != 0 || stat(outp, &sb) || sb.st_size == 0)
-            return pb_errf(PB_ERR_IO, err, errlen, "gnuplot failed on %s/%s -> %s (status %d): %s", plotdir, script,
-                           outp, rc, first);
+        pb_status st = pb_plot_render(plotdir, script, dat, outp, fmts[f], nseries, title, xlab, ylab, err, errlen);
+        if (st) return st;
         if (msg) fprintf(msg, "plot: wrote %s\n", outp);
     }
     return PB_OK;
 }
 
-static void default_plotdir(char *out, size_t n) {
+// Appends a rendered figure (file stem under plots/, caption) to figs (NULL: not recorded).
+static void figs_add(pb_plot_figs *figs, const char *name, const char *title) {
+    if (!figs) return;
+    figs->fig = pb_xrealloc(figs->fig, sizeof(pb_plot_fig) * (size_t)(figs->n + 1));
+    pb_plot_fig *f = &figs->fig[figs->n++];
+    snprintf(f->name, sizeof(f->name), "%s", name);
+    snprintf(f->title, sizeof(f->title), "%s", title);
+}
+
+void pb_plot_figs_free(pb_plot_figs *figs) {
+    if (!figs) return;
+    free(figs->fig);
+    figs->fig = NULL;
+    figs->n = 0;
+}
+
+void pb_plot_default_dir(char *out, size_t n) {
     const char *env = getenv("PEFTBENCH_PLOTS");
     if (env && env[0]) {
         snprintf(out, n, "%s", env);
@@ -163,8 +185,8 @@ static void sanitize(const char *in, char *out, size_t n) {
 
 // Sweep figures for one axis ("rank", "lr"): one figure per dataset, x = axis value.
 static pb_status sweep(const char *dir, const char *pdir, const char *outdir, const pb_agg *A, int na, int ncols,
-                       const char *axis, const char *script, const char *xlab, FILE *msg, char *err, size_t errlen,
-                       int *made) {
+                       const char *axis, const char *script, const char *xlab, FILE *msg, pb_plot_figs *figs,
+                       char *err, size_t errlen, int *made) {
     pb_status st = PB_OK;
     for (int c = 0; c < ncols; c++) {
         point *pts = pb_xcalloc((size_t)(na ? na : 1), sizeof(point));
@@ -210,6 +232,9 @@ static pb_status sweep(const char *dir, const char *pdir, const char *outdir, co
         free(pts);
         if (st) return st;
         if ((st = render(pdir, script, dat, base, title, xlab, ylab, ns, msg, err, errlen))) return st;
+        char name[200];
+        snprintf(name, sizeof(name), "%s_%s", axis, sd);
+        figs_add(figs, name, title);
         (*made)++;
     }
     (void)dir;
@@ -217,6 +242,11 @@ static pb_status sweep(const char *dir, const char *pdir, const char *outdir, co
 }
 
 pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *err, size_t errlen) {
+    return pb_plot_write_figs(dir, plotdir, msg, NULL, err, errlen);
+}
+
+pb_status pb_plot_write_figs(const char *dir, const char *plotdir, FILE *msg, pb_plot_figs *figs, char *err,
+                             size_t errlen) {
     pb_record *R = NULL;
     int n = 0;
     pb_skips sk = {0};
@@ -226,7 +256,7 @@ pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *e
     pb_skips_free(&sk);
     char pdir[1100], outdir[4200];
     if (plotdir && plotdir[0]) snprintf(pdir, sizeof(pdir), "%s", plotdir);
-    else default_plotdir(pdir, sizeof(pdir));
+    else pb_plot_default_dir(pdir, sizeof(pdir));
     snprintf(outdir, sizeof(outdir), "%s/plots", dir);
     if (pb_mkdirs(outdir, NULL, 0) != PB_OK) {
         free(R);
@@ -237,13 +267,14 @@ pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *e
     pb_aggregate(R, n, &A, &na, &nr, &nc);
 
     int made = 0;
-    st = sweep(dir, pdir, outdir, A, na, nc, "rank", "rank.gp", "rank", msg, err, errlen, &made);
+    st = sweep(dir, pdir, outdir, A, na, nc, "rank", "rank.gp", "rank", msg, figs, err, errlen, &made);
     if (!st && !made && msg) fprintf(msg, "plot: skipping accuracy vs rank (no rank axis with 2+ values in the results)\n");
     int before = made;
-    if (!st) st = sweep(dir, pdir, outdir, A, na, nc, "lr", "lr.gp", "learning rate", msg, err, errlen, &made);
+    if (!st) st = sweep(dir, pdir, outdir, A, na, nc, "lr", "lr.gp", "learning rate", msg, figs, err, errlen, &made);
     if (!st && made == before) {
         int b2 = made;
-        st = sweep(dir, pdir, outdir, A, na, nc, "lr_scale", "lr.gp", "learning-rate multiplier", msg, err, errlen, &made);
+        st = sweep(dir, pdir, outdir, A, na, nc, "lr_scale", "lr.gp", "learning-rate multiplier", msg, figs, err,
+                   errlen, &made);
         if (!st && made == b2 && msg)
             fprintf(msg, "plot: skipping accuracy vs learning rate (no lr or lr_scale axis with 2+ values)\n");
     }
@@ -293,6 +324,7 @@ pb_status pb_plot_write(const char *dir, const char *plotdir, FILE *msg, char *e
             if (!st)
                 st = render(pdir, "params.gp", dat, base, "accuracy vs trainable parameters",
                             "trainable parameters (incl. head)", "mean metric x100", ns, msg, err, errlen);
+            if (!st) figs_add(figs, "params", "accuracy vs trainable parameters");
         }
         free(pts);
     }

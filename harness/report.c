@@ -108,14 +108,14 @@ void pb_aggregate(const pb_record *recs, int n, pb_agg **aggs, int *nagg, int *n
 }
 
 // Parameter count as the papers print it: 0.29M, 18.4K, 96.
-static void fmt_params(double p, char *out, size_t n) {
+void pb_report_fmt_params(double p, char *out, size_t n) {
     if (!isfinite(p)) snprintf(out, n, "-");
     else if (p >= 1e6) snprintf(out, n, "%.2fM", p / 1e6);
     else if (p >= 1e3) snprintf(out, n, "%.1fK", p / 1e3);
     else snprintf(out, n, "%.0f", p);
 }
 
-static const pb_agg *find_agg(const pb_agg *A, int na, int row, int col) {
+const pb_agg *pb_agg_find(const pb_agg *A, int na, int row, int col) {
     for (int i = 0; i < na; i++)
         if (A[i].row == row && A[i].col == col) return &A[i];
     return NULL;
@@ -141,32 +141,27 @@ void pb_axes_label(const char *axes, char *ax, size_t n) {
 }
 
 // The dataset of table column c, and the first aggregate of table row r.
-static const char *col_dataset(const pb_agg *A, int na, int c) {
+const char *pb_agg_col_dataset(const pb_agg *A, int na, int c) {
     for (int i = 0; i < na; i++)
         if (A[i].col == c) return A[i].dataset;
     return "?";
 }
 
-static const pb_agg *row_first(const pb_agg *A, int na, int r) {
+const pb_agg *pb_agg_row_first(const pb_agg *A, int na, int r) {
     for (int i = 0; i < na; i++)
         if (A[i].row == r) return &A[i];
     return NULL;
 }
 
 // Row label: method, plus the grid-axis values when they are not empty.
-static void row_label(const pb_agg *g, int multi_model, char *out, size_t n) {
+void pb_report_row_label(const pb_agg *g, int multi_model, char *out, size_t n) {
     char ax[256];
     pb_axes_label(g->axes, ax, sizeof ax);
     snprintf(out, n, "%s%s%s%s%s", multi_model ? g->model : "", multi_model ? " " : "", g->method, ax[0] ? " " : "",
              ax);
 }
 
-typedef struct {
-    cJSON *root;
-    const cJSON *columns, *rows;
-} reference;
-
-static pb_status load_reference(const char *path, reference *ref, char *err, size_t errlen) {
+pb_status pb_reference_load(const char *path, pb_reference *ref, char *err, size_t errlen) {
     memset(ref, 0, sizeof(*ref));
     if (!path || !path[0]) return PB_OK;
     pb_status st = pb_json_read_file(path, &ref->root, err, errlen);
@@ -181,8 +176,12 @@ static pb_status load_reference(const char *path, reference *ref, char *err, siz
     return PB_OK;
 }
 
-// Paper value of (method ref, model, dataset ref) or NaN.
-static const cJSON *ref_row(const reference *ref, const char *method_ref, const char *model) {
+void pb_reference_free(pb_reference *ref) {
+    cJSON_Delete(ref->root);
+    memset(ref, 0, sizeof(*ref));
+}
+
+const cJSON *pb_reference_row(const pb_reference *ref, const char *method_ref, const char *model) {
     if (!ref->root || !method_ref[0]) return NULL;
     for (const cJSON *r = ref->rows->child; r; r = r->next) {
         const cJSON *m = cJSON_GetObjectItem(r, "method"), *mm = cJSON_GetObjectItem(r, "model");
@@ -192,9 +191,23 @@ static const cJSON *ref_row(const reference *ref, const char *method_ref, const 
     }
     return NULL;
 }
-static double ref_value(const cJSON *row, const char *col) {
+
+double pb_reference_value(const cJSON *row, const char *col) {
     const cJSON *v = row ? cJSON_GetObjectItem(cJSON_GetObjectItem(row, "values"), col) : NULL;
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+void pb_report_manifest(const char *dir, const char *reference, char *suite, size_t sn, char *refpath, size_t rn,
+                        char *desc, size_t dn) {
+    char path[4096];
+    cJSON *man = NULL;
+    snprintf(path, sizeof(path), "%s/manifest.json", dir);
+    pb_json_read_file(path, &man, NULL, 0);
+    snprintf(suite, sn, "%s", pb_jstr(man, "suite", "results"));
+    if (reference && reference[0]) snprintf(refpath, rn, "%s", reference);
+    else snprintf(refpath, rn, "%s", pb_jstr(man, "reference", ""));
+    if (desc) snprintf(desc, dn, "%s", pb_jstr(man, "description", ""));
+    cJSON_Delete(man);
 }
 
 static void fmt_cell(const pb_agg *g, int tex, char *out, size_t n) {
@@ -282,19 +295,11 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
     pb_status st = pb_results_load(dir, &R, &n, &sk, err, errlen);
     if (st) return st;
     if (nskipped) *nskipped = pb_skips_print(&sk, "report", stderr);
-    char path[4096], refpath[1024] = "";
-    cJSON *man = NULL;
-    snprintf(path, sizeof(path), "%s/manifest.json", dir);
-    pb_json_read_file(path, &man, NULL, 0);
-    char suite[64] = "results";
-    if (man && cJSON_IsString(cJSON_GetObjectItem(man, "suite")))
-        snprintf(suite, sizeof(suite), "%s", cJSON_GetObjectItem(man, "suite")->valuestring);
-    if (reference_path && reference_path[0]) snprintf(refpath, sizeof(refpath), "%s", reference_path);
-    else if (man && cJSON_IsString(cJSON_GetObjectItem(man, "reference")))
-        snprintf(refpath, sizeof(refpath), "%s", cJSON_GetObjectItem(man, "reference")->valuestring);
-    cJSON_Delete(man);
-    reference ref;
-    if ((st = load_reference(refpath, &ref, err, errlen))) {
+    char path[4096], refpath[1024] = "", suite[64];
+    pb_report_manifest(dir, reference_path, suite, sizeof suite, refpath, sizeof refpath, NULL, 0);
+    pb_reference ref;
+    if ((st = pb_reference_load(refpath, &ref, err, errlen))) {
+        pb_skips_free(&sk);
         free(R);
         return st;
     }
@@ -409,7 +414,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 first ? first->split : "test", first ? first->select : "last");
             APP(t, "| Method | #Params | Head (mean) |");
             for (int c = 0; c < nc; c++) {
-                md_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                md_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
                 APP(t, " %s |", lab);
             }
             APP(t, " Avg |\n|---|---|---|");
@@ -420,21 +425,21 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             for (int c = 0; c <= nc + 1; c++) APP(t, "c");
             APP(t, "}\n\\toprule\nMethod & \\#Params & Head (mean)");
             for (int c = 0; c < nc; c++) {
-                tex_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                tex_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
                 APP(t, " & %s", lab);
             }
             APP(t, " & Avg \\\\\n\\midrule\n");
         }
         for (int r = 0; r < nr; r++) {
-            const pb_agg *g0 = row_first(A, na, r);
-            row_label(g0, multi_model, lab, sizeof(lab));
-            fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
+            const pb_agg *g0 = pb_agg_row_first(A, na, r);
+            pb_report_row_label(g0, multi_model, lab, sizeof(lab));
+            pb_report_fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
             // Heads differ per dataset (class counts): show their mean, as the papers' "avg head".
             double hsum = 0;
             int hn = 0;
             for (int i = 0; i < na; i++)
                 if (A[i].row == r && isfinite(A[i].p_head)) hsum += A[i].p_head, hn++;
-            fmt_params(hn ? hsum / hn : g0->p_head, hstr, sizeof(hstr));
+            pb_report_fmt_params(hn ? hsum / hn : g0->p_head, hstr, sizeof(hstr));
             if (tex) {
                 char e[2048];
                 tex_escape(lab, e, sizeof(e));
@@ -447,7 +452,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             double sum = 0;
             int cnt = 0;
             for (int c = 0; c < nc; c++) {
-                const pb_agg *g = find_agg(A, na, r, c);
+                const pb_agg *g = pb_agg_find(A, na, r, c);
                 fmt_cell(g, tex, cell, sizeof(cell));
                 if (g && g->n) {
                     sum += g->median;
@@ -467,7 +472,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 APP(t, "\n## Paper vs ours\n\nReference: %s (%s). Cells: paper / ours.\n\n| Method | Params paper / ours |",
                     refpath, cJSON_IsString(src) ? src->valuestring : "");
                 for (int c = 0; c < nc; c++) {
-                    md_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                    md_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
                     APP(t, " %s |", lab);
                 }
                 APP(t, " Avg |\n|---|---|");
@@ -478,18 +483,18 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 for (int c = 0; c <= nc; c++) APP(t, "c");
                 APP(t, "}\n\\toprule\nMethod & Params");
                 for (int c = 0; c < nc; c++) {
-                    tex_escape(col_dataset(A, na, c), lab, sizeof(lab));
+                    tex_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
                     APP(t, " & %s", lab);
                 }
                 APP(t, " & Avg \\\\\n\\midrule\n");
             }
             for (int r = 0; r < nr; r++) {
-                const pb_agg *g0 = row_first(A, na, r);
-                const cJSON *rr = ref_row(&ref, g0->method_ref, g0->model);
+                const pb_agg *g0 = pb_agg_row_first(A, na, r);
+                const cJSON *rr = pb_reference_row(&ref, g0->method_ref, g0->model);
                 if (!rr) continue;
-                row_label(g0, multi_model, lab, sizeof(lab));
+                pb_report_row_label(g0, multi_model, lab, sizeof(lab));
                 const cJSON *pp = cJSON_GetObjectItem(rr, "params");
-                fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
+                pb_report_fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
                 if (tex) {
                     char e[2048];
                     tex_escape(lab, e, sizeof(e));
@@ -502,8 +507,8 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 double sp = 0, so = 0;
                 int cp = 0, co = 0;
                 for (int c = 0; c < nc; c++) {
-                    const pb_agg *g = find_agg(A, na, r, c);
-                    double pv = ref_value(rr, g ? g->dataset_ref : "");
+                    const pb_agg *g = pb_agg_find(A, na, r, c);
+                    double pv = pb_reference_value(rr, g ? g->dataset_ref : "");
                     char ps[32] = "-", os[32] = "-";
                     if (isfinite(pv)) {
                         snprintf(ps, sizeof(ps), "%.1f", pv);
@@ -569,6 +574,6 @@ done:
     free(csv);
     free(A);
     free(R);
-    cJSON_Delete(ref.root);
+    pb_reference_free(&ref);
     return st;
 }

@@ -1,7 +1,10 @@
 // report.h: aggregation of cell results into table rows (median over seeds, with spread) and
 // the report files: results.json, results.csv, table.md, table.tex (+ paper vs ours when the
 // suite names a reference table).
-// defines: pb_agg, pb_aggregate, pb_report_write, pb_cmd_report helpers
+// defines: pb_agg, pb_aggregate, pb_report_write, pb_median, pb_axes_label, pb_agg_find,
+//          pb_agg_col_dataset, pb_agg_row_first, pb_report_row_label, pb_report_fmt_params,
+//          pb_reference, pb_reference_load, pb_reference_free, pb_reference_row, pb_reference_value,
+//          pb_report_manifest (the table layout report.c and report_html.c share)
 #ifndef PB_REPORT_H
 #define PB_REPORT_H
 
@@ -37,5 +40,35 @@ double pb_median(double *v, int n);
 // Human-readable grid-axis values of a canonical axes object, numbers as %g:
 // {"lr":0.0030000000000000001,"rank":8} -> "lr=0.003 rank=8"; "{}" -> "".
 void pb_axes_label(const char *axes, char *out, size_t n);
+
+// The table layout (table.md, table.tex, index.html): A[0..na) from pb_aggregate.
+// The aggregate at (row, col) or NULL; the dataset label of column c ("?" if none); the first
+// aggregate of row r (NULL if none). Pointers borrow from A.
+const pb_agg *pb_agg_find(const pb_agg *A, int na, int row, int col);
+const char *pb_agg_col_dataset(const pb_agg *A, int na, int c);
+const pb_agg *pb_agg_row_first(const pb_agg *A, int na, int r);
+// Row label: [model ]method[ axes] (the model only when the results hold several), unescaped.
+void pb_report_row_label(const pb_agg *g, int multi_model, char *out, size_t n);
+// A parameter count as the papers print it: 0.29M, 18.4K, 96 ("-" when not finite).
+void pb_report_fmt_params(double p, char *out, size_t n);
+
+// A reference (paper) table, suites/reference/*.json: {columns: [...], rows: [{model, method,
+// params, values: {column: number}, avg}]}. Owns root; free with pb_reference_free.
+typedef struct {
+    cJSON *root;                 // NULL: no reference table
+    const cJSON *columns, *rows; // borrowed from root
+} pb_reference;
+// path NULL or "": an empty table (root NULL), PB_OK. Errors: unreadable, not JSON, no lists.
+pb_status pb_reference_load(const char *path, pb_reference *ref, char *err, size_t errlen);
+void pb_reference_free(pb_reference *ref);
+// The reference row of a method's `ref` (and model label, when the row names one), or NULL.
+const cJSON *pb_reference_row(const pb_reference *ref, const char *method_ref, const char *model);
+// The paper value of column col in row (NULL ok), or NaN.
+double pb_reference_value(const cJSON *row, const char *col);
+
+// From DIR/manifest.json (missing: defaults): the suite name ("results"), the reference table path
+// (reference when non-empty, else the manifest's, else ""), the suite description (desc may be NULL).
+void pb_report_manifest(const char *dir, const char *reference, char *suite, size_t sn, char *refpath, size_t rn,
+                        char *desc, size_t dn);
 
 #endif

@@ -2,8 +2,8 @@
 #include "runner.h"
 #include "grid.h"
 #include "jsonutil.h"
-#include "plot.h"
 #include "report.h"
+#include "report_html.h"
 #include "train.h"
 #include <dirent.h>
 
@@ -182,6 +182,7 @@ int pb_run_suite(const pb_run_opts *o) {
         cJSON_AddStringToObject(m, "schema", "peftbench.manifest/1");
         cJSON_AddStringToObject(m, "suite", s.name);
         cJSON_AddStringToObject(m, "suite_file", s.file);
+        cJSON_AddStringToObject(m, "description", s.description);
         cJSON_AddStringToObject(m, "reference", s.reference);
         cJSON *axes = cJSON_AddArrayToObject(m, "axes");
         for (const cJSON *a = s.grid->child; a; a = a->next) cJSON_AddItemToArray(axes, cJSON_CreateString(a->string));
@@ -267,7 +268,11 @@ int pb_run_suite(const pb_run_opts *o) {
             fprintf(stderr, "peftbench report: %s\n", err);
             rc = rc ? rc : 1;
         }
-        if (pb_plot_write(out, NULL, stderr, err, sizeof(err))) fprintf(stderr, "peftbench plot: %s\n", err);
+        // plots (PNG + SVG) and index.html with them inline; a missing gnuplot is a note on the page
+        if (pb_report_html_make(out, NULL, NULL, stderr, err, sizeof(err))) {
+            fprintf(stderr, "peftbench report --html: %s\n", err);
+            rc = rc ? rc : 1;
+        }
     }
 done:
     free(todo);

@@ -1,5 +1,5 @@
 // runner.h: `peftbench run`: expands a suite, runs its cells (resumable, shardable), writes one
-// result file per cell atomically, then the report and plots.
+// result file per cell atomically, then the report, the plots and index.html (report_html.h).
 // defines: pb_run_opts, pb_run_suite, pb_git_revision, pb_runner_trainer
 #ifndef PB_RUNNER_H
 #define PB_RUNNER_H
@@ -17,7 +17,7 @@ typedef struct {
     int cell;               // only this cell index (-1: all)
     int threads;            // engine threads (0: all cores)
     pb_device device;       // engine backend for every cell
-    int no_report;          // skip report/plot at the end
+    int no_report;          // skip report/plot/index.html at the end
 } pb_run_opts;
 
 // The trainer `run` uses for every cell: pb_train_cell. Only test binaries built in tests/ (not

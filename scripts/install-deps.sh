@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs peftbench's build and runtime dependencies from Debian, and (with --python) the pinned
-# PyPI peers used by the reference tests. Idempotent: does nothing when all are present.
+# Installs peftbench's build and runtime dependencies from Debian, and (with --python, which `make test`
+# runs) what only the tests need: chromium (Debian; tests/test_report_html.sh opens index.html in it
+# headless, so `make demo` never pulls a browser) and the pinned PyPI peers used by the reference
+# tests. Idempotent: does nothing when all are present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +13,13 @@ PKGS="build-essential cmake pkg-config python3 libopenblas-dev liblapacke-dev li
       libcsv-dev libdnnl-dev gnuplot-nox libjpeg-dev libpng-dev zlib1g-dev libstb-dev dataset-fashion-mnist
       clang libclang-rt-14-dev libomp-dev"
 
-if [ "${1:-}" != "--python" ]; then
-  missing=""
-  for p in $PKGS; do
+# Test-only Debian packages (installed by --python).
+TEST_PKGS="chromium"
+
+# Installs the Debian packages of "$@" that are not installed yet.
+apt_install_missing() {
+  local missing="" p
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
   done
   if [ -n "$missing" ]; then
@@ -21,6 +27,10 @@ if [ "${1:-}" != "--python" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
   fi
+}
+
+if [ "${1:-}" != "--python" ]; then
+  apt_install_missing $PKGS
   # sklearn's digits (a VTAB-mini source) ship inside Debian's python3-sklearn; take just that file
   # from the package archive instead of installing sklearn and its 51 dependencies.
   SK=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
@@ -31,7 +41,9 @@ if [ "${1:-}" != "--python" ]; then
   exit 0
 fi
 
-# --python: the reference peers (torch, transformers, peft, safetensors, tokenizers).
+# --python: the test-only Debian packages, then the reference peers (torch, transformers, peft,
+# safetensors, tokenizers).
+apt_install_missing $TEST_PKGS
 PY=${PY:-python3}
 if ! $PY -c 'import sys; sys.exit(0)' 2>/dev/null; then echo "install-deps: no python3" >&2; exit 1; fi
 if $PY - <<'PYEOF' 2>/dev/null

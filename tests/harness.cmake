@@ -19,6 +19,17 @@ add_test(NAME test_security_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_secu
          $<TARGET_FILE:peftbench_synth>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_security_cli PROPERTIES LABELS "fast" TIMEOUT 300)
+# `report --html` (issue 18): index.html opened in headless chromium (screenshot not blank; DOM has
+# every row, figure and curve; hostile labels stay text; without gnuplot, tables and a note).
+# Label "browser": needs chromium (scripts/install-deps.sh --python installs it), so not "fast".
+add_test(NAME test_report_html COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_report_html.sh $<TARGET_FILE:peftbench>
+         $<TARGET_FILE:peftbench_synth>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_report_html PROPERTIES LABELS "browser" TIMEOUT 300)
+# `peftbench --version` / `peftbench version`: version, git revision, backends (issue 18).
+add_test(NAME test_cli_version COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_cli_version.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_cli_version PROPERTIES LABELS "fast" TIMEOUT 60)
 # Grid expansion scales (issue 11): 2e5 cells in --dry-run well inside the timeout (was quadratic).
 add_test(NAME test_grid_scale COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_grid_scale.sh $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})

@@ -2,7 +2,8 @@
 # test_security_cli.sh PEFTBENCH: hostile and careless input at the CLI (issue 11).
 #   (1) labels with backquotes, $(...), quotes and backslashes, in a suite and in the results
 #       directory name: run/plot/report run no command, the plots are made, table.tex escapes
-#       LaTeX, table.md escapes '|', results.csv is valid CSV (Python's csv reads the labels back).
+#       LaTeX, table.md escapes '|', results.csv is valid CSV (Python's csv reads the labels back),
+#       index.html escapes them for HTML.
 set -u
 PB=${1:?usage: test_security_cli.sh PATH/TO/peftbench PATH/TO/peftbench_synth}
 PB=$(cd "$(dirname "$PB")" && pwd)/$(basename "$PB")
@@ -80,6 +81,18 @@ hdr = [l for l in md.splitlines() if l.startswith("| Method")][0]
 hcols = re.split(r"(?<!\\)\|", hdr.strip().strip("|"))
 assert len(cols) == len(hcols), f"table.md row has {len(cols)} cells, header {len(hcols)}: {mrow[0]}"
 print(f"  hostile labels: {len(rows)} cells; results.csv, table.tex, table.md escape them; no command ran")
+PY
+# index.html (written by run): every label HTML-escaped, never raw (test_report_html.sh opens it in a browser)
+python3 - "$OUT" "$EVIL_M" "$EVIL_D" <<'PY' || bad "index.html does not escape the hostile labels"
+import html, os, re, sys
+out, m, d = sys.argv[1:4]
+page = open(os.path.join(out, "index.html"), encoding="utf-8").read()
+# gnuplot's inline SVG text escapes only & and < (a quote is plain text there): check the page around it
+outside = re.sub(r"<svg\b.*?</svg>", "", page, flags=re.S)
+for raw in (m, d):
+    esc = html.escape(raw, quote=True).replace("&#x27;", "&#39;")
+    assert esc in outside, f"escaped {esc!r} not in index.html"
+    assert raw not in outside, f"raw {raw!r} in index.html"
 PY
 
 # --- (6) check cannot be made to pass a regression ------------------------------------------
