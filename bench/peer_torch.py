@@ -7,7 +7,7 @@ non-GEMM op and all storage in FP32 where autocast computes matmul outputs in bf
 
 One step = zero_grad + forward + loss + backward + AdamW step (lr 1e-4, wd 0.01), model.train(),
 dropout 0 (as peftbench bench). Methods: full, lora / dora (peft LoraConfig r, alpha=r, q+v;
-use_dora), vera (peft VeraConfig r, q+v), head
+use_dora), vera (peft VeraConfig r, q+v), fourierft (peft FourierFTConfig n_frequency, q+v), head
 (backbone under torch.no_grad(), only the classifier trains), svfit (an equivalent PyTorch
 parametrisation; SVFit is not in peft). Prints one JSON object.
 Run each configuration in its own process (peak RSS is per process).
@@ -89,13 +89,13 @@ def svfit_wrap(model, r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vit-tiny")
-    ap.add_argument("--method", default="full", choices=["full", "lora", "dora", "vera", "head", "svfit"])
+    ap.add_argument("--method", default="full", choices=["full", "lora", "dora", "vera", "fourierft", "head", "svfit"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--autocast-bf16", action="store_true",
                     help="CPU: forward under torch.autocast(bfloat16) (the peer of PB_CPU_MATH=bf16)")
     ap.add_argument("--rank", type=int, default=None,
-                    help="adapter rank (default: peftbench's default for the method: 256 for vera, else 8)")
+                    help="adapter rank / fourierft n_frequency (default: peftbench's: 256 vera, 1000 fourierft, else 8)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--steps", type=int, default=5)
@@ -114,7 +114,7 @@ def main():
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     arch, cfg, model = build(a.model, a.num_labels)
     if a.rank is None:
-        a.rank = 256 if a.method == "vera" else 8
+        a.rank = {"vera": 256, "fourierft": 1000}.get(a.method, 8)
     if a.method in ("lora", "dora"):
         import peft
         lc = peft.LoraConfig(r=a.rank, lora_alpha=a.rank, target_modules=qv_names(model),
@@ -124,6 +124,10 @@ def main():
         import peft
         vc = peft.VeraConfig(r=a.rank, target_modules=qv_names(model), modules_to_save=["classifier"])
         model = peft.get_peft_model(model, vc)
+    elif a.method == "fourierft":
+        import peft
+        fc = peft.FourierFTConfig(n_frequency=a.rank, target_modules=qv_names(model), modules_to_save=["classifier"])
+        model = peft.get_peft_model(model, fc)
     elif a.method == "svfit":
         # SVFit (Sun et al. 2024) is not in peft: its trainable part is a per-singular-value
         # scale on the top-r singular triplets of W (W = U diag(s) V^T fixed). The peer trains

@@ -351,11 +351,12 @@ static unsigned unfreeze_kinds(unsigned u) {
 }
 
 static pb_status rank_rule(const pb_method_config *c, int in, int out, const char *where, char *err, size_t errlen) {
-    if (!c->desc->rank_limit || !pb_mc_has(c, "rank")) return PB_OK;
-    int lim = c->desc->rank_limit(c, in, out), r = pb_mc_int(c, "rank");
+    const char *key = c->desc->size_opt ? c->desc->size_opt : "rank";
+    if (!c->desc->rank_limit || !pb_mc_has(c, key)) return PB_OK;
+    int lim = c->desc->rank_limit(c, in, out), r = pb_mc_int(c, key);
     if (lim > 0 && r > lim)
-        return pb_errf(PB_ERR_ARG, err, errlen, "rank: %s needs rank <= %d for %s (%d -> %d) (got %d)", c->desc->name,
-                       lim, where, in, out, r);
+        return pb_errf(PB_ERR_ARG, err, errlen, "%s: %s needs %s <= %d for %s (%d -> %d) (got %d)", key, c->desc->name,
+                       key, lim, where, in, out, r);
     return PB_OK;
 }
 
@@ -416,7 +417,7 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
         pb_linear *ls = pb_model_linears(m, &n);
         // Validate every target layer before touching the model, so a bad rank leaves it unchanged.
         int hits = 0;
-        pb_site site = {0, 0, 0};
+        pb_site site = {0, 0, 0, ls, n};
         for (int i = 0; i < n; i++) {
             char role[PB_NAME_MAX];
             pb_method_linear_role(ls[i].name, role, sizeof(role));

@@ -66,10 +66,14 @@ typedef struct pb_method_desc pb_method_desc;
 
 // What an attach hook knows about the site besides its own linear: index = the linear's position
 // in the model (seeds derive from it); in_max / out_max = the largest in / out over every linear
-// the method targets (VeRA's shared projections are sized by them).
+// the method targets (VeRA's shared projections are sized by them); linears (nlinears) = the
+// model's linears, where the adapters attached at lower indices can be found (FourierFT shares
+// one basis between the linears of one shape), or NULL.
 typedef struct {
     int index;
     int in_max, out_max;
+    pb_linear *linears;
+    int nlinears;
 } pb_site;
 
 typedef struct {
@@ -96,8 +100,10 @@ struct pb_method_desc {
     // Defaults that depend on other options (AOFT: targets follow the variant); NULL if none.
     // Called by pb_method_config_finish after all options are set.
     void (*resolve)(pb_method_config *c);
-    // Largest rank (the "rank" option) on a linear (in -> out); 0: no limit. NULL: no rank rule.
+    // Largest rank (the "rank" option, or the size_opt option) on a linear (in -> out); 0: no
+    // limit. NULL: no rank rule.
     int (*rank_limit)(const pb_method_config *c, int in, int out);
+    const char *size_opt; // the option rank_limit bounds (NULL: "rank"), e.g. FourierFT's n_frequency
     // Trainable parameters and forward FLOPs per token that the method adds on one linear of
     // the site (its role, in -> out). NULL for site NONE. Backward is costed as twice the forward.
     double (*site_params)(const pb_method_config *c, const char *role, int in, int out);

@@ -1,6 +1,6 @@
 // methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
 // the host SVD helpers and small shared utilities. Not part of the public interface.
-// defines: pb_lora_state, pb_svfit_state, pb_vera_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
+// defines: pb_lora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
 //          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new, pb_adapter_param,
 //          pb_adapter_free_common, pb_lora_create, pb_lora_scaling, pb_lora_export_peft,
 //          PB_OPT_LORA_* (shared LoRA-family options)
@@ -80,6 +80,14 @@ typedef struct {
     size_t cap_xd, cap_mask, cap_h, cap_hd, cap_t, cap_gt, cap_gh, cap_dxd;
     int dropped;
 } pb_vera_state;
+
+// FourierFT: y += x ΔWᵀ, ΔW = α/(MN) (Pu ⊙ [c,c]) Pvᵀ (fourierft.c); M = out, N = in.
+typedef struct {
+    int M, N, n;
+    float scale;                    // α / (M N)
+    struct pb_fourier_basis *basis; // frozen bases + scratch, shared by the adapters of one shape (refcounted)
+    float *dW;                      // (M,N) ΔW of the last forward (backward's dx)
+} pb_fourierft_state;
 
 // AOFT: LoRA+AOFT (variant "lora"): y += x AO_down diag(lam) AO_up^T, q_down (in), q_up (out).
 // Adapter+AOFT (variant "adapter"): z = base output, out = z + z AO_down diag(lam) AO_up^T with

@@ -115,13 +115,14 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER };
 typedef struct {
     int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
     double s;
     double *W, *b, *x, *G, *mask; // mask (N,in) or NULL
     double *U, *Vt;               // svfit frozen (out,r), (r,in); vera: Vt = A (r,in), U = B (out,r)
     double *wn;                   // dora: ||W + s B A||_row, held constant (detached, as peft)
+    double *idx;                  // fourierft: entries (2,n) rows then columns; s = alpha / (out in)
     int np;
     double *P[3];
     size_t nP[3];
@@ -157,6 +158,19 @@ static double ref_forward(const rcase *c, double *y) {
         }
         free(xd);
         free(h);
+    } else if (c->kind == K_FOURIER) { // y = z + x dW^T, dW[p,q] = s sum_k c_k cos(2 pi (p u_k / out + q v_k / in))
+        const double *cf = c->P[0];
+        int nf = (int)c->nP[0];
+        double *dW = pb_xcalloc((size_t)out * in, sizeof(double));
+        for (int k = 0; k < nf; k++)
+            for (int p = 0; p < out; p++)
+                for (int q = 0; q < in; q++)
+                    dW[(size_t)p * in + q] +=
+                        c->s * cf[k] * cos(2.0 * M_PI * (p * c->idx[k] / out + q * c->idx[nf + k] / in));
+        for (int n = 0; n < N; n++)
+            for (int p = 0; p < out; p++)
+                for (int q = 0; q < in; q++) y[(size_t)n * out + p] += c->x[(size_t)n * in + q] * dW[(size_t)p * in + q];
+        free(dW);
     } else if (c->kind == K_VERA) { // y = z + lb * ((ld * (xd A^T)) B^T)
         const double *ld = c->P[0], *lb = c->P[1];
         for (int n = 0; n < N; n++)
@@ -291,6 +305,16 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
         c.U = dl(a->frozen[1].data, a->frozen[1].numel);
         pb_vera_state *st = a->state;
         if (st->dropped) c.mask = dl(st->mask, nx);
+    } else if (kind == K_FOURIER) { // entries: distinct, in range (their values: ref_methods.py vs peft)
+        pb_fourierft_state *st = a->state;
+        c.s = st->scale;
+        c.idx = dl(a->frozen[0].data, a->frozen[0].numel);
+        int nf = st->n, distinct = 1, inrange = 1;
+        for (int k = 0; k < nf; k++) {
+            inrange &= c.idx[k] >= 0 && c.idx[k] < out && c.idx[nf + k] >= 0 && c.idx[nf + k] < in;
+            for (int j = 0; j < k; j++) distinct &= c.idx[j] != c.idx[k] || c.idx[nf + j] != c.idx[nf + k];
+        }
+        EXPECT(inrange && distinct, "%s: spectral entries out of range or repeated", label);
     } else if (kind == K_IA3) {
         c.input = !strcmp(a->vt->name, "ia3-input");
     } else {
@@ -367,7 +391,7 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
     free(h1); free(h2);
     pb_free(E, Wm); pb_free(E, bm); pb_free(E, ym);
 
-    free(c.W); free(c.b); free(c.x); free(c.G); free(c.mask); free(c.U); free(c.Vt); free(c.wn);
+    free(c.W); free(c.b); free(c.x); free(c.G); free(c.mask); free(c.U); free(c.Vt); free(c.wn); free(c.idx);
     for (int i = 0; i < c.np; i++) free(c.P[i]);
     free(yr); free(hy); free(hdx); free(hx); free(hG);
     pb_free(E, x); pb_free(E, y); pb_free(E, G); pb_free(E, dx);
@@ -418,6 +442,9 @@ static void test_method(const char *label, const char *method, int in, int out, 
         snprintf(kv, sizeof kv, "rank=%d variant=%s gate=%s", r, variant[0] ? variant : "lora", gate[0] ? gate : "lambda");
     else if (!strcmp(method, "vera"))
         snprintf(kv, sizeof kv, "rank=%d dropout=%g d_initial=%g", r, (double)dropout, (double)alpha);
+    else if (!strcmp(method, "fourierft")) // r = n_frequency, alpha = scaling; zeros: step 0 is checked
+        snprintf(kv, sizeof kv, "n_frequency=%d scaling=%g init=zeros random_loc_seed=%d", r, (double)alpha,
+                 variant[0] ? atoi(variant) : 777);
     else if (!strcmp(method, "ia3")) // variant "adapter": the FFN output linear with its input scaled
         snprintf(kv, sizeof kv, "targets=query,output feedforward=%s", !strcmp(variant, "adapter") ? "output" : "");
     else
@@ -425,9 +452,10 @@ static void test_method(const char *label, const char *method, int in, int out, 
     mc_make(&c, method, 7, kv);
     char err[256] = "";
     int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : !strcmp(method, "ia3") ? K_IA3
-               : !strcmp(method, "dora") ? K_DORA : !strcmp(method, "vera") ? K_VERA : K_LORA;
+               : !strcmp(method, "dora") ? K_DORA : !strcmp(method, "vera") ? K_VERA
+               : !strcmp(method, "fourierft") ? K_FOURIER : K_LORA;
     if (!strcmp(variant, "bias")) pb_param_set_trainable(E, l.b, 1); // the layer's bias trains too
-    pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out}, err, sizeof(err));
+    pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out, NULL, 0}, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
     if (st != PB_OK) { free_linear(&l); free(W0); free(b0); return; }
     check_step0(label, &l, W0, b0, 4);
@@ -447,6 +475,7 @@ static void test_method(const char *label, const char *method, int in, int out, 
         perturb_param(&a->params[2], 0.3f, 1);
     }
     if (kind == K_SVFIT) perturb_param(&a->params[0], 0.2f, 1);
+    if (kind == K_FOURIER) perturb_param(&a->params[0], 1.0f, 1); // N(0,1) as the paper's init
     if (kind == K_IA3) perturb_param(&a->params[0], 0.3f, 1);
     if (kind == K_AOFT) {
         perturb_param(&a->params[0], 0.1f, 1); // ||q|| != 1: the general (approximate) regime
@@ -541,7 +570,7 @@ static void test_aoft_clamp_count(void) {
     pb_method_config c;
     mc_make(&c, "aoft", 7, "rank=3");
     char err[256] = "";
-    pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, 12, 10}, err, sizeof(err));
+    pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, 12, 10, NULL, 0}, err, sizeof(err));
     EXPECT(st == PB_OK, "aoft attach failed: %s", err);
     if (st != PB_OK) { free_linear(&l); return; }
     pb_adapter *a = l.adapter;
@@ -672,6 +701,9 @@ int main(void) {
     test_method("dora dropout 0.3",       "dora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.3f, 0, 0);
     test_method("dora + trainable bias",  "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.0f, 0, 4);
     test_method("dora dropout + bias",    "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.3f, 0, 4);
+    test_method("fourierft n=20",         "fourierft", 12, 10, 20, "",     "",        "",       0.0f, 0, 150.0f);
+    test_method("fourierft 7->13 n=40 s=5", "fourierft", 7, 13, 40, "",     "5",       "",       0.0f, 0, 30.0f);
+    test_method("fourierft n = in out",   "fourierft", 6, 5, 30, "",       "",        "",       0.0f, 0, 20.0f);
     test_method("vera r=4",               "vera",  12, 10, 4, "",         "lora",    "",       0.0f, 0, 0.1f);
     test_method("vera r=16 > in, dropout", "vera", 12, 10, 16, "",        "lora",    "",       0.3f, 0, -0.4f);
     test_method("pissa svd",              "pissa", 12, 10, 3, "svd",      "lora",    "lambda", 0.0f, 0, 6);

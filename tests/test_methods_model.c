@@ -25,8 +25,16 @@ static int g_fail = 0;
 
 static pb_engine *E;
 
+static void check_count_kv(const char *model, const char *method, const char *kv, size_t want_adapter,
+                           size_t want_trainable_backbone);
 static void check_count(const char *model, const char *method, int rank, size_t want_adapter,
                         size_t want_trainable_backbone) {
+    char kv[32] = ""; // rank < 0: the method has none
+    if (rank >= 0) snprintf(kv, sizeof kv, "rank=%d", rank);
+    check_count_kv(model, method, kv, want_adapter, want_trainable_backbone);
+}
+static void check_count_kv(const char *model, const char *method, const char *kv, size_t want_adapter,
+                           size_t want_trainable_backbone) {
     char err[512];
     pb_model_config cfg;
     if (pb_model_config_builtin(model, &cfg, err, sizeof(err)) != PB_OK) {
@@ -35,18 +43,16 @@ static void check_count(const char *model, const char *method, int rank, size_t 
     }
     pb_model *m = pb_model_create(E, &cfg, 1);
     pb_method_config c;
-    char kv[32] = ""; // rank < 0: the method has none
-    if (rank >= 0) snprintf(kv, sizeof kv, "rank=%d", rank);
     mc_make(&c, method, 0, kv);
     pb_status st = pb_method_apply(m, &c, err, sizeof(err));
     EXPECT(st == PB_OK, "%s %s: %s", model, method, err);
     pb_param_counts pc = pb_model_count(m);
-    EXPECT(pc.adapter == want_adapter, "%s %s r=%d: adapter params %zu, want %zu", model, method, rank,
+    EXPECT(pc.adapter == want_adapter, "%s %s %s: adapter params %zu, want %zu", model, method, kv,
            pc.adapter, want_adapter);
-    EXPECT(pc.trainable_backbone == want_trainable_backbone, "%s %s r=%d: trainable backbone %zu, want %zu",
-           model, method, rank, pc.trainable_backbone, want_trainable_backbone);
+    EXPECT(pc.trainable_backbone == want_trainable_backbone, "%s %s %s: trainable backbone %zu, want %zu",
+           model, method, kv, pc.trainable_backbone, want_trainable_backbone);
     EXPECT(pc.trainable == pc.trainable_backbone + pc.head, "%s %s: head not (only) trainable", model, method);
-    printf("%-8s %-6s r=%-4d adapter %zu trainable_backbone %zu\n", model, method, rank, pc.adapter,
+    printf("%-8s %-9s %-16s adapter %zu trainable_backbone %zu\n", model, method, kv, pc.adapter,
            pc.trainable_backbone);
     pb_model_free(m);
 }
@@ -182,7 +188,8 @@ static void check_model_method(const char *model, const char *method, const char
     float *l0 = logits(m, &t);
     pb_method_config c;
     char kv[256];
-    int n = snprintf(kv, sizeof kv, "rank=%d", rank);
+    int fourier = !strcmp(method, "fourierft"); // rank = n_frequency
+    int n = snprintf(kv, sizeof kv, fourier ? "n_frequency=%d" : "rank=%d", rank);
     if (!strcmp(method, "aoft")) n += snprintf(kv + n, sizeof kv - n, " variant=%s gate=%s", variant, gate);
     if (init[0]) n += snprintf(kv + n, sizeof kv - n, " init=%s", init);
     if (strcmp(variant, "adapter")) // every target role
@@ -196,6 +203,17 @@ static void check_model_method(const char *model, const char *method, const char
     for (int i = 0; i < nlin; i++) nad += ls[i].adapter != NULL;
     int want = strcmp(variant, "adapter") ? nlin : cfg.layers;
     EXPECT(nad == want, "%s: %d adapters attached, want %d", label, nad, want);
+    if (fourier) { // one basis per shape: q/k/v/attention.output share one, intermediate and output one each
+        const void *bases[8];
+        int nb = 0;
+        for (int i = 0; i < nlin; i++) {
+            const void *b = ((const pb_fourierft_state *)ls[i].adapter->state)->basis;
+            int seen = 0;
+            for (int j = 0; j < nb; j++) seen |= bases[j] == b;
+            if (!seen && nb < 8) bases[nb++] = b;
+        }
+        EXPECT(nb == 3, "%s: %d FourierFT bases for 3 linear shapes", label, nb);
+    }
     float *l1 = logits(m, &t);
     double e0 = rel(l1, l0, nl);
     EXPECT(e0 <= 1e-5, "%s: step-0 logits differ from pre-trained: %.3g", label, e0);
@@ -322,6 +340,8 @@ int main(int argc, char **argv) {
     // papers.md §7
     check_count("vit-b16", "lora", 8, 294912, 294912);
     check_count("vit-b16", "vera", 256, 24 * (256 + 768), 24 * (256 + 768));
+    check_count_kv("vit-b16", "fourierft", "n_frequency=3000", 72000, 72000);   // FourierFT Table 5: 72K
+    check_count_kv("vit-b16", "fourierft", "n_frequency=10000", 240000, 240000); // printed there as 239K
     if (slow) {
         check_count("vit-b16", "dora", 16, 589824 + 24 * 768, 589824 + 24 * 768);
         check_count("vit-b16", "lora", 16, 589824, 589824);
@@ -342,6 +362,7 @@ int main(int argc, char **argv) {
         check_model_method(models[k], "pissa", "lora", "lambda", "niter_2", 4);
         check_model_method(models[k], "dora", "lora", "lambda", "kaiming", 4);
         check_model_method(models[k], "vera", "lora", "lambda", "", 8);
+        check_model_method(models[k], "fourierft", "lora", "lambda", "zeros", 200);
         check_model_method(models[k], "svfit", "lora", "lambda", "", 16);
         check_model_method(models[k], "aoft", "lora", "lambda", "", 4);
         check_model_method(models[k], "aoft", "lora", "scalar", "", 4);

@@ -33,6 +33,9 @@ the logits after them.
   vera    vs peft VeraConfig: own init (lambdas, step 0, slices of one shared A/B, kaiming
           ranges), then peft's shared vera_A / vera_B set to peftbench's (trace's frozen.*) and
           random lambdas in both -> full comparison.
+  fourierft vs peft FourierFTConfig: the spectral entries equal peft's (torch.randperm, no
+          injection), own N(0,1) init, init=zeros step-0 identity; random spectra in both -> full
+          comparison (peft: torch.fft.ifft2; peftbench: GEMMs with cos/sin bases).
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -406,6 +409,48 @@ def test_vera(case, tag, roles, r, d_initial):
 
 
 # ----------------------------------------------------------------------------------------------
+# FourierFT (peft FourierFTConfig)
+
+def test_fourierft(case, tag, roles, n, scaling, loc_seed=777):
+    """peftbench's own entries vs peft's (both from torch.randperm(out*in, seed): peftbench
+    reimplements torch's generator, so every layer's indices must be equal, nothing injected), its
+    N(0,1) init (finite, spread ~1) and init=zeros (step-0 = base model); then random spectra
+    loaded into both -> full comparison (peft's Delta W is torch.fft.ifft2, peftbench's a GEMM
+    with the cos/sin bases). scaling keeps Delta W near the size of W on these 24..48-wide models:
+    at scaling 300 on 24 x 24 (scale 0.52, Delta W ~ 100 W) softmax saturates and both float32
+    sides are 1e-4 from a float64 peft on the layer-0 query/key spectra (measured; 4e-7 at 20)."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "fourierft", "--targets", ",".join(roles), "--opt", f"n_frequency={n}",
+            "--opt", f"scaling={scaling}", "--opt", f"random_loc_seed={loc_seed}"]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    zero, _ = case.trace(tag + "-zeros", args + ["--opt", "init=zeros"], steps=0, save=False)
+    w = {"step0_id": check(name, "init=zeros: step-0 logits vs base model", rel(zero["logits"], case.base_logits),
+                           TOL_ID)}
+    paths = module_paths(case.arch, case.layers, roles)
+    pm = get_peft_model(case.fresh(), peft.FourierFTConfig(n_frequency=n, scaling=scaling, random_loc_seed=loc_seed,
+                                                           target_modules=[p for p, _ in paths],
+                                                           modules_to_save=["classifier"]))
+    init = torch.cat([own[f"init.{h}.fourierft_spectrum"] for _, h in paths])
+    if not torch.isfinite(init).all() or not 0.5 < init.std().item() < 1.5 or init.abs().max().item() == 0:
+        failures.append(f"{name}: randn init: std {init.std().item():.3g} (want ~1)")
+    for tpath, h in paths:
+        lay = pm.base_model.model.get_submodule(tpath)
+        ref_idx = lay.indices["default"].to(torch.float32)
+        if not torch.equal(own[f"frozen.{h}.fourierft_indices"], ref_idx):
+            failures.append(f"{name}: {h}: spectral entries differ from peft's torch.randperm ones")
+    g = torch.Generator().manual_seed(case.c["seed"] + 70)
+    params = {}
+    with torch.no_grad():
+        for nm, p in pm.named_parameters():
+            if "fourierft_spectrum" in nm:
+                p.copy_(torch.randn(p.shape, generator=g))
+                params[pb_key(nm)] = p.detach().clone()
+    if len(params) != len(paths):
+        failures.append(f"{name}: peft made {len(params)} spectra, expected {len(paths)}")
+    compare_with_params(case, tag, args, params, pm, w)
+
+
+# ----------------------------------------------------------------------------------------------
 # PiSSA
 
 def residual_model(case, pm, paths):
@@ -713,6 +758,9 @@ def main():
             ("vit/vera-qv", lambda: test_vera(vit, "vera-qv", ["query", "value"], 8, 0.1)),
             ("rob/vera-q,int,out", lambda: test_vera(rob, "vera-q,int,out", ["query", "intermediate", "output"], 16, 0.5)),
             ("reg/vera-all6", lambda: test_vera(reg, "vera-all6", ALL6, 4, 1.0)),
+            ("vit/fourierft-qv", lambda: test_fourierft(vit, "fourierft-qv", ["query", "value"], 100, 30.0)),
+            ("rob/fourierft-q,int,out", lambda: test_fourierft(rob, "fourierft-q,int,out", ["query", "intermediate", "output"], 300, 40.0, loc_seed=5)),
+            ("reg/fourierft-all6", lambda: test_fourierft(reg, "fourierft-all6", ALL6, 50, 20.0, loc_seed=2024)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ref_models import make_roberta, make_vit  # noqa: E402
 
-from peft import IA3Config, LoraConfig, PeftModel, VeraConfig, get_peft_model  # noqa: E402
+from peft import FourierFTConfig, IA3Config, LoraConfig, PeftModel, VeraConfig, get_peft_model  # noqa: E402
 
 TOL = 1e-4     # peft's logits on the export vs peftbench's
 TOL_ID = 1e-5  # peftbench re-import vs peftbench
@@ -196,6 +196,35 @@ def export_vera_case(pb, tmp, c, args, expect):
     print(f"{name:24s} r={cfg['r']} targets={cfg['target_modules']} keys={len(sd)}  peft logits {e1:.1e}", flush=True)
 
 
+def export_fourierft_case(pb, tmp, c, args, expect):
+    """FourierFT: the config and key set/shapes equal peft's own save of
+    FourierFTConfig.from_pretrained(DIR); PeftModel.from_pretrained rebuilds the spectral entries
+    from random_loc_seed alone (the file has no indices: peftbench's must be torch.randperm's),
+    holds the exported spectra and gives peftbench's logits."""
+    name = f"{c['name']}/fourierft{'-' + c['tag'] if c.get('tag') else ''}"
+    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", "fourierft"] + args)
+    check_config(name, cfg, expect)
+    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
+    ref_dir = base + ".peft_layout"
+    get_peft_model(copy.deepcopy(model), FourierFTConfig.from_pretrained(edir)).save_pretrained(ref_dir)
+    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
+    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
+    pm.eval()
+    n_mod, n_file = 0, sum(1 for k in sd if k.endswith(".fourierft_spectrum"))
+    for mn, mod in pm.named_modules():
+        if hasattr(mod, "fourierft_spectrum") and "default" in getattr(mod, "fourierft_spectrum", {}):
+            n_mod += 1
+            t = sd.get(f"base_model.model.{mn.removeprefix('base_model.model.')}.fourierft_spectrum")
+            if t is None or not torch.equal(mod.fourierft_spectrum["default"].detach(), t):
+                failures.append(f"{name}: peft's {mn}.fourierft_spectrum does not hold the exported tensor")
+    if n_mod != n_file:
+        failures.append(f"{name}: peft adapted {n_mod} modules, the export has {n_file}")
+    with torch.no_grad():
+        e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
+    print(f"{name:24s} n={cfg['n_frequency']} scaling={cfg['scaling']} targets={cfg['target_modules']} "
+          f"keys={len(sd)}  peft logits {e1:.1e}", flush=True)
+
+
 VIT = dict(name="vit", arch="vit", image=16, patch=4, channels=3, hidden=32, layers=2, heads=4,
            inter=48, labels=5, batch=3, seed=21)
 ROB = dict(name="rob", arch="roberta", vocab=60, hidden=32, layers=2, heads=4, inter=48, maxpos=24,
@@ -249,6 +278,16 @@ def main():
         (ROB, ["--rank", "16", "--targets", "query,intermediate,output", "--opt", "d_initial=0.5"],
          dict(peft_type="VERA", r=16, d_initial=0.5, task_type="SEQ_CLS")),
     ]
+    fourierft_cases = [
+        (VIT, ["--opt", "n_frequency=100", "--opt", "scaling=30"],
+         dict(peft_type="FOURIERFT", n_frequency=100, scaling=30.0, random_loc_seed=777,
+              target_modules=["q_proj", "v_proj"], modules_to_save=["classifier"])),
+        # scaling 10 (not peft's 150, sized for 768 x 768): at 150 these 32/48-wide layers get Delta W ~ 50 W and
+        # every row's logits saturate to the same values, which would compare equal whatever the entries
+        (ROB, ["--opt", "n_frequency=200", "--opt", "scaling=10", "--opt", "random_loc_seed=2024", "--targets",
+               "query,intermediate,output"],
+         dict(peft_type="FOURIERFT", n_frequency=200, scaling=10.0, random_loc_seed=2024, task_type="SEQ_CLS")),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
@@ -267,9 +306,15 @@ def main():
                 export_vera_case(pb, tmp, c, args, expect)
             except Exception as ex:
                 failures.append(f"{c['name']}/vera: {ex}")
+        for c, args, expect in fourierft_cases:
+            try:
+                export_fourierft_case(pb, tmp, c, args, expect)
+            except Exception as ex:
+                failures.append(f"{c['name']}/fourierft: {ex}")
     for f in failures:
         print("FAIL", f)
-    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {len(cases) + len(ia3_cases) + len(vera_cases)} exports, "
+    n_exports = len(cases) + len(ia3_cases) + len(vera_cases) + len(fourierft_cases)
+    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {n_exports} exports, "
           f"{len(failures)} failures")
     return 1 if failures else 0
 
