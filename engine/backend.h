@@ -78,6 +78,8 @@ typedef struct pb_backend {
     void (*tanh_forward)(pb_engine *e, float *out, const float *inp, size_t n);
     void (*tanh_backward)(pb_engine *e, float *dinp, const float *dout, const float *out,
                           size_t n);
+    void (*relu_forward)(pb_engine *e, float *out, const float *inp, size_t n);
+    void (*relu_backward)(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n);
     void (*add)(pb_engine *e, float *out, const float *a, const float *b, size_t n);
     void (*axpy)(pb_engine *e, float *y, float alpha, const float *x, size_t n);
     void (*scale)(pb_engine *e, float *out, const float *inp, float scale, size_t n);

@@ -245,6 +245,12 @@ void pb_tanh_forward(pb_engine *e, float *out, const float *inp, size_t n) {
 void pb_tanh_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n) {
     PB_PROFILED(e, "tanh_backward", 0, e->be->tanh_backward(e, dinp, dout, out, n));
 }
+void pb_relu_forward(pb_engine *e, float *out, const float *inp, size_t n) {
+    PB_PROFILED(e, "relu_forward", 0, e->be->relu_forward(e, out, inp, n));
+}
+void pb_relu_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n) {
+    PB_PROFILED(e, "relu_backward", 0, e->be->relu_backward(e, dinp, dout, out, n));
+}
 void pb_add(pb_engine *e, float *out, const float *a, const float *b, size_t n) {
     PB_PROFILED(e, "add", 0, e->be->add(e, out, a, b, n));
 }

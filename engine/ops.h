@@ -143,6 +143,11 @@ void pb_gelu_backward(pb_engine *e, float *dinp, const float *dout, const float 
 void pb_tanh_forward(pb_engine *e, float *out, const float *inp, size_t n);
 void pb_tanh_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n);
 
+// out = max(inp, 0); backward from the saved output: dinp += dout where out > 0 (the subgradient
+// at 0 is 0, as torch's).
+void pb_relu_forward(pb_engine *e, float *out, const float *inp, size_t n);
+void pb_relu_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n);
+
 // out = a + b (out may alias a or b).
 void pb_add(pb_engine *e, float *out, const float *a, const float *b, size_t n);
 // y += alpha * x

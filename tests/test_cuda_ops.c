@@ -340,6 +340,8 @@ static void test_elementwise(void) {
     PAIR(pb_gelu_backward(ec, g.c, d.c, b.c, n), pb_gelu_backward(eg, g.g, d.g, b.g, n), "gelu_backward", g, tol_elem);
     PAIR(pb_tanh_forward(ec, o.c, a.c, n), pb_tanh_forward(eg, o.g, a.g, n), "tanh_forward", o, tol_elem);
     PAIR(pb_tanh_backward(ec, g.c, d.c, o.c, n), pb_tanh_backward(eg, g.g, d.g, o.g, n), "tanh_backward", g, tol_elem);
+    PAIR(pb_relu_forward(ec, o.c, a.c, n), pb_relu_forward(eg, o.g, a.g, n), "relu_forward", o, tol_elem);
+    PAIR(pb_relu_backward(ec, g.c, d.c, o.c, n), pb_relu_backward(eg, g.g, d.g, o.g, n), "relu_backward", g, tol_elem);
     PAIR(pb_add(ec, o.c, a.c, b.c, n), pb_add(eg, o.g, a.g, b.g, n), "add", o, tol_elem);
     PAIR(pb_add(ec, o.c, o.c, b.c, n), pb_add(eg, o.g, o.g, b.g, n), "add (aliased)", o, tol_elem);
     PAIR(pb_axpy(ec, o.c, -0.37f, a.c, n), pb_axpy(eg, o.g, -0.37f, a.g, n), "axpy", o, tol_elem);

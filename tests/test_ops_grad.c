@@ -331,23 +331,35 @@ static void tanh_d(const void *vc, const double *x, double *out) {
     const n_ctx *c = vc;
     for (size_t i = 0; i < c->n; i++) out[i] = tanh(x[i]);
 }
+static void relu_d(const void *vc, const double *x, double *out) {
+    const n_ctx *c = vc;
+    for (size_t i = 0; i < c->n; i++) out[i] = x[i] > 0 ? x[i] : 0;
+}
+// which: 0 gelu, 1 tanh, 2 relu (inputs kept 1e-3 away from relu's kink, where FD is undefined)
 static void test_act(int which) {
     n_ctx c = {50};
     size_t off = 0;
     double *x = pb_xmalloc(c.n * sizeof(double));
     float *hi = rnd(c.n, -4, 4, x, &off);
+    if (which == 2)
+        for (size_t i = 0; i < c.n; i++)
+            if (fabsf(hi[i]) < 1e-3f) x[i] = hi[i] = hi[i] < 0 ? -0.5f : 0.5f;
     float *inp = t_to_dev(E, hi, c.n), *out = pb_alloc(E, c.n), *di = pb_alloc(E, c.n);
     if (which == 0) pb_gelu_forward(E, out, inp, c.n);
-    else pb_tanh_forward(E, out, inp, c.n);
+    else if (which == 1) pb_tanh_forward(E, out, inp, c.n);
+    else pb_relu_forward(E, out, inp, c.n);
     float *oh = t_to_host(E, out, c.n);
     double *R = rnd_d(c.n);
     float *Rf = narrow(R, c.n);
     t_widen(R, Rf, c.n);
     float *dout = t_to_dev(E, Rf, c.n);
     if (which == 0) pb_gelu_backward(E, di, dout, inp, c.n);
-    else pb_tanh_backward(E, di, dout, out, c.n);
+    else if (which == 1) pb_tanh_backward(E, di, dout, out, c.n);
+    else pb_relu_backward(E, di, dout, out, c.n);
     float *g = t_to_host(E, di, c.n);
-    check_op(which == 0 ? "gelu" : "tanh", which == 0 ? gelu_d : tanh_d, &c, x, c.n, oh, c.n, R, g);
+    static const char *const names[3] = {"gelu", "tanh", "relu"};
+    const t_fwd_fn fns[3] = {gelu_d, tanh_d, relu_d};
+    check_op(names[which], fns[which], &c, x, c.n, oh, c.n, R, g);
     pb_free(E, inp); pb_free(E, out); pb_free(E, di); pb_free(E, dout);
     free(x); free(hi); free(oh); free(R); free(Rf); free(g);
 }
@@ -737,6 +749,7 @@ int main(void) {
     test_layernorm();
     test_act(0);
     test_act(1);
+    test_act(2);
     test_elementwise();
     test_mul_cols();
     test_ao(24, 5, 0);

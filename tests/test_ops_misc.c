@@ -360,6 +360,7 @@ static void test_accumulation(void) {
     TWICE("layernorm dw", 1, pb_layernorm_backward(E, NULL, g2, NULL, d, a, b2, mean, rstd, N, C), g2, (size_t)C);
     TWICE("gelu", 1, pb_gelu_backward(E, g1, d, a, nNC), g1, nNC);
     TWICE("tanh", 1, pb_tanh_backward(E, g1, d, a, nNC), g1, nNC);
+    TWICE("relu", 1, pb_relu_backward(E, g1, d, a, nNC), g1, nNC);
     TWICE("dropout", 1, pb_dropout_backward(E, g1, d, a, nNC), g1, nNC);
     TWICE("mul_cols_reduce", 1, pb_mul_cols_reduce(E, g2, a, d, N, C), g2, (size_t)C);
     TWICE("take_token", 1, pb_take_token_backward(E, g1, d, B, T, C, 1), g1, nNC);

@@ -131,6 +131,8 @@ void pb_cpu_gelu_forward(pb_engine *e, float *out, const float *inp, size_t n);
 void pb_cpu_gelu_backward(pb_engine *e, float *dinp, const float *dout, const float *inp, size_t n);
 void pb_cpu_tanh_forward(pb_engine *e, float *out, const float *inp, size_t n);
 void pb_cpu_tanh_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n);
+void pb_cpu_relu_forward(pb_engine *e, float *out, const float *inp, size_t n);
+void pb_cpu_relu_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n);
 void pb_cpu_add(pb_engine *e, float *out, const float *a, const float *b, size_t n);
 void pb_cpu_axpy(pb_engine *e, float *y, float alpha, const float *x, size_t n);
 void pb_cpu_scale(pb_engine *e, float *out, const float *inp, float scale, size_t n);

@@ -327,6 +327,18 @@ void pb_cpu_tanh_backward(pb_engine *e, float *dinp, const float *dout, const fl
     PB_ELEMWISE_FOR dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 
+void pb_cpu_relu_forward(pb_engine *e, float *out, const float *inp, size_t n) {
+    const int nt = e->threads;
+    PB_OMP_ELEM
+    PB_ELEMWISE_FOR out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void pb_cpu_relu_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n) {
+    const int nt = e->threads;
+    PB_OMP_ELEM
+    PB_ELEMWISE_FOR dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
 void pb_cpu_add(pb_engine *e, float *out, const float *a, const float *b, size_t n) {
     const int nt = e->threads;
     PB_OMP_ELEM

@@ -145,6 +145,8 @@ void pb_cuda_gelu_forward(pb_engine *e, float *out, const float *inp, size_t n);
 void pb_cuda_gelu_backward(pb_engine *e, float *dinp, const float *dout, const float *inp,
                            size_t n);
 void pb_cuda_tanh_forward(pb_engine *e, float *out, const float *inp, size_t n);
+void pb_cuda_relu_forward(pb_engine *e, float *out, const float *inp, size_t n);
+void pb_cuda_relu_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n);
 void pb_cuda_tanh_backward(pb_engine *e, float *dinp, const float *dout, const float *out,
                            size_t n);
 void pb_cuda_add(pb_engine *e, float *out, const float *a, const float *b, size_t n);

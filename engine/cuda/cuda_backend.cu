@@ -313,6 +313,8 @@ static const pb_backend make_cuda_backend() {
     b.gelu_backward = pb_cuda_gelu_backward;
     b.tanh_forward = pb_cuda_tanh_forward;
     b.tanh_backward = pb_cuda_tanh_backward;
+    b.relu_forward = pb_cuda_relu_forward;
+    b.relu_backward = pb_cuda_relu_backward;
     b.add = pb_cuda_add;
     b.axpy = pb_cuda_axpy;
     b.scale = pb_cuda_scale;

@@ -472,6 +472,12 @@ __global__ static void k_tanh_fwd(float *out, const float *inp, size_t n) {
 __global__ static void k_tanh_bwd(float *dinp, const float *dout, const float *out, size_t n) {
     GRID_STRIDE(i, n) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
+__global__ static void k_relu_fwd(float *out, const float *inp, size_t n) {
+    GRID_STRIDE(i, n) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+__global__ static void k_relu_bwd(float *dinp, const float *dout, const float *out, size_t n) {
+    GRID_STRIDE(i, n) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
 __global__ static void k_add(float *out, const float *a, const float *b, size_t n) {
     GRID_STRIDE(i, n) out[i] = a[i] + b[i];
 }
@@ -496,6 +502,12 @@ void pb_cuda_tanh_forward(pb_engine *e, float *out, const float *inp, size_t n) 
 }
 void pb_cuda_tanh_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n) {
     LAUNCH_ELEM(k_tanh_bwd, n, dinp, dout, out, n);
+}
+void pb_cuda_relu_forward(pb_engine *e, float *out, const float *inp, size_t n) {
+    LAUNCH_ELEM(k_relu_fwd, n, out, inp, n);
+}
+void pb_cuda_relu_backward(pb_engine *e, float *dinp, const float *dout, const float *out, size_t n) {
+    LAUNCH_ELEM(k_relu_bwd, n, dinp, dout, out, n);
 }
 void pb_cuda_add(pb_engine *e, float *out, const float *a, const float *b, size_t n) {
     LAUNCH_ELEM(k_add, n, out, a, b, n);
