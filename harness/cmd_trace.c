@@ -392,6 +392,11 @@ int pb_cmd_trace(int argc, char **argv) {
     } else if (pb_method_apply(m, &mc, err, sizeof(err)) != PB_OK) {
         goto fail;
     }
+    if (save_dir && !pb_method_mergeable(m)) {
+        snprintf(err, sizeof(err), "--save: %s cannot be merged into the model's linears (nonlinear adapters)",
+                 mc.desc->name);
+        goto fail;
+    }
     if (params_path && load_params(m, params_path, err, sizeof(err)) != PB_OK) goto fail;
     const pb_model_config *cfg = pb_model_cfg(m);
     if (read_batch(batch_path, cfg, &hb, err, sizeof(err)) != PB_OK) goto fail;

@@ -1,6 +1,6 @@
 // adapter.h: the one interface every PEFT method implements on a frozen linear layer, and the
 // entry point that applies a method to a model.
-// defines: pb_adapter, pb_adapter_vtbl, pb_method_apply, pb_method_merge, pb_method_events,
+// defines: pb_adapter, pb_adapter_vtbl, pb_method_apply, pb_method_mergeable, pb_method_merge, pb_method_events,
 //          pb_method_export_peft, pb_method_import_peft
 #ifndef PB_ADAPTER_H
 #define PB_ADAPTER_H
@@ -24,7 +24,8 @@ typedef struct {
     // dx (N,in) += ... or NULL; dy (N,out) read (or rewritten when rewrites_dy); x (N,in).
     void (*backward)(pb_adapter *a, pb_engine *e, float *dx, float *dy, const float *x, int N);
     // Folds the adapter into the base layer: after merge the plain linear (W, b) computes what
-    // base + adapter computed. W is (out,in), b (out) or NULL; both engine memory.
+    // base + adapter computed. W is (out,in), b (out) or NULL; both engine memory. NULL: the
+    // adapter cannot be merged (nonlinear bottlenecks).
     void (*merge)(pb_adapter *a, pb_engine *e, float *W, float *b);
     // Frees everything the adapter owns (params, buffers, state) and the adapter itself.
     void (*free)(pb_adapter *a, pb_engine *e);
@@ -46,7 +47,10 @@ struct pb_adapter {
 // and attaches adapters at the method's site. Errors (unknown target, a rank above the method's
 // size rule) name the field and leave the model unchanged.
 pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, size_t errlen);
+// 1 if every adapter of m can be merged (vt->merge; bottleneck adapters are nonlinear: no).
+int pb_method_mergeable(pb_model *m);
 // Merges every adapter into its layer and removes the adapters (model becomes plain HF layout).
+// The model must be pb_method_mergeable.
 void pb_method_merge(pb_model *m);
 // Sum of the adapters' event counters (desc->events, e.g. AOFT clamps of 1+q0), for the log.
 int64_t pb_method_events(pb_model *m);

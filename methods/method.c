@@ -448,10 +448,19 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
     return PB_OK;
 }
 
+int pb_method_mergeable(pb_model *m) {
+    int n = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    for (int i = 0; i < n; i++)
+        if (ls[i].adapter && !ls[i].adapter->vt->merge) return 0;
+    return 1;
+}
+
 void pb_method_merge(pb_model *m) {
     int n = 0;
     pb_linear *ls = pb_model_linears(m, &n);
     pb_engine *e = pb_model_engine(m);
+    PB_CHECK(pb_method_mergeable(m), "pb_method_merge: the model has adapters without a merge (check pb_method_mergeable)");
     for (int i = 0; i < n; i++) {
         pb_adapter *a = ls[i].adapter;
         if (!a) continue;

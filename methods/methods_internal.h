@@ -1,6 +1,6 @@
 // methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
 // the host SVD helpers and small shared utilities. Not part of the public interface.
-// defines: pb_lora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
+// defines: pb_lora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_bottleneck, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
 //          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new, pb_adapter_param,
 //          pb_adapter_free_common, pb_lora_create, pb_lora_scaling, pb_lora_export_peft,
 //          PB_OPT_LORA_* (shared LoRA-family options)
@@ -88,6 +88,39 @@ typedef struct {
     struct pb_fourier_basis *basis; // frozen bases + scratch, shared by the adapters of one shape (refcounted)
     float *dW;                      // (M,N) ΔW of the last forward (backward's dx)
 } pb_fourierft_state;
+
+// The adapter methods' bottleneck (bottleneck.c): out += s (act(u W_dᵀ + b_d) W_uᵀ + b_u) on an
+// input u (N,D); params of the owning adapter: [0] W_d (m,D), [1] b_d (m), [2] W_u (D,m), [3] b_u (D).
+typedef struct {
+    int D, m, gelu;      // gelu: act is GELU (else ReLU)
+    float s;             // scaling
+    float *u;            // (N,D) saved input
+    float *h, *act;      // (N,m) pre-activation, activation
+    float *t;            // (N,D) a W_uᵀ + b_u
+    float *gt, *ga, *gh; // (N,D), (N,m), (N,m) scratch
+    size_t cap_u, cap_h, cap_act, cap_t, cap_gt, cap_ga, cap_gh;
+} pb_bottleneck;
+// Creates a's four params (a has 4 slots) and initialises them (options scaling, act, init).
+void pb_bottleneck_init(pb_engine *e, pb_adapter *a, pb_bottleneck *b, int D, int m, const pb_method_config *c,
+                        int index);
+// out (N,D) += s B(u); u may alias out (read before out changes). Saves what backward needs.
+void pb_bottleneck_forward(pb_adapter *a, pb_engine *e, pb_bottleneck *b, const float *u, float *out, int N);
+// dout (N,D): gradient wrt out; du (N,D) += the gradient wrt u, or NULL; dout may alias du.
+void pb_bottleneck_backward(pb_adapter *a, pb_engine *e, pb_bottleneck *b, const float *dout, float *du, int N);
+void pb_bottleneck_free(pb_engine *e, pb_bottleneck *b);
+// The sequential adapter (Houlsby, Pfeiffer): y = z + s B(z) on l's output z (rank = m).
+pb_status pb_bottleneck_attach_seq(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                                   char *err, size_t errlen);
+// Parameters / forward FLOPs per token of one bottleneck on a D-wide stream (option rank = m).
+double pb_bottleneck_params(const pb_method_config *c, int D);
+double pb_bottleneck_flops(const pb_method_config *c, int D);
+// Options every bottleneck method has.
+#define PB_OPT_BOTTLENECK(scale_def)                                                                \
+    {"rank", PB_OPT_INT, "8", 1, PB_OPT_RANK_MAX, 0, NULL, "m: bottleneck width"},                    \
+    {"scaling", PB_OPT_NUM, scale_def, -1e6, 1e6, 0, NULL, "s: out += s * up(act(down(u)))"},          \
+    {"act", PB_OPT_ENUM, "relu", 0, 0, 0, "relu|gelu", "bottleneck nonlinearity"},                    \
+    {"init", PB_OPT_ENUM, "lora", 0, 0, 0, "lora|houlsby",                                         \
+     "lora: down kaiming-uniform, up 0 (step 0 = pre-trained); houlsby: both N(0, 0.01^2)"}
 
 // AOFT: LoRA+AOFT (variant "lora"): y += x AO_down diag(lam) AO_up^T, q_down (in), q_up (out).
 // Adapter+AOFT (variant "adapter"): z = base output, out = z + z AO_down diag(lam) AO_up^T with

@@ -115,7 +115,7 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER, K_BOTTLE };
 typedef struct {
     int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
     double s;
@@ -123,9 +123,10 @@ typedef struct {
     double *U, *Vt;               // svfit frozen (out,r), (r,in); vera: Vt = A (r,in), U = B (out,r)
     double *wn;                   // dora: ||W + s B A||_row, held constant (detached, as peft)
     double *idx;                  // fourierft: entries (2,n) rows then columns; s = alpha / (out in)
+    int gelu;                     // bottleneck: GELU (else ReLU); s = scaling; P = W_d, b_d, W_u, b_u
     int np;
-    double *P[3];
-    size_t nP[3];
+    double *P[4];
+    size_t nP[4];
 } rcase;
 
 // y (N,out) = replica forward; returns sum(G*y).
@@ -158,6 +159,24 @@ static double ref_forward(const rcase *c, double *y) {
         }
         free(xd);
         free(h);
+    } else if (c->kind == K_BOTTLE) { // y = z + s (act(z W_d^T + b_d) W_u^T + b_u)
+        int m = c->r;
+        const double *Wd = c->P[0], *bd = c->P[1], *Wu = c->P[2], *bu = c->P[3];
+        double *a = pb_xmalloc((size_t)m * sizeof(double));
+        for (int n = 0; n < N; n++) {
+            const double *zn = z + (size_t)n * out;
+            for (int k = 0; k < m; k++) {
+                double h = bd[k];
+                for (int o = 0; o < out; o++) h += zn[o] * Wd[(size_t)k * out + o];
+                a[k] = c->gelu ? 0.5 * h * (1.0 + erf(h / sqrt(2.0))) : (h > 0 ? h : 0);
+            }
+            for (int o = 0; o < out; o++) {
+                double t = bu[o];
+                for (int k = 0; k < m; k++) t += a[k] * Wu[(size_t)o * m + k];
+                y[(size_t)n * out + o] += c->s * t;
+            }
+        }
+        free(a);
     } else if (c->kind == K_FOURIER) { // y = z + x dW^T, dW[p,q] = s sum_k c_k cos(2 pi (p u_k / out + q v_k / in))
         const double *cf = c->P[0];
         int nf = (int)c->nP[0];
@@ -315,6 +334,9 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
             for (int j = 0; j < k; j++) distinct &= c.idx[j] != c.idx[k] || c.idx[nf + j] != c.idx[nf + k];
         }
         EXPECT(inrange && distinct, "%s: spectral entries out of range or repeated", label);
+    } else if (kind == K_BOTTLE) {
+        pb_bottleneck *st = a->state;
+        c.r = st->m; c.s = st->s; c.gelu = st->gelu;
     } else if (kind == K_IA3) {
         c.input = !strcmp(a->vt->name, "ia3-input");
     } else {
@@ -372,12 +394,13 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
         for (size_t k = 0; k < c.nP[i]; k++) gn += g[k] * g[k];
         EXPECT(gn > 0, "%s: FD gradient of %s is zero (test would be vacuous)", label, a->params[i].name);
         EXPECT(ep <= 1e-4, "%s: d%s rel err %.3g > 1e-4", label, a->params[i].name, ep);
-        printf("  %s %.2e", strrchr(a->params[i].name, '.') ? strrchr(a->params[i].name, '.') + 1 : a->params[i].name, ep);
+        printf("  %s %.2e", a->params[i].name + strlen(l->name) + 1, ep); // the leaf after "<linear>."
         free(g);
         free(ha);
     }
     printf("\n");
 
+    if (!a->vt->merge) goto no_merge; // nonlinear (bottleneck adapters)
     // merge == unmerged (plain linear with the merged W, b)
     float *Wm = pb_alloc(E, (size_t)out * in), *bm = pb_alloc(E, (size_t)out), *ym = pb_alloc(E, ny);
     pb_copy(E, Wm, l->w->data, (size_t)out * in);
@@ -390,6 +413,7 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
     EXPECT(em <= 1e-5, "%s: merged vs unmerged rel err %.3g > 1e-5", label, em);
     free(h1); free(h2);
     pb_free(E, Wm); pb_free(E, bm); pb_free(E, ym);
+no_merge:
 
     free(c.W); free(c.b); free(c.x); free(c.G); free(c.mask); free(c.U); free(c.Vt); free(c.wn); free(c.idx);
     for (int i = 0; i < c.np; i++) free(c.P[i]);
@@ -445,6 +469,9 @@ static void test_method(const char *label, const char *method, int in, int out, 
     else if (!strcmp(method, "fourierft")) // r = n_frequency, alpha = scaling; zeros: step 0 is checked
         snprintf(kv, sizeof kv, "n_frequency=%d scaling=%g init=zeros random_loc_seed=%d", r, (double)alpha,
                  variant[0] ? atoi(variant) : 777);
+    else if (!strcmp(method, "adapter_h") || !strcmp(method, "adapter_p")) // gate = act, alpha = scaling
+        snprintf(kv, sizeof kv, "rank=%d act=%s scaling=%g targets=%s", r, gate[0] ? gate : "relu", (double)alpha,
+                 !strcmp(variant, "adapter") ? "output" : "attention.output");
     else if (!strcmp(method, "ia3")) // variant "adapter": the FFN output linear with its input scaled
         snprintf(kv, sizeof kv, "targets=query,output feedforward=%s", !strcmp(variant, "adapter") ? "output" : "");
     else
@@ -453,7 +480,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
     char err[256] = "";
     int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : !strcmp(method, "ia3") ? K_IA3
                : !strcmp(method, "dora") ? K_DORA : !strcmp(method, "vera") ? K_VERA
-               : !strcmp(method, "fourierft") ? K_FOURIER : K_LORA;
+               : !strcmp(method, "fourierft") ? K_FOURIER
+               : !strcmp(method, "adapter_h") || !strcmp(method, "adapter_p") ? K_BOTTLE : K_LORA;
     if (!strcmp(variant, "bias")) pb_param_set_trainable(E, l.b, 1); // the layer's bias trains too
     pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out, NULL, 0}, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
@@ -476,6 +504,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
     }
     if (kind == K_SVFIT) perturb_param(&a->params[0], 0.2f, 1);
     if (kind == K_FOURIER) perturb_param(&a->params[0], 1.0f, 1); // N(0,1) as the paper's init
+    if (kind == K_BOTTLE) // W_u = 0, biases 0 at init
+        for (int i = 0; i < 4; i++) perturb_param(&a->params[i], 0.3f, 1);
     if (kind == K_IA3) perturb_param(&a->params[0], 0.3f, 1);
     if (kind == K_AOFT) {
         perturb_param(&a->params[0], 0.1f, 1); // ||q|| != 1: the general (approximate) regime
@@ -485,6 +515,138 @@ static void test_method(const char *label, const char *method, int in, int out, 
     check_adapter(label, &l, kind, 5, 1);
     free_linear(&l);
     free(W0); free(b0);
+}
+
+// ----------------------------------------------------------------------------
+// AdaptFormer: two cooperating adapters on an FFN pair (intermediate D->H, output H->D):
+//   y = W_o gelu(W_i x + b_i) + b_o + s (act(x W_d^T + b_d) W_u^T + b_u)
+// forward/backward through both linears (the output's backward first, as in a model) vs a double
+// replica and central differences of sum(G*y) wrt x and the four bottleneck tensors.
+
+typedef struct {
+    int N, D, H, m;
+    double s;
+    double *Wi, *bi, *Wo, *bo, *x, *G;
+    double *P[4];
+    size_t nP[4];
+} af_case;
+
+static double af_ref(const af_case *c) {
+    double L = 0;
+    double *g = pb_xmalloc((size_t)c->H * sizeof(double)), *a = pb_xmalloc((size_t)c->m * sizeof(double));
+    for (int n = 0; n < c->N; n++) {
+        const double *xn = c->x + (size_t)n * c->D;
+        for (int j = 0; j < c->H; j++) {
+            double h = c->bi[j];
+            for (int i = 0; i < c->D; i++) h += xn[i] * c->Wi[(size_t)j * c->D + i];
+            g[j] = 0.5 * h * (1.0 + erf(h / sqrt(2.0)));
+        }
+        for (int k = 0; k < c->m; k++) {
+            double h = c->P[1][k];
+            for (int i = 0; i < c->D; i++) h += xn[i] * c->P[0][(size_t)k * c->D + i];
+            a[k] = h > 0 ? h : 0;
+        }
+        for (int o = 0; o < c->D; o++) {
+            double y = c->bo[o], t = c->P[3][o];
+            for (int j = 0; j < c->H; j++) y += g[j] * c->Wo[(size_t)o * c->H + j];
+            for (int k = 0; k < c->m; k++) t += a[k] * c->P[2][(size_t)o * c->m + k];
+            L += c->G[(size_t)n * c->D + o] * (y + c->s * t);
+        }
+    }
+    free(g);
+    free(a);
+    return L;
+}
+
+static void af_fd(af_case *c, double *v, size_t n, double *g) {
+    for (size_t i = 0; i < n; i++) {
+        double h = 1e-5 * fmax(1.0, fabs(v[i])), v0 = v[i];
+        v[i] = v0 + h;
+        double lp = af_ref(c);
+        v[i] = v0 - h;
+        double lm = af_ref(c);
+        v[i] = v0;
+        g[i] = (lp - lm) / (2 * h);
+    }
+}
+
+static void test_adaptformer(void) {
+    const int N = 5, D = 8, H = 12, m = 3;
+    pb_linear ls[2] = {make_linear(D, H, "encoder.layer.0.intermediate.dense"),
+                       make_linear(H, D, "encoder.layer.0.output.dense")};
+    pb_method_config c;
+    mc_make(&c, "adaptformer", 7, "rank=3 scaling=0.7");
+    char err[256] = "";
+    pb_status s0 = c.desc->attach(E, &ls[0], &c, &(pb_site){0, D, H, ls, 2}, err, sizeof err);
+    pb_status s1 = c.desc->attach(E, &ls[1], &c, &(pb_site){1, D, H, ls, 2}, err, sizeof err);
+    EXPECT(s0 == PB_OK && s1 == PB_OK, "adaptformer attach: %s", err);
+    if (s0 || s1) { free_linear(&ls[0]); free_linear(&ls[1]); return; }
+    pb_linear lone = make_linear(H, D, "encoder.layer.0.output.dense"); // no intermediate before it
+    EXPECT(c.desc->attach(E, &lone, &c, &(pb_site){0, D, H, &lone, 1}, err, sizeof err) == PB_ERR_ARG &&
+               strstr(err, "intermediate"), "adaptformer: an output linear without its intermediate: %s", err);
+    free_linear(&lone);
+    pb_adapter *a = ls[0].adapter;
+    EXPECT(a->nparams == 4 && ls[1].adapter->nparams == 0, "adaptformer: params on the intermediate's adapter only");
+    size_t nx = (size_t)N * D, nh = (size_t)N * H;
+    float *hx = pb_xmalloc(nx * sizeof(float)), *hG = pb_xmalloc(nx * sizeof(float));
+    randn(hx, nx, 1.0f);
+    randn(hG, nx, 1.0f);
+    float *x = pb_alloc(E, nx), *yi = pb_alloc(E, nh), *g = pb_alloc(E, nh), *y = pb_alloc(E, nx), *y0 = pb_alloc(E, nx);
+    float *G = pb_alloc(E, nx), *dg = pb_alloc(E, nh), *dyi = pb_alloc(E, nh), *dx = pb_alloc(E, nx);
+    pb_upload(E, x, hx, nx);
+    pb_upload(E, G, hG, nx);
+    // step 0 (up = 0): the plain FFN
+    layer_forward(&ls[0], yi, x, N, 1, 1);
+    pb_gelu_forward(E, g, yi, nh);
+    layer_forward(&ls[1], y, g, N, 1, 1);
+    pb_linear_forward(E, y0, g, ls[1].w->data, ls[1].b->data, N, H, D);
+    float *h1 = dlf(y, nx), *h0 = dlf(y0, nx);
+    double e0 = relerr_ff(h1, h0, nx);
+    EXPECT(e0 == 0.0, "adaptformer: step 0 differs from the FFN (%.3g)", e0);
+    free(h1); free(h0);
+    for (int i = 0; i < 4; i++) perturb_param(&a->params[i], 0.4f, 1);
+    for (int i = 0; i < 4; i++) pb_zero(E, a->params[i].grad, a->params[i].numel);
+    layer_forward(&ls[0], yi, x, N, 1, 1);
+    pb_gelu_forward(E, g, yi, nh);
+    layer_forward(&ls[1], y, g, N, 1, 1);
+    pb_zero(E, dg, nh); pb_zero(E, dyi, nh); pb_zero(E, dx, nx);
+    layer_backward(&ls[1], dg, G, g, N);
+    pb_gelu_backward(E, dyi, dg, yi, nh);
+    layer_backward(&ls[0], dx, dyi, x, N);
+
+    af_case rc = {N, D, H, m, 0.7, dl(ls[0].w->data, (size_t)H * D), dl(ls[0].b->data, H), dl(ls[1].w->data, (size_t)D * H),
+                  dl(ls[1].b->data, D), pb_xmalloc(nx * sizeof(double)), pb_xmalloc(nx * sizeof(double)), {0}, {0}};
+    for (size_t i = 0; i < nx; i++) { rc.x[i] = hx[i]; rc.G[i] = hG[i]; }
+    for (int i = 0; i < 4; i++) { rc.nP[i] = a->params[i].numel; rc.P[i] = dl(a->params[i].data, rc.nP[i]); }
+    // forward: sum(G*y) vs the replica
+    float *hy = dlf(y, nx);
+    double L = 0;
+    for (size_t i = 0; i < nx; i++) L += hG[i] * (double)hy[i];
+    double Lr = af_ref(&rc), ef = fabs(L - Lr) / fmax(fabs(Lr), 1e-30);
+    EXPECT(ef <= 1e-5, "adaptformer: forward sum(G*y) rel err %.3g", ef);
+    double *gx = pb_xmalloc(nx * sizeof(double));
+    af_fd(&rc, rc.x, nx, gx);
+    float *hdx = dlf(dx, nx);
+    double ex = relerr_fd(hdx, gx, nx);
+    EXPECT(ex <= 1e-4, "adaptformer: dx rel err %.3g", ex);
+    printf("%-28s forward %.2e  dx %.2e", "adaptformer D=8 H=12 m=3", ef, ex);
+    for (int i = 0; i < 4; i++) {
+        double *gp = pb_xmalloc(rc.nP[i] * sizeof(double));
+        af_fd(&rc, rc.P[i], rc.nP[i], gp);
+        float *hp = dlf(a->params[i].grad, rc.nP[i]);
+        double ep = relerr_fd(hp, gp, rc.nP[i]);
+        EXPECT(ep <= 1e-4, "adaptformer: d%s rel err %.3g", a->params[i].name, ep);
+        printf("  %s %.2e", a->params[i].name + strlen(ls[0].name) + 1, ep);
+        free(gp); free(hp);
+    }
+    printf("\n");
+    free(gx); free(hdx); free(hy); free(hx); free(hG);
+    free(rc.Wi); free(rc.bi); free(rc.Wo); free(rc.bo); free(rc.x); free(rc.G);
+    for (int i = 0; i < 4; i++) free(rc.P[i]);
+    pb_free(E, x); pb_free(E, yi); pb_free(E, g); pb_free(E, y); pb_free(E, y0); pb_free(E, G);
+    pb_free(E, dg); pb_free(E, dyi); pb_free(E, dx);
+    free_linear(&ls[0]);
+    free_linear(&ls[1]);
 }
 
 // ----------------------------------------------------------------------------
@@ -701,6 +863,10 @@ int main(void) {
     test_method("dora dropout 0.3",       "dora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.3f, 0, 0);
     test_method("dora + trainable bias",  "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.0f, 0, 4);
     test_method("dora dropout + bias",    "dora",  12, 10, 3, "kaiming",  "bias",    "lambda", 0.3f, 0, 4);
+    test_method("adapter_h relu s=1",     "adapter_h", 12, 10, 4, "",      "",        "relu",   0.0f, 0, 1.0f);
+    test_method("adapter_h gelu s=0.5 m>D", "adapter_h", 6, 5, 9, "",      "",        "gelu",   0.0f, 0, 0.5f);
+    test_method("adapter_p relu, bias trains", "adapter_p", 12, 10, 3, "",  "bias",    "relu",   0.0f, 0, 2.0f);
+    test_adaptformer();
     test_method("fourierft n=20",         "fourierft", 12, 10, 20, "",     "",        "",       0.0f, 0, 150.0f);
     test_method("fourierft 7->13 n=40 s=5", "fourierft", 7, 13, 40, "",     "5",       "",       0.0f, 0, 30.0f);
     test_method("fourierft n = in out",   "fourierft", 6, 5, 30, "",       "",        "",       0.0f, 0, 20.0f);

@@ -36,6 +36,10 @@ the logits after them.
   fourierft vs peft FourierFTConfig: the spectral entries equal peft's (torch.randperm, no
           injection), own N(0,1) init, init=zeros step-0 identity; random spectra in both -> full
           comparison (peft: torch.fft.ifft2; peftbench: GEMMs with cos/sin bases).
+  adapter_h / adapter_p / adaptformer vs PyTorch modules written from Houlsby et al. 2019,
+          Pfeiffer et al. 2021 and AdaptFormer's Eq. 3 (not in peft): own init (down kaiming-
+          uniform, up and biases 0, step-0 identity); random bottleneck tensors in both -> full
+          comparison; nonlinear, so no merge (trace --save must refuse).
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -274,14 +278,23 @@ def check_merged(case, tag, got, sdir, w):
                            rel(loaded(**case.inputs).logits, got["logits.merged"]), TOL_ID)
 
 
-def compare_with_params(case, tag, args, params, model, w):
+def compare_with_params(case, tag, args, params, model, w, merge=True):
     """Loads `params` ({trace key: tensor}, the reference's starting values) into peftbench with
-    trace --params, then the full comparison against `model`, the merge checks and the log line."""
+    trace --params, then the full comparison against `model`, the merge checks (merge=False: the
+    method cannot merge, and trace --save must refuse it) and the log line."""
     ppath = os.path.join(case.tmp, f"{case.name}.{tag}.params.safetensors")
     save_file(params, ppath)
-    got, sdir = case.trace(tag, args + ["--params", ppath])
+    got, sdir = case.trace(tag, args + ["--params", ppath], save=merge)
     w.update(compare(case, tag, got, model))
-    check_merged(case, tag, got, sdir, w)
+    if merge:
+        check_merged(case, tag, got, sdir, w)
+    else:
+        try:
+            case.trace(tag + "-save", args, steps=0, save=True)
+            failures.append(f"{case.name}/{tag}: trace --save accepted a method that cannot merge")
+        except RuntimeError as ex:
+            if "cannot be merged" not in str(ex):
+                failures.append(f"{case.name}/{tag}: trace --save failed without saying why: {ex}")
     log(case, tag, w)
 
 
@@ -448,6 +461,89 @@ def test_fourierft(case, tag, roles, n, scaling, loc_seed=777):
     if len(params) != len(paths):
         failures.append(f"{name}: peft made {len(params)} spectra, expected {len(paths)}")
     compare_with_params(case, tag, args, params, pm, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bottleneck adapters (not in peft): Houlsby / Pfeiffer (sequential), AdaptFormer (parallel)
+
+class SeqAdapterLinear(nn.Module):
+    """Houlsby et al. 2019 / Pfeiffer et al. 2021: the projection's output z, then
+    z + s * up(act(down(z))) (the adapter's internal skip connection)."""
+
+    def __init__(self, base, m, s, act):
+        super().__init__()
+        self.base, self.s, self.act = base, s, act
+        D = base.out_features
+        self.adapter_down, self.adapter_up = nn.Linear(D, m), nn.Linear(m, D)
+
+    def forward(self, x):
+        z = self.base(x)
+        return z + self.s * self.adapter_up(self.act(self.adapter_down(z)))
+
+
+class AdaptFormerIn(nn.Module):
+    """AdaptFormer (Chen et al. 2022, Eq. 3) on the FFN's first linear: the branch
+    s * up(ReLU(down(u))) of the FFN input u, kept for the output linear."""
+
+    def __init__(self, base, m, s):
+        super().__init__()
+        self.base, self.s = base, s
+        D = base.in_features
+        self.adapter_down, self.adapter_up = nn.Linear(D, m), nn.Linear(m, D)
+
+    def forward(self, u):
+        self.branch = self.s * self.adapter_up(F.relu(self.adapter_down(u)))
+        return self.base(u)
+
+
+class AdaptFormerOut(nn.Module):
+    def __init__(self, base, src):
+        super().__init__()
+        self.base, self.src = base, [src]  # a list: not a submodule (its parameters are the intermediate's)
+
+    def forward(self, x):
+        return self.base(x) + self.src[0].branch
+
+
+def test_bottleneck(case, tag, method, roles, m, s, act="relu"):
+    """peftbench's own init (down kaiming-uniform bound 1/sqrt(D), up and biases 0, step 0 =
+    base model), then random bottleneck tensors in both -> full comparison (no merge: nonlinear;
+    trace --save must refuse)."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", method, "--rank", str(m), "--opt", f"scaling={s}", "--opt", f"act={act}"]
+    if roles:
+        args += ["--targets", ",".join(roles)]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    model = case.fresh()
+    fn = {"relu": F.relu, "gelu": F.gelu}[act]
+    if method == "adaptformer":
+        ins = module_paths(case.arch, case.layers, ["intermediate"])
+        outs = module_paths(case.arch, case.layers, ["output"])
+        mods = wrap(model, ins, lambda lin: AdaptFormerIn(lin, m, s))
+        for (tin, hin), (tout, _) in zip(ins, outs):
+            parent, leaf = tout.rsplit(".", 1)
+            setattr(model.get_submodule(parent), leaf, AdaptFormerOut(model.get_submodule(tout), mods[hin]))
+    else:
+        mods = wrap(model, module_paths(case.arch, case.layers, roles), lambda lin: SeqAdapterLinear(lin, m, s, fn))
+    g = torch.Generator().manual_seed(case.c["seed"] + 80)
+    params = {}
+    for hub, mod in mods.items():
+        D = mod.adapter_down.in_features
+        wd = own[f"init.{hub}.adapter_down.weight"]
+        if not (torch.equal(own[f"init.{hub}.adapter_up.weight"], torch.zeros(D, m)) and
+                torch.equal(own[f"init.{hub}.adapter_down.bias"], torch.zeros(m)) and
+                torch.equal(own[f"init.{hub}.adapter_up.bias"], torch.zeros(D)) and
+                0.8 / D ** 0.5 < wd.abs().max() <= 1 / D ** 0.5):
+            failures.append(f"{name}: {hub}: init is not down kaiming-uniform, up / biases 0")
+        with torch.no_grad():
+            for leaf in ("adapter_down", "adapter_up"):
+                lin = getattr(mod, leaf)
+                lin.weight.copy_(0.3 * torch.randn(lin.weight.shape, generator=g))
+                lin.bias.copy_(0.1 * torch.randn(lin.bias.shape, generator=g))
+                params[f"{hub}.{leaf}.weight"] = lin.weight.detach().clone()
+                params[f"{hub}.{leaf}.bias"] = lin.bias.detach().clone()
+    compare_with_params(case, tag, args, params, model, w, merge=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -761,6 +857,11 @@ def main():
             ("vit/fourierft-qv", lambda: test_fourierft(vit, "fourierft-qv", ["query", "value"], 100, 30.0)),
             ("rob/fourierft-q,int,out", lambda: test_fourierft(rob, "fourierft-q,int,out", ["query", "intermediate", "output"], 300, 40.0, loc_seed=5)),
             ("reg/fourierft-all6", lambda: test_fourierft(reg, "fourierft-all6", ALL6, 50, 20.0, loc_seed=2024)),
+            ("vit/adapter_h", lambda: test_bottleneck(vit, "adapter_h", "adapter_h", ["attention.output", "output"], 4, 1.0)),
+            ("rob/adapter_h-gelu", lambda: test_bottleneck(rob, "adapter_h-gelu", "adapter_h", ["attention.output", "output"], 6, 0.5, "gelu")),
+            ("reg/adapter_p", lambda: test_bottleneck(reg, "adapter_p", "adapter_p", ["output"], 3, 2.0)),
+            ("vit/adaptformer", lambda: test_bottleneck(vit, "adaptformer", "adaptformer", None, 4, 0.1)),
+            ("rob/adaptformer", lambda: test_bottleneck(rob, "adaptformer", "adaptformer", None, 5, 0.7)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),
