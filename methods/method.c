@@ -351,6 +351,9 @@ static unsigned unfreeze_kinds(unsigned u) {
 }
 
 static pb_status rank_rule(const pb_method_config *c, int in, int out, const char *where, char *err, size_t errlen) {
+    const char *why = c->desc->site_check ? c->desc->site_check(c, in, out) : NULL;
+    if (why) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s cannot adapt %s (%d -> %d): %s", c->desc->name, where,
+                            in, out, why);
     const char *key = c->desc->size_opt ? c->desc->size_opt : "rank";
     if (!c->desc->rank_limit || !pb_mc_has(c, key)) return PB_OK;
     int lim = c->desc->rank_limit(c, in, out), r = pb_mc_int(c, key);

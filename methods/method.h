@@ -104,6 +104,9 @@ struct pb_method_desc {
     // limit. NULL: no rank rule.
     int (*rank_limit)(const pb_method_config *c, int in, int out);
     const char *size_opt; // the option rank_limit bounds (NULL: "rank"), e.g. FourierFT's n_frequency
+    // Other shape rules on a linear (in -> out): NULL if it can be adapted, else why not (HTA's
+    // LoRA form needs a square linear). NULL hook: no rule.
+    const char *(*site_check)(const pb_method_config *c, int in, int out);
     // Trainable parameters and forward FLOPs per token that the method adds on one linear of
     // the site (its role, in -> out). NULL for site NONE. Backward is costed as twice the forward.
     double (*site_params)(const pb_method_config *c, const char *role, int in, int out);

@@ -115,7 +115,7 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER, K_BOTTLE };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER, K_BOTTLE, K_HTA };
 typedef struct {
     int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
     double s;
@@ -125,8 +125,8 @@ typedef struct {
     double *idx;                  // fourierft: entries (2,n) rows then columns; s = alpha / (out in)
     int gelu;                     // bottleneck: GELU (else ReLU); s = scaling; P = W_d, b_d, W_u, b_u
     int np;
-    double *P[4];
-    size_t nP[4];
+    double *P[5];
+    size_t nP[5];
 } rcase;
 
 // y (N,out) = replica forward; returns sum(G*y).
@@ -159,6 +159,32 @@ static double ref_forward(const rcase *c, double *y) {
         }
         free(xd);
         free(h);
+    } else if (c->kind == K_HTA) { // y = z + u T, u = x (lora form) or z (adapter), T = H_l diag(d) H_r + Wd^T Wu^T
+        int D = out, rr = c->r;
+        const double *vl = c->P[0], *vr = c->P[1], *d = c->P[2];
+        double *Hl = pb_xmalloc((size_t)D * D * sizeof(double)), *Hr = pb_xmalloc((size_t)D * D * sizeof(double));
+        double *T = pb_xcalloc((size_t)D * D, sizeof(double));
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) {
+                Hl[(size_t)i * D + j] = (i == j) - vl[i] * vl[j];
+                Hr[(size_t)i * D + j] = (i == j) - vr[i] * vr[j];
+            }
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) {
+                double acc = 0;
+                for (int k = 0; k < D; k++) acc += Hl[(size_t)i * D + k] * d[k] * Hr[(size_t)k * D + j];
+                for (int k = 0; k < rr; k++) acc += c->P[3][(size_t)k * D + i] * c->P[4][(size_t)j * rr + k];
+                T[(size_t)i * D + j] = acc;
+            }
+        for (int n = 0; n < N; n++) {
+            const double *u = c->adapter ? z + (size_t)n * out : c->x + (size_t)n * in;
+            for (int j = 0; j < D; j++) {
+                double acc = 0;
+                for (int i = 0; i < D; i++) acc += u[i] * T[(size_t)i * D + j];
+                y[(size_t)n * out + j] += acc;
+            }
+        }
+        free(Hl); free(Hr); free(T);
     } else if (c->kind == K_BOTTLE) { // y = z + s (act(z W_d^T + b_d) W_u^T + b_u)
         int m = c->r;
         const double *Wd = c->P[0], *bd = c->P[1], *Wu = c->P[2], *bu = c->P[3];
@@ -334,6 +360,9 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
             for (int j = 0; j < k; j++) distinct &= c.idx[j] != c.idx[k] || c.idx[nf + j] != c.idx[nf + k];
         }
         EXPECT(inrange && distinct, "%s: spectral entries out of range or repeated", label);
+    } else if (kind == K_HTA) {
+        c.r = a->nparams == 5 ? (int)a->params[3].shape[0] : 0;
+        c.adapter = !strcmp(a->vt->name, "hta-adapter");
     } else if (kind == K_BOTTLE) {
         pb_bottleneck *st = a->state;
         c.r = st->m; c.s = st->s; c.gelu = st->gelu;
@@ -472,6 +501,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
     else if (!strcmp(method, "adapter_h") || !strcmp(method, "adapter_p")) // gate = act, alpha = scaling
         snprintf(kv, sizeof kv, "rank=%d act=%s scaling=%g targets=%s", r, gate[0] ? gate : "relu", (double)alpha,
                  !strcmp(variant, "adapter") ? "output" : "attention.output");
+    else if (!strcmp(method, "hta"))
+        snprintf(kv, sizeof kv, "rank=%d form=%s", r, !strcmp(variant, "adapter") ? "adapter" : "lora");
     else if (!strcmp(method, "ia3")) // variant "adapter": the FFN output linear with its input scaled
         snprintf(kv, sizeof kv, "targets=query,output feedforward=%s", !strcmp(variant, "adapter") ? "output" : "");
     else
@@ -481,7 +512,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
     int kind = !strcmp(method, "svfit") ? K_SVFIT : !strcmp(method, "aoft") ? K_AOFT : !strcmp(method, "ia3") ? K_IA3
                : !strcmp(method, "dora") ? K_DORA : !strcmp(method, "vera") ? K_VERA
                : !strcmp(method, "fourierft") ? K_FOURIER
-               : !strcmp(method, "adapter_h") || !strcmp(method, "adapter_p") ? K_BOTTLE : K_LORA;
+               : !strcmp(method, "adapter_h") || !strcmp(method, "adapter_p") ? K_BOTTLE
+               : !strcmp(method, "hta") ? K_HTA : K_LORA;
     if (!strcmp(variant, "bias")) pb_param_set_trainable(E, l.b, 1); // the layer's bias trains too
     pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out, NULL, 0}, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
@@ -504,6 +536,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
     }
     if (kind == K_SVFIT) perturb_param(&a->params[0], 0.2f, 1);
     if (kind == K_FOURIER) perturb_param(&a->params[0], 1.0f, 1); // N(0,1) as the paper's init
+    if (kind == K_HTA) // d = 0, W_up = 0 at init; v away from the exact reflection
+        for (int i = 0; i < a->nparams; i++) perturb_param(&a->params[i], 0.3f, 1);
     if (kind == K_BOTTLE) // W_u = 0, biases 0 at init
         for (int i = 0; i < 4; i++) perturb_param(&a->params[i], 0.3f, 1);
     if (kind == K_IA3) perturb_param(&a->params[0], 0.3f, 1);
@@ -867,6 +901,10 @@ int main(void) {
     test_method("adapter_h gelu s=0.5 m>D", "adapter_h", 6, 5, 9, "",      "",        "gelu",   0.0f, 0, 0.5f);
     test_method("adapter_p relu, bias trains", "adapter_p", 12, 10, 3, "",  "bias",    "relu",   0.0f, 0, 2.0f);
     test_adaptformer();
+    test_method("hta lora D'=1",          "hta",   8, 8, 1, "",             "",        "",       0.0f, 0, 0.0f);
+    test_method("hta lora D'=0",          "hta",   6, 6, 0, "",             "",        "",       0.0f, 0, 0.0f);
+    test_method("hta adapter 12->9 D'=2", "hta",   12, 9, 2, "",            "adapter", "",       0.0f, 0, 0.0f);
+    test_method("hta lora, bias trains",  "hta",   7, 7, 1, "",             "bias",    "",       0.0f, 0, 0.0f);
     test_method("fourierft n=20",         "fourierft", 12, 10, 20, "",     "",        "",       0.0f, 0, 150.0f);
     test_method("fourierft 7->13 n=40 s=5", "fourierft", 7, 13, 40, "",     "5",       "",       0.0f, 0, 30.0f);
     test_method("fourierft n = in out",   "fourierft", 6, 5, 30, "",       "",        "",       0.0f, 0, 20.0f);

@@ -40,6 +40,9 @@ the logits after them.
           Pfeiffer et al. 2021 and AdaptFormer's Eq. 3 (not in peft): own init (down kaiming-
           uniform, up and biases 0, step-0 identity); random bottleneck tensors in both -> full
           comparison; nonlinear, so no merge (trace --save must refuse).
+  hta     vs a PyTorch module with explicit D x D Householder matrices (papers.md 5, Eq. 3-7):
+          own init (d = 0, up = 0, ||v||^2 = 2, step-0 identity), random tensors in both -> full
+          comparison and merge; lora form (q,k,v,o; q,v with D' = 0) and adapter form.
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -547,6 +550,62 @@ def test_bottleneck(case, tag, method, roles, m, s, act="relu"):
 
 
 # ----------------------------------------------------------------------------------------------
+# HTA (papers.md 5; not in peft)
+
+class HTALinear(nn.Module):
+    """HTA Eq. 3-7 with explicit D x D matrices: W_HTA = (I - v_l v_l^T) diag(d) (I - v_r v_r^T),
+    T = W_HTA + W_down W_up (paper layout: W_down = hta_down^T, W_up = hta_up^T); lora form
+    y = base(x) + x T, adapter form y = z + z T with z = base(x)."""
+
+    def __init__(self, base, r, adapter):
+        super().__init__()
+        self.base, self.adapter = base, adapter
+        D = base.out_features
+        self.hta_v_left, self.hta_v_right, self.hta_d = (nn.Parameter(torch.zeros(D)) for _ in range(3))
+        if r:
+            self.hta_down, self.hta_up = nn.Parameter(torch.zeros(r, D)), nn.Parameter(torch.zeros(D, r))
+        self.r = r
+
+    def forward(self, x):
+        z = self.base(x)
+        eye = torch.eye(z.shape[-1])
+        T = (eye - torch.outer(self.hta_v_left, self.hta_v_left)) @ torch.diag(self.hta_d) @ \
+            (eye - torch.outer(self.hta_v_right, self.hta_v_right))
+        if self.r:
+            T = T + self.hta_down.T @ self.hta_up.T
+        return z + (z if self.adapter else x) @ T
+
+
+def test_hta(case, tag, roles, r, form="lora"):
+    """peftbench's own init (d = 0, up = 0, ||v||^2 = 2, down kaiming-uniform: step 0 = base),
+    then random tensors in both -> full comparison and merge."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "hta", "--rank", str(r), "--opt", f"form={form}", "--targets", ",".join(roles)]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    model = case.fresh()
+    mods = wrap(model, module_paths(case.arch, case.layers, roles), lambda lin: HTALinear(lin, r, form == "adapter"))
+    g = torch.Generator().manual_seed(case.c["seed"] + 90)
+    params = {}
+    for hub, m in mods.items():
+        D = m.hta_d.shape[0]
+        ok = torch.equal(own[f"init.{hub}.hta_d"], torch.zeros(D))
+        for v in ("hta_v_left", "hta_v_right"):
+            ok &= abs(own[f"init.{hub}.{v}"].square().sum().item() - 2.0) < 1e-5
+        if r:
+            wd = own[f"init.{hub}.hta_down"]
+            ok &= torch.equal(own[f"init.{hub}.hta_up"], torch.zeros(D, r)) and 0.8 / D ** 0.5 < wd.abs().max() <= 1 / D ** 0.5
+        if not ok:
+            failures.append(f"{name}: {hub}: init is not d = 0, up = 0, ||v||^2 = 2, down kaiming")
+        with torch.no_grad():
+            for leaf, p in m.named_parameters():
+                if leaf.startswith("hta_"):
+                    p.copy_(0.3 * torch.randn(p.shape, generator=g))
+                    params[f"{hub}.{leaf}"] = p.detach().clone()
+    compare_with_params(case, tag, args, params, model, w)
+
+
+# ----------------------------------------------------------------------------------------------
 # PiSSA
 
 def residual_model(case, pm, paths):
@@ -862,6 +921,10 @@ def main():
             ("reg/adapter_p", lambda: test_bottleneck(reg, "adapter_p", "adapter_p", ["output"], 3, 2.0)),
             ("vit/adaptformer", lambda: test_bottleneck(vit, "adaptformer", "adaptformer", None, 4, 0.1)),
             ("rob/adaptformer", lambda: test_bottleneck(rob, "adaptformer", "adaptformer", None, 5, 0.7)),
+            ("vit/hta-qkvo", lambda: test_hta(vit, "hta-qkvo", ["query", "key", "value", "attention.output"], 1)),
+            ("rob/hta-qv-r0", lambda: test_hta(rob, "hta-qv-r0", ["query", "value"], 0)),
+            ("vit/hta-adapter-ffn", lambda: test_hta(vit, "hta-adapter-ffn", ["output"], 2, "adapter")),
+            ("reg/hta-adapter-int,out", lambda: test_hta(reg, "hta-adapter-int,out", ["intermediate", "output"], 1, "adapter")),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),
