@@ -7,15 +7,6 @@
 // Not mergeable (nonlinear).
 #include "methods_internal.h"
 
-static double adapter_p_site_params(const pb_method_config *c, const char *role, int in, int out) {
-    (void)role; (void)in;
-    return pb_bottleneck_params(c, out);
-}
-static double adapter_p_site_flops(const pb_method_config *c, const char *role, int in, int out) {
-    (void)role; (void)in;
-    return pb_bottleneck_flops(c, out);
-}
-
 static const pb_method_opt adapter_p_opts[] = {
     PB_OPT_BOTTLENECK("1"),
     {"targets", PB_OPT_LIST, "output", 1, 2, 0, "attention.output|output",
@@ -31,7 +22,7 @@ const pb_method_desc pb_method_adapter_p = {
     .nopts = (int)(sizeof adapter_p_opts / sizeof adapter_p_opts[0]),
     .site = PB_SITE_LINEAR,
     .unfreeze = PB_UNFREEZE_HEAD,
-    .site_params = adapter_p_site_params,
-    .site_flops = adapter_p_site_flops,
+    .site_params = pb_bottleneck_site_params,
+    .site_flops = pb_bottleneck_site_flops,
     .attach = pb_bottleneck_attach_seq,
 };

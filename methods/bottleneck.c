@@ -108,3 +108,12 @@ double pb_bottleneck_flops(const pb_method_config *c, int D) {
     double m = pb_mc_int(c, "rank");
     return 4.0 * D * m + 2.0 * m + 2.0 * D;
 }
+// The sequential adapters' descriptor hooks: one bottleneck on the linear's output (D = out).
+double pb_bottleneck_site_params(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role; (void)in;
+    return pb_bottleneck_params(c, out);
+}
+double pb_bottleneck_site_flops(const pb_method_config *c, const char *role, int in, int out) {
+    (void)role; (void)in;
+    return pb_bottleneck_flops(c, out);
+}

@@ -114,6 +114,9 @@ pb_status pb_bottleneck_attach_seq(pb_engine *e, pb_linear *l, const pb_method_c
 // Parameters / forward FLOPs per token of one bottleneck on a D-wide stream (option rank = m).
 double pb_bottleneck_params(const pb_method_config *c, int D);
 double pb_bottleneck_flops(const pb_method_config *c, int D);
+// site_params / site_flops of the sequential adapters (D = the linear's out).
+double pb_bottleneck_site_params(const pb_method_config *c, const char *role, int in, int out);
+double pb_bottleneck_site_flops(const pb_method_config *c, const char *role, int in, int out);
 // Options every bottleneck method has.
 #define PB_OPT_BOTTLENECK(scale_def)                                                                \
     {"rank", PB_OPT_INT, "8", 1, PB_OPT_RANK_MAX, 0, NULL, "m: bottleneck width"},                    \

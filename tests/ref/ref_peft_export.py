@@ -135,30 +135,44 @@ def export_case(pb, tmp, c, method, args, expect):
           flush=True)
 
 
+def export_and_layout(pb, tmp, c, name, method, args, expect, config_cls):
+    """prepare() with --method METHOD, then the config fields and the key set/shapes against peft's
+    own save of config_cls.from_pretrained(DIR); returns (model, inputs, want, cfg, state dict, PeftModel)."""
+    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", method] + args)
+    check_config(name, cfg, expect)
+    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
+    ref_dir = base + ".peft_layout"
+    get_peft_model(copy.deepcopy(model), config_cls.from_pretrained(edir)).save_pretrained(ref_dir)
+    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
+    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
+    pm.eval()
+    return model, inputs, want, cfg, sd, pm
+
+
+def check_held(name, pm, sd, leaves):
+    """Every module of pm adapted with leaves[0] holds each of `leaves` exactly as exported, and
+    peft adapted as many modules as the file has."""
+    n_mod, n_file = 0, sum(1 for k in sd if k.endswith("." + leaves[0]))
+    for mn, mod in pm.named_modules():
+        if hasattr(mod, leaves[0]) and "default" in getattr(mod, leaves[0], {}):
+            n_mod += 1
+            for leaf in leaves:
+                t = sd.get(f"base_model.model.{mn.removeprefix('base_model.model.')}.{leaf}")
+                if t is None or not torch.equal(getattr(mod, leaf)["default"].detach(), t):
+                    failures.append(f"{name}: peft's {mn}.{leaf} does not hold the exported tensor")
+    if n_mod != n_file:
+        failures.append(f"{name}: peft adapted {n_mod} modules, the export has {n_file}")
+
+
 def export_ia3_case(pb, tmp, c, args, expect):
     """IA3: the config and the key set/shapes equal peft's own save of IA3Config.from_pretrained(DIR),
     PeftModel.from_pretrained loads every ia3_l of the file and gives peftbench's logits."""
     name = f"{c['name']}/ia3{'-' + c['tag'] if c.get('tag') else ''}"
-    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", "ia3"] + args)
-    check_config(name, cfg, expect)
-    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
-    ref_dir = base + ".peft_layout"
-    get_peft_model(copy.deepcopy(model), IA3Config.from_pretrained(edir)).save_pretrained(ref_dir)
-    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
+    model, inputs, want, cfg, sd, pm = export_and_layout(pb, tmp, c, name, "ia3", args, expect, IA3Config)
     ones = sum(1 for k, v in sd.items() if k.endswith(".ia3_l") and torch.equal(v, torch.ones_like(v)))
     if ones:
         failures.append(f"{name}: {ones} exported vectors are still ones (the steps did not move them)")
-    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
-    pm.eval()
-    n_mod, n_file = 0, sum(1 for k in sd if k.endswith(".ia3_l"))
-    for mn, mod in pm.named_modules():
-        if hasattr(mod, "ia3_l") and "default" in getattr(mod, "ia3_l", {}):
-            n_mod += 1
-            t = sd.get(f"base_model.model.{mn.removeprefix('base_model.model.')}.ia3_l")
-            if t is None or not torch.equal(mod.ia3_l["default"].detach(), t):
-                failures.append(f"{name}: peft's {mn}.ia3_l does not hold the exported tensor")
-    if n_mod != n_file:
-        failures.append(f"{name}: peft adapted {n_mod} modules, the export has {n_file}")
+    check_held(name, pm, sd, ["ia3_l"])
     with torch.no_grad():
         e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
     print(f"{name:24s} targets={cfg['target_modules']} feedforward={cfg['feedforward_modules']} keys={len(sd)}  "
@@ -170,27 +184,11 @@ def export_vera_case(pb, tmp, c, args, expect):
     (with save_projection: the shared vera_A / vera_B), PeftModel.from_pretrained holds the exported
     projections and lambdas and gives peftbench's logits."""
     name = f"{c['name']}/vera{'-' + c['tag'] if c.get('tag') else ''}"
-    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", "vera"] + args)
-    check_config(name, cfg, expect)
-    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
-    ref_dir = base + ".peft_layout"
-    get_peft_model(copy.deepcopy(model), VeraConfig.from_pretrained(edir)).save_pretrained(ref_dir)
-    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
-    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
-    pm.eval()
+    model, inputs, want, cfg, sd, pm = export_and_layout(pb, tmp, c, name, "vera", args, expect, VeraConfig)
     for ab in ("vera_A", "vera_B"):
         if not torch.equal(getattr(pm.base_model, ab)["default"], sd[f"base_model.{ab}"]):
             failures.append(f"{name}: peft's shared {ab} is not the exported one")
-    n_mod, n_file = 0, sum(1 for k in sd if k.endswith(".vera_lambda_b"))
-    for mn, mod in pm.named_modules():
-        if hasattr(mod, "vera_lambda_b") and "default" in getattr(mod, "vera_lambda_b", {}):
-            n_mod += 1
-            for leaf in ("vera_lambda_b", "vera_lambda_d"):
-                t = sd.get(f"base_model.model.{mn.removeprefix('base_model.model.')}.{leaf}")
-                if t is None or not torch.equal(getattr(mod, leaf)["default"].detach(), t):
-                    failures.append(f"{name}: peft's {mn}.{leaf} does not hold the exported tensor")
-    if n_mod != n_file:
-        failures.append(f"{name}: peft adapted {n_mod} modules, the export has {n_file}")
+    check_held(name, pm, sd, ["vera_lambda_b", "vera_lambda_d"])
     with torch.no_grad():
         e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
     print(f"{name:24s} r={cfg['r']} targets={cfg['target_modules']} keys={len(sd)}  peft logits {e1:.1e}", flush=True)
@@ -202,23 +200,8 @@ def export_fourierft_case(pb, tmp, c, args, expect):
     from random_loc_seed alone (the file has no indices: peftbench's must be torch.randperm's),
     holds the exported spectra and gives peftbench's logits."""
     name = f"{c['name']}/fourierft{'-' + c['tag'] if c.get('tag') else ''}"
-    model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", "fourierft"] + args)
-    check_config(name, cfg, expect)
-    sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
-    ref_dir = base + ".peft_layout"
-    get_peft_model(copy.deepcopy(model), FourierFTConfig.from_pretrained(edir)).save_pretrained(ref_dir)
-    same_layout(name, sd, load_file(os.path.join(ref_dir, "adapter_model.safetensors")))
-    pm = PeftModel.from_pretrained(copy.deepcopy(model), edir)
-    pm.eval()
-    n_mod, n_file = 0, sum(1 for k in sd if k.endswith(".fourierft_spectrum"))
-    for mn, mod in pm.named_modules():
-        if hasattr(mod, "fourierft_spectrum") and "default" in getattr(mod, "fourierft_spectrum", {}):
-            n_mod += 1
-            t = sd.get(f"base_model.model.{mn.removeprefix('base_model.model.')}.fourierft_spectrum")
-            if t is None or not torch.equal(mod.fourierft_spectrum["default"].detach(), t):
-                failures.append(f"{name}: peft's {mn}.fourierft_spectrum does not hold the exported tensor")
-    if n_mod != n_file:
-        failures.append(f"{name}: peft adapted {n_mod} modules, the export has {n_file}")
+    model, inputs, want, cfg, sd, pm = export_and_layout(pb, tmp, c, name, "fourierft", args, expect, FourierFTConfig)
+    check_held(name, pm, sd, ["fourierft_spectrum"])
     with torch.no_grad():
         e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
     print(f"{name:24s} n={cfg['n_frequency']} scaling={cfg['scaling']} targets={cfg['target_modules']} "
