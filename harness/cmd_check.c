@@ -1,4 +1,4 @@
-// cmd_check.c: `peftbench check DIR --baseline FILE [--tol POINTS]`.
+// cmd_check.c: `peftbench check DIR --baseline FILE [...]` and `check DIR --write-baseline FILE`.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,40 +6,99 @@
 #include "check.h"
 #include "cli.h"
 
+static const char usage_text[] =
+    "usage: peftbench check DIR --baseline FILE [--tol POINTS] [--mode auto|exact|statistical]\n"
+    "                          [--alpha A] [--power P] [--junit FILE] [--markdown FILE]\n"
+    "       peftbench check DIR --write-baseline FILE [--noise-sd POINTS]\n";
+
+// A finite number in [lo, hi] from s, else NaN.
+static double num_arg(const char *s, double lo, double hi) {
+    char *end;
+    double v = strtod(s, &end);
+    return *s && !*end && isfinite(v) && v >= lo && v <= hi ? v : NAN;
+}
+
 int pb_cmd_check(int argc, char **argv) {
-    const char *dir = NULL, *base = NULL;
-    double tol = -1; // from the baseline's "tolerance" block, else 1.0
+    const char *dir = NULL, *base = NULL, *write = NULL;
+    double noise_sd = -1; // estimated from the seeds
+    pb_check_opts o;
+    pb_check_opts_default(&o);
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: peftbench check DIR --baseline FILE [--tol POINTS]\n"
-                   "Compares each (model, method, dataset) median (x100) with a baseline results.json;\n"
-                   "exit 1 on a regression beyond --tol or a missing cell. Without --tol: the baseline's\n"
-                   "\"tolerance\" {identical, different_numerics} (chosen by whether every cell's last\n"
-                   "training loss is reproduced bit for bit), else 1.0.\n");
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("%s"
+                   "Compares every (model, method, axes, dataset) row of a baseline with DIR's results, then the\n"
+                   "average of each method and of the suite. Per row, by the engine fingerprint (backend, GEMM\n"
+                   "provider and kernel, threads, LAPACK core, build, git revision):\n"
+                   "  exact        fingerprint matches: any change of a score or a cell's training loss fails;\n"
+                   "  statistical  otherwise: a drop beyond z*SE fails, SE from the metric's sampling error on\n"
+                   "               the evaluated examples and the seed spread (one-sided, Bonferroni over rows\n"
+                   "               and over averages at --alpha, default 0.01 each); every row and average\n"
+                   "               prints its minimum detectable drop (MDD) at --power (default 0.8).\n"
+                   "  --tol POINTS tolerance mode: a drop of more than POINTS fails (also for a legacy baseline,\n"
+                   "               a results.json, whose \"tolerance\" block or 1.0 applies without --tol).\n"
+                   "--mode exact|statistical forces one mode on every row. --junit FILE writes JUnit XML (one\n"
+                   "testcase per row and per average, failures with the numbers), --markdown FILE a summary for a\n"
+                   "pull-request comment. Missing, failed or non-finite rows fail.\n"
+                   "--write-baseline FILE writes DIR's baseline (every cell must have finished): per row the\n"
+                   "metric, examples, seeds, mean/median/std, the excess seed spread (estimated per method from\n"
+                   "2+ seeds, or --noise-sd) and the fingerprint; prints the MDDs it allows. docs/regression.md.\n"
+                   "Exit status: 0 ok, 1 regression (or a change in exact mode, or a missing row), 2 bad input.\n",
+                   usage_text);
             return 0;
-        } else if (!strcmp(argv[i], "--baseline") && i + 1 < argc) {
+        } else if (!strcmp(a, "--baseline") && more) {
             base = argv[++i];
-        } else if (!strcmp(argv[i], "--tol") && i + 1 < argc) {
-            char *end;
-            tol = strtod(argv[++i], &end);
-            if (*end || !isfinite(tol) || tol < 0) { // NaN would compare false and pass everything
-                fprintf(stderr, "peftbench check: --tol expects a finite number >= 0, got '%s'\n", argv[i]);
+        } else if (!strcmp(a, "--write-baseline") && more) {
+            write = argv[++i];
+        } else if (!strcmp(a, "--junit") && more) {
+            o.junit = argv[++i];
+        } else if (!strcmp(a, "--markdown") && more) {
+            o.markdown = argv[++i];
+        } else if (!strcmp(a, "--mode") && more) {
+            const char *m = argv[++i];
+            if (!strcmp(m, "auto")) o.mode = PB_CHECK_AUTO;
+            else if (!strcmp(m, "exact")) o.mode = PB_CHECK_EXACT;
+            else if (!strcmp(m, "statistical")) o.mode = PB_CHECK_STAT;
+            else {
+                fprintf(stderr, "peftbench check: --mode expects auto, exact or statistical, got '%s'\n", m);
                 return 2;
             }
-        } else if (argv[i][0] != '-' && !dir) {
-            dir = argv[i];
+        } else if ((!strcmp(a, "--tol") || !strcmp(a, "--alpha") || !strcmp(a, "--power") ||
+                    !strcmp(a, "--noise-sd")) && more) {
+            // NaN would compare false and pass everything: every number is checked
+            int tolish = !strcmp(a, "--tol") || !strcmp(a, "--noise-sd");
+            double v = num_arg(argv[++i], 0, tolish ? 1e6 : 1);
+            if (!isfinite(v) || (!tolish && (v <= 0 || v >= 1))) {
+                fprintf(stderr, "peftbench check: %s expects %s, got '%s'\n", a,
+                        tolish ? "a finite number >= 0" : "a number in (0, 1)", argv[i]);
+                return 2;
+            }
+            if (!strcmp(a, "--tol")) o.tol = v;
+            else if (!strcmp(a, "--alpha")) o.alpha = v;
+            else if (!strcmp(a, "--power")) o.power = v;
+            else noise_sd = v;
+        } else if (a[0] != '-' && !dir) {
+            dir = a;
         } else {
-            fprintf(stderr, "peftbench check: unexpected argument '%s'\n", argv[i]);
+            fprintf(stderr, "peftbench check: unexpected argument '%s'\n%s", a, usage_text);
             return 2;
         }
     }
-    if (!dir || !base) {
-        fprintf(stderr, "usage: peftbench check DIR --baseline FILE [--tol POINTS]\n");
+    if (!dir || (!base && !write) || (base && write)) {
+        fprintf(stderr, "%s", usage_text);
         return 2;
     }
-    char err[1024];
+    char err[2048];
+    if (write) {
+        if (pb_baseline_write(dir, write, noise_sd, stdout, err, sizeof err)) {
+            fprintf(stderr, "peftbench check: %s\n", err);
+            return 2;
+        }
+        return 0;
+    }
     int bad = 0;
-    if (pb_check(dir, base, tol, stdout, &bad, err, sizeof(err))) {
+    if (pb_check_run(dir, base, &o, stdout, &bad, err, sizeof err)) {
         fprintf(stderr, "peftbench check: %s\n", err);
         return 2;
     }

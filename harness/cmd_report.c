@@ -1,14 +1,17 @@
-// cmd_report.c: `peftbench report DIR [--reference FILE] [--quiet] [--strict] [--html]`.
+// cmd_report.c: `peftbench report DIR [--reference FILE] [--quiet] [--strict] [--html]
+// [--baseline-out FILE]`.
 #include <stdio.h>
 #include <string.h>
+#include "check.h"
 #include "cli.h"
 #include "report.h"
 #include "report_html.h"
 
-static const char usage_text[] = "usage: peftbench report DIR [--reference FILE] [--quiet] [--strict] [--html]\n";
+static const char usage_text[] =
+    "usage: peftbench report DIR [--reference FILE] [--quiet] [--strict] [--html] [--baseline-out FILE]\n";
 
 int pb_cmd_report(int argc, char **argv) {
-    const char *dir = NULL, *ref = NULL;
+    const char *dir = NULL, *ref = NULL, *bout = NULL;
     int quiet = 0, strict = 0, html = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -18,7 +21,9 @@ int pb_cmd_report(int argc, char **argv) {
                    "self-contained page with the tables, the figures and every cell's config, status and\n"
                    "training curves (inline SVG; without gnuplot the page has the tables and a note).\n"
                    "Cell files that cannot be trusted (renamed/copied, another suite's, no status, a score\n"
-                   "outside its metric's range) are left out and named; --strict exits 1 if there are any.\n",
+                   "outside its metric's range) are left out and named; --strict exits 1 if there are any.\n"
+                   "--baseline-out FILE also writes the regression baseline of DIR for `peftbench check`\n"
+                   "(as check DIR --write-baseline FILE; docs/regression.md).\n",
                    usage_text);
             return 0;
         } else if (!strcmp(argv[i], "--reference") && i + 1 < argc) {
@@ -29,6 +34,8 @@ int pb_cmd_report(int argc, char **argv) {
             strict = 1;
         } else if (!strcmp(argv[i], "--html")) {
             html = 1;
+        } else if (!strcmp(argv[i], "--baseline-out") && i + 1 < argc) {
+            bout = argv[++i];
         } else if (argv[i][0] != '-' && !dir) {
             dir = argv[i];
         } else {
@@ -48,6 +55,10 @@ int pb_cmd_report(int argc, char **argv) {
     }
     if (html && pb_report_html_make(dir, ref, NULL, stderr, err, sizeof(err))) {
         fprintf(stderr, "peftbench report --html: %s\n", err);
+        return 2;
+    }
+    if (bout && pb_baseline_write(dir, bout, -1, quiet ? NULL : stdout, err, sizeof(err))) {
+        fprintf(stderr, "peftbench report --baseline-out: %s\n", err);
         return 2;
     }
     if (strict && skipped) {

@@ -105,6 +105,13 @@ static void push_cell(pb_grid *g, int *cap, id_set *seen, cJSON *config, const c
     g->n++;
 }
 
+// The values of axis x for suite method entry: the method's own grid list when it gives one,
+// else the suite grid's.
+static const cJSON *axis_values(const cJSON *entry, const cJSON *axis) {
+    const cJSON *own = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(entry, "grid"), axis->string);
+    return own ? own : axis;
+}
+
 pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen) {
     memset(g, 0, sizeof(*g));
     int cap = 0;
@@ -112,39 +119,48 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
     const cJSON *axes[64];
     int sizes[64], pos[64];
     if (naxes > 64) return pb_errf(PB_ERR_ARG, err, errlen, "%s: grid: at most 64 axes", s->file);
-    long long total = 1;
     int a = 0;
-    for (const cJSON *c = s->grid->child; c; c = c->next, a++) {
-        axes[a] = c;
-        sizes[a] = cJSON_GetArraySize(c);
-        total *= sizes[a];
-        if (total > 1000000) break; // before it can overflow
+    for (const cJSON *c = s->grid->child; c; c = c->next, a++) axes[a] = c;
+    // Cells per method entry (its own axis lists where it has them), summed over methods.
+    long long total = 0;
+    for (int ki = 0; ki < s->nmethods; ki++) {
+        long long per = 1;
+        for (int x = 0; x < naxes && per <= 1000000; x++) per *= cJSON_GetArraySize(axis_values(s->methods[ki], axes[x]));
+        if (per > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has more than 1e6 cells", s->file);
+        total += per;
     }
-    total *= (long long)s->nmodels * s->ndatasets * s->nmethods;
+    total *= (long long)s->nmodels * s->ndatasets;
     if (total <= 0) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid is empty", s->file);
     if (total > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has %lld cells (limit 1e6)", s->file, total);
-    // Each axis's values as an array (cJSON_GetArrayItem walks the list: quadratic on long axes).
-    const cJSON **vals[64];
-    for (int x = 0; x < naxes; x++) {
-        vals[x] = pb_xmalloc(sizeof(cJSON *) * (size_t)(sizes[x] ? sizes[x] : 1));
-        int i = 0;
-        for (const cJSON *v = axes[x]->child; v; v = v->next) vals[x][i++] = v;
-    }
+    // Each axis's values as an array, per method entry (cJSON_GetArrayItem walks the list:
+    // quadratic on long axes).
+    const cJSON ***vals = pb_xcalloc((size_t)(s->nmethods * (naxes ? naxes : 1)), sizeof(const cJSON **));
+    for (int ki = 0; ki < s->nmethods; ki++)
+        for (int x = 0; x < naxes; x++) {
+            const cJSON *list = axis_values(s->methods[ki], axes[x]);
+            const cJSON **v = pb_xmalloc(sizeof(cJSON *) * (size_t)(cJSON_GetArraySize(list) + 1));
+            int i = 0;
+            for (const cJSON *e = list->child; e; e = e->next) v[i++] = e;
+            vals[ki * naxes + x] = v;
+        }
     id_set seen;
     size_t slots = 64;
     while (slots < (size_t)total * 2) slots *= 2;
     seen.slot = pb_xcalloc(slots, sizeof(int));
     seen.mask = slots - 1;
+    pb_status st = PB_OK;
 
-    for (int mi = 0; mi < s->nmodels; mi++)
-        for (int di = 0; di < s->ndatasets; di++)
-            for (int ki = 0; ki < s->nmethods; ki++) {
+    for (int mi = 0; mi < s->nmodels && !st; mi++)
+        for (int di = 0; di < s->ndatasets && !st; di++)
+            for (int ki = 0; ki < s->nmethods && !st; ki++) {
                 const cJSON *model = s->models[mi], *ds = s->datasets[di], *entry = s->methods[ki];
                 const char *mlabel = cJSON_GetObjectItem(model, "label")->valuestring;
                 const char *dlabel = cJSON_GetObjectItem(ds, "label")->valuestring;
                 const char *klabel = cJSON_GetObjectItem(entry, "label")->valuestring;
                 const char *kname = cJSON_GetObjectItem(entry, "method")->valuestring;
                 const pb_method_desc *desc = pb_method_find(kname);
+                const cJSON **const *mv = vals + ki * naxes;
+                for (int x = 0; x < naxes; x++) sizes[x] = cJSON_GetArraySize(axis_values(entry, axes[x]));
                 memset(pos, 0, sizeof(pos));
                 for (;;) {
                     cJSON *method = method_base(entry, desc);
@@ -160,7 +176,7 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                     }
                     int seed = 0;
                     for (int x = 0; x < naxes; x++) {
-                        const cJSON *v = vals[x][pos[x]];
+                        const cJSON *v = mv[x][pos[x]];
                         if (!strcmp(axes[x]->string, "seed")) seed = (int)v->valuedouble;
                         else apply(method, recipe, desc, axes[x]->string, v);
                     }
@@ -168,10 +184,8 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                     if (method_resolve(method, e2, sizeof e2)) {
                         cJSON_Delete(method);
                         cJSON_Delete(recipe);
-                        for (int y = 0; y < naxes; y++) free(vals[y]);
-                        free(seen.slot);
-                        pb_grid_free(g);
-                        return pb_errf(PB_ERR_ARG, err, errlen, "%s: method '%s': %s", s->file, klabel, e2);
+                        st = pb_errf(PB_ERR_ARG, err, errlen, "%s: method '%s': %s", s->file, klabel, e2);
+                        break;
                     }
                     cJSON *cfg = cJSON_CreateObject();
                     cJSON_AddStringToObject(cfg, "trainer", s->trainer);
@@ -188,9 +202,11 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                     if (x < 0) break;
                 }
             }
-    for (int x = 0; x < naxes; x++) free(vals[x]);
+    for (int i = 0; i < s->nmethods * naxes; i++) free(vals[i]);
+    free(vals);
     free(seen.slot);
-    return PB_OK;
+    if (st) pb_grid_free(g);
+    return st;
 }
 
 void pb_grid_free(pb_grid *g) {

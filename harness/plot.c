@@ -228,7 +228,26 @@ static pb_status sweep(const char *dir, const char *pdir, const char *outdir, co
         snprintf(ylab, sizeof(ylab), "%s x100", metric);
         char what[256];
         snprintf(what, sizeof(what), "%s vs %s on %s", metric, axis, dname);
-        int ns = write_dat(dat, what, pts, np, err, errlen, &st);
+        int ns = write_dat(dat, what, pts, np, err, errlen, &st); // sorts pts by series, then x
+        if (!st && !strcmp(script, "lr.gp")) {
+            // The best point of each series, one block per series in the .dat's order (lr.gp circles
+            // it): where the learning rate peaks, and whether the sweep brackets it.
+            char bdat[4300];
+            snprintf(bdat, sizeof bdat, "%s/%s_%s.best.dat", outdir, axis, sd);
+            size_t cap = 256 + (size_t)np * 64, len = 0;
+            char *b = pb_xmalloc(cap);
+            len += (size_t)snprintf(b, cap, "# peftbench plot data: the best point of each series of %s_%s.dat\n", axis,
+                                    sd);
+            for (int i = 0; i < np;) {
+                int j = i, best = i;
+                for (; j < np && !strcmp(pts[j].series, pts[i].series); j++)
+                    if (pts[j].y > pts[best].y) best = j;
+                len += (size_t)snprintf(b + len, cap - len, "%s%.10g %.10g\n", i ? "\n\n" : "", pts[best].x, pts[best].y);
+                i = j;
+            }
+            st = pb_write_file_atomic(bdat, b, len, err, errlen);
+            free(b);
+        }
         free(pts);
         if (st) return st;
         if ((st = render(pdir, script, dat, base, title, xlab, ylab, ns, msg, err, errlen))) return st;

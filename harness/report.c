@@ -11,6 +11,17 @@ static int cmp_d(const void *a, const void *b) {
 
 static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
+// Keeps dst when it equals v (or is already mixed), else marks it "mixed: <dst>". first: dst is
+// unset and takes v.
+static void fp_merge(char *dst, size_t n, const char *v, int first) {
+    if (first) snprintf(dst, n, "%s", v);
+    else if (strcmp(dst, v) && strncmp(dst, "mixed: ", 7) && n > 8) {
+        memmove(dst + 7, dst, n - 8); // keeps the first n - 8 bytes of the old value
+        memcpy(dst, "mixed: ", 7);
+        dst[n - 1] = 0;
+    }
+}
+
 double pb_median(double *v, int n) {
     if (n <= 0) return NAN;
     qsort(v, (size_t)n, sizeof(double), cmp_d);
@@ -71,6 +82,11 @@ void pb_aggregate(const pb_record *recs, int n, pb_agg **aggs, int *nagg, int *n
             if (!g->backend[0]) snprintf(g->backend, sizeof(g->backend), "%s", q->backend);
             else if (strcmp(g->backend, q->backend) && strncmp(g->backend, "mixed: ", 7))
                 snprintf(g->backend, sizeof(g->backend), "mixed: %.140s", q->backend);
+            fp_merge(g->git_rev, sizeof g->git_rev, q->git_rev, k == 0);
+            fp_merge(g->lapack, sizeof g->lapack, q->lapack, k == 0);
+            fp_merge(g->build, sizeof g->build, q->build, k == 0);
+            g->threads = k == 0 || g->threads == q->threads ? q->threads : -1;
+            g->n_eval = k == 0 ? q->n_eval : (q->n_eval < g->n_eval ? q->n_eval : g->n_eval);
             buf[k] = 100.0 * q->score;
             pbuf[k] = (double)(q->p_trainable - q->p_head);
             hbuf[k] = (double)q->p_head;
@@ -208,6 +224,102 @@ void pb_report_manifest(const char *dir, const char *reference, char *suite, siz
     else snprintf(refpath, rn, "%s", pb_jstr(man, "reference", ""));
     if (desc) snprintf(desc, dn, "%s", pb_jstr(man, "description", ""));
     cJSON_Delete(man);
+}
+
+// The numeric value of axis in a canonical axes object; *others gets the remaining axes as a
+// label ("rank=16"). Returns 0 when axis is absent or not a number.
+static int axis_split(const char *axes, const char *axis, double *x, char *others, size_t n) {
+    cJSON *j = NULL;
+    pb_json_parse_text(axes, "axes", &j, NULL, 0);
+    const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, axis) : NULL;
+    int ok = cJSON_IsNumber(v);
+    if (ok) {
+        *x = v->valuedouble;
+        cJSON_DeleteItemFromObjectCaseSensitive(j, axis);
+        char *rest = pb_json_canonical(j);
+        pb_axes_label(rest, others, n);
+        free(rest);
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
+int pb_report_sweeps(const pb_agg *A, int na, int ncols, pb_sweep **out) {
+    *out = NULL;
+    // the axis plot draws: "lr" when some row has it, else "lr_scale"
+    const char *axis = NULL;
+    char others[256];
+    double x;
+    for (int pass = 0; pass < 2 && !axis; pass++)
+        for (int i = 0; i < na && !axis; i++)
+            if (axis_split(A[i].axes, pass ? "lr_scale" : "lr", &x, others, sizeof others)) axis = pass ? "lr_scale" : "lr";
+    if (!axis || ncols <= 0) return 0;
+    pb_sweep *S = pb_xcalloc((size_t)na, sizeof(pb_sweep));
+    int ns = 0;
+    // per series: the distinct x values, the sum of the medians and the datasets present at each
+    double *xs = pb_xmalloc(sizeof(double) * (size_t)na), *sum = pb_xmalloc(sizeof(double) * (size_t)na);
+    int *cnt = pb_xmalloc(sizeof(int) * (size_t)na);
+    for (int i = 0; i < na; i++) {
+        if (A[i].n == 0 || !axis_split(A[i].axes, axis, &x, others, sizeof others)) continue;
+        int s = 0;
+        while (s < ns && (strcmp(S[s].model, A[i].model) || strcmp(S[s].method, A[i].method) || strcmp(S[s].others, others)))
+            s++;
+        if (s < ns) continue; // done with this series already
+        pb_sweep *w = &S[ns++];
+        snprintf(w->model, sizeof w->model, "%s", A[i].model);
+        snprintf(w->method, sizeof w->method, "%s", A[i].method);
+        snprintf(w->others, sizeof w->others, "%s", others);
+        snprintf(w->axis, sizeof w->axis, "%s", axis);
+        int nx = 0;
+        for (int j = i; j < na; j++) {
+            char o2[256];
+            double xj;
+            if (A[j].n == 0 || strcmp(A[j].model, w->model) || strcmp(A[j].method, w->method) ||
+                !axis_split(A[j].axes, axis, &xj, o2, sizeof o2) || strcmp(o2, w->others))
+                continue;
+            int k = 0;
+            while (k < nx && xs[k] != xj) k++;
+            if (k == nx) xs[nx] = xj, sum[nx] = 0, cnt[nx] = 0, nx++;
+            sum[k] += A[j].median;
+            cnt[k]++;
+        }
+        w->xmin = INFINITY, w->xmax = -INFINITY, w->best_avg = -INFINITY, w->best_x = NAN;
+        for (int k = 0; k < nx; k++) {
+            if (cnt[k] != ncols) continue;
+            w->nx++;
+            w->xmin = PB_MIN(w->xmin, xs[k]);
+            w->xmax = PB_MAX(w->xmax, xs[k]);
+            double avg = sum[k] / ncols;
+            if (avg > w->best_avg || (avg == w->best_avg && xs[k] < w->best_x)) w->best_avg = avg, w->best_x = xs[k];
+        }
+        w->edge = w->nx > 0 && (w->best_x == w->xmin || w->best_x == w->xmax);
+        // per dataset: the best value and whether it is at that dataset's edge
+        size_t used = 0;
+        for (int c = 0; c < ncols; c++) {
+            double bx = NAN, by = -INFINITY, lo = INFINITY, hi = -INFINITY;
+            const char *dn = NULL;
+            for (int j = 0; j < na; j++) {
+                char o2[256];
+                double xj;
+                if (A[j].col != c || A[j].n == 0 || strcmp(A[j].model, w->model) || strcmp(A[j].method, w->method) ||
+                    !axis_split(A[j].axes, axis, &xj, o2, sizeof o2) || strcmp(o2, w->others))
+                    continue;
+                dn = A[j].dataset;
+                lo = PB_MIN(lo, xj);
+                hi = PB_MAX(hi, xj);
+                if (A[j].median > by || (A[j].median == by && xj < bx)) by = A[j].median, bx = xj;
+            }
+            if (dn && used < sizeof w->per_dataset)
+                used += (size_t)snprintf(w->per_dataset + used, sizeof w->per_dataset - used, "%s%s %g%s",
+                                         used ? ", " : "", dn, bx, lo < hi && (bx == lo || bx == hi) ? " (edge)" : "");
+        }
+    }
+    free(xs);
+    free(sum);
+    free(cnt);
+    if (!ns) free(S), S = NULL;
+    *out = S;
+    return ns;
 }
 
 static void fmt_cell(const pb_agg *g, int tex, char *out, size_t n) {
@@ -372,6 +484,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             cJSON_AddStringToObject(o, "select", g->select);
             cJSON_AddNumberToObject(o, "n", g->n);
             cJSON_AddNumberToObject(o, "failed", g->failed);
+            cJSON_AddNumberToObject(o, "examples", g->n_eval); // per evaluation (0: not recorded)
             const double v[5] = {g->median, g->mean, g->std, g->min, g->max};
             const char *names[5] = {"median", "mean", "std", "min", "max"};
             for (int q = 0; q < 5; q++)
@@ -464,6 +577,34 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             else APP(t, tex ? " & - \\\\\n" : " - |\n");
         }
         if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
+
+        // Learning-rate sweeps: the best value per series, and a flag when it is at the edge.
+        if (!tex) {
+            pb_sweep *S = NULL;
+            int ns = pb_report_sweeps(A, na, nc, &S);
+            if (ns) {
+                APP(t, "\n## Learning-rate sweep (%s)\n\nBest value of each series by its average over the datasets "
+                       "(values every dataset has); one at the smallest or largest value swept means the sweep does not "
+                       "bracket the optimum.\n\n| Series | %s swept | Best | Avg at best | Best per dataset | Note |\n"
+                       "|---|---|---|---|---|---|\n", S[0].axis, S[0].axis);
+                for (int k = 0; k < ns; k++) {
+                    char e1[600], e2[1400], sl[400];
+                    snprintf(sl, sizeof sl, "%s%s%s%s%s", multi_model ? S[k].model : "", multi_model ? " " : "",
+                             S[k].method, S[k].others[0] ? " " : "", S[k].others);
+                    md_escape(sl, e1, sizeof e1);
+                    md_escape(S[k].per_dataset, e2, sizeof e2);
+                    if (S[k].nx == 0) {
+                        APP(t, "| %s | - | - | - | %s | no value has every dataset |\n", e1, e2);
+                        continue;
+                    }
+                    APP(t, "| %s | %g … %g (%d) | %g | %.1f | %s | %s |\n", e1, S[k].xmin, S[k].xmax, S[k].nx,
+                        S[k].best_x, S[k].best_avg, e2,
+                        !S[k].edge ? "" : S[k].nx < 3 ? "**optimum at the edge of the sweep** (fewer than 3 values cannot "
+                                                         "bracket one)" : "**optimum at the edge of the sweep**");
+                }
+            }
+            free(S);
+        }
 
         // Paper vs ours, for rows whose method names a reference row.
         if (ref.root) {

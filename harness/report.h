@@ -4,7 +4,8 @@
 // defines: pb_agg, pb_aggregate, pb_report_write, pb_median, pb_axes_label, pb_agg_find,
 //          pb_agg_col_dataset, pb_agg_row_first, pb_report_row_label, pb_report_fmt_params,
 //          pb_reference, pb_reference_load, pb_reference_free, pb_reference_row, pb_reference_value,
-//          pb_report_manifest (the table layout report.c and report_html.c share)
+//          pb_report_manifest (the table layout report.c and report_html.c share),
+//          pb_sweep, pb_report_sweeps (learning-rate sweeps: best point, optimum at the edge)
 #ifndef PB_REPORT_H
 #define PB_REPORT_H
 
@@ -21,6 +22,11 @@ typedef struct {
     double lr;
     int row, col;             // table position
     char backend[160];        // the cells' backend, or "mixed: ..." when its seeds differ
+    // The rest of the numerics fingerprint of its ok seeds (pb_record), each "mixed: ..." when
+    // they differ; threads -1 when they differ.
+    int threads;
+    char git_rev[64], lapack[80], build[112];
+    int n_eval;               // examples in the eval split, the fewest over its ok seeds (0: unknown)
 } pb_agg;
 
 // Groups records; rows (model, method, axes) and columns (datasets) in first-seen order.
@@ -65,6 +71,21 @@ void pb_reference_free(pb_reference *ref);
 const cJSON *pb_reference_row(const pb_reference *ref, const char *method_ref, const char *model);
 // The paper value of column col in row (NULL ok), or NaN.
 double pb_reference_value(const cJSON *row, const char *col);
+
+// One learning-rate sweep series (model, method label and the other grid axes) over the "lr" axis
+// when the results have one, else "lr_scale": the value with the best average over the datasets
+// (only values every dataset has), and whether it is the smallest or largest value swept (the
+// sweep does not bracket the optimum: "optimum at the edge of the sweep").
+typedef struct {
+    char model[64], method[64], others[256]; // others: the other axes as "rank=16" ("" if none)
+    char axis[16];                           // "lr" or "lr_scale"
+    int nx;                                  // values with every dataset present
+    double xmin, xmax, best_x, best_avg;     // best_avg: mean over datasets of the medians (x100)
+    int edge;                                // best_x == xmin or xmax (or only one value)
+    char per_dataset[600];                   // "bar-ori 100, sprite-xpos 150 (edge)" (unescaped labels)
+} pb_sweep;
+// The sweeps of A[0..na) (ncols datasets); returns their count and *out (caller frees; NULL when 0).
+int pb_report_sweeps(const pb_agg *A, int na, int ncols, pb_sweep **out);
 
 // From DIR/manifest.json (missing: defaults): the suite name ("results"), the reference table path
 // (reference when non-empty, else the manifest's, else ""), the suite description (desc may be NULL).

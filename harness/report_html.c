@@ -291,6 +291,9 @@ static void page_summary(hbuf *h, const page *pg) {
     }
     hb_raw(h, "</p>\n<nav><a href=\"#results\">Results</a>");
     if (pg->ref.root) hb_raw(h, "<a href=\"#paper\">Paper vs ours</a>");
+    pb_sweep *sw = NULL;
+    if (pb_report_sweeps(pg->A, pg->na, pg->nc, &sw)) hb_raw(h, "<a href=\"#sweep\">LR sweep</a>");
+    free(sw);
     hb_raw(h, "<a href=\"#figures\">Figures</a><a href=\"#cells\">Cells</a>");
     if (pg->nfailed) hb_raw(h, "<a href=\"#failed\">Failed (%d)</a>", pg->nfailed);
     hb_raw(h, "<a href=\"#engine\">Engine</a>");
@@ -822,6 +825,40 @@ static void section_skipped(hbuf *h, const page *pg) {
 
 // ----------------------------------------------------------------------------
 
+// Learning-rate sweeps (pb_report_sweeps): the best value per series, flagged when it is the
+// smallest or largest value swept.
+static void section_sweep(hbuf *h, const page *pg) {
+    pb_sweep *S = NULL;
+    int ns = pb_report_sweeps(pg->A, pg->na, pg->nc, &S);
+    if (!ns) return;
+    hb_raw(h, "<section id=\"sweep\">\n<h2>Learning-rate sweep</h2>\n<p class=\"muted\">");
+    html_textf(h, "Best %s of each series by its average over the datasets (values every dataset has); one at the "
+                  "smallest or largest value swept means the sweep does not bracket the optimum.", S[0].axis);
+    hb_raw(h, "</p>\n<table class=\"results\" id=\"table-sweep\">\n<thead><tr><th>Series</th><th>");
+    html_textf(h, "%s swept", S[0].axis);
+    hb_raw(h, "</th><th>Best</th><th>Avg at best</th><th>Best per dataset</th><th>Note</th></tr></thead>\n<tbody>\n");
+    for (int k = 0; k < ns; k++) {
+        hb_raw(h, "<tr><th class=\"label\">");
+        if (pg->multi_model) html_textf(h, "%s ", S[k].model);
+        html_text(h, S[k].method);
+        if (S[k].others[0]) html_textf(h, " %s", S[k].others);
+        if (S[k].nx)
+            hb_raw(h, "</th><td class=\"num\">%g … %g (%d)</td><td class=\"num\">%g</td><td class=\"num\">%.1f</td><td>",
+                   S[k].xmin, S[k].xmax, S[k].nx, S[k].best_x, S[k].best_avg);
+        else
+            hb_raw(h, "</th><td>-</td><td>-</td><td>-</td><td>");
+        html_text(h, S[k].per_dataset);
+        hb_raw(h, "</td><td>%s</td></tr>\n",
+               !S[k].nx ? "no value has every dataset"
+               : !S[k].edge ? ""
+               : S[k].nx < 3 ? "<span class=\"fail\">optimum at the edge of the sweep</span> (fewer than 3 values cannot "
+                               "bracket one)"
+                             : "<span class=\"fail\">optimum at the edge of the sweep</span>");
+    }
+    hb_raw(h, "</tbody>\n</table>\n</section>\n");
+    free(S);
+}
+
 pb_status pb_report_html_write(const char *dir, const char *reference, const char *plotdir, const pb_plot_figs *figs,
                                const char *fig_note, FILE *msg, char *err, size_t errlen) {
     page pg;
@@ -839,6 +876,7 @@ pb_status pb_report_html_write(const char *dir, const char *reference, const cha
     hb_raw(&h, "<main>\n");
     table_results(&h, &pg);
     table_paper(&h, &pg);
+    section_sweep(&h, &pg);
     section_figures(&h, &pg, figs, fig_note);
     section_failed(&h, &pg);
     section_cells(&h, &pg, &cv);

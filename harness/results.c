@@ -2,6 +2,8 @@
 #include "results.h"
 #include <stdarg.h>
 #include "jsonutil.h"
+// defines: pb_gemm_providers (the OpenBLAS core LAPACK runs on)
+#include "../engine/system.h"
 #include <dirent.h>
 #include <math.h>
 #include <string.h>
@@ -21,6 +23,41 @@ static cJSON *epoch_obj(const pb_epoch_metrics *e) {
     cJSON_AddItemToObject(o, "val", num_or_null(e->val));
     cJSON_AddItemToObject(o, "test", num_or_null(e->test));
     return o;
+}
+
+void pb_result_build_string(char *out, size_t n) {
+#if defined(__clang__)
+    const char *cc = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    const char *cc = "gcc " __VERSION__;
+#else
+    const char *cc = "cc";
+#endif
+#if defined(__AVX512F__)
+    const char *isa = "avx512f";
+#elif defined(__AVX2__)
+    const char *isa = "avx2";
+#elif defined(__AVX__)
+    const char *isa = "avx";
+#elif defined(__x86_64__)
+    const char *isa = "x86-64";
+#else
+    const char *isa = "other-arch";
+#endif
+#ifdef __OPTIMIZE__
+    const char *opt = "-O";
+#else
+    const char *opt = "-O0";
+#endif
+    int san = 0;
+#if defined(__SANITIZE_ADDRESS__)
+    san = 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    san = 1;
+#endif
+#endif
+    snprintf(out, n, "%s %s %s%s", cc, opt, isa, san ? " asan" : "");
 }
 
 cJSON *pb_result_json(const char *suite, const char *id, const cJSON *config, const cJSON *axes,
@@ -80,10 +117,23 @@ cJSON *pb_result_json(const char *suite, const char *id, const cJSON *config, co
     cJSON_AddNumberToObject(o, "train_time_s", r->train_time_s);
     cJSON_AddNumberToObject(o, "throughput_ex_s", r->throughput);
     cJSON_AddNumberToObject(o, "train_examples", (double)r->train_examples);
+    // what one evaluation counts: the sampling error of a score depends on it (check)
+    cJSON *ee = cJSON_AddObjectToObject(o, "eval_examples");
+    cJSON_AddNumberToObject(ee, "val", r->n_val);
+    cJSON_AddNumberToObject(ee, "test", r->n_test);
     cJSON_AddNumberToObject(o, "peak_rss_bytes", (double)r->peak_rss);
     cJSON_AddStringToObject(o, "backend", r->backend);
     cJSON_AddNumberToObject(o, "threads", r->threads);
     cJSON_AddStringToObject(o, "git_rev", git_rev ? git_rev : "unknown");
+    // The rest of the numerics fingerprint: LAPACK (SVD inits) runs on OpenBLAS whatever the GEMM
+    // provider, so its core can change numbers the backend string does not name; so can the build.
+    pb_gemm_info ob;
+    char fp[160];
+    if (pb_gemm_providers(&ob, 1) == 1) snprintf(fp, sizeof fp, "%s %s", ob.library, ob.kernel);
+    else snprintf(fp, sizeof fp, "none");
+    cJSON_AddStringToObject(o, "lapack", fp);
+    pb_result_build_string(fp, sizeof fp);
+    cJSON_AddStringToObject(o, "build", fp);
     cJSON_AddStringToObject(o, "data_hash", r->data_hash);
     char when[32];
     time_t t = time(NULL);
@@ -303,6 +353,15 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *s
         r->throughput = pb_jnum(j, "throughput_ex_s", 0);
         r->peak_rss_mb = pb_jnum(j, "peak_rss_bytes", 0) / (1024.0 * 1024.0);
         snprintf(r->backend, sizeof(r->backend), "%s", jstr(j, "backend"));
+        r->threads = jint(j, "threads", 0);
+        snprintf(r->git_rev, sizeof(r->git_rev), "%s", jstr(j, "git_rev"));
+        snprintf(r->lapack, sizeof(r->lapack), "%s", jstr(j, "lapack"));
+        snprintf(r->build, sizeof(r->build), "%s", jstr(j, "build"));
+        {
+            // examples of the split the score comes from; a count out of range reads as unknown
+            int ne2 = jint(cJSON_GetObjectItem(j, "eval_examples"), !strcmp(r->split, "val") ? "val" : "test", 0);
+            r->n_eval = ne2 > 0 ? ne2 : 0;
+        }
         r->order = 1 << 30;
         if (nord) {
             order_entry key = {r->id, 0};

@@ -1,6 +1,6 @@
 // results.h: one result file per cell (results/<suite>/cells/<id>.json) and the flat records
 // that report/plot/check read back from a results directory.
-// defines: pb_epoch_metrics, pb_train_result, pb_train_result_free, pb_result_json, pb_record,
+// defines: pb_epoch_metrics, pb_train_result, pb_train_result_free, pb_result_json, pb_result_build_string, pb_record,
 //          pb_results_load, pb_result_is_finished, pb_skips, pb_skips_free, pb_skips_print
 #ifndef PB_RESULTS_H
 #define PB_RESULTS_H
@@ -29,14 +29,21 @@ typedef struct {
     int threads;
     char data_hash[17];
     long long train_examples;
+    int n_val, n_test;   // examples in the val and test splits (what each evaluation counts; 0 unknown)
 } pb_train_result;
 
 void pb_train_result_free(pb_train_result *r);
 
 // Builds the result JSON of a cell (schema "peftbench.cell/1"; docs/suites.md). Caller frees
-// with cJSON_Delete. axes: the grid-axis values of the cell (borrowed).
+// with cJSON_Delete. axes: the grid-axis values of the cell (borrowed). Besides r's fields it
+// records this process's numerics fingerprint: the OpenBLAS core LAPACK uses ("lapack") and the
+// build ("build": compiler, target ISA, optimisation, sanitizers; pb_result_build_string).
 cJSON *pb_result_json(const char *suite, const char *id, const cJSON *config, const cJSON *axes,
                       const pb_train_result *r, const char *git_rev);
+
+// The compiler, target ISA, optimisation and sanitizers this code was built with, e.g.
+// "gcc 12.2.0 -O avx512f": a different build can round differently. Writes into out (n bytes).
+void pb_result_build_string(char *out, size_t n);
 
 // A finished result exists at path and parses with a status: 1, else 0.
 int pb_result_is_finished(const char *path);
@@ -56,6 +63,11 @@ typedef struct {
     double peak_rss_mb;
     int order;           // grid order (from the manifest), for stable table rows
     char backend[160];   // engine, GEMM provider and kernel, threads that produced it
+    // The rest of the numerics fingerprint (check's exact mode): thread count, the git revision,
+    // the OpenBLAS core LAPACK ran on (SVD inits) and the compiler/flags; "" when not recorded.
+    int threads;
+    char git_rev[48], lapack[64], build[96];
+    int n_eval;          // examples in the eval split the score was measured on (0: not recorded)
 } pb_record;
 
 // Cells pb_results_load left out, one line each ("DIR/cells/x.json: reason"); freed with

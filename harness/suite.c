@@ -439,7 +439,12 @@ static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, s
             const char *k = c->string;
             snprintf(kp, sizeof(kp), "%s.%s", path, k);
             if (!strcmp(k, "method") || !strcmp(k, "label") || !strcmp(k, "ref")) continue;
-            if (pb_method_opt_find(desc, k)) {
+            if (!strcmp(k, "grid")) {
+                // this method's own values for axes of the suite grid: checked once that grid is read
+                if (!cJSON_IsObject(c))
+                    return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an object of axis lists", file, kp);
+                cJSON_AddItemToObject(m, "grid", cJSON_Duplicate(c, 1));
+            } else if (pb_method_opt_find(desc, k)) {
                 if ((st = method_opt_check(desc, k, c, file, kp, err, errlen))) return st;
                 cJSON_AddItemToObject(m, k, cJSON_Duplicate(c, 1));
             } else if (in_list(k, pb_recipe_keys)) {
@@ -451,8 +456,8 @@ static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, s
                     u += (size_t)snprintf(opts + u, sizeof opts - u, "%s, ", desc->opts[i].key);
                 if (opts[0]) opts[strlen(opts) - 2] = 0;
                 return pb_errf(PB_ERR_FORMAT, err, errlen,
-                               "%s: %s: method '%s' has no option '%s' (its options: %s; besides label, ref and "
-                               "recipe keys)",
+                               "%s: %s: method '%s' has no option '%s' (its options: %s; besides label, ref, grid "
+                               "and recipe keys)",
                                file, kp, name, k, opts[0] ? opts : "none");
             }
         }
@@ -496,9 +501,11 @@ static pb_status parse_list(const cJSON *root, const char *key, int *n, const pb
 // The method's size rule on every model whose dimensions are known, for the entry's rank and
 // every rank on the grid axis (pb_method_estimate checks each target linear).
 static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
-    const cJSON *gr = cJSON_GetObjectItemCaseSensitive(s->grid, "rank");
     for (int mi = 0; mi < s->nmethods; mi++) {
         const cJSON *m = s->methods[mi];
+        // the method's own rank values when its grid gives them, else the suite's
+        const cJSON *mg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "grid"), "rank");
+        const cJSON *gr = mg ? mg : cJSON_GetObjectItemCaseSensitive(s->grid, "rank");
         const pb_method_desc *d = pb_method_find(cJSON_GetObjectItem(m, "method")->valuestring);
         if (!d->rank_limit || !pb_method_opt_find(d, "rank")) continue;
         for (int k = 0; k < s->nmodels; k++) {
@@ -523,6 +530,7 @@ static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
                 if (st) {
                     char where[64];
                     if (ri < 0) snprintf(where, sizeof where, "methods[%d].rank", mi);
+                    else if (mg) snprintf(where, sizeof where, "methods[%d].grid.rank[%d]", mi, ri);
                     else snprintf(where, sizeof where, "grid.rank[%d]", ri);
                     return pb_errf(PB_ERR_ARG, err, errlen, "%s: %s: %s on model '%s'", s->file, where, e2,
                                    cJSON_GetObjectItem(s->models[k], "label")->valuestring);
@@ -581,6 +589,63 @@ static pb_status check_labels(const cJSON *obj, const char *file, const char *pa
                            file, path, keys[k], keys[k], PB_LABEL_MAX, ctrl ? "control characters, " : "", n,
                            pb_utf8_valid(t) ? "" : ", not valid UTF-8",
                            derived && k == 0 ? "; it was derived from the entry: give a shorter \"label\"" : "");
+    }
+    return PB_OK;
+}
+
+// One grid-axis value at path vp: a seed, an option of method d (d NULL: of every suite method
+// that has it), or a recipe value.
+static pb_status axis_value_check(const pb_suite *s, const pb_method_desc *d, const char *k, const cJSON *v,
+                                  const char *file, const char *vp, char *err, size_t errlen) {
+    if (!strcmp(k, "seed")) {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > PB_SEED_MAX ||
+            v->valuedouble != floor(v->valuedouble))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an integer in [0, %d]", file, vp, PB_SEED_MAX);
+        return PB_OK;
+    }
+    if (pb_method_option_key(k))
+        return d ? method_opt_check(d, k, v, file, vp, err, errlen) : suite_opt_check(s, k, v, file, vp, err, errlen);
+    cJSON *tmp = cJSON_CreateObject();
+    pb_status st = recipe_set(tmp, k, v, file, vp, err, errlen);
+    cJSON_Delete(tmp);
+    return st;
+}
+
+// methods[i].grid: per axis, that method's own values, replacing the suite grid's (e.g. its own
+// lr_scale range). The axis must be one of the suite grid (so every cell records it and the
+// tables and plots see it) and one the method uses; values are checked against this method.
+static pb_status check_method_grids(const pb_suite *s, char *err, size_t errlen) {
+    const char *file = s->file;
+    for (int i = 0; i < s->nmethods; i++) {
+        const cJSON *mg = cJSON_GetObjectItemCaseSensitive(s->methods[i], "grid");
+        if (!mg) continue;
+        const char *name = cJSON_GetObjectItem(s->methods[i], "method")->valuestring;
+        const pb_method_desc *d = pb_method_find(name);
+        char kp[160], vp[200];
+        for (const cJSON *c = mg->child; c; c = c->next) {
+            const char *k = c->string;
+            snprintf(kp, sizeof kp, "methods[%d].grid.%s", i, k);
+            if (strcmp(k, "seed") && !pb_method_option_key(k) && !in_list(k, pb_recipe_keys))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown axis (seed, a method option or a recipe key)",
+                               file, kp);
+            if (!cJSON_GetObjectItemCaseSensitive(s->grid, k))
+                return pb_errf(PB_ERR_FORMAT, err, errlen,
+                               "%s: %s: not an axis of the suite's \"grid\" (a method's grid gives its own values for "
+                               "the suite's axes: add \"%s\" to \"grid\")",
+                               file, kp, k);
+            if (pb_method_option_key(k) && !pb_method_opt_find(d, k))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: method '%s' has no option '%s'", file, kp, name, k);
+            if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) == 0)
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-empty list (empty grid)", file, kp);
+            int idx = 0;
+            for (const cJSON *v = c->child; v; v = v->next, idx++) {
+                snprintf(vp, sizeof vp, "%s[%d]", kp, idx);
+                pb_status st = axis_value_check(s, d, k, v, file, vp, err, errlen);
+                if (st) return st;
+            }
+            pb_status st = axis_duplicates(c, file, kp, err, errlen);
+            if (st) return st;
+        }
     }
     return PB_OK;
 }
@@ -702,21 +767,7 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
             for (const cJSON *v = c->child; v; v = v->next, idx++) {
                 char vp[160];
                 snprintf(vp, sizeof(vp), "%s[%d]", kp, idx);
-                if (!strcmp(k, "seed")) {
-                    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > PB_SEED_MAX ||
-                        v->valuedouble != floor(v->valuedouble)) {
-                        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an integer in [0, %d]", file, vp,
-                                     PB_SEED_MAX);
-                        goto done;
-                    }
-                } else if (pb_method_option_key(k)) {
-                    if ((st = suite_opt_check(s, k, v, file, vp, err, errlen))) goto done;
-                } else {
-                    cJSON *tmp = cJSON_CreateObject();
-                    st = recipe_set(tmp, k, v, file, vp, err, errlen);
-                    cJSON_Delete(tmp);
-                    if (st) goto done;
-                }
+                if ((st = axis_value_check(s, NULL, k, v, file, vp, err, errlen))) goto done;
             }
             if ((st = axis_duplicates(c, file, kp, err, errlen))) goto done;
             cJSON_AddItemToObject(s->grid, k, cJSON_Duplicate(c, 1));
@@ -727,6 +778,7 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber(0));
         cJSON_AddItemToObject(s->grid, "seed", seeds);
     }
+    if ((st = check_method_grids(s, err, errlen))) goto done;
 
     // Overrides: [{"model"?, "dataset"?, "method"?, "set": {...}}]; selectors match labels (method
     // also matches the method name).

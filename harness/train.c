@@ -64,6 +64,8 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
     if (!st) {
         snprintf(r->metric, sizeof(r->metric), "%s", t.metric);
         snprintf(r->data_hash, sizeof(r->data_hash), "%s", t.data_hash);
+        r->n_val = t.val.n; // what each evaluation counts (check's sampling error)
+        r->n_test = t.test.n;
         fprintf(ctx->log, "task %s: %d classes, train %d val %d test %d, metric %s, data %s\n", t.name, t.num_classes,
                 t.train.n, t.val.n, t.test.n, t.metric, t.data_hash);
         // Refuse before allocating what cannot fit: weights + activations now, optimizer state

@@ -4,6 +4,9 @@
 add_executable(peftbench_synth ${CMAKE_SOURCE_DIR}/tests/peftbench_synth.c)
 target_link_libraries(peftbench_synth PRIVATE peftbench_core)
 pb_add_c_test(test_harness_suite SOURCES ${CMAKE_SOURCE_DIR}/tests/test_harness_suite.c LABELS fast)
+# `check` without training (issue 17): statistics, baseline writer, exact / statistical / tolerance
+# modes, one error per bad baseline field, JUnit and Markdown escaping.
+pb_add_c_test(test_check SOURCES ${CMAKE_SOURCE_DIR}/tests/test_check.c LABELS fast)
 add_test(NAME test_harness_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_cli.sh $<TARGET_FILE:peftbench_synth>
          $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
@@ -14,6 +17,12 @@ pb_add_c_test(test_harness_train SOURCES ${CMAKE_SOURCE_DIR}/tests/test_harness_
 add_test(NAME test_harness_e2e COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_e2e.sh $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_harness_e2e PROPERTIES LABELS "fast" TIMEOUT 300)
+# `check` has power against a real regression (issue 17): a tiny suite trained on two GEMM kernels;
+# exact mode on the baseline's kernel, statistical on the other; LoRA's lr halved is flagged, the
+# unchanged build passes; --junit parses as JUnit XML (Python), --markdown. 40-80 s here.
+add_test(NAME test_check_power COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_check_power.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_check_power PROPERTIES TIMEOUT 900)
 # Hostile / careless input at the CLI (issue 11): no shell, escaping in every output format.
 add_test(NAME test_security_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_security_cli.sh $<TARGET_FILE:peftbench>
          $<TARGET_FILE:peftbench_synth>

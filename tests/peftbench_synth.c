@@ -65,6 +65,8 @@ static pb_status synthetic_train(const cJSON *config, pb_train_ctx *ctx, pb_trai
     r->p_backbone = 100000;
     r->p_total = r->p_backbone + r->p_head + r->p_adapter;
     r->train_examples = 100LL * epochs;
+    r->n_val = 200; // as if VTAB-style splits: check's statistics need the counts
+    r->n_test = 1000;
     r->train_time_s = pb_now() - t0;
     r->throughput = r->train_time_s > 0 ? (double)r->train_examples / r->train_time_s : 0;
     r->peak_rss = pb_peak_rss();

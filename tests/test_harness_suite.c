@@ -154,6 +154,56 @@ int main(void) {
         pb_suite_free(&s);
     }
 
+    // Per-method grids (issue 17): a method's own values for a suite axis replace the suite's for
+    // that method only; every cell still records the axis; errors name methods[i].grid.<axis>.
+    {
+        const char *t =
+            "{\"name\": \"mg\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"],"
+            " \"methods\": [{\"method\": \"lora\", \"grid\": {\"lr_scale\": [1, 2, 3], \"rank\": [2]}},"
+            " {\"method\": \"head\", \"grid\": {\"seed\": [0, 1, 2, 3]}}, \"full\"],"
+            " \"grid\": {\"lr_scale\": [10, 20], \"rank\": [4, 8], \"seed\": [0]}}";
+        pb_suite s;
+        pb_grid g;
+        char err[2048] = "";
+        EXPECT(pb_suite_parse(t, "mg.json", &s, err, sizeof(err)) == PB_OK, "parse: %s", err);
+        EXPECT(pb_grid_expand(&s, &g, err, sizeof(err)) == PB_OK, "expand: %s", err);
+        // lora 3 x 1 x 1, head 2 lr_scale x 4 seeds, full 2 lr_scale x 1 seed
+        EXPECT(g.n == 3 + 8 + 2, "per-method grid: %d cells, want 13", g.n);
+        int lora = 0, head = 0, seeds3 = 0;
+        for (int i = 0; i < g.n; i++) {
+            const cJSON *m = cJSON_GetObjectItem(g.cells[i].config, "method");
+            const cJSON *r = cJSON_GetObjectItem(g.cells[i].config, "recipe");
+            double ls = cJSON_GetObjectItem(r, "lr_scale")->valuedouble;
+            if (!strcmp(g.cells[i].method, "lora")) {
+                lora++;
+                EXPECT(ls >= 1 && ls <= 3, "lora lr_scale %g from the suite grid", ls);
+                EXPECT(cJSON_GetObjectItem(m, "rank")->valuedouble == 2, "lora rank from its grid");
+            } else {
+                EXPECT(ls == 10 || ls == 20, "%s lr_scale %g", g.cells[i].method, ls);
+            }
+            if (!strcmp(g.cells[i].method, "head")) head++, seeds3 += g.cells[i].seed == 3;
+        }
+        EXPECT(lora == 3 && head == 8 && seeds3 == 2, "lora %d head %d seed3 %d", lora, head, seeds3);
+        pb_grid_free(&g);
+        pb_suite_free(&s);
+    }
+#define MG(grid) "{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": " \
+                 "[\"full\", {\"method\": \"lora\", \"grid\": " grid "}], \"grid\": {\"lr_scale\": [1]}}"
+    expect_error(MG("{\"rank\": [4]}"), "methods[1].grid.rank", "not an axis of the suite's");
+    expect_error(MG("{\"lr_scale\": []}"), "methods[1].grid.lr_scale", "non-empty list");
+    expect_error(MG("{\"lr_scale\": [1, 1]}"), "methods[1].grid.lr_scale[1]", "duplicate");
+    expect_error(MG("{\"lr_scale\": [-1]}"), "methods[1].grid.lr_scale[0]", ">= 0");
+    expect_error(MG("{\"seed\": [0.5]}"), "methods[1].grid.seed[0]", "integer");
+    expect_error(MG("{\"bogus\": [1]}"), "methods[1].grid.bogus", "unknown axis");
+    expect_error(MG("[1]"), "methods[1].grid", "object of axis lists");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": "
+                 "[{\"method\": \"head\", \"grid\": {\"rank\": [4]}}], \"grid\": {\"rank\": [4]}}",
+                 "methods[0].grid.rank", "method 'head' has no option 'rank'");
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": "
+                 "[{\"method\": \"svfit\", \"grid\": {\"rank\": [4, 33]}}], \"grid\": {\"rank\": [4]}}",
+                 "methods[0].grid.rank[1]", "(got 33)");
+#undef MG
+
     // Every suite shipped in suites/ parses and expands.
     const char *shipped[] = {"suites/quick.json", "suites/vtab-mini.json", "suites/rank-sweep-mini.json",
                              "suites/lr-sweep-mini.json", "suites/svfit-vit-table3.json", "suites/svfit-glue-table2.json",
