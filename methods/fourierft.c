@@ -23,7 +23,6 @@
 #include "methods_internal.h"
 #include "models/safetensors.h"
 
-#define PEFT_PREFIX "base_model.model."
 
 // The bases and scratch of one (M, N, n, seed), shared by every adapter of that shape.
 struct pb_fourier_basis {

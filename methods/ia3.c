@@ -11,7 +11,6 @@
 #include "methods_internal.h"
 #include "models/safetensors.h"
 
-#define PEFT_PREFIX "base_model.model."
 
 typedef struct {
     int in, out, input;   // input: scales the linear's input (feedforward role)

@@ -1,6 +1,6 @@
 // methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
 // the host SVD helpers and small shared utilities. Not part of the public interface.
-// defines: pb_lora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_bottleneck, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
+// defines: pb_lora_state, pb_dylora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_bottleneck, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
 //          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new, pb_adapter_param,
 //          pb_adapter_free_common, pb_lora_create, pb_lora_scaling, pb_lora_export_peft,
 //          PB_OPT_LORA_* (shared LoRA-family options)
@@ -145,6 +145,29 @@ typedef struct {
 // The clamp count of one AOFT adapter (downloads its engine counter: synchronises on CUDA).
 int64_t pb_aoft_clamp_count(pb_adapter *a, pb_engine *e);
 
+// DyLoRA (dylora.c): y += (alpha/b) (xd A[:b]^T) B[:, :b]^T with b sampled per training step
+// (one b for the whole model: the first DyLoRA adapter in model order samples it into the shared
+// struct, the others read it) and b = eval_rank otherwise.
+typedef struct {
+    int b;          // the rank of the current training step
+    int64_t t;      // training forwards of the leader so far (sampling "cycle")
+    int refs;       // adapters sharing it
+} pb_dylora_shared;
+typedef struct {
+    int r, in, out, index;
+    int eval_rank;         // b outside training
+    int cycle;             // sampling "cycle": b = 1 + (t mod r); else uniform on 1..r
+    int frozen;            // the paper's "frozen" mode: only row b of A / column b of B learn
+    float alpha, p;        // scaling alpha/b; dropout probability
+    int leader;            // this adapter samples shared->b
+    pb_dylora_shared *shared; // host memory, refcounted
+    int b;                 // the rank of the last forward
+    float s;               // alpha / b of the last forward
+    float *xd, *mask, *h, *gh, *dxd; // as pb_lora_state, (N,in), (N,in), (N,b), (N,b), (N,in)
+    size_t cap_xd, cap_mask, cap_h, cap_gh, cap_dxd;
+    int dropped;
+} pb_dylora_state;
+
 // Creates a LoRA adapter (A, B zeroed, trainable) on l with scaling s and dropout p; the
 // caller fills A/B (lora.c: kaiming/gaussian; pissa.c: SVD factors). Sets l->adapter.
 pb_adapter *pb_lora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index);
@@ -157,6 +180,8 @@ double pb_lora_site_params(const pb_method_config *c, const char *role, int in, 
 double pb_lora_site_flops(const pb_method_config *c, const char *role, int in, int out);
 // PEFT export of LoRA adapters (peft_io.c): LoRA as is, PiSSA as its rank-2r conversion.
 pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
+// Key prefix of every tensor in a PEFT adapter_model.safetensors.
+#define PEFT_PREFIX "base_model.model."
 // PEFT layout helpers for a method's exporter (peft_io.c). pb_peft_module: the module path PEFT
 // uses for a linear (without "base_model.model."; ViT in transformers 5 names); pb_peft_target:
 // its target_modules entry (unambiguous suffix, or the full path for ".dense" linears);

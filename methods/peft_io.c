@@ -15,7 +15,6 @@
 #include "../engine/fileutil.h"
 #include "models/safetensors.h"
 
-#define PEFT_PREFIX "base_model.model."
 
 // ViT module names: transformers >= 5 renames ViT's linears in memory (conversion mapping
 // "ViTModel": encoder.layer.N -> layers.N, attention.{query,key,value} -> {q,k,v}_proj,

@@ -16,7 +16,6 @@
 #include "methods_internal.h"
 #include "models/safetensors.h"
 
-#define PEFT_PREFIX "base_model.model."
 
 
 static void vera_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, int N, int train, uint64_t seed) {

@@ -115,9 +115,10 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER, K_BOTTLE, K_HTA };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER, K_BOTTLE, K_HTA, K_DYLORA };
 typedef struct {
     int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
+    int rb;                       // dylora: the active rank b (A's first b rows, B's first b columns)
     double s;
     double *W, *b, *x, *G, *mask; // mask (N,in) or NULL
     double *U, *Vt;               // svfit frozen (out,r), (r,in); vera: Vt = A (r,in), U = B (out,r)
@@ -225,10 +226,11 @@ static double ref_forward(const rcase *c, double *y) {
                     h += c->x[(size_t)n * in + i] * (c->mask ? c->mask[(size_t)n * in + i] : 1.0) * c->Vt[(size_t)k * in + i];
                 for (int o = 0; o < out; o++) y[(size_t)n * out + o] += lb[o] * c->U[(size_t)o * r + k] * ld[k] * h;
             }
-    } else if (c->kind == K_LORA) {
+    } else if (c->kind == K_LORA || c->kind == K_DYLORA) { // DyLoRA: the truncation to rank rb
         const double *A = c->P[0], *B = c->P[1];
+        int kmax = c->kind == K_DYLORA ? c->rb : r;
         for (int n = 0; n < N; n++)
-            for (int k = 0; k < r; k++) {
+            for (int k = 0; k < kmax; k++) {
                 double h = 0;
                 for (int i = 0; i < in; i++) {
                     double xv = c->x[(size_t)n * in + i] * (c->mask ? c->mask[(size_t)n * in + i] : 1.0);
@@ -339,6 +341,10 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
         pb_lora_state *st = a->state;
         c.r = st->r; c.s = st->s;
         if (st->dropped) c.mask = dl(st->mask, nx);
+    } else if (kind == K_DYLORA) {
+        pb_dylora_state *st = a->state;
+        c.r = st->r; c.rb = st->b; c.s = st->s;
+        if (st->dropped) c.mask = dl(st->mask, nx);
     } else if (kind == K_SVFIT) {
         pb_svfit_state *st = a->state;
         c.r = st->r;
@@ -417,6 +423,11 @@ static void check_adapter(const char *label, pb_linear *l, int kind, int N, int 
     for (int i = 0; i < c.np; i++) {
         double *g = pb_xmalloc(c.nP[i] * sizeof(double));
         fd_grad(&c, c.P[i], c.nP[i], g);
+        if (kind == K_DYLORA && ((pb_dylora_state *)a->state)->frozen) { // only row / column b learns
+            int rb = c.rb, in_ = (int)a->params[0].shape[1];
+            for (size_t k = 0; k < c.nP[i]; k++)
+                if ((i == 0 ? (int)(k / in_) : (int)(k % c.r)) != rb - 1) g[k] = 0;
+        }
         float *ha = dlf(a->params[i].grad, c.nP[i]);
         double ep = relerr_fd(ha, g, c.nP[i]);
         double gn = 0;
@@ -879,6 +890,86 @@ static void test_errors(void) {
     printf("errors: %s\n", err);
 }
 
+// ----------------------------------------------------------------------------
+// DyLoRA: the truncated LoRA at the step's rank b vs the replica and FD (rows / columns above b
+// get exactly zero gradient; frozen mode: only row / column b), b = 1, 2, ..., r with sampling
+// "cycle", eval_rank at eval and merge; uniform sampling covers 1..r evenly and is a function of
+// the step seed; one b per model (the leader draws it, a follower reads it); eval_rank > rank refused.
+
+static void test_dylora_fd(const char *label, const char *kv, int in, int out, float dropout) {
+    pb_linear l = make_linear(in, out, "encoder.layer.0.attention.attention.query");
+    float *W0 = dlf(l.w->data, (size_t)out * in), *b0 = dlf(l.b->data, out);
+    pb_method_config c;
+    char err[256] = "", kv2[256];
+    snprintf(kv2, sizeof kv2, "%s dropout=%g sampling=cycle", kv, (double)dropout);
+    mc_make(&c, "dylora", 7, kv2);
+    pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out, NULL, 0}, err, sizeof(err));
+    EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
+    if (st != PB_OK) { free_linear(&l); free(W0); free(b0); return; }
+    check_step0(label, &l, W0, b0, 4);
+    perturb_param(&l.adapter->params[1], 0.3f, 1); // B = 0 at init
+    pb_dylora_state *ds = l.adapter->state;
+    for (int t = 0; t < ds->r; t++) { // cycle: the t-th training forward runs at b = t + 1
+        char lab[96];
+        snprintf(lab, sizeof lab, "%s b=%d", label, t + 1);
+        check_adapter(lab, &l, K_DYLORA, 5, 1);
+        // (check_adapter's merge check ends in an eval forward at eval_rank: the draw is in shared)
+        EXPECT(ds->shared->b == t + 1, "%s: cycle sampling gave b = %d at step %d", label, ds->shared->b, t);
+    }
+    free_linear(&l);
+    free(W0); free(b0);
+}
+
+static void test_dylora(void) {
+    test_dylora_fd("dylora r=4 alpha=6", "rank=4 alpha=6 eval_rank=3", 12, 10, 0.0f);
+    test_dylora_fd("dylora r=3 dropout 0.3", "rank=3 eval_rank=2", 12, 10, 0.3f);
+    test_dylora_fd("dylora frozen r=4", "rank=4 alpha=8 frozen=true", 9, 11, 0.0f);
+    // uniform sampling: counts of b over 4000 step seeds within 5 binomial sd of 800 each; the same
+    // seeds give the same ranks; a follower reads the leader's b
+    pb_linear ls[2] = {make_linear(6, 5, "encoder.layer.0.attention.attention.query"),
+                       make_linear(6, 5, "encoder.layer.0.attention.attention.value")};
+    pb_method_config c;
+    char err[256] = "";
+    mc_make(&c, "dylora", 3, "rank=5");
+    for (int i = 0; i < 2; i++)
+        EXPECT(c.desc->attach(E, &ls[i], &c, &(pb_site){i, 6, 5, ls, 2}, err, sizeof err) == PB_OK, "attach: %s", err);
+    pb_dylora_state *s0 = ls[0].adapter->state, *s1 = ls[1].adapter->state;
+    EXPECT(s0->leader && !s1->leader && s0->shared == s1->shared, "dylora: the second adapter does not follow the first");
+    float *x = pb_alloc(E, 6), *y = pb_alloc(E, 5);
+    pb_zero(E, x, 6);
+    int count[6] = {0}, first[16], same = 1, follow = 1;
+    for (int t = 0; t < 4000; t++) {
+        for (int i = 0; i < 2; i++) layer_forward(&ls[i], y, x, 1, 1, 1000 + (uint64_t)t);
+        count[s0->b]++;
+        follow &= s1->b == s0->b;
+        if (t < 16) first[t] = s0->b;
+    }
+    for (int t = 0; t < 16; t++) {
+        layer_forward(&ls[0], y, x, 1, 1, 1000 + (uint64_t)t);
+        same &= s0->b == first[t];
+    }
+    double sd = sqrt(4000 * 0.2 * 0.8);
+    for (int b = 1; b <= 5; b++)
+        EXPECT(fabs(count[b] - 800.0) < 5 * sd, "dylora uniform: b = %d drawn %d times of 4000", b, count[b]);
+    EXPECT(count[0] == 0, "dylora uniform drew b = 0");
+    EXPECT(same, "dylora uniform: the same step seeds gave other ranks");
+    EXPECT(follow, "dylora: a follower's rank differs from the leader's");
+    layer_forward(&ls[1], y, x, 1, 0, 0);
+    EXPECT(s1->b == 5, "dylora: eval forward at b = %d, not eval_rank 5", s1->b);
+    printf("dylora uniform: counts %d %d %d %d %d (expected 800 +- %.0f)\n", count[1], count[2], count[3], count[4],
+           count[5], sd);
+    pb_free(E, x); pb_free(E, y);
+    free_linear(&ls[0]); free_linear(&ls[1]);
+    // eval_rank above rank: refused naming the option
+    mc_make(&c, "dylora", 0, "rank=4 eval_rank=6");
+    const char *why = c.desc->site_check(&c, 8, 8);
+    EXPECT(why && strstr(why, "eval_rank"), "dylora eval_rank > rank not refused by the shape rule");
+    pb_linear l = make_linear(8, 8, "encoder.layer.0.attention.attention.query");
+    EXPECT(c.desc->attach(E, &l, &c, &(pb_site){0, 8, 8, NULL, 0}, err, sizeof err) == PB_ERR_ARG &&
+               strstr(err, "eval_rank"), "dylora eval_rank > rank attached: '%s'", err);
+    free_linear(&l);
+}
+
 int main(void) {
     char err[256];
     E = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
@@ -888,6 +979,7 @@ int main(void) {
     test_aoft_clamp_count();
     test_svd();
     test_errors();
+    test_dylora();
     //          label                     method   in  out r  init        variant    gate     drop rs alpha
     test_method("lora kaiming",           "lora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.0f, 0, 6);
     test_method("lora gaussian rslora",   "lora",  12, 10, 4, "gaussian", "lora",    "lambda", 0.0f, 1, 8);

@@ -344,6 +344,46 @@ static void check_peft_roundtrip(const char *model, const char *method) {
     pb_model_free(m2);
 }
 
+// DyLoRA in a model: one b per training forward for every adapter (the first in model order draws
+// it), b varies with the step seed, and an eval forward runs every adapter at eval_rank.
+static void check_dylora_shared(const char *model) {
+    char err[512];
+    pb_model_config cfg;
+    if (pb_model_config_builtin(model, &cfg, err, sizeof(err)) != PB_OK) { EXPECT(0, "%s", err); return; }
+    pb_model *m = pb_model_create(E, &cfg, 3);
+    pb_rng r;
+    pb_rng_seed(&r, 5);
+    tbatch t = make_batch(&cfg, 2, 8, &r);
+    pb_method_config c;
+    mc_make(&c, "dylora", 11, "rank=6 eval_rank=2 targets=query,key,value,attention.output,intermediate,output");
+    pb_status st = pb_method_apply(m, &c, err, sizeof(err));
+    EXPECT(st == PB_OK, "%s dylora: %s", model, err);
+    int nlin = 0, same = 1, leaders = 0, seen[7] = {0};
+    pb_linear *ls = pb_model_linears(m, &nlin);
+    for (uint64_t step = 0; st == PB_OK && step < 40; step++) {
+        pb_model_forward(m, &t.b, 1, 1000 + step);
+        int b0 = ((pb_dylora_state *)ls[0].adapter->state)->b;
+        seen[b0] = 1;
+        for (int i = 0; i < nlin; i++) same &= ((pb_dylora_state *)ls[i].adapter->state)->b == b0;
+    }
+    pb_model_forward(m, &t.b, 0, 0);
+    int at_eval = 1;
+    for (int i = 0; st == PB_OK && i < nlin; i++) {
+        pb_dylora_state *ds = ls[i].adapter->state;
+        at_eval &= ds->b == 2;
+        leaders += ds->leader;
+    }
+    int distinct = 0;
+    for (int b = 1; b <= 6; b++) distinct += seen[b];
+    EXPECT(same, "%s dylora: adapters of one forward ran at different ranks", model);
+    EXPECT(leaders == 1, "%s dylora: %d adapters draw the rank, want 1", model, leaders);
+    EXPECT(distinct >= 5 && !seen[0], "%s dylora: 40 steps drew only %d of the ranks 1..6", model, distinct);
+    EXPECT(at_eval, "%s dylora: an eval forward did not run at eval_rank", model);
+    printf("%-44s one b per step over %d linears, %d of 6 ranks drawn in 40 steps\n", model, nlin, distinct);
+    free_batch(&t);
+    pb_model_free(m);
+}
+
 int main(int argc, char **argv) {
     int slow = argc > 1 && !strcmp(argv[1], "slow");
     char err[256];
@@ -391,11 +431,14 @@ int main(int argc, char **argv) {
         check_model_method(models[k], "adaptformer", "adapter", "lambda", "", 4);
         check_model_method(models[k], "hta", "adapter", "lambda", "", 1);            // lora form on q, k, v, o
         check_model_method(models[k], "hta", "adapter", "lambda", "form=adapter", 2); // on the FFN output
+        check_model_method(models[k], "dylora", "lora", "lambda", "eval_rank=3", 4); // eval / merge at b = 3
         check_model_method(models[k], "svfit", "lora", "lambda", "", 16);
         check_model_method(models[k], "aoft", "lora", "lambda", "", 4);
         check_model_method(models[k], "aoft", "lora", "scalar", "", 4);
         check_model_method(models[k], "aoft", "adapter", "lambda", "", 4);
     }
+    check_dylora_shared("vit-tiny");
+    check_dylora_shared("roberta-tiny");
     check_peft_roundtrip("vit-tiny", "lora");
     check_peft_roundtrip("roberta-tiny", "lora");
     check_peft_roundtrip("vit-tiny", "pissa");

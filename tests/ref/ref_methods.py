@@ -43,6 +43,10 @@ the logits after them.
   hta     vs a PyTorch module with explicit D x D Householder matrices (papers.md 5, Eq. 3-7):
           own init (d = 0, up = 0, ||v||^2 = 2, step-0 identity), random tensors in both -> full
           comparison and merge; lora form (q,k,v,o; q,v with D' = 0) and adapter form.
+  dylora  vs a PyTorch module written from Valipour et al. 2023 (not in peft): own init (A kaiming-
+          uniform, B = 0, step-0 identity); random A, B in both, trained with --train and
+          sampling=cycle (b = 1, 2, 3 over the steps; frozen mode too) -> full comparison, the
+          final logits and merge at eval_rank.
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -606,6 +610,78 @@ def test_hta(case, tag, roles, r, form="lora"):
 
 
 # ----------------------------------------------------------------------------------------------
+# DyLoRA (Valipour et al. 2023, formats.md 2.6; not in peft)
+
+class DyLoRASchedule:
+    """The rank b of each forward: grad-enabled forwards take the next entry of `ranks` (drawn by
+    the first module in model order, read by the others), no-grad forwards run at eval_rank."""
+
+    def __init__(self, ranks, eval_rank):
+        self.ranks, self.i, self.eval_rank, self.b, self.leader = list(ranks), 0, eval_rank, None, None
+
+
+class DyLoRALinear(nn.Module):
+    """y = W x + b + (alpha/b) B[:, :b] A[:b] x; frozen: only row b of A / column b of B learn."""
+
+    def __init__(self, base, r, alpha, sched, frozen):
+        super().__init__()
+        self.base, self.alpha, self.sched, self.frozen = base, alpha, sched, frozen
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        if sched.leader is None:
+            sched.leader = self
+
+    def forward(self, x):
+        sc = self.sched
+        if not torch.is_grad_enabled():
+            b = sc.eval_rank
+        else:
+            if sc.leader is self:
+                sc.b = sc.ranks[sc.i]
+                sc.i += 1
+            b = sc.b
+        A, B = self.lora_A.weight[:b], self.lora_B.weight[:, :b]
+        if self.frozen:
+            A = torch.cat([A[:b - 1].detach(), A[b - 1:b]], 0)
+            B = torch.cat([B[:, :b - 1].detach(), B[:, b - 1:b]], 1)
+        return self.base(x) + (self.alpha / b) * ((x @ A.T) @ B.T)
+
+
+def test_dylora(case, tag, roles, r, alpha, eval_rank, frozen=False):
+    """peftbench's own init (A kaiming-uniform, B = 0: step 0 = base), then random A, B in both,
+    trained with trace --train and sampling=cycle: trace's first forward gives the gradients and
+    step 0's loss (b = 1), steps 1 and 2 run at b = 2 and 3; the reference's extra gradient
+    forward repeats b = 1. Final logits and merge at eval_rank."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "dylora", "--rank", str(r), "--alpha", str(alpha), "--opt", f"eval_rank={eval_rank}",
+            "--opt", "sampling=cycle", "--opt", f"frozen={'true' if frozen else 'false'}",
+            "--targets", ",".join(roles), "--train"]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    model = case.fresh()
+    ranks = [1 + (t % r) for t in range(STEPS)]
+    sched = DyLoRASchedule([ranks[0]] + ranks, eval_rank or r)
+    mods = wrap(model, module_paths(case.arch, case.layers, roles), lambda lin: DyLoRALinear(lin, r, alpha, sched, frozen))
+    g = torch.Generator().manual_seed(case.c["seed"] + 110)
+    params = {}
+    for hub, m in mods.items():
+        A, B = own[f"init.{hub}.lora_A.weight"], own[f"init.{hub}.lora_B.weight"]
+        bound = 1 / A.shape[1] ** 0.5
+        if not (torch.equal(B, torch.zeros_like(B)) and 0.8 * bound < A.abs().max() <= bound):
+            failures.append(f"{name}: {hub}: init is not A kaiming-uniform, B = 0")
+        with torch.no_grad():
+            for leaf, p in m.named_parameters():
+                if leaf.startswith("lora_"):
+                    # 0.1 (as LoRA's random B): with s = alpha/b up to alpha at b = 1, larger factors
+                    # saturate the attention and leave q/k gradients at round-off level (1e-4 of the rest)
+                    p.copy_(0.1 * torch.randn(p.shape, generator=g))
+                    params[f"{hub}.{leaf}"] = p.detach().clone()
+    compare_with_params(case, tag, args, params, model, w)
+    if sched.i != len(sched.ranks):
+        failures.append(f"{name}: the reference ran {sched.i} training forwards, expected {len(sched.ranks)}")
+
+
+# ----------------------------------------------------------------------------------------------
 # PiSSA
 
 def residual_model(case, pm, paths):
@@ -925,6 +1001,9 @@ def main():
             ("rob/hta-qv-r0", lambda: test_hta(rob, "hta-qv-r0", ["query", "value"], 0)),
             ("vit/hta-adapter-ffn", lambda: test_hta(vit, "hta-adapter-ffn", ["output"], 2, "adapter")),
             ("reg/hta-adapter-int,out", lambda: test_hta(reg, "hta-adapter-int,out", ["intermediate", "output"], 1, "adapter")),
+            ("vit/dylora-qv", lambda: test_dylora(vit, "dylora-qv", ["query", "value"], 4, 8, 3)),
+            ("rob/dylora-frozen-q,int,out", lambda: test_dylora(rob, "dylora-frozen-q,int,out", ["query", "intermediate", "output"], 3, 6, 0, frozen=True)),
+            ("reg/dylora-all6", lambda: test_dylora(reg, "dylora-all6", ALL6, 5, 5, 2)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """peftbench's PEFT export (pb_method_export_peft, `trace --peft-export DIR`) vs PyPI peft.
 
-For LoRA and PiSSA adapters trained a few AdamW steps by peftbench on random ViT / RoBERTa models
+For LoRA, PiSSA, DoRA and DyLoRA (at its eval rank) adapters trained a few AdamW steps by peftbench on random ViT / RoBERTa models
 (classification and regression, RoBERTa with padding), this script checks that
   1. the directory has adapter_config.json (peft_type LORA, r, lora_alpha, use_rslora,
      modules_to_save ["classifier"], target_modules) and adapter_model.safetensors whose key set
@@ -244,6 +244,13 @@ def main():
          dict(r=8, lora_alpha=16.0, use_rslora=False, init_lora_weights=True)),
         (ROB, "pissa", ["--rank", "3", "--alpha", "6", "--targets", "query,value,intermediate"],
          dict(r=6, lora_alpha=12.0)),
+        # DyLoRA at its eval rank is a LoRA: r = eval_rank, lora_alpha = alpha, the truncated factors
+        # (trained with --train so the steps sample ranks 1..6; the final logits are at eval_rank 4)
+        (VIT, "dylora", ["--rank", "6", "--alpha", "12", "--opt", "eval_rank=4", "--train"],
+         dict(peft_type="LORA", r=4, lora_alpha=12.0, use_rslora=False, target_modules=["q_proj", "v_proj"],
+              peftbench_method="dylora")),
+        (dict(REG, tag="frozen-cycle"), "dylora", ["--rank", "3", "--opt", "frozen=true", "--opt", "sampling=cycle",
+                                                   "--train", "--targets", ALL6], dict(r=3, lora_alpha=3.0)),
         (dict(REG, tag="rslora-niter2"), "pissa", ["--rank", "2", "--alpha", "4", "--rslora", "--init", "niter_2"],
          dict(r=4, lora_alpha=4.0 * 2 ** 0.5, use_rslora=True)),
     ]
