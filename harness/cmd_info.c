@@ -134,6 +134,8 @@ int pb_cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "params_trainable_backbone", (double)c.trainable_backbone);
         cJSON_AddNumberToObject(o, "params_trainable_head", (double)trainable_head);
         cJSON_AddNumberToObject(o, "params_adapter", (double)c.adapter);
+        cJSON_AddNumberToObject(o, "adapted_linears", cost.nsites);
+        cJSON_AddNumberToObject(o, "adapted_norms", cost.nnorms);
         int T = cfg.arch == PB_ARCH_VIT ? 0 : 128;
         cJSON_AddNumberToObject(o, "flops_forward", pb_model_flops_forward(&cfg, T));
         cJSON_AddNumberToObject(o, "adapter_flops_per_token", cost.adapter_flops);
@@ -161,7 +163,9 @@ int pb_cmd_info(int argc, char **argv) {
     printf("params_head      %zu\n", c.head);
     printf("params_trainable %zu (backbone %zu, head %zu)\n", c.trainable, c.trainable_backbone,
            trainable_head);
-    printf("params_adapter   %zu (%d adapted linears, %.0f forward FLOPs per token)\n", c.adapter, cost.nsites,
-           cost.adapter_flops);
+    char norms[48] = "";
+    if (cost.nnorms) snprintf(norms, sizeof norms, " and %d LayerNorms", cost.nnorms);
+    printf("params_adapter   %zu (%d adapted linears%s, %.0f forward FLOPs per token)\n", c.adapter, cost.nsites,
+           norms, cost.adapter_flops);
     return 0;
 }

@@ -1,6 +1,6 @@
 // adapter.h: the one interface every PEFT method implements on a frozen linear layer, and the
 // entry point that applies a method to a model.
-// defines: pb_adapter, pb_adapter_vtbl, pb_method_apply, pb_method_mergeable, pb_method_merge, pb_method_events,
+// defines: pb_adapter, pb_adapter_vtbl, pb_norm_adapter, pb_norm_adapter_vtbl, pb_method_apply, pb_method_mergeable, pb_method_merge, pb_method_events,
 //          pb_method_export_peft, pb_method_import_peft
 #ifndef PB_ADAPTER_H
 #define PB_ADAPTER_H
@@ -43,10 +43,38 @@ struct pb_adapter {
     void *state;       // method-private
 };
 
+// A method's adapter on a LayerNorm's affine (the norm site; SSF): the norm runs with the
+// adapter's effective (w, b), and the gradient wrt them comes back to the adapter.
+typedef struct pb_norm_adapter pb_norm_adapter;
+typedef struct {
+    const char *name;
+    // The effective affine of this forward: *w, *b (C) become engine buffers the adapter owns
+    // (valid until its next call); on entry they are the norm's own w, b.
+    void (*affine)(pb_norm_adapter *a, pb_engine *e, const float **w, const float **b);
+    // dw, db (C): the gradient wrt the effective affine. Accumulates the adapter's grads, and the
+    // norm's own w/b grads when those train.
+    void (*backward)(pb_norm_adapter *a, pb_engine *e, const float *dw, const float *db);
+    // Folds the adapter into the norm: w, b (C, engine memory) become the effective affine.
+    void (*merge)(pb_norm_adapter *a, pb_engine *e, float *w, float *b);
+    // Frees everything the adapter owns and the adapter itself.
+    void (*free)(pb_norm_adapter *a, pb_engine *e);
+} pb_norm_adapter_vtbl;
+
+struct pb_norm_adapter {
+    const pb_norm_adapter_vtbl *vt;
+    pb_norm *norm;     // the norm it is attached to (not owned)
+    pb_param *params;  // trainable tensors (nparams, owned), group PB_GROUP_ADAPTER
+    int nparams;
+    float *dw, *db;    // (C) engine scratch the norm's backward fills (owned)
+    void *state;       // method-private
+};
+
 // Applies a method to a freshly loaded model: sets trainable flags (desc->unfreeze, train_head)
 // and attaches adapters at the method's site. Errors (unknown target, a rank above the method's
 // size rule) name the field and leave the model unchanged.
 pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, size_t errlen);
+// 1 if c attaches at the norm site (desc->norm_attach, and its "norms" option on where it has one).
+int pb_method_norm_site(const pb_method_config *c);
 // 1 if every adapter of m can be merged (vt->merge; bottleneck adapters are nonlinear: no).
 int pb_method_mergeable(pb_model *m);
 // Merges every adapter into its layer and removes the adapters (model becomes plain HF layout).

@@ -388,6 +388,12 @@ pb_status pb_method_estimate(const pb_method_config *c, const pb_model_config *c
             out->nsites += cfg->layers;
         }
     }
+    if (pb_method_norm_site(c)) {
+        int nn = pb_model_config_norms(cfg);
+        out->adapter += nn * d->norm_params(c, cfg->hidden);
+        out->adapter_flops += nn * d->norm_flops(c, cfg->hidden);
+        out->nnorms = nn;
+    }
     out->trainable = out->trainable_backbone + out->trainable_head + out->adapter;
     return PB_OK;
 }
@@ -407,6 +413,23 @@ static void set_trainable(pb_model *m, unsigned unfreeze, int head) {
                  (ps[i]->group == PB_GROUP_HEAD && head);
         pb_param_set_trainable(e, ps[i], on);
     }
+}
+
+int pb_method_norm_site(const pb_method_config *c) {
+    return c->desc->norm_attach && (!pb_mc_has(c, "norms") || pb_mc_bool(c, "norms"));
+}
+
+// The norm site: one adapter on every LayerNorm (after the linear site, if any).
+static pb_status apply_norms(pb_model *m, const pb_method_config *c, char *err, size_t errlen) {
+    int n = 0;
+    pb_norm *ns = pb_model_norms(m, &n);
+    for (int i = 0; i < n; i++)
+        if (ns[i].adapter) return pb_errf(PB_ERR_ARG, err, errlen, "norms: %s already has an adapter", ns[i].name);
+    for (int i = 0; i < n; i++) {
+        pb_status st = c->desc->norm_attach(pb_model_engine(m), &ns[i], c, i, err, errlen);
+        if (st != PB_OK) return st;
+    }
+    return PB_OK;
 }
 
 pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, size_t errlen) {
@@ -444,11 +467,11 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
             pb_status st = d->attach(e, &ls[i], c, &site, err, errlen);
             if (st != PB_OK) return st;
         }
-        return PB_OK;
+        return pb_method_norm_site(c) ? apply_norms(m, c, err, errlen) : PB_OK;
     }
     }
     set_trainable(m, d->unfreeze, head);
-    return PB_OK;
+    return pb_method_norm_site(c) ? apply_norms(m, c, err, errlen) : PB_OK;
 }
 
 int pb_method_mergeable(pb_model *m) {
@@ -456,6 +479,9 @@ int pb_method_mergeable(pb_model *m) {
     pb_linear *ls = pb_model_linears(m, &n);
     for (int i = 0; i < n; i++)
         if (ls[i].adapter && !ls[i].adapter->vt->merge) return 0;
+    pb_norm *ns = pb_model_norms(m, &n);
+    for (int i = 0; i < n; i++)
+        if (ns[i].adapter && !ns[i].adapter->vt->merge) return 0;
     return 1;
 }
 
@@ -470,6 +496,14 @@ void pb_method_merge(pb_model *m) {
         a->vt->merge(a, e, ls[i].w->data, ls[i].b ? ls[i].b->data : NULL);
         a->vt->free(a, e);
         ls[i].adapter = NULL;
+    }
+    pb_norm *ns = pb_model_norms(m, &n);
+    for (int i = 0; i < n; i++) {
+        pb_norm_adapter *a = ns[i].adapter;
+        if (!a) continue;
+        a->vt->merge(a, e, ns[i].w->data, ns[i].b->data);
+        a->vt->free(a, e);
+        ns[i].adapter = NULL;
     }
 }
 

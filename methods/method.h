@@ -48,7 +48,8 @@ typedef struct {
 
 // Where a method attaches. NONE: it only chooses which parameter groups train.
 // LINEAR: one adapter (pb_adapter, adapter.h) on every encoder linear whose role is in the
-// "targets" option. New sites (bottleneck modules after attention/FFN, prompt tokens, norms) are
+// "targets" option. The norm site (every LayerNorm: desc->norm_attach, SSF) comes on top of either.
+// New sites (bottleneck modules after attention/FFN, prompt tokens) are
 // new values here, each applied by one case of pb_method_apply.
 typedef enum { PB_SITE_NONE, PB_SITE_LINEAR } pb_method_site;
 
@@ -114,6 +115,14 @@ struct pb_method_desc {
     // LINEAR: attaches one adapter to l (site: where it is among the targets).
     pb_status (*attach)(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site, char *err,
                         size_t errlen);
+    // The norm site, beside the linear one (SSF): when norm_attach is set and the config's
+    // "norms" option is on (or the method has none), pb_method_apply attaches one adapter to every
+    // LayerNorm of the model (pb_model_norms; index = its position there). norm_params: its
+    // trainable parameters on a norm of width C; norm_flops: forward FLOPs per token.
+    pb_status (*norm_attach)(pb_engine *e, pb_norm *n, const pb_method_config *c, int index, char *err,
+                             size_t errlen);
+    double (*norm_params)(const pb_method_config *c, int C);
+    double (*norm_flops)(const pb_method_config *c, int C);
     // PEFT directory export (adapter_config.json + adapter_model.safetensors); NULL: none.
     pb_status (*export_peft)(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
     // Name of the per-adapter event counter (pb_adapter_vtbl.events, e.g. AOFT "clamps"), or NULL.
@@ -182,6 +191,7 @@ typedef struct {
     double trainable_backbone, trainable_head, adapter;
     double adapter_flops;   // forward FLOPs per token the adapters add (all layers)
     int nsites;             // adapted linears
+    int nnorms;             // adapted LayerNorms (the norm site)
 } pb_method_cost;
 
 // The role of an encoder linear from its module path ("encoder.layer.3.attention.attention.query"

@@ -216,6 +216,60 @@ void model_linear_set(pb_linear *l, const char *name, pb_param *w, pb_param *b) 
     l->in = (int)(w->numel / (size_t)w->shape[0]);
 }
 
+// ----------------------------------------------------------------------------
+// LayerNorms
+
+void model_norm_set(pb_model *m, pb_norm *n, const char *module, float eps) {
+    memset(n, 0, sizeof(*n));
+    snprintf(n->name, sizeof(n->name), "%s", module);
+    n->w = model_param(m, "%s.weight", module);
+    n->b = model_param(m, "%s.bias", module);
+    n->C = (int)n->w->numel;
+    n->eps = eps;
+}
+
+int pb_norm_active(const pb_norm *n) { return n->adapter != NULL || model_ptr(n->w) || model_ptr(n->b); }
+
+void pb_norm_layer_forward(pb_engine *e, pb_norm *n, float *out, float *mean, float *rstd, const float *x, int N) {
+    // out (N,C), mean, rstd (N), x (N,C)
+    const float *w = n->w->data, *b = n->b->data;
+    if (n->adapter) n->adapter->vt->affine(n->adapter, e, &w, &b);
+    pb_layernorm_forward(e, out, mean, rstd, x, w, b, N, n->C, n->eps);
+}
+
+void pb_norm_layer_backward(pb_engine *e, pb_norm *n, float *dx, const float *dout, const float *x,
+                            const float *mean, const float *rstd, int N) {
+    // dx (N,C) or NULL, dout (N,C), x (N,C), mean, rstd (N)
+    pb_norm_adapter *a = n->adapter;
+    if (!a) {
+        float *dw = model_ptr(n->w) ? n->w->grad : NULL, *db = model_ptr(n->b) ? n->b->grad : NULL;
+        if (dx || dw || db) pb_layernorm_backward(e, dx, dw, db, dout, x, n->w->data, mean, rstd, N, n->C);
+        return;
+    }
+    // the gradient wrt the effective affine, then the adapter's chain rule (params unchanged
+    // since the forward, so affine() returns the same tensors)
+    const float *w = n->w->data, *b = n->b->data;
+    a->vt->affine(a, e, &w, &b);
+    pb_zero(e, a->dw, (size_t)n->C);
+    pb_zero(e, a->db, (size_t)n->C);
+    pb_layernorm_backward(e, dx, a->dw, a->db, dout, x, w, mean, rstd, N, n->C);
+    a->vt->backward(a, e, a->dw, a->db);
+}
+
+static void norm_release(pb_engine *e, pb_norm *n) {
+    if (n->adapter) {
+        n->adapter->vt->free(n->adapter, e);
+        n->adapter = NULL;
+    }
+}
+
+pb_norm *pb_model_norms(pb_model *m, int *n) {
+    *n = m->nnorms;
+    return m->norms;
+}
+
+int pb_model_config_norms(const pb_model_config *cfg) { return 2 * cfg->layers + 1; }
+
 static void linear_release(pb_engine *e, pb_linear *l) {
     if (l->adapter) {
         l->adapter->vt->free(l->adapter, e);
@@ -331,6 +385,8 @@ void pb_model_free(pb_model *m) {
     if (!m) return;
     pb_engine *e = m->e;
     for (int i = 0; i < m->nlins; i++) linear_release(e, &m->lins[i]);
+    for (int i = 0; i < m->nnorms; i++) norm_release(e, &m->norms[i]);
+    free(m->norms);
     linear_release(e, &m->patch);
     linear_release(e, &m->head1);
     linear_release(e, &m->head2);
@@ -368,6 +424,8 @@ pb_param **pb_model_trainable(pb_model *m, int *n) {
     for (int i = 0; i < m->nparams; i++) cnt += m->params[i].trainable != 0;
     for (int i = 0; i < m->nlins; i++)
         if (m->lins[i].adapter) cnt += m->lins[i].adapter->nparams;
+    for (int i = 0; i < m->nnorms; i++)
+        if (m->norms[i].adapter) cnt += m->norms[i].adapter->nparams;
     if (cnt > m->ntrainable_cap) {
         m->trainable = pb_xrealloc(m->trainable, (size_t)cnt * sizeof(pb_param *));
         m->ntrainable_cap = cnt;
@@ -377,6 +435,11 @@ pb_param **pb_model_trainable(pb_model *m, int *n) {
         if (m->params[i].trainable) m->trainable[k++] = &m->params[i];
     for (int i = 0; i < m->nlins; i++) {
         pb_adapter *a = m->lins[i].adapter;
+        if (a)
+            for (int j = 0; j < a->nparams; j++) m->trainable[k++] = &a->params[j];
+    }
+    for (int i = 0; i < m->nnorms; i++) {
+        pb_norm_adapter *a = m->norms[i].adapter;
         if (a)
             for (int j = 0; j < a->nparams; j++) m->trainable[k++] = &a->params[j];
     }
@@ -410,6 +473,14 @@ pb_param_counts pb_model_count(pb_model *m) {
         pb_adapter *a = m->lins[i].adapter;
         if (!a) continue;
         for (int j = 0; j < a->nparams; j++) {
+            c.adapter += a->params[j].numel;
+            c.trainable += a->params[j].numel;
+            c.trainable_backbone += a->params[j].numel;
+        }
+    }
+    for (int i = 0; i < m->nnorms; i++) {
+        pb_norm_adapter *a = m->norms[i].adapter;
+        for (int j = 0; a && j < a->nparams; j++) {
             c.adapter += a->params[j].numel;
             c.trainable += a->params[j].numel;
             c.trainable_backbone += a->params[j].numel;

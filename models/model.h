@@ -76,6 +76,27 @@ double pb_model_memory_estimate(const pb_model_config *cfg, int B, int T, double
 pb_status pb_model_memory_check(const pb_model_config *cfg, int B, int T, double trainable, char *err, size_t errlen);
 
 struct pb_adapter;
+struct pb_norm_adapter;
+
+// A LayerNorm of the model: out = LN(x) * w + b (ViT layernorm_before/after and the final
+// layernorm; RoBERTa embeddings.LayerNorm and the two per layer), with an optional method adapter
+// on its affine (SSF's scale and shift after the norm: methods/adapter.h pb_norm_adapter).
+typedef struct pb_norm {
+    char name[PB_NAME_MAX]; // module path, e.g. "encoder.layer.3.layernorm_before"
+    int C;
+    float eps;
+    pb_param *w, *b;        // (C) each
+    struct pb_norm_adapter *adapter;
+} pb_norm;
+
+// out (N,C) = LN(x) with (w, b), or with the adapter's effective affine; mean, rstd (N) saved.
+void pb_norm_layer_forward(pb_engine *e, pb_norm *n, float *out, float *mean, float *rstd, const float *x, int N);
+// dx (N,C) += ... (or NULL); the norm's own w/b grads accumulate when trainable, the adapter's
+// through the gradient wrt the effective affine. dout (N,C), x, mean, rstd as saved.
+void pb_norm_layer_backward(pb_engine *e, pb_norm *n, float *dx, const float *dout, const float *x,
+                            const float *mean, const float *rstd, int N);
+// 1 if the norm needs its backward for its own tensors (trainable w/b or an adapter).
+int pb_norm_active(const pb_norm *n);
 
 // A linear layer of the encoder: y = x W^T + b (+ an optional PEFT adapter).
 typedef struct pb_linear {
@@ -123,12 +144,17 @@ const pb_model_config *pb_model_cfg(const pb_model *m);
 pb_engine *pb_model_engine(const pb_model *m);
 // All parameters (backbone, head, pooler-less); the array is owned by the model.
 pb_param **pb_model_params(pb_model *m, int *n);
-// Every trainable tensor: trainable model params plus the params of adapters on the linears.
+// Every trainable tensor: trainable model params plus the params of adapters on the linears and
+// the norms.
 // Rebuilt on each call (after a method is applied); the array is owned by the model.
 pb_param **pb_model_trainable(pb_model *m, int *n);
 // The encoder's linear layers in order (per layer: query, key, value, attention.output,
 // intermediate, output); owned by the model.
 pb_linear *pb_model_linears(pb_model *m, int *n);
+// The model's LayerNorms in forward order (RoBERTa: the embeddings' first; per layer the two;
+// ViT: the final one last); owned by the model. 2 * layers + 1 for both architectures.
+pb_norm *pb_model_norms(pb_model *m, int *n);
+int pb_model_config_norms(const pb_model_config *cfg);
 // Finds a parameter by HF name (with or without the task prefix), or NULL.
 pb_param *pb_model_find(pb_model *m, const char *name);
 // The HF key prefix of the task model ("vit." or "roberta.") used when saving.

@@ -49,6 +49,7 @@ void model_spec_layernorm(pb_param_spec **specs, int *n, int *cap, int64_t C, co
 // attention.output.LayerNorm / output.LayerNorm. Linears point into m->lins.
 typedef struct {
     pb_param *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    pb_norm *ln1, *ln2;     // the same two norms (point into m->norms)
     pb_linear *q, *k, *v, *o, *fc1, *fc2;
 } pb_layer;
 
@@ -81,6 +82,9 @@ struct pb_model {
     int nlins;
     pb_linear *lins;
     pb_layer *layers;
+    int nnorms;
+    pb_norm *norms;              // 2L + 1 LayerNorms in forward order (pb_model_norms)
+    pb_norm *norm_emb, *norm_f;  // RoBERTa embeddings.LayerNorm / ViT final layernorm (into norms)
     pb_linear patch;             // ViT patch projection (in = Cin*P*P)
     pb_linear head1, head2;      // ViT: head1 = classifier; RoBERTa: dense, out_proj
     // named params used by the architecture code
@@ -153,6 +157,8 @@ void model_mlp_backward(pb_model *m, int l, const float *dres2, float *scratch, 
                         float *din);
 
 void model_linear_set(pb_linear *l, const char *name, pb_param *w, pb_param *b);
+// Sets n to the LayerNorm `module` ("<module>.weight" / ".bias" of m) with eps.
+void model_norm_set(pb_model *m, pb_norm *n, const char *module, float eps);
 // The param named exactly (no prefix); aborts when absent / returns NULL when absent.
 pb_param *model_param(pb_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 pb_param *model_param_opt(pb_model *m, const char *name);

@@ -59,6 +59,10 @@ void roberta_wire(pb_model *m) {
     m->nlins = 6 * L;
     m->lins = pb_xcalloc((size_t)m->nlins, sizeof(pb_linear));
     m->layers = pb_xcalloc((size_t)L, sizeof(pb_layer));
+    m->nnorms = 2 * L + 1; // the embeddings' first, then per layer attention.output / output
+    m->norms = pb_xcalloc((size_t)m->nnorms, sizeof(pb_norm));
+    m->norm_emb = &m->norms[0];
+    model_norm_set(m, m->norm_emb, "embeddings.LayerNorm", m->cfg.ln_eps);
     char mod[PB_NAME_MAX];
     static const char *qkv[3] = {"query", "key", "value"};
     for (int l = 0; l < L; l++) {
@@ -79,6 +83,12 @@ void roberta_wire(pb_model *m) {
         w->ln1_b = model_param(m, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
         w->ln2_w = model_param(m, "encoder.layer.%d.output.LayerNorm.weight", l);
         w->ln2_b = model_param(m, "encoder.layer.%d.output.LayerNorm.bias", l);
+        w->ln1 = &m->norms[1 + 2 * l];
+        w->ln2 = &m->norms[2 + 2 * l];
+        snprintf(mod, sizeof(mod), "encoder.layer.%d.attention.output.LayerNorm", l);
+        model_norm_set(m, w->ln1, mod, m->cfg.ln_eps);
+        snprintf(mod, sizeof(mod), "encoder.layer.%d.output.LayerNorm", l);
+        model_norm_set(m, w->ln2, mod, m->cfg.ln_eps);
     }
 }
 
@@ -111,16 +121,13 @@ void roberta_ensure_acts(pb_model *m, int B, int T) {
 // One post-LN block: h1 = LN1(x + drop(o(attn(x)))), out = LN2(h1 + drop(fc2(gelu(fc1(h1))))).
 static void roberta_layer_forward(pb_model *m, int l, const float *x, int B, int T) {
     pb_engine *e = m->e;
-    const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];
     pb_layer_acts *a = &m->acts[l];
-    int C = c->hidden, N = B * T;
+    int N = B * T;
     model_attn_forward(m, l, x, x, m->keymask, B, T);
-    pb_layernorm_forward(e, a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, w->ln1_w->data,
-                         w->ln1_b->data, N, C, c->ln_eps);
+    pb_norm_layer_forward(e, w->ln1, a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, N);
     model_mlp_forward(m, l, a->ln1, a->ln1, B, T);
-    pb_layernorm_forward(e, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w->data,
-                         w->ln2_b->data, N, C, c->ln_eps);
+    pb_norm_layer_forward(e, w->ln2, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, N);
 }
 
 void roberta_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) {
@@ -145,8 +152,7 @@ void roberta_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) 
     pb_add(e, m->emb_sum, m->emb_sum, m->tokens, NC);
     pb_embedding_forward(e, m->tokens, m->tt_ids, m->type->data, N, C, c->type_vocab);
     pb_add(e, m->emb_sum, m->emb_sum, m->tokens, NC);
-    pb_layernorm_forward(e, m->emb_ln, m->emb_mean, m->emb_rstd, m->emb_sum, m->emb_ln_w->data,
-                         m->emb_ln_b->data, N, C, c->ln_eps);
+    pb_norm_layer_forward(e, m->norm_emb, m->emb_ln, m->emb_mean, m->emb_rstd, m->emb_sum, N);
     m->xin = model_dropout(m, m->x0, m->emb_mask, m->emb_ln, c->hidden_dropout, SITE_EMB, NC);
     const float *x = m->xin;
     for (int l = 0; l < c->layers; l++) {
@@ -156,15 +162,13 @@ void roberta_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) 
     pb_take_token_forward(e, m->feat, x, B, T, C, 0);
 }
 
-static int ln_tr(const pb_param *w, const pb_param *b) { return model_ptr(w) || model_ptr(b); }
-
 int roberta_lowest_trainable(pb_model *m) {
     if (model_ptr(m->word) || model_ptr(m->pos) || model_ptr(m->type) ||
-        ln_tr(m->emb_ln_w, m->emb_ln_b))
+        pb_norm_active(m->norm_emb))
         return -1;
     for (int l = 0; l < m->cfg.layers; l++) {
         pb_layer *w = &m->layers[l];
-        if (ln_tr(w->ln1_w, w->ln1_b) || ln_tr(w->ln2_w, w->ln2_b) || model_lin_active(w->q) ||
+        if (pb_norm_active(w->ln1) || pb_norm_active(w->ln2) || model_lin_active(w->q) ||
             model_lin_active(w->k) || model_lin_active(w->v) || model_lin_active(w->o) ||
             model_lin_active(w->fc1) || model_lin_active(w->fc2))
             return l;
@@ -181,16 +185,14 @@ static void roberta_layer_backward(pb_model *m, int l, int need_dx) {
     int C = c->hidden, N = m->B * m->T;
     size_t NC = (size_t)N * (size_t)C;
     const float *x = model_layer_input(m, l);
-    int tr_ln1 = ln_tr(w->ln1_w, w->ln1_b);
+    int tr_ln1 = pb_norm_active(w->ln1);
     int qkv_act = model_lin_active(w->q) || model_lin_active(w->k) || model_lin_active(w->v);
     int attn_any = need_dx || tr_ln1 || qkv_act || model_lin_active(w->o);
     int below_ln2 = attn_any || model_lin_active(w->fc1) || model_lin_active(w->fc2);
 
     // out = LN2(res2): dA = d res2
     if (below_ln2) pb_zero(e, m->dA, NC);
-    pb_layernorm_backward(e, below_ln2 ? m->dA : NULL, model_ptr(w->ln2_w) ? w->ln2_w->grad : NULL,
-                          model_ptr(w->ln2_b) ? w->ln2_b->grad : NULL, m->dres, a->res2,
-                          w->ln2_w->data, a->ln2_mean, a->ln2_rstd, N, C);
+    pb_norm_layer_backward(e, w->ln2, below_ln2 ? m->dA : NULL, m->dres, a->res2, a->ln2_mean, a->ln2_rstd, N);
     if (!below_ln2) return;
     // res2 = h1 + mlp(h1): dB = d h1 (residual part first)
     if (attn_any) pb_copy(e, m->dB, m->dA, NC);
@@ -200,9 +202,7 @@ static void roberta_layer_backward(pb_model *m, int l, int need_dx) {
     // h1 = LN1(res1): dres = d res1
     int need_res1 = need_dx || qkv_act || model_lin_active(w->o);
     if (need_res1) pb_zero(e, m->dres, NC);
-    pb_layernorm_backward(e, need_res1 ? m->dres : NULL, model_ptr(w->ln1_w) ? w->ln1_w->grad : NULL,
-                          model_ptr(w->ln1_b) ? w->ln1_b->grad : NULL, m->dB, a->res1,
-                          w->ln1_w->data, a->ln1_mean, a->ln1_rstd, N, C);
+    pb_norm_layer_backward(e, w->ln1, need_res1 ? m->dres : NULL, m->dB, a->res1, a->ln1_mean, a->ln1_rstd, N);
     if (!need_res1) return;
     // res1 = x + attn(x): dres already holds the residual part of dx
     model_attn_backward(m, l, x, need_dx ? m->dres : NULL);
@@ -229,9 +229,7 @@ void roberta_backward_features(pb_model *m, const float *dfeat) {
     }
     int tables = model_ptr(m->word) || model_ptr(m->pos) || model_ptr(m->type);
     if (tables) pb_zero(e, m->dB, NC);
-    pb_layernorm_backward(e, tables ? m->dB : NULL, model_ptr(m->emb_ln_w) ? m->emb_ln_w->grad : NULL,
-                          model_ptr(m->emb_ln_b) ? m->emb_ln_b->grad : NULL, dln, m->emb_sum,
-                          m->emb_ln_w->data, m->emb_mean, m->emb_rstd, N, C);
+    pb_norm_layer_backward(e, m->norm_emb, tables ? m->dB : NULL, dln, m->emb_sum, m->emb_mean, m->emb_rstd, N);
     if (model_ptr(m->word))
         pb_embedding_backward(e, m->word->grad, m->dB, m->ids, N, C, c->vocab_size);
     if (model_ptr(m->pos))

@@ -61,6 +61,10 @@ void vit_wire(pb_model *m) {
     wire_lin(m, &m->head1, "classifier", 1);
     m->nlins = 6 * L;
     m->lins = pb_xcalloc((size_t)m->nlins, sizeof(pb_linear));
+    m->nnorms = 2 * L + 1; // per layer before/after, then the final one
+    m->norms = pb_xcalloc((size_t)m->nnorms, sizeof(pb_norm));
+    m->norm_f = &m->norms[2 * L];
+    model_norm_set(m, m->norm_f, "layernorm", c->ln_eps);
     m->layers = pb_xcalloc((size_t)L, sizeof(pb_layer));
     char mod[PB_NAME_MAX];
     static const char *qkv[3] = {"query", "key", "value"};
@@ -82,6 +86,12 @@ void vit_wire(pb_model *m) {
         w->ln1_b = model_param(m, "encoder.layer.%d.layernorm_before.bias", l);
         w->ln2_w = model_param(m, "encoder.layer.%d.layernorm_after.weight", l);
         w->ln2_b = model_param(m, "encoder.layer.%d.layernorm_after.bias", l);
+        w->ln1 = &m->norms[2 * l];
+        w->ln2 = &m->norms[2 * l + 1];
+        snprintf(mod, sizeof(mod), "encoder.layer.%d.layernorm_before", l);
+        model_norm_set(m, w->ln1, mod, c->ln_eps);
+        snprintf(mod, sizeof(mod), "encoder.layer.%d.layernorm_after", l);
+        model_norm_set(m, w->ln2, mod, c->ln_eps);
     }
 }
 
@@ -115,15 +125,12 @@ void vit_ensure_acts(pb_model *m, int B) {
 // One pre-LN block: out = r + MLP(LN2(r)), r = x + Attn(LN1(x)). x, out are (B,T,C).
 static void vit_layer_forward(pb_model *m, int l, const float *x, int B, int T) {
     pb_engine *e = m->e;
-    const pb_model_config *c = &m->cfg;
     pb_layer *w = &m->layers[l];
     pb_layer_acts *a = &m->acts[l];
-    int C = c->hidden, N = B * T;
-    pb_layernorm_forward(e, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w->data, w->ln1_b->data,
-                         N, C, c->ln_eps);
+    int N = B * T;
+    pb_norm_layer_forward(e, w->ln1, a->ln1, a->ln1_mean, a->ln1_rstd, x, N);
     model_attn_forward(m, l, a->ln1, x, NULL, B, T);
-    pb_layernorm_forward(e, a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w->data,
-                         w->ln2_b->data, N, C, c->ln_eps);
+    pb_norm_layer_forward(e, w->ln2, a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, N);
     model_mlp_forward(m, l, a->ln2, a->res1, B, T);
 }
 
@@ -153,22 +160,19 @@ void vit_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) {
     }
     // final layernorm is per token: normalising only the CLS row is what the classifier sees
     pb_take_token_forward(e, m->cls_tok, x, B, T, C, 0);
-    pb_layernorm_forward(e, m->feat, m->lnf_mean, m->lnf_rstd, m->cls_tok, m->lnf_w->data,
-                         m->lnf_b->data, B, C, c->ln_eps);
+    pb_norm_layer_forward(e, m->norm_f, m->feat, m->lnf_mean, m->lnf_rstd, m->cls_tok, B);
 }
-
-static int ln_tr(const pb_param *w, const pb_param *b) { return model_ptr(w) || model_ptr(b); }
 
 int vit_lowest_trainable(pb_model *m) {
     if (model_ptr(m->cls) || model_ptr(m->pos) || model_lin_active(&m->patch)) return -1;
     for (int l = 0; l < m->cfg.layers; l++) {
         pb_layer *w = &m->layers[l];
-        if (ln_tr(w->ln1_w, w->ln1_b) || ln_tr(w->ln2_w, w->ln2_b) || model_lin_active(w->q) ||
+        if (pb_norm_active(w->ln1) || pb_norm_active(w->ln2) || model_lin_active(w->q) ||
             model_lin_active(w->k) || model_lin_active(w->v) || model_lin_active(w->o) ||
             model_lin_active(w->fc1) || model_lin_active(w->fc2))
             return l;
     }
-    if (ln_tr(m->lnf_w, m->lnf_b)) return m->cfg.layers;
+    if (pb_norm_active(m->norm_f)) return m->cfg.layers;
     return m->cfg.layers + 1;
 }
 
@@ -182,7 +186,7 @@ static void vit_layer_backward(pb_model *m, int l, int need_dx) {
     int N = m->B * m->T, C = c->hidden;
     size_t NC = (size_t)N * (size_t)C;
     const float *x = model_layer_input(m, l);
-    int tr_ln1 = ln_tr(w->ln1_w, w->ln1_b), tr_ln2 = ln_tr(w->ln2_w, w->ln2_b);
+    int tr_ln1 = pb_norm_active(w->ln1), tr_ln2 = pb_norm_active(w->ln2);
     int qkv_act = model_lin_active(w->q) || model_lin_active(w->k) || model_lin_active(w->v);
     int attn_any = need_dx || tr_ln1 || qkv_act || model_lin_active(w->o);
 
@@ -191,9 +195,7 @@ static void vit_layer_backward(pb_model *m, int l, int need_dx) {
     if (need_ln2out) pb_zero(e, m->dB, NC);
     model_mlp_backward(m, l, m->dres, m->dA, a->ln2, need_ln2out ? m->dB : NULL);
     if (need_ln2out)
-        pb_layernorm_backward(e, attn_any ? m->dres : NULL, model_ptr(w->ln2_w) ? w->ln2_w->grad : NULL,
-                              model_ptr(w->ln2_b) ? w->ln2_b->grad : NULL, m->dB, a->res1,
-                              w->ln2_w->data, a->ln2_mean, a->ln2_rstd, N, C);
+        pb_norm_layer_backward(e, w->ln2, attn_any ? m->dres : NULL, m->dB, a->res1, a->ln2_mean, a->ln2_rstd, N);
     if (!attn_any) return;
     // attention branch: res1 = x + attn(LN1(x)); m->dres = d res1, its residual share is d x
     int need_ln1out = need_dx || tr_ln1;
@@ -201,9 +203,7 @@ static void vit_layer_backward(pb_model *m, int l, int need_dx) {
     if (dln1) pb_zero(e, dln1, NC);
     model_attn_backward(m, l, a->ln1, dln1);
     if (need_ln1out)
-        pb_layernorm_backward(e, need_dx ? m->dres : NULL, model_ptr(w->ln1_w) ? w->ln1_w->grad : NULL,
-                              model_ptr(w->ln1_b) ? w->ln1_b->grad : NULL, dln1, x, w->ln1_w->data,
-                              a->ln1_mean, a->ln1_rstd, N, C);
+        pb_norm_layer_backward(e, w->ln1, need_dx ? m->dres : NULL, dln1, x, a->ln1_mean, a->ln1_rstd, N);
 }
 
 void vit_backward_features(pb_model *m, const float *dfeat) {
@@ -217,9 +217,7 @@ void vit_backward_features(pb_model *m, const float *dfeat) {
     // final layernorm on the CLS rows: dA (B,C) = d cls_tok
     int below = lowest < L;
     if (below) pb_zero(e, m->dA, (size_t)B * C);
-    pb_layernorm_backward(e, below ? m->dA : NULL, model_ptr(m->lnf_w) ? m->lnf_w->grad : NULL,
-                          model_ptr(m->lnf_b) ? m->lnf_b->grad : NULL, dfeat, m->cls_tok,
-                          m->lnf_w->data, m->lnf_mean, m->lnf_rstd, B, C);
+    pb_norm_layer_backward(e, m->norm_f, below ? m->dA : NULL, dfeat, m->cls_tok, m->lnf_mean, m->lnf_rstd, B);
     if (!below) return;
     pb_zero(e, m->dres, NC);
     pb_take_token_backward(e, m->dres, m->dA, B, T, C, 0);

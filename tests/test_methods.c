@@ -115,7 +115,7 @@ static void ref_AO(const double *q, int D, int d, double *AO) {
     free(Q);
 }
 
-enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER, K_BOTTLE, K_HTA, K_DYLORA };
+enum { K_LORA, K_SVFIT, K_AOFT, K_IA3, K_DORA, K_VERA, K_FOURIER, K_BOTTLE, K_HTA, K_DYLORA, K_SSF };
 typedef struct {
     int kind, in, out, N, r, adapter, scalar, input; // input: IA3 scales the input
     int rb;                       // dylora: the active rank b (A's first b rows, B's first b columns)
@@ -246,6 +246,9 @@ static double ref_forward(const rcase *c, double *y) {
                 for (int i = 0; i < in; i++) h += c->x[(size_t)n * in + i] * c->Vt[(size_t)k * in + i];
                 for (int o = 0; o < out; o++) y[(size_t)n * out + o] += c->U[(size_t)o * r + k] * sg[k] * h;
             }
+    } else if (c->kind == K_SSF) { // y = gamma * z + beta
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++) y[(size_t)n * out + o] = c->P[0][o] * z[(size_t)n * out + o] + c->P[1][o];
     } else if (c->kind == K_IA3) { // y = z * l (output) or y = (x * l) W^T + b (input)
         const double *l = c->P[0];
         for (int n = 0; n < N; n++)
@@ -514,6 +517,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
                  !strcmp(variant, "adapter") ? "output" : "attention.output");
     else if (!strcmp(method, "hta"))
         snprintf(kv, sizeof kv, "rank=%d form=%s", r, !strcmp(variant, "adapter") ? "adapter" : "lora");
+    else if (!strcmp(method, "ssf")) // identity init: step 0 is checked, then both tensors move
+        snprintf(kv, sizeof kv, "init=identity targets=query");
     else if (!strcmp(method, "ia3")) // variant "adapter": the FFN output linear with its input scaled
         snprintf(kv, sizeof kv, "targets=query,output feedforward=%s", !strcmp(variant, "adapter") ? "output" : "");
     else
@@ -524,7 +529,7 @@ static void test_method(const char *label, const char *method, int in, int out, 
                : !strcmp(method, "dora") ? K_DORA : !strcmp(method, "vera") ? K_VERA
                : !strcmp(method, "fourierft") ? K_FOURIER
                : !strcmp(method, "adapter_h") || !strcmp(method, "adapter_p") ? K_BOTTLE
-               : !strcmp(method, "hta") ? K_HTA : K_LORA;
+               : !strcmp(method, "hta") ? K_HTA : !strcmp(method, "ssf") ? K_SSF : K_LORA;
     if (!strcmp(variant, "bias")) pb_param_set_trainable(E, l.b, 1); // the layer's bias trains too
     pb_status st = c.desc->attach(E, &l, &c, &(pb_site){3, in, out, NULL, 0}, err, sizeof(err));
     EXPECT(st == PB_OK, "%s: attach failed: %s", label, err);
@@ -552,6 +557,8 @@ static void test_method(const char *label, const char *method, int in, int out, 
     if (kind == K_BOTTLE) // W_u = 0, biases 0 at init
         for (int i = 0; i < 4; i++) perturb_param(&a->params[i], 0.3f, 1);
     if (kind == K_IA3) perturb_param(&a->params[0], 0.3f, 1);
+    if (kind == K_SSF)
+        for (int i = 0; i < 2; i++) perturb_param(&a->params[i], 0.3f, 1);
     if (kind == K_AOFT) {
         perturb_param(&a->params[0], 0.1f, 1); // ||q|| != 1: the general (approximate) regime
         perturb_param(&a->params[1], 0.1f, 1);
@@ -970,6 +977,123 @@ static void test_dylora(void) {
     free_linear(&l);
 }
 
+// ----------------------------------------------------------------------------
+// The norm site (SSF after a LayerNorm): y = gamma * (LN(x) w + b) + beta through
+// pb_norm_layer_forward/backward vs a double replica and central differences wrt x, gamma, beta
+// (and the norm's own w, b when they train too); merge folds it into (w, b); the paper's init.
+
+typedef struct {
+    int N, C;
+    double *x, *w, *b, *g, *beta, *G;
+} nrcase;
+
+static double norm_ref(const nrcase *c, double *y) {
+    double L = 0;
+    for (int n = 0; n < c->N; n++) {
+        const double *xr = c->x + (size_t)n * c->C;
+        double mu = 0, var = 0;
+        for (int i = 0; i < c->C; i++) mu += xr[i];
+        mu /= c->C;
+        for (int i = 0; i < c->C; i++) var += (xr[i] - mu) * (xr[i] - mu);
+        double rs = 1.0 / sqrt(var / c->C + 1e-6);
+        for (int i = 0; i < c->C; i++) {
+            double v = c->g[i] * ((xr[i] - mu) * rs * c->w[i] + c->b[i]) + c->beta[i];
+            if (y) y[(size_t)n * c->C + i] = v;
+            L += c->G[(size_t)n * c->C + i] * v;
+        }
+    }
+    return L;
+}
+
+static void norm_fd(nrcase *c, double *v, size_t n, double *g) {
+    for (size_t i = 0; i < n; i++) {
+        double h = 1e-5 * fmax(1.0, fabs(v[i])), v0 = v[i];
+        v[i] = v0 + h;
+        double lp = norm_ref(c, NULL);
+        v[i] = v0 - h;
+        double lm = norm_ref(c, NULL);
+        v[i] = v0;
+        g[i] = (lp - lm) / (2 * h);
+    }
+}
+
+static void test_ssf_norm(const char *label, int own_trainable) {
+    int N = 5, C = 7;
+    pb_param w, b;
+    pb_param_init(E, &w, "w", 1, (int64_t[]){C}, PB_GROUP_BACKBONE);
+    pb_param_init(E, &b, "b", 1, (int64_t[]){C}, PB_GROUP_BACKBONE);
+    perturb_param(&w, 0.3f, 0);
+    perturb_param(&b, 0.3f, 0);
+    if (own_trainable) { pb_param_set_trainable(E, &w, 1); pb_param_set_trainable(E, &b, 1); }
+    pb_norm n;
+    memset(&n, 0, sizeof n);
+    snprintf(n.name, sizeof n.name, "encoder.layer.0.layernorm_before");
+    n.C = C; n.eps = 1e-6f; n.w = &w; n.b = &b;
+    pb_method_config c;
+    mc_make(&c, "ssf", 5, "");
+    char err[256] = "";
+    EXPECT(c.desc->norm_attach(E, &n, &c, 0, err, sizeof err) == PB_OK && n.adapter, "%s: norm attach: %s", label, err);
+    pb_norm_adapter *a = n.adapter;
+    float *hg = dlf(a->params[0].data, (size_t)C), *hbeta = dlf(a->params[1].data, (size_t)C);
+    double gm = 0, gs = 0, bs = 0;
+    for (int i = 0; i < C; i++) { gm += hg[i]; gs += (hg[i] - 1) * (hg[i] - 1); bs += hbeta[i] * hbeta[i]; }
+    EXPECT(fabs(gm / C - 1) < 0.05 && sqrt(gs / C) > 0.002 && sqrt(gs / C) < 0.06 && sqrt(bs / C) < 0.06 &&
+               sqrt(bs / C) > 0.002, "%s: init is not gamma ~ N(1, 0.02), beta ~ N(0, 0.02)", label);
+    free(hg); free(hbeta);
+    for (int i = 0; i < 2; i++) perturb_param(&a->params[i], 0.3f, 1);
+    size_t NC = (size_t)N * C;
+    float *hx = pb_xmalloc(NC * sizeof(float)), *hG = pb_xmalloc(NC * sizeof(float));
+    randn(hx, NC, 1.0f);
+    randn(hG, NC, 1.0f);
+    float *x = pb_alloc(E, NC), *y = pb_alloc(E, NC), *G = pb_alloc(E, NC), *dx = pb_alloc(E, NC);
+    float *mean = pb_alloc(E, (size_t)N), *rstd = pb_alloc(E, (size_t)N);
+    pb_upload(E, x, hx, NC);
+    pb_upload(E, G, hG, NC);
+    pb_zero(E, dx, NC);
+    for (int i = 0; i < 2; i++) pb_zero(E, a->params[i].grad, (size_t)C);
+    pb_norm_layer_forward(E, &n, y, mean, rstd, x, N);
+    pb_norm_layer_backward(E, &n, dx, G, x, mean, rstd, N);
+    nrcase r = {N, C, pb_xmalloc(NC * sizeof(double)), dl(w.data, C), dl(b.data, C), dl(a->params[0].data, C),
+                dl(a->params[1].data, C), pb_xmalloc(NC * sizeof(double))};
+    for (size_t i = 0; i < NC; i++) { r.x[i] = hx[i]; r.G[i] = hG[i]; }
+    double *yr = pb_xmalloc(NC * sizeof(double)), *gfd = pb_xmalloc(NC * sizeof(double));
+    norm_ref(&r, yr);
+    float *hy = dlf(y, NC), *hdx = dlf(dx, NC);
+    double ef = relerr_fd(hy, yr, NC);
+    norm_fd(&r, r.x, NC, gfd);
+    double ex = relerr_fd(hdx, gfd, NC);
+    EXPECT(ef <= 1e-5, "%s: forward rel err %.3g", label, ef);
+    EXPECT(ex <= 1e-4, "%s: dx rel err %.3g", label, ex);
+    printf("%-28s forward %.2e  dx %.2e", label, ef, ex);
+    struct { const char *name; double *v; float *grad; } t[4] = {
+        {"ssf_scale", r.g, a->params[0].grad}, {"ssf_shift", r.beta, a->params[1].grad}, {"w", r.w, w.grad}, {"b", r.b, b.grad}};
+    for (int k = 0; k < (own_trainable ? 4 : 2); k++) {
+        double g[16];
+        norm_fd(&r, t[k].v, (size_t)C, g);
+        float *ha = dlf(t[k].grad, (size_t)C);
+        double e = relerr_fd(ha, g, (size_t)C);
+        EXPECT(e <= 1e-4, "%s: d%s rel err %.3g", label, t[k].name, e);
+        printf("  %s %.2e", t[k].name, e);
+        free(ha);
+    }
+    printf("\n");
+    // merge: a plain LayerNorm with the folded affine gives the same output
+    float *ym = pb_alloc(E, NC);
+    a->vt->merge(a, E, w.data, b.data);
+    a->vt->free(a, E);
+    n.adapter = NULL;
+    pb_norm_layer_forward(E, &n, ym, mean, rstd, x, N);
+    float *h1 = dlf(ym, NC);
+    double em = relerr_ff(h1, hy, NC);
+    EXPECT(em <= 1e-5, "%s: merged vs unmerged rel err %.3g", label, em);
+    free(h1);
+    pb_free(E, ym);
+    free(r.x); free(r.w); free(r.b); free(r.g); free(r.beta); free(r.G); free(yr); free(gfd); free(hy); free(hdx);
+    free(hx); free(hG);
+    pb_free(E, x); pb_free(E, y); pb_free(E, G); pb_free(E, dx); pb_free(E, mean); pb_free(E, rstd);
+    pb_param_free(E, &w); pb_param_free(E, &b);
+}
+
 int main(void) {
     char err[256];
     E = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
@@ -1010,6 +1134,10 @@ int main(void) {
     test_method("aoft lora scalar",       "aoft",  12, 10, 3, "",         "lora",    "scalar", 0.0f, 0, 0);
     test_method("aoft adapter lambda",    "aoft",  12, 10, 3, "",         "adapter", "lambda", 0.0f, 0, 0);
     test_method("aoft adapter scalar",    "aoft",  12, 10, 3, "",         "adapter", "scalar", 0.0f, 0, 0);
+    test_method("ssf after a linear",     "ssf",   12, 10, 0, "",         "",        "",       0.0f, 0, 0);
+    test_method("ssf, bias trains",       "ssf",   9, 11, 0, "",          "bias",    "",       0.0f, 0, 0);
+    test_ssf_norm("ssf after a LayerNorm", 0);
+    test_ssf_norm("ssf norm, own affine trains", 1);
     test_method("ia3 output scaling",     "ia3",   12, 10, 0, "",         "lora",    "",       0.0f, 0, 0);
     test_method("ia3 input scaling",      "ia3",   12, 10, 0, "",         "adapter", "",       0.0f, 0, 0);
     pb_engine_free(E);

@@ -60,7 +60,7 @@ static void check_count_kv(const char *model, const char *method, const char *kv
 // The descriptors' cost model (what info and bench use) equals the instantiated counts, for every
 // registered method and several option sets, on both architectures.
 static void check_formulas(void) {
-    static const char *const kvs[] = {"", "rank=3", "rank=5 targets=query,key,value,attention.output,intermediate,output",
+    static const char *const kvs[] = {"", "rank=3", "norms=false targets=query", "rank=5 targets=query,key,value,attention.output,intermediate,output",
                                       "rank=4 targets=intermediate,output train_head=false",
                                       "rank=2 variant=adapter gate=scalar", "rank=6 gate=scalar targets=key,output",
                                       "train_head=false"};
@@ -108,6 +108,11 @@ static void check_formulas(void) {
                 for (int i = 0; i < nl; i++) nad += ls[i].adapter != NULL;
                 EXPECT(nad == cost.nsites, "%s %s '%s': %d adapters, the cost model counts %d sites", models[mi],
                        reg[d]->name, kvs[k], nad, cost.nsites);
+                int nn = 0, nnad = 0;
+                pb_norm *ns = pb_model_norms(m, &nn);
+                for (int i = 0; i < nn; i++) nnad += ns[i].adapter != NULL;
+                EXPECT(nnad == cost.nnorms, "%s %s '%s': %d norm adapters, the cost model counts %d", models[mi],
+                       reg[d]->name, kvs[k], nnad, cost.nnorms);
                 checked++;
                 pb_model_free(m);
             }
@@ -197,7 +202,8 @@ static void check_model_method(const char *model, const char *method, const char
     pb_method_config c;
     char kv[256];
     int fourier = !strcmp(method, "fourierft"); // rank = n_frequency
-    int n = snprintf(kv, sizeof kv, fourier ? "n_frequency=%d" : "rank=%d", rank);
+    int n = rank < 0 ? snprintf(kv, sizeof kv, "%s", "") // the method has no size option
+                     : snprintf(kv, sizeof kv, fourier ? "n_frequency=%d" : "rank=%d", rank);
     if (!strcmp(method, "aoft")) n += snprintf(kv + n, sizeof kv - n, " variant=%s gate=%s", variant, gate);
     if (init[0]) n += snprintf(kv + n, sizeof kv - n, strchr(init, '=') ? " %s" : " init=%s", init); // "k=v": as is
     if (strcmp(variant, "adapter")) // every target role
@@ -401,7 +407,9 @@ int main(int argc, char **argv) {
     check_count_kv("vit-b16", "hta", "rank=1", 184320, 184320);           // HTA headline: 48 x 3,840
     check_count_kv("vit-b16", "hta", "targets=query,value", 92160, 92160); // HTA(W_q, W_v) 0.09M
     check_count_kv("vit-b16", "hta", "form=adapter", 46080, 46080);       // HTA(FC1, FC2) adapter form 0.05M
+    check_count_kv("vit-b16", "ssf", "", 204288, 204288);                 // SSF: 72 linears + 25 LayerNorms
     if (slow) {
+        check_count_kv("roberta-base", "ssf", "norms=false", 165888, 165888); // SSF on the linears only
         check_count_kv("roberta-large", "adapter_h", "rank=8", 835968, 835968);   // Adpt^H 0.8M
         check_count_kv("roberta-large", "adapter_h", "rank=64", 6343680, 6343680); // Adpt^H 6M
         check_count_kv("roberta-large", "adapter_p", "rank=16", 811392, 811392);  // Adpt^P 0.8M
@@ -432,6 +440,7 @@ int main(int argc, char **argv) {
         check_model_method(models[k], "hta", "adapter", "lambda", "", 1);            // lora form on q, k, v, o
         check_model_method(models[k], "hta", "adapter", "lambda", "form=adapter", 2); // on the FFN output
         check_model_method(models[k], "dylora", "lora", "lambda", "eval_rank=3", 4); // eval / merge at b = 3
+        check_model_method(models[k], "ssf", "lora", "lambda", "init=identity", -1); // linears and LayerNorms
         check_model_method(models[k], "svfit", "lora", "lambda", "", 16);
         check_model_method(models[k], "aoft", "lora", "lambda", "", 4);
         check_model_method(models[k], "aoft", "lora", "scalar", "", 4);

@@ -47,6 +47,10 @@ the logits after them.
           uniform, B = 0, step-0 identity); random A, B in both, trained with --train and
           sampling=cycle (b = 1, 2, 3 over the steps; frozen mode too) -> full comparison, the
           final logits and merge at eval_rank.
+  ssf     vs a PyTorch module written from Lian et al. 2022 (not in peft): y = gamma * op(x) + beta
+          after every targeted linear and every LayerNorm (RoBERTa's embeddings LayerNorm and ViT's
+          final one included): init N(1, 0.02) / N(0, 0.02) and init=identity (step-0 identity);
+          random gamma, beta in both -> full comparison and merge.
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -137,7 +141,8 @@ def pb_key(name):
 def no_decay(key):
     # as peftbench documents (docs/models.md): biases, LayerNorms, svfit_sigma (adapter tensors
     # and other weights decay)
-    return key.endswith(".bias") or key.endswith(".svfit_sigma") or "layernorm" in key.lower()
+    return key.endswith(".bias") or key.endswith(".svfit_sigma") or "layernorm" in key.lower() or \
+        key.endswith(".ssf_scale") or key.endswith(".ssf_shift")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,7 +217,8 @@ def analytic_zero(key):
     # softmax is invariant to adding q.b_k to every score of a query: the key bias has an exactly
     # zero gradient and no effect on the output; both sides only hold round-off there (which
     # AdamW's normalisation then turns into +-lr steps of random sign)
-    return key.endswith("attention.key.bias") or key.endswith("self.key.bias")
+    # (SSF's shift after the key projection is the same kind of constant: q.beta per query)
+    return key.endswith(("attention.key.bias", "self.key.bias", "attention.key.ssf_shift", "self.key.ssf_shift"))
 
 
 def compare(case, tag, got, model, steps=STEPS, sign=None):
@@ -682,6 +688,71 @@ def test_dylora(case, tag, roles, r, alpha, eval_rank, frozen=False):
 
 
 # ----------------------------------------------------------------------------------------------
+# SSF (Lian et al. 2022; not in peft)
+
+class SSFAfter(nn.Module):
+    """y = gamma * base(x) + beta: after a linear or a LayerNorm (the norm's own affine frozen)."""
+
+    def __init__(self, base, dim):
+        super().__init__()
+        self.base = base
+        self.ssf_scale = nn.Parameter(torch.ones(dim))
+        self.ssf_shift = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        return self.base(x) * self.ssf_scale + self.ssf_shift
+
+
+def norm_paths(case):
+    """[(torch module path, peftbench hub key prefix)] of every LayerNorm."""
+    L = case.layers
+    if case.arch == "vit":
+        out = [(f"vit.layers.{i}.{n}", f"vit.encoder.layer.{i}.{n}") for i in range(L)
+               for n in ("layernorm_before", "layernorm_after")]
+        return out + [("vit.layernorm", "vit.layernorm")]
+    out = [("roberta.embeddings.LayerNorm",) * 2]
+    return out + [(f"roberta.encoder.layer.{i}.{n}",) * 2 for i in range(L)
+                  for n in ("attention.output.LayerNorm", "output.LayerNorm")]
+
+
+def test_ssf(case, tag, roles, norms=True):
+    """peftbench's own init (gamma ~ N(1, 0.02), beta ~ N(0, 0.02) as the paper's code; init=identity:
+    step 0 = base), then random gamma, beta after every targeted linear and LayerNorm in both ->
+    full comparison and merge."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "ssf", "--targets", ",".join(roles), "--opt", f"norms={'true' if norms else 'false'}"]
+    ident, _ = case.trace(tag + "-id", args + ["--opt", "init=identity"], steps=0, save=False)
+    w = {"step0_id": check(name, "init=identity: step-0 logits vs base model", rel(ident["logits"], case.base_logits), TOL_ID)}
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    sc = torch.cat([v for k, v in own.items() if k.startswith("init.") and k.endswith(".ssf_scale")])
+    sh = torch.cat([v for k, v in own.items() if k.startswith("init.") and k.endswith(".ssf_shift")])
+    if not (abs(sc.mean().item() - 1) < 0.01 and 0.015 < sc.std().item() < 0.025 and abs(sh.mean().item()) < 0.01
+            and 0.015 < sh.std().item() < 0.025):
+        failures.append(f"{name}: own init is not N(1, 0.02) / N(0, 0.02): scale {sc.mean():.4f}+-{sc.std():.4f}, "
+                        f"shift {sh.mean():.4f}+-{sh.std():.4f}")
+    model = case.fresh()
+    paths = module_paths(case.arch, case.layers, roles)
+    mods = wrap(model, paths, lambda lin: SSFAfter(lin, lin.out_features))
+    if norms:
+        mods.update(wrap(model, norm_paths(case), lambda ln: SSFAfter(ln, ln.normalized_shape[0])))
+        for m in mods.values():  # the second wrap froze the first one's tensors
+            m.ssf_scale.requires_grad_(True)
+            m.ssf_shift.requires_grad_(True)
+    n_own = sum(1 for k in own if k.startswith("init.") and k.endswith(".ssf_scale"))
+    if n_own != len(mods):
+        failures.append(f"{name}: peftbench has {n_own} SSF sites, the reference {len(mods)}")
+    g = torch.Generator().manual_seed(case.c["seed"] + 120)
+    params = {}
+    for hub, m in mods.items():
+        with torch.no_grad():
+            m.ssf_scale.copy_(1 + 0.3 * torch.randn(m.ssf_scale.shape, generator=g))
+            m.ssf_shift.copy_(0.3 * torch.randn(m.ssf_shift.shape, generator=g))
+        params[f"{hub}.ssf_scale"] = m.ssf_scale.detach().clone()
+        params[f"{hub}.ssf_shift"] = m.ssf_shift.detach().clone()
+    compare_with_params(case, tag, args, params, model, w)
+
+
+# ----------------------------------------------------------------------------------------------
 # PiSSA
 
 def residual_model(case, pm, paths):
@@ -1004,6 +1075,9 @@ def main():
             ("vit/dylora-qv", lambda: test_dylora(vit, "dylora-qv", ["query", "value"], 4, 8, 3)),
             ("rob/dylora-frozen-q,int,out", lambda: test_dylora(rob, "dylora-frozen-q,int,out", ["query", "intermediate", "output"], 3, 6, 0, frozen=True)),
             ("reg/dylora-all6", lambda: test_dylora(reg, "dylora-all6", ALL6, 5, 5, 2)),
+            ("vit/ssf-all6+norms", lambda: test_ssf(vit, "ssf-all6+norms", ALL6)),
+            ("rob/ssf-all6+norms", lambda: test_ssf(rob, "ssf-all6+norms", ALL6)),
+            ("reg/ssf-q,v", lambda: test_ssf(reg, "ssf-q,v", ["query", "value"], norms=False)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),
