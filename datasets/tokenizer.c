@@ -6,20 +6,14 @@
 #include "data_internal.h"
 #include "../engine/fileutil.h"
 #include "tokenizer.h"
+#include "bpe_internal.h"
 
 // ---------------------------------------------------------------------------------------------
-// String -> int open-addressing map (keys owned).
-
-typedef struct {
-    char **keys;
-    uint32_t *klen;
-    int *vals;
-    size_t cap, n;
-} smap;
+// String -> int open-addressing map (keys owned), see bpe_internal.h; also used by bpe_train.c.
 
 static uint64_t shash(const char *k, size_t n) { return pb_hash64(PB_HASH_INIT, k, n); }
 
-static void smap_free(smap *m) {
+void pb_strmap_free(pb_strmap *m) {
     for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
     free(m->keys);
     free(m->klen);
@@ -27,7 +21,8 @@ static void smap_free(smap *m) {
     memset(m, 0, sizeof *m);
 }
 
-static int *smap_slot(const smap *m, const char *k, size_t n, size_t *pos) {
+// Value slot of key k, or NULL; *pos (if given) gets the slot index, or the empty slot to fill.
+static int *smap_slot(const pb_strmap *m, const char *k, size_t n, size_t *pos) {
     if (!m->cap) return NULL;
     size_t i = shash(k, n) & (m->cap - 1);
     while (m->keys[i]) {
@@ -41,15 +36,16 @@ static int *smap_slot(const smap *m, const char *k, size_t n, size_t *pos) {
     return NULL;
 }
 
-static int smap_get(const smap *m, const char *k, size_t n) {
+int *pb_strmap_find(const pb_strmap *m, const char *k, size_t n) { return smap_slot(m, k, n, NULL); }
+
+int pb_strmap_get(const pb_strmap *m, const char *k, size_t n) {
     int *v = smap_slot(m, k, n, NULL);
     return v ? *v : -1;
 }
 
-// Inserts; returns 0, or 1 when the key already existed (value unchanged).
-static int smap_put(smap *m, const char *k, size_t n, int v) {
+int pb_strmap_put(pb_strmap *m, const char *k, size_t n, int v) {
     if ((m->n + 1) * 2 > m->cap) {
-        smap old = *m;
+        pb_strmap old = *m;
         m->cap = old.cap ? old.cap * 2 : 1024;
         m->n = 0;
         m->keys = pb_xcalloc(m->cap, sizeof(char *));
@@ -82,37 +78,48 @@ static int smap_put(smap *m, const char *k, size_t n, int v) {
 // ---------------------------------------------------------------------------------------------
 
 struct pb_tokenizer {
-    smap vocab;    // token string -> id
-    smap ranks;    // "left right" -> merge rank (line order)
-    smap cache;    // chunk -> offset into cache_ids (first int = count)
+    pb_strmap vocab;    // token string -> id
+    pb_strmap ranks;    // "left right" -> merge rank (line order)
+    pb_strmap cache;    // chunk -> offset into cache_ids (first int = count)
     int32_t *cache_ids;
     size_t cache_n, cache_cap;
     int nvocab, bos, eos, pad, unk;
     char byte_str[256][3]; // byte -> UTF-8 of its mapped code point (1 or 2 bytes, NUL-terminated)
 };
 
-static void build_byte_map(pb_tokenizer *t) {
-    int next = 256;
-    for (int b = 0; b < 256; b++) {
-        int cp;
-        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) cp = b;
-        else cp = next++;
-        if (cp < 0x80) {
-            t->byte_str[b][0] = (char)cp;
-            t->byte_str[b][1] = 0;
-        } else {
-            t->byte_str[b][0] = (char)(0xC0 | (cp >> 6));
-            t->byte_str[b][1] = (char)(0x80 | (cp & 0x3F));
-            t->byte_str[b][2] = 0;
-        }
+// Bytes GPT-2 writes as themselves: '!'..'~', '¡'..'¬', '®'..'ÿ'.
+static int byte_printable(int b) { return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174; }
+
+uint32_t pb_bpe_byte_cp(uint8_t b) {
+    // printable Latin-1 bytes map to themselves; the other 68 get 256, 257, ... in byte order
+    if (byte_printable(b)) return b;
+    uint32_t next = 256;
+    for (int c = 0; c < b; c++) next += !byte_printable(c);
+    return next;
+}
+
+size_t pb_bpe_byte_utf8(uint8_t b, char out[3]) {
+    uint32_t cp = pb_bpe_byte_cp(b);
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+        return 1;
     }
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    out[2] = 0;
+    return 2;
+}
+
+static void build_byte_map(pb_tokenizer *t) {
+    for (int b = 0; b < 256; b++) pb_bpe_byte_utf8((uint8_t)b, t->byte_str[b]);
 }
 
 void pb_tokenizer_free(pb_tokenizer *t) {
     if (!t) return;
-    smap_free(&t->vocab);
-    smap_free(&t->ranks);
-    smap_free(&t->cache);
+    pb_strmap_free(&t->vocab);
+    pb_strmap_free(&t->ranks);
+    pb_strmap_free(&t->cache);
     free(t->cache_ids);
     free(t);
 }
@@ -157,7 +164,7 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
         else if (!(v >= 0 && v < n)) why = "token id outside the vocabulary range [0, size)";
         else if (v != (double)(long)v) why = "id is not an integer";
         else if (seen[(int)v]) why = "duplicate id";
-        else if (smap_put(&t->vocab, e->string, strlen(e->string), (int)v)) why = "duplicate token";
+        else if (pb_strmap_put(&t->vocab, e->string, strlen(e->string), (int)v)) why = "duplicate token";
         if (why) {
             pb_status st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: entry %d (\"%.80s\"): %s (vocabulary has %d entries)",
                                    vocab_name, idx + 1, e->string ? e->string : "?", why, n);
@@ -171,10 +178,10 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
     free(seen);
     cJSON_Delete(j);
     t->nvocab = n;
-    t->bos = smap_get(&t->vocab, "<s>", 3);
-    t->eos = smap_get(&t->vocab, "</s>", 4);
-    t->pad = smap_get(&t->vocab, "<pad>", 5);
-    t->unk = smap_get(&t->vocab, "<unk>", 5);
+    t->bos = pb_strmap_get(&t->vocab, "<s>", 3);
+    t->eos = pb_strmap_get(&t->vocab, "</s>", 4);
+    t->pad = pb_strmap_get(&t->vocab, "<pad>", 5);
+    t->unk = pb_strmap_get(&t->vocab, "<unk>", 5);
     if (t->bos < 0 || t->eos < 0 || t->pad < 0 || t->unk < 0) {
         pb_tokenizer_free(t);
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: missing a special token (<s>, </s>, <pad>, <unk>)", vocab_name);
@@ -198,8 +205,8 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
             why = "expected 'left right'";
         else if (memchr(merges + a, 0, e - a))
             why = "NUL byte";
-        else if (smap_get(&t->vocab, merges + a, (size_t)(sp - merges - a)) < 0 ||
-                 smap_get(&t->vocab, sp + 1, (size_t)(merges + e - sp - 1)) < 0)
+        else if (pb_strmap_get(&t->vocab, merges + a, (size_t)(sp - merges - a)) < 0 ||
+                 pb_strmap_get(&t->vocab, sp + 1, (size_t)(merges + e - sp - 1)) < 0)
             why = "merge token not in vocab.json";
         else {
             // the merged token must exist too, else the merge could produce an id-less piece
@@ -207,7 +214,7 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
             char *cat = pb_xmalloc(ln + rn + 1);
             memcpy(cat, merges + a, ln);
             memcpy(cat + ln, sp + 1, rn);
-            int ok = smap_get(&t->vocab, cat, ln + rn) >= 0;
+            int ok = pb_strmap_get(&t->vocab, cat, ln + rn) >= 0;
             free(cat);
             if (!ok) why = "merged token not in vocab.json";
         }
@@ -215,7 +222,7 @@ pb_status pb_tokenizer_load_mem(const char *vocab, size_t vocab_len, const char 
             pb_tokenizer_free(t);
             return pb_errf(PB_ERR_FORMAT, err, errlen, "%s:%d: %s", merges_name, line, why);
         }
-        smap_put(&t->ranks, merges + a, e - a, rank++); // a repeated merge keeps its first rank
+        pb_strmap_put(&t->ranks, merges + a, e - a, rank++); // a repeated merge keeps its first rank
     }
     *out = t;
     return PB_OK;
@@ -394,7 +401,7 @@ static void bpe_chunk(pb_tokenizer *t, const uint8_t *raw, size_t rn, int32_t **
             memcpy(key, m + sy[i].a, la);
             key[la] = ' ';
             memcpy(key + la + 1, m + sy[i + 1].a, lb);
-            int r = smap_get(&t->ranks, key, la + 1 + lb);
+            int r = pb_strmap_get(&t->ranks, key, la + 1 + lb);
             if (r >= 0 && (best < 0 || r < best)) best = r, bi = i;
         }
         if (best < 0) break;
@@ -417,19 +424,19 @@ static void bpe_chunk(pb_tokenizer *t, const uint8_t *raw, size_t rn, int32_t **
     if (*n + ns > *cap) *ids = pb_xrealloc(*ids, sizeof(int32_t) * (*cap = (*n + ns) * 2 + 16));
     size_t start = *n;
     for (size_t i = 0; i < ns; i++) {
-        int id = smap_get(&t->vocab, m + sy[i].a, sy[i].b - sy[i].a);
+        int id = pb_strmap_get(&t->vocab, m + sy[i].a, sy[i].b - sy[i].a);
         (*ids)[(*n)++] = id >= 0 ? id : t->unk;
     }
     // cache (bounded: cleared when large)
     if (t->cache.n > 200000) {
-        smap_free(&t->cache);
+        pb_strmap_free(&t->cache);
         t->cache_n = 0;
     }
     if (t->cache_n + ns + 1 > t->cache_cap)
         t->cache_ids = pb_xrealloc(t->cache_ids, sizeof(int32_t) * (t->cache_cap = (t->cache_n + ns + 1) * 2));
     t->cache_ids[t->cache_n] = (int32_t)ns;
     memcpy(t->cache_ids + t->cache_n + 1, *ids + start, sizeof(int32_t) * ns);
-    smap_put(&t->cache, (const char *)raw, rn, (int)t->cache_n);
+    pb_strmap_put(&t->cache, (const char *)raw, rn, (int)t->cache_n);
     t->cache_n += ns + 1;
     free(key);
     free(sy);

@@ -23,6 +23,7 @@ static const pb_command commands[] = {
     {"bench", pb_cmd_bench, "bench --model M ...   training-step throughput vs the sgemm ceiling"},
     {"methods", pb_cmd_methods, "methods [NAME] [--json]  every method with its options, defaults and help"},
     {"data", pb_cmd_data, "data build NAME       build a local dataset (vtab-mini)"},
+    {"tokenizer", pb_cmd_tokenizer, "tokenizer train ...   train a RoBERTa byte-level BPE (vocab.json, merges.txt); encode"},
     {"version", pb_cmd_version, "version               version, git revision, backends built in (also --version)"},
 };
 
