@@ -17,3 +17,11 @@ if(PB_PYTHON)
            COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_mlm.py $<TARGET_FILE:pb_mlm_trace>)
   set_tests_properties(models_ref_mlm PROPERTIES LABELS ref TIMEOUT 600)
 endif()
+if(PB_PYTHON)
+  # masked-LM pretraining stage end to end (harness/pretrain_mlm.c): loss falls, cache reused,
+  # the cached checkpoint loads in transformers
+  add_test(NAME models_ref_mlm_pretrain
+           COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_mlm_pretrain.py $<TARGET_FILE:peftbench>
+                   $<TARGET_FILE:pb_mlm_trace>)
+  set_tests_properties(models_ref_mlm_pretrain PROPERTIES LABELS ref TIMEOUT 600)
+endif()
