@@ -25,3 +25,10 @@ if(PB_PYTHON)
                    $<TARGET_FILE:pb_mlm_trace>)
   set_tests_properties(models_ref_mlm_pretrain PROPERTIES LABELS ref TIMEOUT 600)
 endif()
+if(PB_PYTHON AND PB_HAVE_CUDA)
+  # the same cross-check on a GPU (label cuda; skipped with 77 without one); its emulated twin is
+  # models_ref_mlm_cudaemu (tests/cudaemu.cmake)
+  add_test(NAME models_ref_mlm_cuda
+           COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_mlm.py $<TARGET_FILE:pb_mlm_trace> --device cuda)
+  set_tests_properties(models_ref_mlm_cuda PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()

@@ -3,6 +3,7 @@
 //
 // usage: pb_mlm_trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
 //                     [--steps N] [--lr 1e-3] [--wd 0.01] [--save DIR] [--threads 2]
+//                     [--device cpu|cuda]
 // DIR is an HF RobertaForMaskedLM directory; BATCH holds "input_ids", "attention_mask" and
 // "labels" (B,T) integers (labels -100 where nothing is predicted). Every backbone tensor and the
 // head are trainable. OUT gets "logits" (B,T,V) (eval, every token), "loss" (1), "nmasked" (1),
@@ -20,7 +21,8 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: pb_mlm_trace --model DIR --batch BATCH.safetensors --out OUT.safetensors\n"
-                    "                    [--steps N] [--lr X] [--wd X] [--save DIR] [--threads N]\n");
+                    "                    [--steps N] [--lr X] [--wd X] [--save DIR] [--threads N]\n"
+                    "                    [--device cpu|cuda]\n");
     return 2;
 }
 
@@ -46,7 +48,7 @@ static void dump(pb_st_writer *w, pb_engine *e, const char *key, const float *de
 }
 
 int main(int argc, char **argv) {
-    const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *save_dir = NULL;
+    const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *save_dir = NULL, *device = "cpu";
     int steps = 0, threads = 2;
     float lr = 1e-3f, wd = 0.01f;
     for (int i = 1; i < argc; i++) {
@@ -56,15 +58,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) batch_path = v;
         else if (!strcmp(a, "--out")) out_path = v;
         else if (!strcmp(a, "--save")) save_dir = v;
+        else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--lr")) lr = strtof(v, NULL);
         else if (!strcmp(a, "--wd")) wd = strtof(v, NULL);
         else return usage();
     }
-    if (!model_dir || !batch_path || !out_path || steps < 0) return usage();
+    if (!model_dir || !batch_path || !out_path || steps < 0 || (strcmp(device, "cpu") && strcmp(device, "cuda")))
+        return usage();
     char err[1024];
-    pb_engine *e = pb_engine_init(PB_DEVICE_CPU, threads, err, sizeof err);
+    pb_engine *e = pb_engine_init(strcmp(device, "cuda") ? PB_DEVICE_CPU : PB_DEVICE_CUDA, threads, err, sizeof err);
     if (!e) {
         fprintf(stderr, "pb_mlm_trace: %s\n", err);
         return 2;

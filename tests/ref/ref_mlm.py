@@ -20,7 +20,9 @@ script:
      second trace of the saved directory (<= 1e-5).
 Exit status non-zero on any failure.
 
-usage: ref_mlm.py PB_MLM_TRACE [--keep DIR]
+usage: ref_mlm.py PB_MLM_TRACE [--keep DIR] [--device cpu|cuda]
+  --device cuda runs the tool on the CUDA backend (a GPU, or the CPU emulator of docs/cuda.md with
+  pb_mlm_trace_emu) at the same tolerances; exit 77 (skip) when the device is not available.
 """
 import logging
 import os
@@ -40,6 +42,7 @@ SPECIAL = (0, 1, 2, 3)  # <s> <pad> </s> <unk>; <mask> is the last id, as robert
 
 torch.set_num_threads(2)
 failures = []
+DEVICE = ["--device", "cpu"]
 
 
 def rel(a, b):
@@ -147,7 +150,7 @@ def run_case(tool, tmp, c):
     out = os.path.join(tmp, name + ".trace.safetensors")
     sdir = os.path.join(tmp, name + ".saved")
     run([tool, "--model", mdir, "--batch", bpath, "--out", out, "--steps", str(STEPS), "--lr", str(LR),
-         "--wd", str(WD), "--threads", "2", "--save", sdir])
+         "--wd", str(WD), "--threads", "2", "--save", sdir] + DEVICE)
     got = load_file(out)
 
     out_ref = model(input_ids=inp, attention_mask=attn, labels=labels)
@@ -222,7 +225,7 @@ def run_case(tool, tmp, c):
     with torch.no_grad():
         ref_logits = loaded(input_ids=inp, attention_mask=attn).logits
     out2 = os.path.join(tmp, name + ".trace2.safetensors")
-    run([tool, "--model", sdir, "--batch", bpath, "--out", out2, "--threads", "2"])
+    run([tool, "--model", sdir, "--batch", bpath, "--out", out2, "--threads", "2"] + DEVICE)
     worst["save_logits"] = rel(load_file(out2)["logits"], ref_logits)
     check(name, "saved model logits", worst["save_logits"], TOL_SAVE)
     print(f"{name:12s} masked {int(got['nmasked'].item()):3d}  " + "  ".join(f"{k} {v:.1e}" for k, v in worst.items()))
@@ -242,10 +245,28 @@ def main():
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
+    global DEVICE
     tool = sys.argv[1]
     keep = None
-    if len(sys.argv) == 4 and sys.argv[2] == "--keep":
-        keep = sys.argv[3]
+    args = sys.argv[2:]
+    while args:
+        if args[0] == "--keep" and len(args) > 1:
+            keep, args = args[1], args[2:]
+        elif args[0] == "--device" and len(args) > 1:
+            DEVICE, args = ["--device", args[1]], args[2:]
+        else:
+            print(__doc__)
+            return 2
+    if DEVICE[1] != "cpu":
+        with tempfile.TemporaryDirectory() as tmp:  # a one-case probe: is the device there?
+            m, inp, attn, labels = make_case(CASES[0])
+            m.save_pretrained(tmp)
+            save_file({"input_ids": inp, "attention_mask": attn, "labels": labels}, tmp + "/b.safetensors")
+            r = subprocess.run([tool, "--model", tmp, "--batch", tmp + "/b.safetensors", "--out", tmp + "/o.safetensors"]
+                               + DEVICE, capture_output=True, text=True)
+            if r.returncode != 0 and "not available" in r.stderr:
+                print(f"SKIP ref_mlm.py --device {DEVICE[1]}: {r.stderr.strip()}")
+                return 77
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
@@ -256,7 +277,7 @@ def main():
                 failures.append(f"{c['name']}: {ex}")
     for f in failures:
         print("FAIL", f)
-    print(f"tolerances: logits/loss/grads/params {TOL:.0e}, save {TOL_SAVE:.0e}; {len(CASES)} cases, "
+    print(f"device {DEVICE[1]}; tolerances: logits/loss/grads/params {TOL:.0e}, save {TOL_SAVE:.0e}; {len(CASES)} cases, "
           f"{len(failures)} failures")
     return 1 if failures else 0
 
