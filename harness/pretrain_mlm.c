@@ -17,6 +17,7 @@ typedef struct {
     int32_t bos, pad, eos, unk, mask;
 } special_ids;
 
+// Reads the five special ids from vocab.json; an absent one is an error naming the file.
 static pb_status read_specials(const char *tok_dir, special_ids *s, char *err, size_t errlen) {
     char path[1200];
     snprintf(path, sizeof path, "%s/vocab.json", tok_dir);
@@ -55,7 +56,8 @@ static pb_status data_hash(const char *text_path, const char *tok_dir, char hex[
     return PB_OK;
 }
 
-// Tokenises the corpus into *blocks (nblocks x T, malloc'd; caller frees).
+// Tokenises the corpus into *blocks (nblocks x T, malloc'd; caller frees); fewer than two blocks
+// is an error naming the file.
 static pb_status make_blocks(const char *text_path, pb_tokenizer *tok, const special_ids *sp, int T, int32_t **blocks,
                              int *nblocks, char *err, size_t errlen) {
     uint8_t *buf = NULL;

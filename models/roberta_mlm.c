@@ -36,6 +36,8 @@ struct pb_mlm_head {
 // ----------------------------------------------------------------------------
 // Creation, buffers
 
+// A head on m with its five tensors allocated (zeros), trainable; no row buffers yet. The
+// caller owns it (pb_mlm_head_free).
 static pb_mlm_head *head_alloc(pb_model *m) {
     PB_CHECK(m->cfg.arch == PB_ARCH_ROBERTA, "a masked-LM head needs a RoBERTa model");
     pb_mlm_head *h = pb_xcalloc(1, sizeof(*h));
@@ -70,6 +72,7 @@ pb_mlm_head *pb_mlm_head_create(pb_model *m, uint64_t seed) {
     return h;
 }
 
+// Frees the per-row buffers (kept by the head between calls, regrown by ensure_rows).
 static void free_rows(pb_mlm_head *h) {
     pb_engine *e = h->m->e;
     void *bufs[] = {h->rows, h->targets, h->x,      h->hd,      h->hg, h->hn,  h->mean, h->rstd,
@@ -81,6 +84,7 @@ static void free_rows(pb_mlm_head *h) {
     h->cap = 0;
 }
 
+// Row buffers for at least M rows (reallocated, contents lost, only when M grows).
 static void ensure_rows(pb_mlm_head *h, int M) {
     if (M <= h->cap) return;
     free_rows(h);
@@ -183,6 +187,7 @@ const float *pb_mlm_logits(pb_mlm_head *h, const pb_batch *b) {
     return h->logits;
 }
 
+// p's gradient buffer when it trains, else NULL (the op then skips that gradient).
 static float *grad_of(pb_param *p) { return model_ptr(p) ? p->grad : NULL; }
 
 void pb_mlm_backward(pb_mlm_head *h) {
@@ -213,6 +218,7 @@ void pb_mlm_backward(pb_mlm_head *h) {
 // ----------------------------------------------------------------------------
 // Checkpoints
 
+// 1 if file tensor t has p's shape.
 static int same_shape(const pb_param *p, const pb_st_tensor *t) {
     if (p->ndim != t->ndim) return 0;
     for (int i = 0; i < p->ndim; i++)
@@ -278,6 +284,7 @@ pb_status pb_mlm_head_load(pb_model *m, const char *dir, pb_mlm_head **out, char
     return PB_OK;
 }
 
+// Adds p's values (downloaded; the writer copies them) to w under key.
 static void add_param(pb_st_writer *w, pb_engine *e, const char *key, const pb_param *p) {
     float *buf = pb_xmalloc(p->numel * sizeof(float));
     pb_download(e, buf, p->data, p->numel);
