@@ -3,7 +3,7 @@
 //
 // usage: pb_mlm_trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
 //                     [--steps N] [--lr 1e-3] [--wd 0.01] [--save DIR] [--threads 2]
-//                     [--device cpu|cuda]
+//                     [--device cpu|cuda] [--mask-seed S]
 // DIR is an HF RobertaForMaskedLM directory; BATCH holds "input_ids", "attention_mask" and
 // "labels" (B,T) integers (labels -100 where nothing is predicted). Every backbone tensor and the
 // head are trainable. OUT gets "logits" (B,T,V) (eval, every token), "loss" (1), "nmasked" (1),
@@ -11,6 +11,8 @@
 // "lm_head.<name>"); with --steps N, N AdamW steps (constant lr, torch's AdamW, weight decay on
 // matrices only) on the same batch, then "loss.<i>" (1) before step i, "param.<key>" and
 // "logits.final". --save DIR then writes the model with pb_mlm_save.
+// --mask-seed S only masks input_ids with pb_mlm_mask (seed S, the model's vocabulary, specials
+// 0-3 and <mask> = V-1) and writes "masked_ids" and "mask_labels" (B,T) as floats to OUT.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@
 static int usage(void) {
     fprintf(stderr, "usage: pb_mlm_trace --model DIR --batch BATCH.safetensors --out OUT.safetensors\n"
                     "                    [--steps N] [--lr X] [--wd X] [--save DIR] [--threads N]\n"
-                    "                    [--device cpu|cuda]\n");
+                    "                    [--device cpu|cuda] [--mask-seed S]\n");
     return 2;
 }
 
@@ -50,6 +52,7 @@ static void dump(pb_st_writer *w, pb_engine *e, const char *key, const float *de
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *batch_path = NULL, *out_path = NULL, *save_dir = NULL, *device = "cpu";
     int steps = 0, threads = 2;
+    long long mask_seed = -1;
     float lr = 1e-3f, wd = 0.01f;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) return usage();
@@ -59,6 +62,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out_path = v;
         else if (!strcmp(a, "--save")) save_dir = v;
         else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--mask-seed")) mask_seed = atoll(v);
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--lr")) lr = strtof(v, NULL);
@@ -96,6 +100,22 @@ int main(int argc, char **argv) {
                      labels[i]);
             goto fail;
         }
+    if (mask_seed >= 0) { // masking only (ref_mlm.py compares it with transformers' collator)
+        int V = cfg->vocab_size;
+        const int32_t special[5] = {0, 1, 2, 3, V - 1};
+        pb_mlm_mask_config mc = pb_mlm_mask_config_default(V - 1, V, special, 5);
+        pb_mlm_mask(&mc, (uint64_t)mask_seed, ids, labels, (size_t)B * (size_t)T);
+        float *fi = pb_xmalloc((size_t)B * T * sizeof(float)), *fl = pb_xmalloc((size_t)B * T * sizeof(float));
+        for (int i = 0; i < B * T; i++) fi[i] = (float)ids[i], fl[i] = (float)labels[i];
+        w = pb_st_writer_init();
+        pb_st_writer_add(w, "masked_ids", fi, 2, (int64_t[]){B, T});
+        pb_st_writer_add(w, "mask_labels", fl, 2, (int64_t[]){B, T});
+        free(fi);
+        free(fl);
+        if (pb_st_writer_finish(w, out_path, err, sizeof err)) goto fail;
+        rc = 0;
+        goto done;
+    }
     // trainable set: the backbone (not the unused classification head) and the LM head
     int nm = 0, nh = 0, np = 0;
     pb_param **mp = pb_model_params(m, &nm), **hp = pb_mlm_head_params(h, &nh);

@@ -17,14 +17,18 @@ script:
      layernorms) compares every parameter; the tool then saves with pb_mlm_save and
      RobertaForMaskedLM.from_pretrained loads that directory with no missing / unexpected /
      mismatched keys and no warning, holds exactly the traced tensors, and gives the logits of a
-     second trace of the saved directory (<= 1e-5).
+     second trace of the saved directory (<= 1e-5);
+  5. the masking (pb_mlm_mask) against DataCollatorForLanguageModeling on the same 240k tokens:
+     no special / padding token chosen by either, the shares agree statistically.
 Exit status non-zero on any failure.
 
 usage: ref_mlm.py PB_MLM_TRACE [--keep DIR] [--device cpu|cuda]
   --device cuda runs the tool on the CUDA backend (a GPU, or the CPU emulator of docs/cuda.md with
   pb_mlm_trace_emu) at the same tolerances; exit 77 (skip) when the device is not available.
 """
+import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -231,6 +235,78 @@ def run_case(tool, tmp, c):
     print(f"{name:12s} masked {int(got['nmasked'].item()):3d}  " + "  ".join(f"{k} {v:.1e}" for k, v in worst.items()))
 
 
+def masking_stats(ids, masked, labels, V):
+    """(eligible, chosen, <mask>, unchanged, random-changed, specials chosen or changed)."""
+    special = (ids < 4) | (ids == V - 1)
+    chosen = labels != -100
+    bad = int((special & (chosen | (masked != ids))).sum()) + int((~chosen & (masked != ids)).sum())
+    bad += int((chosen & (labels != ids)).sum())
+    c = chosen
+    return (int((~special).sum()), int(c.sum()), int((c & (masked == V - 1)).sum()),
+            int((c & (masked == ids)).sum()), int((c & (masked != ids) & (masked != V - 1)).sum()), bad)
+
+
+def check_collator(tool, tmp):
+    """pb_mlm_mask against transformers' DataCollatorForLanguageModeling (mlm_probability 0.15) on
+    the same 240,000 tokens (a RoBERTa tokenizer whose specials are 0-3 and <mask> = V-1): neither
+    ever chooses or changes a special / padding token, and the chosen share and the <mask> /
+    unchanged / random shares agree within 5 standard deviations of their difference. (The
+    torch RNG draws other numbers, so the masks themselves differ.)"""
+    from transformers import DataCollatorForLanguageModeling, RobertaTokenizer
+    V = 60
+    tdir = os.path.join(tmp, "collator_tok")
+    os.makedirs(tdir, exist_ok=True)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for i in range(4, V - 1):
+        vocab[chr(0x100 + i)] = i  # byte-level symbols, any distinct strings
+    vocab["<mask>"] = V - 1
+    json.dump(vocab, open(os.path.join(tdir, "vocab.json"), "w"))
+    open(os.path.join(tdir, "merges.txt"), "w").write("#version: 0.2\n")
+    tok = RobertaTokenizer.from_pretrained(tdir)  # (transformers 5 ignores vocab_file= in the constructor)
+    assert len(tok) == V and tok.mask_token_id == V - 1 and sorted(tok.all_special_ids) == [0, 1, 2, 3, V - 1]
+    g = torch.Generator().manual_seed(9)
+    B, T = 2000, 120
+    ids = torch.randint(4, V - 1, (B, T), generator=g)
+    ids[:, 0] = 0
+    lens = torch.randint(20, T + 1, (B,), generator=g)
+    for i in range(B):
+        ids[i, lens[i] - 1] = 2
+        ids[i, lens[i]:] = 1
+    ids[::7, 5] = 3  # some <unk>
+    torch.manual_seed(123)
+    col = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15, return_tensors="pt")
+    out = col([{"input_ids": r.tolist()} for r in ids])
+    hf = masking_stats(ids, out["input_ids"], out["labels"], V)
+    # pb on the same ids: the tool needs a model directory only for the vocabulary size
+    cfg = RobertaConfig(vocab_size=V, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                        max_position_embeddings=T + 4, type_vocab_size=1, pad_token_id=1)
+    mdir = os.path.join(tmp, "collator_model")
+    RobertaForMaskedLM(cfg).save_pretrained(mdir)
+    bpath, opath = os.path.join(tmp, "collator.safetensors"), os.path.join(tmp, "collator.out.safetensors")
+    save_file({"input_ids": ids, "attention_mask": (ids != 1).long(), "labels": ids.clone()}, bpath)
+    run([tool, "--model", mdir, "--batch", bpath, "--out", opath, "--mask-seed", "123"])
+    got = load_file(opath)
+    pb = masking_stats(ids, got["masked_ids"].long(), got["mask_labels"].long(), V)
+    if hf[5] or pb[5]:
+        failures.append(f"masking: special/padding chosen or inconsistent labels: transformers {hf[5]}, peftbench {pb[5]}")
+    if hf[0] != pb[0]:
+        failures.append(f"masking: eligible counts differ {hf[0]} vs {pb[0]}")
+
+    def close(what, k1, n1, k2, n2):
+        p1, p2 = k1 / n1, k2 / n2
+        p = (k1 + k2) / (n1 + n2)
+        sd = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+        if abs(p1 - p2) > 5 * sd:
+            failures.append(f"masking: {what}: peftbench {p2:.4f} vs transformers {p1:.4f} (5 sd = {5 * sd:.4f})")
+        return p1, p2
+
+    r = [close("chosen share", hf[1], hf[0], pb[1], pb[0])]
+    for k, what in ((2, "<mask> share"), (3, "unchanged share"), (4, "random share")):
+        r.append(close(what, hf[k], hf[1], pb[k], pb[1]))
+    print("masking vs DataCollatorForLanguageModeling (transformers / peftbench): chosen %.4f / %.4f, "
+          "<mask> %.4f / %.4f, unchanged %.4f / %.4f, random %.4f / %.4f" % tuple(x for pr in r for x in pr))
+
+
 CASES = [
     dict(name="mlm_t12", vocab=97, hidden=32, layers=2, heads=4, inter=64, maxpos=40, seq=12,
          lens=[12, 7, 3], batch=3, seed=4, eps=1e-5),
@@ -275,6 +351,11 @@ def main():
                 run_case(tool, tmp, c)
             except Exception as ex:  # report and go on with the other cases
                 failures.append(f"{c['name']}: {ex}")
+        if DEVICE[1] == "cpu":  # host code: the same on every device
+            try:
+                check_collator(tool, tmp)
+            except Exception as ex:
+                failures.append(f"masking: {ex}")
     for f in failures:
         print("FAIL", f)
     print(f"device {DEVICE[1]}; tolerances: logits/loss/grads/params {TOL:.0e}, save {TOL_SAVE:.0e}; {len(CASES)} cases, "
