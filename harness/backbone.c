@@ -1,9 +1,10 @@
 // backbone.c: the model of a cell (backbone.h): built-in, checkpoint directory, inline config, or a
-// backbone pretrained by peftbench (full fine-tuning on the pretraining task through pb_fit) and
-// cached by config hash with a content hash.
+// backbone pretrained by peftbench (full fine-tuning on the pretraining task through pb_fit, or the
+// masked-LM stage of pretrain_mlm.c for a RoBERTa) and cached by config hash with a content hash.
 #include "backbone.h"
 #include "jsonutil.h"
 #include "loop.h"
+#include "pretrain_mlm.h"
 #include "../methods/adapter.h"
 #include <dirent.h>
 #include <errno.h>
@@ -113,11 +114,53 @@ static void pre_on_epoch(void *user, const pb_epoch_metrics *m, int epochs) {
             m->train_loss, val, 100 * m->test, m->time_s);
 }
 
-// Pretrains the backbone of a `pretrain` model spec (full fine-tuning on the pretraining task)
-// and stores it in dir atomically (temp dir + rename). Another process finishing first is fine.
+// Finishes a pretrained backbone written to tmp: adds schema, model, backend and the content
+// hash to info (taken over), writes tmp/pretrain.json and renames tmp to dir atomically. Another
+// process finishing first is fine. tmp is removed on failure.
+static pb_status backbone_commit(pb_engine *e, const cJSON *model, const char *tmp, const char *dir, cJSON *info,
+                                 char *err, size_t errlen) {
+    pb_status st = PB_OK;
+    cJSON_AddStringToObject(info, "schema", "peftbench.backbone/1");
+    cJSON_AddItemToObject(info, "model", cJSON_Duplicate(model, 1));
+    cJSON_AddStringToObject(info, "backend", pb_engine_describe(e));
+    char ch[17];
+    if (backbone_hash(tmp, ch)) st = pb_errf(PB_ERR_IO, err, errlen, "%s: cannot read back the saved backbone", tmp);
+    else cJSON_AddStringToObject(info, "content_hash", ch);
+    if (!st) {
+        char ip[1500];
+        snprintf(ip, sizeof(ip), "%s/pretrain.json", tmp);
+        st = pb_json_write_atomic(ip, info, err, errlen);
+    }
+    cJSON_Delete(info);
+    if (!st && rename(tmp, dir) != 0) {
+        if (dir_has_model(dir)) { // another process won the race: use its (identical) backbone
+            rm_tree_flat(tmp);
+        } else {
+            st = pb_errf(PB_ERR_IO, err, errlen, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+        }
+    }
+    if (st) rm_tree_flat(tmp);
+    return st;
+}
+
+// Pretrains the backbone of a `pretrain` model spec and stores it in dir (backbone_commit):
+// objective "mlm" is the masked-LM stage of pretrain_mlm.c; otherwise full fine-tuning on the
+// pretraining classification task through pb_fit.
 static pb_status pretrain(pb_engine *e, const cJSON *model, const pb_model_config *cfg0, const char *dir, FILE *log,
                           char *err, size_t errlen) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(model, "pretrain");
+    char tmp[1400];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dir, (long)getpid());
+    rm_tree_flat(tmp);
+    if (!strcmp(pb_jstr(p, "objective", "classification"), "mlm")) {
+        cJSON *info = NULL;
+        pb_status st = pb_pretrain_mlm(e, p, cfg0, pb_jstr(model, "label", "model"), tmp, log, &info, err, errlen);
+        if (st) {
+            rm_tree_flat(tmp);
+            return st;
+        }
+        return backbone_commit(e, model, tmp, dir, info, err, errlen);
+    }
     pb_recipe rc;
     pb_recipe_read(p, &rc);
     rc.eval_batch = 256;
@@ -160,21 +203,12 @@ static pb_status pretrain(pb_engine *e, const cJSON *model, const pb_model_confi
     if (st) {
         pb_errf(st, err, errlen, "pretraining %s: %s", label, reason);
     } else {
-        char tmp[1400];
-        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dir, (long)getpid());
-        rm_tree_flat(tmp);
         st = pb_model_save(m, tmp, err, errlen);
         if (!st) {
             cJSON *info = cJSON_CreateObject();
-            cJSON_AddStringToObject(info, "schema", "peftbench.backbone/1");
-            cJSON_AddItemToObject(info, "model", cJSON_Duplicate(model, 1));
             cJSON_AddStringToObject(info, "dataset", t.name);
             cJSON_AddStringToObject(info, "data_hash", t.data_hash);
-            cJSON_AddStringToObject(info, "backend", pb_engine_describe(e));
             cJSON_AddNumberToObject(info, "train_time_s", ttime);
-            char ch[17];
-            if (backbone_hash(tmp, ch)) st = pb_errf(PB_ERR_IO, err, errlen, "%s: cannot read back the saved backbone", tmp);
-            else cJSON_AddStringToObject(info, "content_hash", ch);
             cJSON *ea = cJSON_AddArrayToObject(info, "epochs");
             for (int i = 0; i < neps; i++) {
                 cJSON *o = cJSON_CreateObject();
@@ -183,19 +217,10 @@ static pb_status pretrain(pb_engine *e, const cJSON *model, const pb_model_confi
                 cJSON_AddNumberToObject(o, "test", eps[i].test);
                 cJSON_AddItemToArray(ea, o);
             }
-            char ip[1500];
-            snprintf(ip, sizeof(ip), "%s/pretrain.json", tmp);
-            st = pb_json_write_atomic(ip, info, err, errlen);
-            cJSON_Delete(info);
+            st = backbone_commit(e, model, tmp, dir, info, err, errlen);
+        } else {
+            rm_tree_flat(tmp);
         }
-        if (!st && rename(tmp, dir) != 0) {
-            if (dir_has_model(dir)) { // another process won the race: use its (identical) backbone
-                rm_tree_flat(tmp);
-            } else {
-                st = pb_errf(PB_ERR_IO, err, errlen, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
-            }
-        }
-        if (st) rm_tree_flat(tmp);
         fprintf(log, "pretraining done in %.1fs (test %.4f)\n", ttime, neps ? eps[neps - 1].test : NAN);
     }
     free(eps);

@@ -37,6 +37,51 @@ static void builtin_dims(const char *name, int *hidden, int *inter, char *arch, 
     *inter = cfg.intermediate;
     snprintf(arch, archlen, "%s", cfg.arch == PB_ARCH_VIT ? "vit" : "roberta");
 }
+// The keys of a masked-LM pretraining stage (models/mlm.h, harness/pretrain_mlm.c).
+static int pretrain_mlm_key(const char *k) {
+    return !strcmp(k, "objective") || !strcmp(k, "tokenizer_dir") || !strcmp(k, "seq_len") ||
+           !strcmp(k, "mlm_probability");
+}
+
+// pretrain.objective: "classification" (the default: train on a labelled dataset spec) or "mlm"
+// (masked-LM on the plain text file `dataset`, RoBERTa only: tokenizer_dir required, seq_len
+// 8..4096 (128), mlm_probability in (0,1) (0.15)). Only an mlm stage adds its keys to the resolved
+// pretrain object p, so the cache keys of classification stages are unchanged.
+static pb_status suite_pretrain_mlm(const cJSON *pre, cJSON *p, const char *arch, const char *file,
+                                    const char *ppath, char *err, size_t errlen) {
+    char obj[32], tok[512];
+    pb_status st = pb_json_str(pre, "objective", "classification", obj, sizeof obj, file, ppath, err, errlen);
+    if (st) return st;
+    int mlm = !strcmp(obj, "mlm");
+    if (!mlm && strcmp(obj, "classification"))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.objective: '%s' is not \"classification\" or \"mlm\"", file,
+                       ppath, obj);
+    if (!mlm) {
+        for (const cJSON *c = pre->child; c; c = c->next)
+            if (pretrain_mlm_key(c->string) && strcmp(c->string, "objective"))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.%s: only for objective \"mlm\"", file, ppath,
+                               c->string);
+        return PB_OK;
+    }
+    if (strcmp(arch, "roberta"))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.objective: \"mlm\" needs a RoBERTa model", file, ppath);
+    if ((st = pb_json_str(pre, "tokenizer_dir", "", tok, sizeof tok, file, ppath, err, errlen))) return st;
+    if (!tok[0])
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.tokenizer_dir: required for objective \"mlm\"", file, ppath);
+    double seq, prob;
+    if ((st = pb_json_num(pre, "seq_len", 128, &seq, file, ppath, err, errlen))) return st;
+    if (!(seq >= 8 && seq <= 4096 && seq == floor(seq)))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.seq_len: expected an integer in [8, 4096]", file, ppath);
+    if ((st = pb_json_num(pre, "mlm_probability", 0.15, &prob, file, ppath, err, errlen))) return st;
+    if (!(prob > 0 && prob < 1))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.mlm_probability: expected 0 < p < 1", file, ppath);
+    cJSON_AddStringToObject(p, "objective", "mlm");
+    cJSON_AddStringToObject(p, "tokenizer_dir", tok);
+    cJSON_AddNumberToObject(p, "seq_len", seq);
+    cJSON_AddNumberToObject(p, "mlm_probability", prob);
+    return PB_OK;
+}
+
 static int builtin_known(const char *name) {
     int h, i;
     char a[16];
@@ -257,7 +302,8 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
             snprintf(ppath, sizeof(ppath), "%s.pretrain", path);
             static const char *const pa[] = {"dataset", "epochs", "batch", "lr", "weight_decay",
                                              "train_subset", "seed", "schedule", "warmup_ratio",
-                                             "flip", "label_smoothing", NULL};
+                                             "flip", "label_smoothing", "objective", "tokenizer_dir",
+                                             "seq_len", "mlm_probability", NULL};
             if ((st = pb_json_check_keys(pre, pa, file, ppath, err, errlen))) return st;
             cJSON *p = cJSON_CreateObject();
             cJSON_AddItemToObject(m, "pretrain", p);
@@ -265,6 +311,7 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
             if ((st = pb_json_str(pre, "dataset", "", ds, sizeof(ds), file, ppath, err, errlen))) return st;
             if (!ds[0]) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.dataset: required", file, ppath);
             cJSON_AddStringToObject(p, "dataset", ds);
+            if ((st = suite_pretrain_mlm(pre, p, arch, file, ppath, err, errlen))) return st;
             // The pretraining stage reuses the recipe validation with its own defaults.
             cJSON *r = cJSON_CreateObject();
             cJSON_AddNumberToObject(r, "epochs", 2);
@@ -278,7 +325,8 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
             cJSON_AddNumberToObject(r, "label_smoothing", 0);
             char kp[160];
             for (const cJSON *c = pre->child; c; c = c->next) {
-                if (!strcmp(c->string, "dataset") || !strcmp(c->string, "seed")) continue;
+                if (!strcmp(c->string, "dataset") || !strcmp(c->string, "seed") || pretrain_mlm_key(c->string))
+                    continue;
                 snprintf(kp, sizeof(kp), "%s.%s", ppath, c->string);
                 if ((st = recipe_set(r, c->string, c, file, kp, err, errlen))) {
                     cJSON_Delete(r);

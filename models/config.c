@@ -369,14 +369,20 @@ static cJSON *cfg_float_json(float v) {
 
 pb_status pb_model_config_write(const char *path, const pb_model_config *cfg, char *err,
                                 size_t errlen) {
+    return pb_model_config_write_as(path, cfg, NULL, err, errlen);
+}
+
+pb_status pb_model_config_write_as(const char *path, const pb_model_config *cfg, const char *architecture,
+                                   char *err, size_t errlen) {
     bool vit = cfg->arch == PB_ARCH_VIT;
     if (cfg->num_labels < 1)
         return pb_errf(PB_ERR_ARG, err, errlen, "%s: num_labels = %d must be >= 1", path,
                        cfg->num_labels);
     cJSON *r = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString(vit ? "ViTForImageClassification"
-                                                      : "RobertaForSequenceClassification"));
+    cJSON_AddItemToArray(arch, cJSON_CreateString(architecture ? architecture
+                                                  : vit        ? "ViTForImageClassification"
+                                                               : "RobertaForSequenceClassification"));
     cJSON_AddItemToObject(r, "attention_probs_dropout_prob", cfg_float_json(cfg->attn_dropout));
     if (!vit) {
         cJSON_AddNumberToObject(r, "bos_token_id", 0);

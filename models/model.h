@@ -39,6 +39,10 @@ pb_status pb_model_config_parse(const char *buf, size_t n, const char *path, pb_
                                 size_t errlen);
 pb_status pb_model_config_write(const char *path, const pb_model_config *cfg, char *err,
                                 size_t errlen);
+// The same with another "architectures" entry (NULL: the classification class), e.g.
+// "RobertaForMaskedLM" for a masked-LM checkpoint (models/mlm.h).
+pb_status pb_model_config_write_as(const char *path, const pb_model_config *cfg, const char *architecture,
+                                   char *err, size_t errlen);
 
 // The config of a suite's resolved model spec (harness/suite.c): a built-in name and/or an inline
 // "config" object (keys hidden, layers, heads, intermediate, image_size, patch_size, channels,

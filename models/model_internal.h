@@ -181,6 +181,12 @@ void roberta_ensure_acts(pb_model *m, int B, int T);
 void roberta_features(pb_model *m, const pb_batch *b, int train, uint64_t seed);
 void roberta_backward_features(pb_model *m, const float *dfeat);
 int roberta_lowest_trainable(pb_model *m);
+// Backward from the gradient of M selected token rows of the last hidden state: dtok (M,C) for
+// rows (M, engine i32, distinct indices into the B*T rows of the last forward). The masked-LM
+// head (roberta_mlm.c) uses it; layers below the lowest trainable parameter are skipped.
+void roberta_backward_tokens(pb_model *m, const float *dtok, const int32_t *rows, int M);
+// The last encoder layer's output (N,C) of the last forward: RoBERTa's last_hidden_state.
+float *roberta_last_hidden(pb_model *m);
 
 // The encoder layer backward shared by both archs lives in each arch file; both need to know
 // whether anything at or below layer l-1 (or the embeddings) is trainable.

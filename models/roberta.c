@@ -208,16 +208,12 @@ static void roberta_layer_backward(pb_model *m, int l, int need_dx) {
     model_attn_backward(m, l, x, need_dx ? m->dres : NULL);
 }
 
-void roberta_backward_features(pb_model *m, const float *dfeat) {
+// From m->dres = d(last hidden state) (N,C) down to the lowest trainable parameter.
+static void roberta_backward_encoder(pb_model *m, int lowest) {
     pb_engine *e = m->e;
     const pb_model_config *c = &m->cfg;
     int L = c->layers, B = m->B, T = m->T, C = c->hidden, N = B * T;
-    int lowest = roberta_lowest_trainable(m);
-    if (lowest >= L) return;
-    model_ensure_grads(m, B, T);
     size_t NC = (size_t)N * (size_t)C;
-    pb_zero(e, m->dres, NC);
-    pb_take_token_backward(e, m->dres, dfeat, B, T, C, 0);
     for (int l = L - 1; l >= PB_MAX(lowest, 0); l--) roberta_layer_backward(m, l, l > lowest);
     if (lowest >= 0) return;
     // embeddings: x0 = drop(LN(word[ids] + pos[positions] + type[0]))
@@ -236,4 +232,32 @@ void roberta_backward_features(pb_model *m, const float *dfeat) {
         pb_embedding_backward(e, m->pos->grad, m->dB, m->pos_ids, N, C, c->max_positions);
     if (model_ptr(m->type))
         pb_embedding_backward(e, m->type->grad, m->dB, m->tt_ids, N, C, c->type_vocab);
+}
+
+void roberta_backward_features(pb_model *m, const float *dfeat) {
+    const pb_model_config *c = &m->cfg;
+    int B = m->B, T = m->T, C = c->hidden;
+    int lowest = roberta_lowest_trainable(m);
+    if (lowest >= c->layers) return;
+    model_ensure_grads(m, B, T);
+    pb_zero(m->e, m->dres, (size_t)B * (size_t)T * (size_t)C);
+    pb_take_token_backward(m->e, m->dres, dfeat, B, T, C, 0);
+    roberta_backward_encoder(m, lowest);
+}
+
+void roberta_backward_tokens(pb_model *m, const float *dtok, const int32_t *rows, int M) {
+    const pb_model_config *c = &m->cfg;
+    int N = m->B * m->T, C = c->hidden;
+    int lowest = roberta_lowest_trainable(m);
+    if (lowest >= c->layers || M <= 0) return;
+    model_ensure_grads(m, m->B, m->T);
+    pb_zero(m->e, m->dres, (size_t)N * (size_t)C);
+    // scatter: dres[rows[i], :] += dtok[i, :] (rows are distinct; deterministic order)
+    pb_embedding_backward(m->e, m->dres, dtok, rows, M, C, N);
+    roberta_backward_encoder(m, lowest);
+}
+
+float *roberta_last_hidden(pb_model *m) {
+    PB_CHECK(m->acts && m->B > 0, "last hidden state before any forward");
+    return m->acts[m->cfg.layers - 1].out;
 }

@@ -130,3 +130,12 @@ add_test(NAME methods_ref_peers_cudaemu
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(methods_ref_peers_cudaemu PROPERTIES LABELS "ref;cudaemu"
   ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 900)
+# The masked-LM head against transformers' RobertaForMaskedLM (tests/ref/ref_mlm.py: logits, loss,
+# every gradient incl. the tied embedding, 3 AdamW steps, save/load) on the emulated CUDA backend.
+add_executable(pb_mlm_trace_emu ${CMAKE_SOURCE_DIR}/tests/tools_mlm_trace.c)
+target_link_libraries(pb_mlm_trace_emu PRIVATE peftbench_core_emu)
+add_test(NAME models_ref_mlm_cudaemu
+  COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_mlm.py $<TARGET_FILE:pb_mlm_trace_emu> --device cuda
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(models_ref_mlm_cudaemu PROPERTIES LABELS "ref;cudaemu"
+  ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 600)
