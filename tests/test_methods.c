@@ -1094,6 +1094,94 @@ static void test_ssf_norm(const char *label, int own_trainable) {
     pb_param_free(E, &w); pb_param_free(E, &b);
 }
 
+// ----------------------------------------------------------------------------
+// AdapterDrop: a Pfeiffer bottleneck (the K_BOTTLE replica and FD) while its layer is not
+// dropped; skipped (y = base, no gradient, dy untouched) while the step's n exceeds its layer;
+// eval_drop at evaluation; n ~ U{0..drop_max} evenly, one n per model.
+
+static void test_adapterdrop(void) {
+    pb_linear l = make_linear(10, 10, "encoder.layer.2.output.dense");
+    pb_method_config c;
+    char err[256] = "";
+    mc_make(&c, "adapterdrop", 7, "rank=4 drop_max=3 sampling=cycle eval_drop=3");
+    EXPECT(c.desc->attach(E, &l, &c, &(pb_site){17, 10, 10, NULL, 0}, err, sizeof err) == PB_OK, "attach: %s", err);
+    pb_adapter *a = l.adapter;
+    for (int i = 0; i < 4; i++) perturb_param(&a->params[i], 0.3f, 1);
+    check_adapter("adapterdrop n=0 (runs)", &l, K_BOTTLE, 5, 1); // cycle: n = 0, 1, 2, 3, ...
+    size_t nx = 50, ny = 50;
+    float *hx = pb_xmalloc(nx * sizeof(float));
+    randn(hx, nx, 1.0f);
+    float *x = pb_alloc(E, nx), *y = pb_alloc(E, ny), *y0 = pb_alloc(E, ny), *dx = pb_alloc(E, nx), *dx0 = pb_alloc(E, nx);
+    pb_upload(E, x, hx, nx);
+    pb_linear_forward(E, y0, x, l.w->data, l.b->data, 5, 10, 10);
+    float *h0 = dlf(y0, ny);
+    for (int t = 1; t <= 3; t++) {
+        for (int i = 0; i < 4; i++) pb_zero(E, a->params[i].grad, a->params[i].numel);
+        pb_zero(E, dx, nx);
+        layer_forward(&l, y, x, 5, 1, (uint64_t)t);
+        layer_backward(&l, dx, y0 /* any dy */, x, 5);
+        float *h = dlf(y, ny);
+        double e = relerr_ff(h, h0, ny), gs = 0;
+        for (int i = 0; i < 4; i++) gs += pb_sumsq(E, a->params[i].grad, a->params[i].numel);
+        int skipped = t == 3; // layer 2 < n only at n = 3
+        EXPECT(skipped ? e == 0 && gs == 0 : e > 1e-3 && gs > 0, "adapterdrop n=%d: layer 2 %s (output moved %.3g, grad %.3g)",
+               t, skipped ? "not skipped" : "skipped", e, gs);
+        if (skipped) { // dx is the plain linear's
+            pb_zero(E, dx0, nx);
+            pb_linear_backward(E, dx0, NULL, NULL, y0, x, l.w->data, 5, 10, 10);
+            float *d1 = dlf(dx, nx), *d0 = dlf(dx0, nx);
+            EXPECT(relerr_ff(d1, d0, nx) == 0, "adapterdrop: a skipped adapter changed dx");
+            free(d1); free(d0);
+        }
+        free(h);
+    }
+    layer_forward(&l, y, x, 5, 0, 0); // eval_drop = 3: layer 2 skipped
+    float *h = dlf(y, ny);
+    EXPECT(relerr_ff(h, h0, ny) == 0, "adapterdrop: eval_drop=3 did not skip layer 2");
+    free(h); free(h0); free(hx);
+    pb_free(E, x); pb_free(E, y); pb_free(E, y0); pb_free(E, dx); pb_free(E, dx0);
+    free_linear(&l);
+    // uniform: n over 4000 step seeds, read off which of four adapters (layers 0..3) ran: the
+    // skipped ones must be a prefix (one n for the model), each n in 0..3 drawn ~1000 times
+    pb_linear ls[4];
+    char nm[64];
+    mc_make(&c, "adapterdrop", 3, "rank=2 drop_max=3");
+    for (int i = 0; i < 4; i++) {
+        snprintf(nm, sizeof nm, "encoder.layer.%d.output.dense", i);
+        ls[i] = make_linear(6, 6, nm);
+    }
+    for (int i = 0; i < 4; i++) {
+        EXPECT(c.desc->attach(E, &ls[i], &c, &(pb_site){6 * i + 5, 6, 6, ls, 4}, err, sizeof err) == PB_OK, "attach: %s", err);
+        for (int k = 0; k < 4; k++) perturb_param(&ls[i].adapter->params[k], 0.5f, 1);
+    }
+    float *x6 = pb_alloc(E, 6), *y6 = pb_alloc(E, 6), *b6 = pb_alloc(E, 6);
+    float hx6[6] = {0.3f, -1.0f, 0.7f, 0.2f, -0.4f, 1.1f};
+    pb_upload(E, x6, hx6, 6);
+    int cnt[5] = {0}, prefix = 1;
+    for (int t = 0; t < 4000; t++) {
+        int ran[4];
+        for (int i = 0; i < 4; i++) {
+            layer_forward(&ls[i], y6, x6, 1, 1, 5000 + (uint64_t)t);
+            pb_linear_forward(E, b6, x6, ls[i].w->data, ls[i].b->data, 1, 6, 6);
+            float *hy = dlf(y6, 6), *hb = dlf(b6, 6);
+            ran[i] = relerr_ff(hy, hb, 6) > 0;
+            free(hy); free(hb);
+        }
+        int n = 0;
+        while (n < 4 && !ran[n]) n++;
+        for (int i = n; i < 4; i++) prefix &= ran[i];
+        cnt[n]++;
+    }
+    double sd = sqrt(4000 * 0.25 * 0.75);
+    for (int n = 0; n < 4; n++)
+        EXPECT(fabs(cnt[n] - 1000.0) < 5 * sd, "adapterdrop uniform: n = %d drawn %d times of 4000", n, cnt[n]);
+    EXPECT(cnt[4] == 0 && prefix, "adapterdrop: skipped adapters are not the first n layers of one draw");
+    printf("adapterdrop uniform: n = 0..3 drawn %d %d %d %d times (1000 +- %.0f); skips a prefix\n", cnt[0], cnt[1],
+           cnt[2], cnt[3], sd);
+    pb_free(E, x6); pb_free(E, y6); pb_free(E, b6);
+    for (int i = 0; i < 4; i++) free_linear(&ls[i]);
+}
+
 int main(void) {
     char err[256];
     E = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
@@ -1104,6 +1192,7 @@ int main(void) {
     test_svd();
     test_errors();
     test_dylora();
+    test_adapterdrop();
     //          label                     method   in  out r  init        variant    gate     drop rs alpha
     test_method("lora kaiming",           "lora",  12, 10, 3, "kaiming",  "lora",    "lambda", 0.0f, 0, 6);
     test_method("lora gaussian rslora",   "lora",  12, 10, 4, "gaussian", "lora",    "lambda", 0.0f, 1, 8);
