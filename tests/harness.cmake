@@ -50,6 +50,8 @@ if(PB_PYTHON)
   add_test(NAME ref_recipe COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_recipe.py $<TARGET_FILE:peftbench>)
   set_tests_properties(ref_recipe PROPERTIES LABELS ref TIMEOUT 300)
 endif()
+# sh quoting of the job scripts against /bin/sh, argv spawning, squeue lookup (issue 15).
+pb_add_c_test(test_slurm_quote SOURCES ${CMAKE_SOURCE_DIR}/tests/test_slurm_quote.c LABELS fast)
 # `peftbench slurm` / `status` without a Slurm (issue 15): --dry-run of aoft-vtab1k (no data, no
 # sbatch), the job scripts run by sh with a hostile --out, status running/stale, --cells, and the
 # backbone lock (one pretrainer; a waiter takes over from a SIGKILLed holder). About 25 s.
