@@ -89,13 +89,6 @@ static void av_free(argvec *a) {
     memset(a, 0, sizeof *a);
 }
 
-// The command line as a user would type it (each word sh-quoted): for --dry-run and errors.
-static char *av_show(const argvec *a) {
-    char *s = NULL;
-    for (int i = 0; i < a->n; i++) pb_sh_append(&s, a->v[i]);
-    return s ? s : pb_xstrdup("");
-}
-
 // Growing text buffer for the scripts.
 typedef struct {
     char *d;
@@ -117,6 +110,21 @@ static void tx_q(text *t, const char *s) {
     char *q = pb_sh_quote(s);
     tx_add(t, q);
     free(q);
+}
+
+// The command line as a user would type it (sh-quoted where needed): for --dry-run and errors.
+static char *av_show(const argvec *a) {
+    text t = {0};
+    tx_add(&t, "");
+    for (int i = 0; i < a->n; i++) {
+        const char *w = a->v[i];
+        if (i) tx_add(&t, " ");
+        // words sh reads as they are stay bare (readable); anything else is quoted
+        if (w[0] && strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-") == strlen(w))
+            tx_add(&t, w);
+        else tx_q(&t, w);
+    }
+    return t.d;
 }
 
 // Common head of the three scripts: shebang, what it is, the working directory, the environment
@@ -294,6 +302,12 @@ static int slurm_main(const slurm_opts *o) {
         goto done;
     }
     pb[L] = 0;
+    // Missing data would fail the prepare job on a node minutes later: say so now (not for --dry-run,
+    // which shows what would be submitted even before the data is in place).
+    if (!o->dry_run && pb_suite_preflight(&s, err, sizeof err)) {
+        fprintf(stderr, "peftbench slurm: %s\n", err);
+        goto done;
+    }
     if (o->baseline && !pb_file_exists(base_abs)) {
         fprintf(stderr, "peftbench slurm: --baseline %s: no such file\n", o->baseline);
         goto done;
@@ -468,6 +482,8 @@ static int slurm_main(const slurm_opts *o) {
                 else snprintf(a, sizeof a, "--array=0-%d", N - 1);
                 av_add(&av[k], a);
                 av_addf(&av[k], "--dependency=afterok:%s", o->dry_run ? "<prepare job id>" : ids[0]);
+                // a failed prepare cancels the array (else it would wait forever, DependencyNeverSatisfied)
+                av_add(&av[k], "--kill-on-invalid-dep=yes");
             } else {
                 av_addf(&av[k], "--dependency=afterany:%s", o->dry_run ? "<array job id>" : ids[1]);
             }

@@ -25,7 +25,7 @@ cd "$SRC" || exit 1
 # Prints the script that follows "==> NAME" in a --dry-run output file (up to the next header or
 # the first sbatch line).
 script_of() {
-  awk -v want="$2" '/^==> /{on = ($0 ~ want "$"); next} /^.sbatch. /{on=0} on' "$1"
+  awk -v want="$2" '/^==> /{on = ($0 ~ want "$"); next} /^sbatch /{on=0} on' "$1"
 }
 
 # --- dry-run of a paper suite: no data, no Slurm ---------------------------------------------
@@ -35,10 +35,11 @@ rc=$?
 [ $rc = 0 ] || bad "dry-run of aoft-vtab1k: exit $rc: $(cat "$T/aoft.err")"
 [ -e "$T/aoft" ] && bad "dry-run created the results directory"
 [ "$(grep -c '^==> ' "$T/aoft.out")" = 3 ] || bad "dry-run: expected 3 scripts"
-[ "$(grep -c "^'sbatch' '--parsable'" "$T/aoft.out")" = 3 ] || bad "dry-run: expected 3 sbatch lines"
-grep -q -- "'--gres=gpu:1'" "$T/aoft.out" || bad "dry-run: no --gres"
-grep -q -- "'--array=0-18' '--dependency=afterok:<prepare job id>'" "$T/aoft.out" || bad "dry-run: array line (76 cells / 4 per task)"
-grep -q -- "'--dependency=afterany:<array job id>'" "$T/aoft.out" || bad "dry-run: report dependency"
+[ "$(grep -c "^sbatch --parsable" "$T/aoft.out")" = 3 ] || bad "dry-run: expected 3 sbatch lines"
+grep -q -- " --gres=gpu:1 " "$T/aoft.out" || bad "dry-run: no --gres"
+grep -q -- " --array=0-18 '--dependency=afterok:<prepare job id>' --kill-on-invalid-dep=yes " "$T/aoft.out" ||
+  bad "dry-run: array line (76 cells / 4 per task)"
+grep -q -- " '--dependency=afterany:<array job id>' " "$T/aoft.out" || bad "dry-run: report dependency"
 grep -q -- '--device cuda --no-report --retry-failed "$@"' "$T/aoft.out" || bad "dry-run: array exec line"
 for s in prepare array report; do
   script_of "$T/aoft.out" "$s.sh" > "$T/aoft-$s.sh"
@@ -84,6 +85,11 @@ assert g[("lora", "sprite-xpos")]["done"] == 1  # task 2 = grid index 2 = lora s
 PY
 sh "$T/micro-report.sh" > "$T/rep.out" 2>&1 || bad "report.sh failed: $(tail -3 "$T/rep.out")"
 [ -s "$OUT/index.html" ] && [ -s "$OUT/table.md" ] || bad "report.sh wrote no report"
+
+# --- data missing: refused before anything is submitted -----------------------------------------
+env PATH=/nonexistent "$PB" slurm suites/aoft-vtab1k.json --out "$T/aoft2" > /dev/null 2> "$T/aoft2.err"
+rc=$?
+{ [ $rc = 2 ] && grep -q "required data file(s) missing" "$T/aoft2.err"; } || bad "slurm without the data: exit $rc $(head -2 "$T/aoft2.err")"
 
 # --- sbatch missing: a clear error, nothing half-submitted ------------------------------------
 env PATH=/nonexistent "$PB" slurm "$T/s.json" --out "$T/nosb" > /dev/null 2> "$T/nosb.err"
