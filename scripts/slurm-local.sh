@@ -139,7 +139,7 @@ export SLURM_CONF="$DIR/slurm.conf"
 
 # -c: a clean start (no jobs from an earlier run of this directory).
 slurmctld -c -f "$SLURM_CONF" 2>>"$DIR/slurmctld.log" || { echo "slurm-local.sh: slurmctld did not start" >&2; show_logs; exit 1; }
-slurmd -f "$SLURM_CONF" 2>>"$DIR/slurmd.log" || { echo "slurm-local.sh: slurmd did not start" >&2; show_logs; exit 1; }
+slurmd -N "$HOST" -f "$SLURM_CONF" 2>>"$DIR/slurmd.log" || { echo "slurm-local.sh: slurmd did not start" >&2; show_logs; exit 1; }
 
 # Wait (30 s at most) until the node is idle.
 for _ in $(seq 150); do
