@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PY ?= python3
 
-.PHONY: all deps pydeps build demo test test-asan bench clean
+.PHONY: all deps pydeps slurmdeps build demo test test-asan bench clean
 
 all: build
 
@@ -12,6 +12,10 @@ deps:
 
 pydeps:
 	bash scripts/install-deps.sh --python
+
+# Slurm for tests/test_slurm.sh: in CI (CI=true) or when asked (make test SLURM=1); else that test skips.
+slurmdeps:
+	@if [ "$${CI:-}" = true ] || [ -n "$(SLURM)" ]; then bash scripts/install-deps.sh --slurm; fi
 
 build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -22,7 +26,7 @@ demo: deps build
 
 # All tests, the PyTorch cross-checks included (installs the pinned PyPI peers and chromium if missing), with
 # the default CPU GEMM provider and then with each other one built in (PB_GEMM).
-test: deps pydeps build
+test: deps pydeps slurmdeps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	bash scripts/test-providers.sh $(BUILD) $(JOBS)
 

@@ -5,6 +5,7 @@
 #include "jsonutil.h"
 #include "loop.h"
 #include "pretrain_mlm.h"
+#include "sharedfs.h"
 #include "../methods/adapter.h"
 #include <dirent.h>
 #include <errno.h>
@@ -73,14 +74,16 @@ static void rm_tree_flat(const char *dir) {
     rmdir(dir);
 }
 
-// Removes <cache_root>/<key>.tmp.<pid> directories whose writer is gone (killed mid-pretraining).
+// Removes <cache_root>/<key>.tmp.<pid> directories whose writer is gone (killed mid-pretraining):
+// pid gone here and untouched for PB_TMP_GRACE_S, since on a shared filesystem the pid may be a
+// live writer's on another node.
 static void clean_stale_backbones(const char *root) {
     DIR *d = opendir(root);
     if (!d) return;
     struct dirent *de;
     char p[1400];
     while ((de = readdir(d))) {
-        if (!pb_tmp_orphaned(de->d_name)) continue;
+        if (!pb_tmp_stale(root, de->d_name)) continue;
         snprintf(p, sizeof(p), "%s/%s", root, de->d_name);
         rm_tree_flat(p);
     }
@@ -267,9 +270,30 @@ pb_status pb_backbone_obtain(pb_engine *e, const cJSON *model, int num_labels, u
         }
         if (!dir_has_model(dir)) {
             const char *root = cache_root ? cache_root : "data/cache/backbones";
-            if ((st = pb_mkdirs(root, err, errlen))) return st;
-            clean_stale_backbones(root);
-            if ((st = pretrain(e, model, &cfg, dir, log, err, errlen))) return st;
+            char locks[1300], lockp[1400];
+            snprintf(locks, sizeof locks, "%s/.locks", root);
+            if ((st = pb_mkdirs(locks, err, errlen))) return st;
+            // One pretrainer per key across processes and hosts: the others wait for its entry
+            // (published atomically by rename, so never seen half-written) and then load it.
+            snprintf(lockp, sizeof lockp, "%s/%s.lock", locks, key);
+            const char *ts = getenv("PEFTBENCH_LOCK_TIMEOUT_S");
+            double timeout = ts && atof(ts) > 0 ? atof(ts) : 6 * 3600.0;
+            double t0 = pb_now();
+            pb_lock lk;
+            if ((st = pb_lock_acquire(&lk, lockp, timeout, stderr, err, errlen))) {
+                fprintf(log, "backbone: %s\n", err);
+                return st;
+            }
+            if (pb_now() - t0 > 1) fprintf(log, "backbone: waited %.1fs for %s\n", pb_now() - t0, lockp);
+            if (dir_has_model(dir) && backbone_intact(dir)) {
+                fprintf(log, "backbone: %s was pretrained by another process meanwhile\n", dir);
+            } else {
+                if (dir_has_model(dir)) rm_tree_flat(dir);
+                clean_stale_backbones(root);
+                st = pretrain(e, model, &cfg, dir, log, err, errlen);
+            }
+            pb_lock_release(&lk);
+            if (st) return st;
         } else {
             fprintf(log, "backbone: cached %s\n", dir);
         }

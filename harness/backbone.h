@@ -1,6 +1,8 @@
 // backbone.h: the model a cell trains: a built-in config, a checkpoint directory, an inline
 // config, or a backbone that peftbench pretrains once and caches (<cache_root>/<key>/, HF layout,
-// with pretrain.json holding a content hash; an edited or truncated entry is rebuilt).
+// with pretrain.json holding a content hash; an edited or truncated entry is rebuilt). Pretraining
+// holds a flock on <cache_root>/.locks/<key>.lock (sharedfs.h): of many processes on many hosts one
+// pretrains, the others wait and load its entry, which is published by rename (never half-written).
 // defines: pb_backbone_obtain, pb_backbone_key
 #ifndef PB_BACKBONE_H
 #define PB_BACKBONE_H

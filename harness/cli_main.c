@@ -15,6 +15,8 @@ typedef struct {
 
 static const pb_command commands[] = {
     {"run", pb_cmd_run, "run SUITE.json        expand a suite's grid and train/evaluate every cell"},
+    {"slurm", pb_cmd_slurm, "slurm SUITE.json      run a suite on Slurm: prepare, job array, report (--dry-run)"},
+    {"status", pb_cmd_status, "status DIR [--json]   done/failed/running/stale/missing cells per method and dataset"},
     {"report", pb_cmd_report, "report DIR [--html]   tables (md, tex, csv, json); --html: DIR/index.html"},
     {"plot", pb_cmd_plot, "plot DIR              gnuplot figures (rank/lr sweeps, acc vs params)"},
     {"check", pb_cmd_check, "check DIR --baseline F  compare results with a baseline (CI)"},

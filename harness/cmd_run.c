@@ -1,5 +1,6 @@
 // cmd_run.c: `peftbench run SUITE [--out DIR] [--force] [--retry-failed] [--dry-run]
-//            [--shard I/N] [--cell K] [--threads N] [--device cpu|cuda] [--no-report]`.
+//            [--shard I/N] [--cell K] [--cells LIST] [--prepare] [--threads N] [--device cpu|cuda]
+//            [--no-report]`.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +10,12 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: peftbench run SUITE.json [--out DIR] [--force] [--retry-failed] [--dry-run]\n"
-               "                     [--shard I/N] [--cell K] [--threads N] [--device cpu|cuda] [--no-report]\n"
+               "                     [--shard I/N] [--cell K] [--cells LIST] [--prepare] [--threads N]\n"
+               "                     [--device cpu|cuda] [--no-report]\n"
                "Runs every cell of the suite's grid; finished cells (results/<suite>/cells/<id>.json) are\n"
                "skipped. At the end: the report, the plots and DIR/index.html (--no-report: none of them).\n"
+               "--cells LIST: only these cells (comma-separated cell ids or grid indices).\n"
+               "--prepare: train nothing; build/check the data and pretrain the backbones the cells need.\n"
                "Exit status: 0 all ok, 1 a cell failed, 2 bad suite or arguments.\n");
 }
 
@@ -33,6 +37,10 @@ int pb_cmd_run(int argc, char **argv) {
             o.retry_failed = 1;
         } else if (!strcmp(a, "--dry-run")) {
             o.dry_run = 1;
+        } else if (!strcmp(a, "--prepare")) {
+            o.prepare = 1;
+        } else if (!strcmp(a, "--cells") && has) {
+            o.cells = argv[++i];
         } else if (!strcmp(a, "--no-report")) {
             o.no_report = 1;
         } else if (!strcmp(a, "--shard") && has) {

@@ -1,6 +1,8 @@
 // runner.c: the suite driver: grid order, resume, shards, atomic results, logs, progress.
 #include "runner.h"
+#include "cellstate.h"
 #include "grid.h"
+#include "sharedfs.h"
 #include "jsonutil.h"
 #include "report.h"
 #include "report_html.h"
@@ -41,15 +43,16 @@ void pb_git_revision(char *out, size_t n) {
 #endif
 }
 
-// Removes temp files left by a killed writer (only those whose process is gone, so a parallel
-// shard's in-flight file is left alone).
+// Removes temp files left by a killed writer (only those whose process is gone and that nobody
+// touched for PB_TMP_GRACE_S, so a parallel shard's in-flight file, on this or another host, is
+// left alone).
 static void clean_stale_tmp(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *de;
     char path[4096];
     while ((de = readdir(d))) {
-        if (!pb_tmp_orphaned(de->d_name)) continue;
+        if (!pb_tmp_stale(dir, de->d_name)) continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         unlink(path);
     }
@@ -62,6 +65,7 @@ typedef struct {
     double t_cell;         // start of this cell
     int done_cells;
     const pb_cell *cell;
+    const char *out;       // results directory (the cell's in-flight marker lives there)
 } progress;
 
 static void fmt_dur(double s, char *out, size_t n) {
@@ -73,6 +77,7 @@ static void fmt_dur(double s, char *out, size_t n) {
 
 static void on_epoch(pb_train_ctx *ctx, const pb_epoch_metrics *m, int epochs) {
     progress *p = ctx->user;
+    pb_running_touch(p->out, p->cell->id); // heartbeat for `status`
     double now = pb_now();
     double cell_el = now - p->t_cell;
     double cell_eta = cell_el / m->epoch * (epochs - m->epoch);
@@ -102,6 +107,66 @@ static cJSON *cell_axes(const pb_suite *s, const cJSON *cfg) {
     return ax;
 }
 
+void pb_run_out_dir(const pb_suite *s, const char *out_dir, char *out, size_t n) {
+    if (out_dir) snprintf(out, n, "%s", out_dir);
+    else snprintf(out, n, "results/%s", s->name);
+}
+
+pb_status pb_run_write_manifest(const char *out, const pb_suite *s, const pb_grid *g, char *err, size_t errlen) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "schema", "peftbench.manifest/1");
+    cJSON_AddStringToObject(m, "suite", s->name);
+    cJSON_AddStringToObject(m, "suite_file", s->file);
+    cJSON_AddStringToObject(m, "description", s->description);
+    cJSON_AddStringToObject(m, "reference", s->reference);
+    cJSON *axes = cJSON_AddArrayToObject(m, "axes");
+    for (const cJSON *a = s->grid->child; a; a = a->next) cJSON_AddItemToArray(axes, cJSON_CreateString(a->string));
+    cJSON *ids = cJSON_AddArrayToObject(m, "cells");
+    for (int i = 0; i < g->n; i++) cJSON_AddItemToArray(ids, cJSON_CreateString(g->cells[i].id));
+    // Labels in grid order: `status` reports missing cells per method and dataset from these.
+    cJSON *lab = cJSON_AddArrayToObject(m, "cell_labels");
+    for (int i = 0; i < g->n; i++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "model", g->cells[i].model);
+        cJSON_AddStringToObject(c, "dataset", g->cells[i].dataset);
+        cJSON_AddStringToObject(c, "method", g->cells[i].method);
+        cJSON_AddNumberToObject(c, "seed", g->cells[i].seed);
+        cJSON_AddItemToArray(lab, c);
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/manifest.json", out);
+    pb_status st = pb_json_write_atomic(path, m, err, errlen);
+    cJSON_Delete(m);
+    return st;
+}
+
+int pb_run_select_cells(const pb_grid *g, const char *list, unsigned char *sel, char *err, size_t errlen) {
+    char *copy = pb_xstrdup(list), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        size_t L = strlen(t);
+        int hit = -1;
+        if (L == 16 && strspn(t, "0123456789abcdef") == 16) { // a cell id
+            for (int i = 0; i < g->n && hit < 0; i++)
+                if (!strcmp(g->cells[i].id, t)) hit = i;
+        } else if (L > 0 && L < 10 && strspn(t, "0123456789") == L) { // a grid index
+            int k = atoi(t);
+            if (k < g->n) hit = k;
+        }
+        if (hit < 0) {
+            pb_errf(PB_ERR_ARG, err, errlen,
+                    "--cells: '%s' is not a cell of this suite (%d cells; ids are 16 hex digits, indices 0..%d): "
+                    "was the suite edited after the cells were chosen?",
+                    t, g->n, g->n - 1);
+            rc = 2;
+        } else {
+            sel[hit] = 1;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
 int pb_run_suite(const pb_run_opts *o) {
     char err[4096];
     pb_suite s;
@@ -124,8 +189,18 @@ int pb_run_suite(const pb_run_opts *o) {
         return 2;
     }
     char out[2048];
-    if (o->out_dir) snprintf(out, sizeof(out), "%s", o->out_dir);
-    else snprintf(out, sizeof(out), "results/%s", s.name);
+    pb_run_out_dir(&s, o->out_dir, out, sizeof out);
+    unsigned char *sel = NULL; // --cells: the cells chosen (grid order)
+    if (o->cells) {
+        sel = calloc((size_t)(g.n ? g.n : 1), 1);
+        if (!sel || pb_run_select_cells(&g, o->cells, sel, err, sizeof(err))) {
+            fprintf(stderr, "peftbench run: %s\n", err);
+            free(sel);
+            pb_grid_free(&g);
+            pb_suite_free(&s);
+            return 2;
+        }
+    }
     char cells_dir[2100], logs_dir[2100], path[4200];
     snprintf(cells_dir, sizeof(cells_dir), "%s/cells", out);
     snprintf(logs_dir, sizeof(logs_dir), "%s/logs", out);
@@ -135,6 +210,7 @@ int pb_run_suite(const pb_run_opts *o) {
     int ntodo = 0, nskip = 0, rc = 2;
     for (int i = 0; i < g.n; i++) {
         if (o->cell >= 0 && i != o->cell) continue;
+        if (sel && !sel[i]) continue;
         if (i % o->shard_n != o->shard_i) continue;
         snprintf(path, sizeof(path), "%s/%s.json", cells_dir, g.cells[i].id);
         int finished = !o->force && pb_result_is_finished(path);
@@ -175,23 +251,16 @@ int pb_run_suite(const pb_run_opts *o) {
         goto done;
     }
     clean_stale_tmp(cells_dir);
-
-    // Manifest: grid order and where the reference table is (for report/plot).
-    {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "schema", "peftbench.manifest/1");
-        cJSON_AddStringToObject(m, "suite", s.name);
-        cJSON_AddStringToObject(m, "suite_file", s.file);
-        cJSON_AddStringToObject(m, "description", s.description);
-        cJSON_AddStringToObject(m, "reference", s.reference);
-        cJSON *axes = cJSON_AddArrayToObject(m, "axes");
-        for (const cJSON *a = s.grid->child; a; a = a->next) cJSON_AddItemToArray(axes, cJSON_CreateString(a->string));
-        cJSON *ids = cJSON_AddArrayToObject(m, "cells");
-        for (int i = 0; i < g.n; i++) cJSON_AddItemToArray(ids, cJSON_CreateString(g.cells[i].id));
-        snprintf(path, sizeof(path), "%s/manifest.json", out);
-        if (pb_json_write_atomic(path, m, err, sizeof(err))) fprintf(stderr, "peftbench run: %s\n", err);
-        cJSON_Delete(m);
+    snprintf(path, sizeof(path), "%s/running", out);
+    clean_stale_tmp(path);
+    if (o->prepare) {
+        if (pb_run_write_manifest(out, &s, &g, err, sizeof(err))) fprintf(stderr, "peftbench run: %s\n", err);
+        rc = pb_run_prepare(&s, &g, todo, ntodo, o, out);
+        goto done;
     }
+
+    // Manifest: grid order and where the reference table is (for report/plot/status).
+    if (pb_run_write_manifest(out, &s, &g, err, sizeof(err))) fprintf(stderr, "peftbench run: %s\n", err);
     char rev[64];
     pb_git_revision(rev, sizeof(rev));
     fprintf(stderr, "peftbench run: suite %s, %d cells, %d to run (shard %d/%d), %d already finished -> %s\n", s.name,
@@ -200,6 +269,7 @@ int pb_run_suite(const pb_run_opts *o) {
     progress pr = {0};
     pr.total = ntodo;
     pr.t_start = pb_now();
+    pr.out = out;
     for (int k = 0; k < ntodo; k++) {
         const pb_cell *c = &g.cells[todo[k]];
         pr.pos = k + 1;
@@ -214,6 +284,8 @@ int pb_run_suite(const pb_run_opts *o) {
         fflush(log);
         fprintf(stderr, "[cell %d/%d] %s %s %s seed %d (%s)\n", k + 1, ntodo, c->model, c->method, c->dataset, c->seed,
                 c->id);
+        // In-flight marker: `status` reports the cell running while this process (or job) lives.
+        if (pb_running_mark(out, c->id, err, sizeof(err))) fprintf(stderr, "peftbench run: %s\n", err);
         pb_train_ctx ctx = {0};
         ctx.threads = o->threads;
         ctx.device = o->device;
@@ -235,6 +307,7 @@ int pb_run_suite(const pb_run_opts *o) {
             fprintf(log, "error writing result: %s\n", err);
         }
         cJSON_Delete(res);
+        pb_running_clear(out, c->id);
         if (r.status != PB_OK) {
             fprintf(stderr, "[cell %d/%d] FAILED: %s\n", k + 1, ntodo, r.reason);
             fprintf(log, "FAILED: %s\n", r.reason);
@@ -250,6 +323,7 @@ int pb_run_suite(const pb_run_opts *o) {
     int failed = 0;
     for (int i = 0; i < g.n; i++) {
         if (o->cell >= 0 && i != o->cell) continue;
+        if (sel && !sel[i]) continue;
         if (i % o->shard_n != o->shard_i) continue;
         snprintf(path, sizeof(path), "%s/%s.json", cells_dir, g.cells[i].id);
         cJSON *j = NULL;
@@ -275,6 +349,7 @@ int pb_run_suite(const pb_run_opts *o) {
         }
     }
 done:
+    free(sel);
     free(todo);
     pb_grid_free(&g);
     pb_suite_free(&s);

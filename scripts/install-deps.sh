@@ -3,6 +3,9 @@
 # runs) what only the tests need: chromium (Debian; tests/test_report_html.sh opens index.html in it
 # headless, so `make demo` never pulls a browser) and the pinned PyPI peers used by the reference
 # tests. Idempotent: does nothing when all are present.
+# --slurm: Debian's slurmctld, slurmd, slurm-client and munge, for tests/test_slurm.sh (a real
+# single-node Slurm that the test starts itself with scripts/slurm-local.sh). `make test` asks for
+# them only in CI (CI=true) or with `make test SLURM=1`, so `make deps` stays light.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +18,8 @@ PKGS="build-essential cmake pkg-config python3 libopenblas-dev liblapacke-dev li
 
 # Test-only Debian packages (installed by --python).
 TEST_PKGS="chromium"
+# The Slurm test's packages (installed by --slurm).
+SLURM_PKGS="slurmctld slurmd slurm-client munge"
 
 # Installs the Debian packages of "$@" that are not installed yet.
 apt_install_missing() {
@@ -28,6 +33,11 @@ apt_install_missing() {
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
   fi
 }
+
+if [ "${1:-}" = "--slurm" ]; then
+  apt_install_missing $SLURM_PKGS
+  exit 0
+fi
 
 if [ "${1:-}" != "--python" ]; then
   apt_install_missing $PKGS

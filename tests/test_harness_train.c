@@ -217,10 +217,15 @@ int main(void) {
     // 2. Pretraining stage: first cell pretrains and caches; the second loads the cache.
     {
         rm_cache();
-        // A temp dir left by a killed pretraining (dead pid) is cleaned up by the next one.
-        char stale[400], cmd0[1000];
+        // A temp dir left by a killed pretraining (dead pid, untouched for an hour) is cleaned up by
+        // the next one; a young one is left alone (on a shared filesystem it may be a live writer's
+        // on another node: harness/sharedfs.h).
+        char stale[400], young[400], cmd0[2400];
         snprintf(stale, sizeof(stale), "%s/0123456789abcdef.tmp.2147483646", cache_root);
-        snprintf(cmd0, sizeof(cmd0), "mkdir -p '%s' && touch '%s/model.safetensors'", stale, stale);
+        snprintf(young, sizeof(young), "%s/0123456789abcdee.tmp.2147483645", cache_root);
+        snprintf(cmd0, sizeof(cmd0),
+                 "mkdir -p '%s' '%s' && touch '%s/model.safetensors' && touch -d '1 hour ago' '%s/model.safetensors' '%s'",
+                 stale, young, stale, stale, stale);
         EXPECT(system(cmd0) == 0, "cannot create %s", stale);
         const char *lora = "{\"method\": \"lora\", \"label\": \"lora\", \"ref\": \"\", \"train_head\": true, "
                            "\"rank\": 4, \"alpha\": 8, \"dropout\": 0.1, \"rslora\": false, \"init\": \"kaiming\", "
@@ -228,8 +233,11 @@ int main(void) {
         cJSON *c = cell(lora, 3e-3, 0, 1);
         pb_train_result a, b;
         EXPECT(train(c, &a, log) == PB_OK, "lora/pretrain cell failed: %s", a.reason);
-        int tmp = 0;
-        EXPECT(count_entries(cache_root, &tmp) == 1 && tmp == 0, "cache %s: want one backbone dir, no temp dir", cache_root);
+        int tmp = 0, nent = count_entries(cache_root, &tmp);
+        EXPECT(nent == 2 && tmp == 1 && access(young, F_OK) == 0,
+               "cache %s: %d entries, %d temp: want one backbone dir and only the young temp dir", cache_root, nent, tmp);
+        snprintf(cmd0, sizeof(cmd0), "rm -rf '%s'", young);
+        EXPECT(system(cmd0) == 0, "cannot remove %s", young);
         char key[17], p[600];
         pb_backbone_key(cJSON_GetObjectItem(c, "model"), key);
         snprintf(p, sizeof(p), "%s/%s/model.safetensors", cache_root, key);
