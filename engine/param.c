@@ -57,11 +57,15 @@ void pb_params_adamw_step(pb_engine *e, pb_param **ps, int n, const pb_adamw_con
     for (int i = 0; i < n; i++) {
         pb_param *p = ps[i];
         if (!p->trainable) continue;
+        if (p->skip_step) { // unused by this step's forward: no update, no decay, moments kept
+            p->skipped++;
+            continue;
+        }
         PB_CHECK(p->grad, "trainable param %s has no grad", p->name);
         if (!p->m) p->m = pb_alloc(e, p->numel);
         if (!p->v) p->v = pb_alloc(e, p->numel);
         float wd = p->no_decay ? 0.0f : cfg->weight_decay;
         pb_adamw_step(e, p->data, p->grad, p->m, p->v, p->numel, cfg->lr, cfg->beta1, cfg->beta2,
-                      cfg->eps, wd, step);
+                      cfg->eps, wd, step - p->skipped);
     }
 }

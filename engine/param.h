@@ -30,6 +30,12 @@ typedef struct pb_param {
     float *m, *v; // AdamW moments; NULL until the first optimizer step
     int trainable;
     int no_decay; // 1: no weight decay (biases, layernorms, embeddings' tokens by default)
+    // Set by the tensor's owner when this step's forward did not use it (AdapterDrop's skipped
+    // layers): the next optimizer step leaves it alone, as torch leaves a parameter whose grad is
+    // None; `skipped` counts such steps, so its bias correction uses step - skipped (torch's
+    // per-parameter step count).
+    int skip_step;
+    int skipped;
     pb_param_group group;
 } pb_param;
 

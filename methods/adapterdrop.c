@@ -43,6 +43,8 @@ static void drop_forward(pb_adapter *a, pb_engine *e, float *y, const float *x, 
         sh->t++;
     }
     st->skipped = st->layer < (train ? st->shared->n : st->eval_drop);
+    if (train) // a skipped adapter sits this optimizer step out (torch: its grads stay None)
+        for (int i = 0; i < a->nparams; i++) a->params[i].skip_step = st->skipped;
     if (!st->skipped) pb_bottleneck_forward(a, e, &st->b, y, y, N);
 }
 

@@ -410,6 +410,8 @@ int main(int argc, char **argv) {
     check_count_kv("vit-b16", "ssf", "", 204288, 204288);                 // SSF: 72 linears + 25 LayerNorms
     if (slow) {
         check_count_kv("roberta-base", "ssf", "norms=false", 165888, 165888); // SSF on the linears only
+        check_count_kv("roberta-base", "adapterdrop", "rank=16", 304320, 304320); // Adpt^D 0.3M
+        check_count_kv("roberta-base", "adapterdrop", "rank=48", 894528, 894528); // Adpt^D 0.9M
         check_count_kv("roberta-large", "adapter_h", "rank=8", 835968, 835968);   // Adpt^H 0.8M
         check_count_kv("roberta-large", "adapter_h", "rank=64", 6343680, 6343680); // Adpt^H 6M
         check_count_kv("roberta-large", "adapter_p", "rank=16", 811392, 811392);  // Adpt^P 0.8M
@@ -436,6 +438,7 @@ int main(int argc, char **argv) {
         check_model_method(models[k], "fourierft", "lora", "lambda", "zeros", 200);
         check_model_method(models[k], "adapter_h", "adapter", "lambda", "", 4); // "adapter": the method's own targets
         check_model_method(models[k], "adapter_p", "adapter", "lambda", "", 8);
+        check_model_method(models[k], "adapterdrop", "adapter", "lambda", "drop_max=0", 4); // no layer dropped: every adapter trains
         check_model_method(models[k], "adaptformer", "adapter", "lambda", "", 4);
         check_model_method(models[k], "hta", "adapter", "lambda", "", 1);            // lora form on q, k, v, o
         check_model_method(models[k], "hta", "adapter", "lambda", "form=adapter", 2); // on the FFN output

@@ -51,6 +51,8 @@ the logits after them.
           after every targeted linear and every LayerNorm (RoBERTa's embeddings LayerNorm and ViT's
           final one included): init N(1, 0.02) / N(0, 0.02) and init=identity (step-0 identity);
           random gamma, beta in both -> full comparison and merge.
+  adapterdrop vs Pfeiffer adapters (the module above) skipped below the step's n (Rücklé et al.
+          2021; not in peft), --train with sampling=cycle (n = 0, 1, 0) and eval_drop 0 / 1.
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -753,6 +755,67 @@ def test_ssf(case, tag, roles, norms=True):
 
 
 # ----------------------------------------------------------------------------------------------
+# AdapterDrop (Rücklé et al. 2021; not in peft)
+
+class DropSchedule:
+    """n of each forward: grad-enabled forwards take the next entry of `ns` (drawn by the first
+    module in model order, read by the others); no-grad forwards skip the first eval_drop layers."""
+
+    def __init__(self, ns, eval_drop):
+        self.ns, self.i, self.eval_drop, self.n, self.leader = list(ns), 0, eval_drop, 0, None
+
+
+class DropAdapterLinear(SeqAdapterLinear):
+    """A Pfeiffer adapter in encoder layer `layer`, skipped while layer < n."""
+
+    def __init__(self, base, m, s, act, layer, sched):
+        super().__init__(base, m, s, act)
+        self.layer, self.sched = layer, sched
+        if sched.leader is None:
+            sched.leader = self
+
+    def forward(self, x):
+        sc = self.sched
+        if torch.is_grad_enabled():
+            if sc.leader is self:
+                sc.n = sc.ns[sc.i]
+                sc.i += 1
+            n = sc.n
+        else:
+            n = sc.eval_drop
+        return self.base(x) if self.layer < n else super().forward(x)
+
+
+def test_adapterdrop(case, tag, m, eval_drop):
+    """peftbench's own init (step 0 = base), then random adapters in both, trained with --train and
+    sampling=cycle (n = 0, 1, 0 over the steps with 2 layers: layer 0's adapter is skipped, frozen, at
+    step 1); the final logits skip the first eval_drop layers."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "adapterdrop", "--rank", str(m), "--opt", "sampling=cycle", "--opt", f"eval_drop={eval_drop}",
+            "--train"]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    model = case.fresh()
+    ns = [t % case.layers for t in range(STEPS)]  # drop_max = layers - 1
+    sched = DropSchedule([ns[0]] + ns, eval_drop)
+    paths = module_paths(case.arch, case.layers, ["output"])
+    mods = wrap(model, paths, lambda lin: DropAdapterLinear(lin, m, 1.0, F.relu, 0, sched))
+    for k, mod in enumerate(mods.values()):  # paths are in layer order, one per layer
+        mod.layer = k
+    g = torch.Generator().manual_seed(case.c["seed"] + 130)
+    params = {}
+    for hub, mod in mods.items():
+        with torch.no_grad():
+            for leaf in ("adapter_down", "adapter_up"):
+                lin = getattr(mod, leaf)
+                lin.weight.copy_(0.3 * torch.randn(lin.weight.shape, generator=g))
+                lin.bias.copy_(0.1 * torch.randn(lin.bias.shape, generator=g))
+                params[f"{hub}.{leaf}.weight"] = lin.weight.detach().clone()
+                params[f"{hub}.{leaf}.bias"] = lin.bias.detach().clone()
+    compare_with_params(case, tag, args, params, model, w, merge=False)
+
+
+# ----------------------------------------------------------------------------------------------
 # PiSSA
 
 def residual_model(case, pm, paths):
@@ -1078,6 +1141,8 @@ def main():
             ("vit/ssf-all6+norms", lambda: test_ssf(vit, "ssf-all6+norms", ALL6)),
             ("rob/ssf-all6+norms", lambda: test_ssf(rob, "ssf-all6+norms", ALL6)),
             ("reg/ssf-q,v", lambda: test_ssf(reg, "ssf-q,v", ["query", "value"], norms=False)),
+            ("vit/adapterdrop", lambda: test_adapterdrop(vit, "adapterdrop", 4, 0)),
+            ("rob/adapterdrop-eval1", lambda: test_adapterdrop(rob, "adapterdrop-eval1", 6, 1)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),
