@@ -6,6 +6,8 @@
 #ifndef PB_CLI_H
 #define PB_CLI_H
 
+#include "../engine/ops.h" // pb_device
+
 // The whole CLI: `peftbench COMMAND ...` (cli_main.c).
 int pb_cli_main(int argc, char **argv);
 int pb_cmd_info(int argc, char **argv);
@@ -22,5 +24,9 @@ int pb_cmd_methods(int argc, char **argv);
 int pb_cmd_version(int argc, char **argv); // also `peftbench --version` (cmd_version.c)
 int pb_cmd_slurm(int argc, char **argv);   // suite as Slurm jobs (cmd_slurm.c, docs/cluster.md)
 int pb_cmd_status(int argc, char **argv);  // cell states of a results directory (cmd_status.c)
+
+// Parses a --device value ("cpu" | "cuda") into *out; 0 on success, else prints
+// "peftbench CMD: --device expects cpu or cuda, got 'TEXT'" and returns 2 (the exit status).
+int pb_cli_device_arg(const char *cmd, const char *text, pb_device *out);
 
 #endif

@@ -72,6 +72,16 @@ static int take_gemm_option(int *argc, char **argv) {
     return 0;
 }
 
+int pb_cli_device_arg(const char *cmd, const char *text, pb_device *out) {
+    if (!strcmp(text, "cpu")) *out = PB_DEVICE_CPU;
+    else if (!strcmp(text, "cuda")) *out = PB_DEVICE_CUDA;
+    else {
+        fprintf(stderr, "peftbench %s: --device expects cpu or cuda, got '%s'\n", cmd, text);
+        return 2;
+    }
+    return 0;
+}
+
 int pb_cli_main(int argc, char **argv) {
     // Before anything else: OpenBLAS chose its kernels when it loaded; re-exec if they are generic.
     pb_blas_core_fix(argv);

@@ -66,13 +66,7 @@ int pb_cmd_run(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(a, "--device") && has) {
-            const char *d = argv[++i];
-            if (!strcmp(d, "cpu")) o.device = PB_DEVICE_CPU;
-            else if (!strcmp(d, "cuda")) o.device = PB_DEVICE_CUDA;
-            else {
-                fprintf(stderr, "peftbench run: --device expects cpu or cuda, got '%s'\n", d);
-                return 2;
-            }
+            if (pb_cli_device_arg("run", argv[++i], &o.device)) return 2;
         } else if (a[0] == '-') {
             fprintf(stderr, "peftbench run: unknown option '%s'\n", a);
             usage(stderr);

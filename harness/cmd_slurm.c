@@ -573,13 +573,7 @@ int pb_cmd_slurm(int argc, char **argv) {
             }
             o.extra[o.nextra++] = argv[++i];
         } else if (!strcmp(a, "--device")) {
-            const char *d = argv[++i];
-            if (!strcmp(d, "cpu")) o.device = PB_DEVICE_CPU;
-            else if (!strcmp(d, "cuda")) o.device = PB_DEVICE_CUDA;
-            else {
-                fprintf(stderr, "peftbench slurm: --device expects cpu or cuda, got '%s'\n", d);
-                return 2;
-            }
+            if (pb_cli_device_arg("slurm", argv[++i], &o.device)) return 2;
         } else if (a[0] == '-') {
             fprintf(stderr, "peftbench slurm: unknown option '%s'\n", a);
             usage(stderr);

@@ -185,19 +185,7 @@ static pb_status dylora_export_peft(pb_model *m, const pb_method_config *c, cons
         cJSON_Delete(targets);
         return pb_errf(PB_ERR_ARG, err, errlen, "method: the model has no adapters to export");
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "peft_type", "LORA");
-    cJSON_AddNumberToObject(o, "r", k);
-    cJSON_AddNumberToObject(o, "lora_alpha", alpha);
-    cJSON_AddNumberToObject(o, "lora_dropout", pb_mc_num(c, "dropout"));
-    cJSON_AddItemToObject(o, "target_modules", targets);
-    cJSON_AddStringToObject(o, "bias", "none");
-    cJSON_AddBoolToObject(o, "fan_in_fan_out", 0);
-    cJSON_AddBoolToObject(o, "use_rslora", 0);
-    cJSON_AddBoolToObject(o, "use_dora", 0);
-    cJSON_AddBoolToObject(o, "init_lora_weights", 1);
-    cJSON_AddObjectToObject(o, "rank_pattern");
-    cJSON_AddObjectToObject(o, "alpha_pattern");
+    cJSON *o = pb_peft_lora_config(k, alpha, (float)pb_mc_num(c, "dropout"), targets, 0, 0, 0);
     cJSON_AddNumberToObject(o, "peftbench_dylora_max_rank", pb_mc_int(c, "rank")); // provenance
     return pb_peft_finish(m, c, w, o, dir, err, errlen);
 }

@@ -182,6 +182,9 @@ double pb_lora_site_flops(const pb_method_config *c, const char *role, int in, i
 pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
 // Key prefix of every tensor in a PEFT adapter_model.safetensors.
 #define PEFT_PREFIX "base_model.model."
+// peft's LoraConfig as adapter_config.json fields (peft_type LORA, r, lora_alpha, ...; takes
+// targets, a JSON list); the caller passes it to pb_peft_finish, which frees it.
+cJSON *pb_peft_lora_config(int r, float alpha, float dropout, cJSON *targets, int rslora, int dora, int gaussian);
 // PEFT layout helpers for a method's exporter (peft_io.c). pb_peft_module: the module path PEFT
 // uses for a linear (without "base_model.model."; ViT in transformers 5 names); pb_peft_target:
 // its target_modules entry (unambiguous suffix, or the full path for ".dense" linears);

@@ -147,21 +147,27 @@ pb_status pb_lora_export_peft(pb_model *m, const pb_method_config *c, const char
     int rslora = pb_mc_bool(c, "rslora");
     float alpha = pb_mc_num(c, "alpha") > 0 ? (float)pb_mc_num(c, "alpha") : (float)r0;
     if (pissa) alpha *= rslora ? sqrtf(2.0f) : 2.0f;
+    cJSON *o = pb_peft_lora_config(r, alpha, (float)pb_mc_num(c, "dropout"), targets, rslora, dora,
+                                   !pissa && !strcmp(pb_mc_str(c, "init"), "gaussian"));
+    return pb_peft_finish(m, c, w, o, dir, err, errlen);
+}
+
+cJSON *pb_peft_lora_config(int r, float alpha, float dropout, cJSON *targets, int rslora, int dora, int gaussian) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "peft_type", "LORA");
     cJSON_AddNumberToObject(o, "r", r);
     cJSON_AddNumberToObject(o, "lora_alpha", alpha);
-    cJSON_AddNumberToObject(o, "lora_dropout", pb_mc_num(c, "dropout"));
+    cJSON_AddNumberToObject(o, "lora_dropout", dropout);
     cJSON_AddItemToObject(o, "target_modules", targets);
     cJSON_AddStringToObject(o, "bias", "none");
     cJSON_AddBoolToObject(o, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(o, "use_rslora", rslora);
     cJSON_AddBoolToObject(o, "use_dora", dora);
-    if (!pissa && !strcmp(pb_mc_str(c, "init"), "gaussian")) cJSON_AddStringToObject(o, "init_lora_weights", "gaussian");
+    if (gaussian) cJSON_AddStringToObject(o, "init_lora_weights", "gaussian");
     else cJSON_AddBoolToObject(o, "init_lora_weights", 1);
     cJSON_AddObjectToObject(o, "rank_pattern");
     cJSON_AddObjectToObject(o, "alpha_pattern");
-    return pb_peft_finish(m, c, w, o, dir, err, errlen);
+    return o;
 }
 
 void pb_peft_add_target(cJSON *list, const char *t) {
