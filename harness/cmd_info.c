@@ -136,6 +136,7 @@ int pb_cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "params_adapter", (double)c.adapter);
         cJSON_AddNumberToObject(o, "adapted_linears", cost.nsites);
         cJSON_AddNumberToObject(o, "adapted_norms", cost.nnorms);
+        cJSON_AddNumberToObject(o, "added_tokens", cost.ntokens);
         int T = cfg.arch == PB_ARCH_VIT ? 0 : 128;
         cJSON_AddNumberToObject(o, "flops_forward", pb_model_flops_forward(&cfg, T));
         cJSON_AddNumberToObject(o, "adapter_flops_per_token", cost.adapter_flops);
@@ -165,6 +166,7 @@ int pb_cmd_info(int argc, char **argv) {
            trainable_head);
     char norms[48] = "";
     if (cost.nnorms) snprintf(norms, sizeof norms, " and %d LayerNorms", cost.nnorms);
+    if (cost.ntokens) snprintf(norms, sizeof norms, ", %d tokens added to the sequence", cost.ntokens);
     printf("params_adapter   %zu (%d adapted linears%s, %.0f forward FLOPs per token)\n", c.adapter, cost.nsites,
            norms, cost.adapter_flops);
     return 0;

@@ -1,6 +1,7 @@
 // adapter.h: the one interface every PEFT method implements on a frozen linear layer, and the
 // entry point that applies a method to a model.
-// defines: pb_adapter, pb_adapter_vtbl, pb_norm_adapter, pb_norm_adapter_vtbl, pb_method_apply, pb_method_mergeable, pb_method_merge, pb_method_events,
+// defines: pb_adapter, pb_adapter_vtbl, pb_norm_adapter, pb_norm_adapter_vtbl, pb_token_adapter,
+//          pb_token_adapter_vtbl, pb_method_apply, pb_method_mergeable, pb_method_merge, pb_method_events,
 //          pb_method_export_peft, pb_method_import_peft
 #ifndef PB_ADAPTER_H
 #define PB_ADAPTER_H
@@ -66,6 +67,34 @@ struct pb_norm_adapter {
     pb_param *params;  // trainable tensors (nparams, owned), group PB_GROUP_ADAPTER
     int nparams;
     float *dw, *db;    // (C) engine scratch the norm's backward fills (owned)
+    void *state;       // method-private
+};
+
+// A method's adapter on a ViT's token sequence (the token site; VPT): ntokens tokens inserted
+// after CLS, [CLS, P_0, patches], and (deep) replaced by P_l before every layer l >= 1.
+// T0 = 1 + patches (the embeddings' rows), T = T0 + ntokens.
+typedef struct pb_token_adapter pb_token_adapter;
+typedef struct {
+    const char *name;
+    // out (B,T,C) = x (B,T0,C) with the tokens inserted after row 0.
+    void (*embed_forward)(pb_token_adapter *a, pb_engine *e, float *out, const float *x, int B, int T0, int C);
+    // From dout (B,T,C): accumulates the inserted tokens' gradient; dx (B,T0,C) = the other rows
+    // (written), or NULL when nothing below trains.
+    void (*embed_backward)(pb_token_adapter *a, pb_engine *e, float *dx, const float *dout, int B, int T0, int C);
+    // Before layer l >= 1: may overwrite the token rows of x (B,T,C) in place.
+    void (*layer_forward)(pb_token_adapter *a, pb_engine *e, int l, float *x, int B, int T, int C);
+    // After layer l's backward, dx (B,T,C) = d(its input): where layer_forward replaced rows, takes
+    // their gradient and zeroes them (they did not come from layer l - 1).
+    void (*layer_backward)(pb_token_adapter *a, pb_engine *e, int l, float *dx, int B, int T, int C);
+    // Frees everything the adapter owns and the adapter itself.
+    void (*free)(pb_token_adapter *a, pb_engine *e);
+} pb_token_adapter_vtbl;
+
+struct pb_token_adapter {
+    const pb_token_adapter_vtbl *vt;
+    int ntokens;
+    pb_param *params;  // trainable tensors (nparams, owned), group PB_GROUP_ADAPTER
+    int nparams;
     void *state;       // method-private
 };
 

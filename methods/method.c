@@ -394,6 +394,13 @@ pb_status pb_method_estimate(const pb_method_config *c, const pb_model_config *c
         out->adapter_flops += nn * d->norm_flops(c, cfg->hidden);
         out->nnorms = nn;
     }
+    if (d->token_attach) {
+        if (cfg->arch != PB_ARCH_VIT)
+            return pb_errf(PB_ERR_ARG, err, errlen, "method: %s adds tokens to a ViT's sequence; %s is not a ViT",
+                           d->name, cfg->name);
+        out->adapter += d->token_params(c, cfg);
+        out->ntokens = pb_mc_int(c, "tokens");
+    }
     out->trainable = out->trainable_backbone + out->trainable_head + out->adapter;
     return PB_OK;
 }
@@ -470,7 +477,14 @@ pb_status pb_method_apply(pb_model *m, const pb_method_config *c, char *err, siz
         return pb_method_norm_site(c) ? apply_norms(m, c, err, errlen) : PB_OK;
     }
     }
+    if (d->token_attach && pb_model_cfg(m)->arch != PB_ARCH_VIT) // refused before the model changes
+        return pb_errf(PB_ERR_ARG, err, errlen, "method: %s adds tokens to a ViT's sequence; %s is not a ViT", d->name,
+                       pb_model_cfg(m)->name);
     set_trainable(m, d->unfreeze, head);
+    if (d->token_attach) {
+        pb_status st = d->token_attach(m, c, err, errlen);
+        if (st) return st;
+    }
     return pb_method_norm_site(c) ? apply_norms(m, c, err, errlen) : PB_OK;
 }
 
@@ -482,7 +496,7 @@ int pb_method_mergeable(pb_model *m) {
     pb_norm *ns = pb_model_norms(m, &n);
     for (int i = 0; i < n; i++)
         if (ns[i].adapter && !ns[i].adapter->vt->merge) return 0;
-    return 1;
+    return pb_model_token_adapter(m) == NULL; // extra tokens are not a weight change
 }
 
 void pb_method_merge(pb_model *m) {

@@ -123,6 +123,10 @@ struct pb_method_desc {
                              size_t errlen);
     double (*norm_params)(const pb_method_config *c, int C);
     double (*norm_flops)(const pb_method_config *c, int C);
+    // The token site (VPT): token_attach gives the model one pb_token_adapter
+    // (pb_model_attach_tokens; ViT only); token_params counts its tensors on a config.
+    pb_status (*token_attach)(pb_model *m, const pb_method_config *c, char *err, size_t errlen);
+    double (*token_params)(const pb_method_config *c, const pb_model_config *cfg);
     // PEFT directory export (adapter_config.json + adapter_model.safetensors); NULL: none.
     pb_status (*export_peft)(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
     // Name of the per-adapter event counter (pb_adapter_vtbl.events, e.g. AOFT "clamps"), or NULL.
@@ -132,7 +136,7 @@ struct pb_method_desc {
 // 1 if only the head trains (no site, nothing of the backbone): the runner may train it on
 // cached features.
 static inline int pb_method_head_only(const pb_method_desc *d) {
-    return d->site == PB_SITE_NONE && (d->unfreeze & ~PB_UNFREEZE_HEAD) == 0;
+    return d->site == PB_SITE_NONE && (d->unfreeze & ~PB_UNFREEZE_HEAD) == 0 && !d->norm_attach && !d->token_attach;
 }
 
 // The registry (methods/registry.c), in table order; NULL-terminated. *n (may be NULL) = count.
@@ -192,6 +196,7 @@ typedef struct {
     double adapter_flops;   // forward FLOPs per token the adapters add (all layers)
     int nsites;             // adapted linears
     int nnorms;             // adapted LayerNorms (the norm site)
+    int ntokens;            // tokens the token site adds to the sequence
 } pb_method_cost;
 
 // The role of an encoder linear from its module path ("encoder.layer.3.attention.attention.query"

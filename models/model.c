@@ -263,6 +263,18 @@ static void norm_release(pb_engine *e, pb_norm *n) {
     }
 }
 
+pb_status pb_model_attach_tokens(pb_model *m, pb_token_adapter *a, char *err, size_t errlen) {
+    if (m->cfg.arch != PB_ARCH_VIT)
+        return pb_errf(PB_ERR_ARG, err, errlen, "method: %s adds tokens to a ViT's sequence; %s is not a ViT",
+                       a->vt->name, m->cfg.name);
+    if (m->tok) return pb_errf(PB_ERR_ARG, err, errlen, "method: the model has a token adapter already");
+    m->tok = a;
+    model_free_enc_acts(m); // the sequence grows: activations are re-sized at the next forward
+    return PB_OK;
+}
+
+pb_token_adapter *pb_model_token_adapter(pb_model *m) { return m->tok; }
+
 pb_norm *pb_model_norms(pb_model *m, int *n) {
     *n = m->nnorms;
     return m->norms;
@@ -387,6 +399,7 @@ void pb_model_free(pb_model *m) {
     for (int i = 0; i < m->nlins; i++) linear_release(e, &m->lins[i]);
     for (int i = 0; i < m->nnorms; i++) norm_release(e, &m->norms[i]);
     free(m->norms);
+    if (m->tok) m->tok->vt->free(m->tok, e);
     linear_release(e, &m->patch);
     linear_release(e, &m->head1);
     linear_release(e, &m->head2);
@@ -426,6 +439,7 @@ pb_param **pb_model_trainable(pb_model *m, int *n) {
         if (m->lins[i].adapter) cnt += m->lins[i].adapter->nparams;
     for (int i = 0; i < m->nnorms; i++)
         if (m->norms[i].adapter) cnt += m->norms[i].adapter->nparams;
+    if (m->tok) cnt += m->tok->nparams;
     if (cnt > m->ntrainable_cap) {
         m->trainable = pb_xrealloc(m->trainable, (size_t)cnt * sizeof(pb_param *));
         m->ntrainable_cap = cnt;
@@ -443,6 +457,7 @@ pb_param **pb_model_trainable(pb_model *m, int *n) {
         if (a)
             for (int j = 0; j < a->nparams; j++) m->trainable[k++] = &a->params[j];
     }
+    for (int j = 0; m->tok && j < m->tok->nparams; j++) m->trainable[k++] = &m->tok->params[j];
     *n = k;
     return m->trainable;
 }
@@ -485,6 +500,11 @@ pb_param_counts pb_model_count(pb_model *m) {
             c.trainable += a->params[j].numel;
             c.trainable_backbone += a->params[j].numel;
         }
+    }
+    for (int j = 0; m->tok && j < m->tok->nparams; j++) {
+        c.adapter += m->tok->params[j].numel;
+        c.trainable += m->tok->params[j].numel;
+        c.trainable_backbone += m->tok->params[j].numel;
     }
     return c;
 }
@@ -602,7 +622,7 @@ static void free_enc_acts(pb_model *m) {
     m->acts = NULL;
     float **b[] = {&m->cols, &m->patch_out, &m->tokens, &m->emb_mask, &m->x0, &m->emb_sum,
                    &m->emb_ln, &m->emb_mean, &m->emb_rstd, &m->cls_tok, &m->lnf_mean,
-                   &m->lnf_rstd, &m->feat};
+                   &m->lnf_rstd, &m->feat, &m->xtok};
     for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
         pb_free(e, *b[i]);
         *b[i] = NULL;

@@ -81,6 +81,7 @@ pb_status pb_model_memory_check(const pb_model_config *cfg, int B, int T, double
 
 struct pb_adapter;
 struct pb_norm_adapter;
+struct pb_token_adapter;
 
 // A LayerNorm of the model: out = LN(x) * w + b (ViT layernorm_before/after and the final
 // layernorm; RoBERTa embeddings.LayerNorm and the two per layer), with an optional method adapter
@@ -159,6 +160,11 @@ pb_linear *pb_model_linears(pb_model *m, int *n);
 // ViT: the final one last); owned by the model. 2 * layers + 1 for both architectures.
 pb_norm *pb_model_norms(pb_model *m, int *n);
 int pb_model_config_norms(const pb_model_config *cfg);
+// The token site (ViT; VPT's prompts): a method adapter that inserts tokens after CLS and may
+// replace them before every layer (methods/adapter.h pb_token_adapter). The model owns a from
+// then on (freed with it). Error (not a ViT, or one attached already) leaves the model unchanged.
+pb_status pb_model_attach_tokens(pb_model *m, struct pb_token_adapter *a, char *err, size_t errlen);
+struct pb_token_adapter *pb_model_token_adapter(pb_model *m);
 // Finds a parameter by HF name (with or without the task prefix), or NULL.
 pb_param *pb_model_find(pb_model *m, const char *name);
 // The HF key prefix of the task model ("vit." or "roberta.") used when saving.

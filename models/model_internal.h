@@ -85,6 +85,7 @@ struct pb_model {
     int nnorms;
     pb_norm *norms;              // 2L + 1 LayerNorms in forward order (pb_model_norms)
     pb_norm *norm_emb, *norm_f;  // RoBERTa embeddings.LayerNorm / ViT final layernorm (into norms)
+    struct pb_token_adapter *tok; // ViT token site (VPT), or NULL
     pb_linear patch;             // ViT patch projection (in = Cin*P*P)
     pb_linear head1, head2;      // ViT: head1 = classifier; RoBERTa: dense, out_proj
     // named params used by the architecture code
@@ -102,6 +103,7 @@ struct pb_model {
     pb_layer_acts *acts;
     // ViT embeddings
     float *cols, *patch_out, *tokens, *emb_mask, *x0;
+    float *xtok;            // (B,T,C) encoder input with the token site's tokens (T = T0 + p), or NULL
     // RoBERTa embeddings
     int32_t *pos_ids, *tt_ids;
     float *emb_sum, *emb_ln, *emb_mean, *emb_rstd;

@@ -3,6 +3,8 @@
 #include <string.h>
 // defines: struct pb_model, pb_layer, pb_layer_acts, model_* helpers
 #include "model_internal.h"
+// defines: pb_token_adapter (vtable calls)
+#include "../methods/adapter.h"
 
 // Dropout sites (seeds) of a ViT forward: embeddings 0, then per layer 3 sites.
 
@@ -10,6 +12,9 @@ static int vit_tokens(const pb_model_config *c) {
     int g = c->image_size / c->patch_size;
     return g * g + 1;
 }
+
+// Encoder sequence length: the embeddings' T0 plus the token site's tokens.
+static int vit_seq(const pb_model *m) { return vit_tokens(&m->cfg) + (m->tok ? m->tok->ntokens : 0); }
 
 void vit_specs(const pb_model_config *cfg, pb_param_spec **s, int *n, int *cap) {
     int64_t C = cfg->hidden, I = cfg->intermediate, P = cfg->patch_size, T = vit_tokens(cfg);
@@ -97,12 +102,14 @@ void vit_wire(pb_model *m) {
 
 void vit_ensure_acts(pb_model *m, int B) {
     const pb_model_config *c = &m->cfg;
-    int T = vit_tokens(c);
+    int T = vit_seq(m);
     if (m->acts && B <= m->capB && T <= m->capT) return;
     int nB = PB_MAX(B, m->capB);
     model_free_enc_acts(m);
     pb_engine *e = m->e;
-    size_t N = (size_t)nB * (size_t)T, C = (size_t)c->hidden, NP = (size_t)T - 1;
+    // embedding buffers hold T0 <= T rows per image; sized by T for one size rule
+    size_t N = (size_t)nB * (size_t)T, C = (size_t)c->hidden, NP = (size_t)vit_tokens(c) - 1;
+    if (m->tok) m->xtok = pb_alloc(e, N * C);
     size_t K = (size_t)c->channels * (size_t)c->patch_size * (size_t)c->patch_size;
     m->cols = pb_alloc(e, (size_t)nB * NP * K);
     m->patch_out = pb_alloc(e, (size_t)nB * NP * C);
@@ -139,7 +146,7 @@ void vit_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) {
     (void)seed; // already recorded in m by pb_model_features
     pb_engine *e = m->e;
     const pb_model_config *c = &m->cfg;
-    int B = b->B, T = vit_tokens(c), C = c->hidden, NP = T - 1;
+    int B = b->B, T0 = vit_tokens(c), T = vit_seq(m), C = c->hidden, NP = T0 - 1;
     PB_CHECK(b->pixels, "ViT batch without pixels");
     vit_ensure_acts(m, B);
     m->B = B;
@@ -150,11 +157,18 @@ void vit_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) {
                        c->patch_size);
     pb_linear_forward(e, m->patch_out, m->cols, m->patch.w->data, m->patch.b->data, B * NP,
                       m->patch.in, C);
-    pb_vit_tokens_forward(e, m->tokens, m->patch_out, m->cls->data, m->pos->data, B, T, C);
+    pb_vit_tokens_forward(e, m->tokens, m->patch_out, m->cls->data, m->pos->data, B, T0, C);
     m->xin = model_dropout(m, m->x0, m->emb_mask, m->tokens, c->hidden_dropout, SITE_EMB,
-                           (size_t)B * T * C);
-    const float *x = m->xin;
+                           (size_t)B * T0 * C);
+    if (m->tok) { // the token site: [CLS, tokens, patches] after the embeddings (and their dropout)
+        m->tok->vt->embed_forward(m->tok, e, m->xtok, m->xin, B, T0, C);
+        m->xin = m->xtok;
+    }
+    float *x = m->xin;
     for (int l = 0; l < c->layers; l++) {
+        // VPT-Deep: the tokens entering layer l >= 1 are replaced in its input (the previous
+        // layer's output, which that layer's backward does not read)
+        if (m->tok && l > 0) m->tok->vt->layer_forward(m->tok, e, l, x, B, T, C);
         vit_layer_forward(m, l, x, B, T);
         x = m->acts[l].out;
     }
@@ -164,7 +178,7 @@ void vit_features(pb_model *m, const pb_batch *b, int train, uint64_t seed) {
 }
 
 int vit_lowest_trainable(pb_model *m) {
-    if (model_ptr(m->cls) || model_ptr(m->pos) || model_lin_active(&m->patch)) return -1;
+    if (model_ptr(m->cls) || model_ptr(m->pos) || model_lin_active(&m->patch) || m->tok) return -1;
     for (int l = 0; l < m->cfg.layers; l++) {
         pb_layer *w = &m->layers[l];
         if (pb_norm_active(w->ln1) || pb_norm_active(w->ln2) || model_lin_active(w->q) ||
@@ -209,7 +223,7 @@ static void vit_layer_backward(pb_model *m, int l, int need_dx) {
 void vit_backward_features(pb_model *m, const float *dfeat) {
     pb_engine *e = m->e;
     const pb_model_config *c = &m->cfg;
-    int L = c->layers, B = m->B, T = m->T, C = c->hidden, NP = T - 1;
+    int L = c->layers, B = m->B, T = m->T, T0 = vit_tokens(c), C = c->hidden, NP = T0 - 1;
     int lowest = vit_lowest_trainable(m);
     if (lowest > L) return;
     model_ensure_grads(m, B, T);
@@ -221,20 +235,31 @@ void vit_backward_features(pb_model *m, const float *dfeat) {
     if (!below) return;
     pb_zero(e, m->dres, NC);
     pb_take_token_backward(e, m->dres, m->dA, B, T, C, 0);
-    for (int l = L - 1; l >= PB_MAX(lowest, 0); l--) vit_layer_backward(m, l, l > lowest);
+    for (int l = L - 1; l >= PB_MAX(lowest, 0); l--) {
+        vit_layer_backward(m, l, l > lowest);
+        // m->dres = d(layer l input): the token site takes the rows of the tokens it put there
+        if (m->tok && l > 0) m->tok->vt->layer_backward(m->tok, e, l, m->dres, B, T, C);
+    }
     if (lowest >= 0) return;
     // embeddings: tokens = [cls; patches] + pos, dropout; m->dres = d(encoder input)
     const float *dtok = m->dres;
+    int emb_tr = model_ptr(m->cls) || model_ptr(m->pos) || model_lin_active(&m->patch);
+    if (m->tok) { // the inserted tokens' gradient; d(embeddings output) = the other rows
+        m->tok->vt->embed_backward(m->tok, e, emb_tr ? m->dq : NULL, m->dres, B, T0, C);
+        if (!emb_tr) return;
+        dtok = m->dq;
+    }
+    size_t NC0 = (size_t)B * T0 * C;
     if (model_drop_on(m, c->hidden_dropout)) {
-        pb_zero(e, m->dA, NC);
-        pb_dropout_backward(e, m->dA, m->dres, m->emb_mask, NC);
+        pb_zero(e, m->dA, NC0);
+        pb_dropout_backward(e, m->dA, dtok, m->emb_mask, NC0);
         dtok = m->dA;
     }
     int patch_tr = model_lin_active(&m->patch);
     float *dpatch = patch_tr ? m->dB : NULL; // (B*NP, C)
     if (dpatch) pb_zero(e, dpatch, (size_t)B * NP * C);
     pb_vit_tokens_backward(e, dpatch, model_ptr(m->cls) ? m->cls->grad : NULL,
-                           model_ptr(m->pos) ? m->pos->grad : NULL, dtok, B, T, C);
+                           model_ptr(m->pos) ? m->pos->grad : NULL, dtok, B, T0, C);
     if (patch_tr)
         pb_linear_layer_backward(e, &m->patch, NULL, dpatch, m->cols, B * NP); // no pixel grads
 }

@@ -123,8 +123,14 @@ static void run_case(pb_engine *ec, pb_engine *eg, const char *model, int num_la
     cfg.hidden_dropout = 0.1f; // exercise dropout-mask parity (train mode)
     cfg.attn_dropout = 0.1f;
     cfg.classifier_dropout = -1.0f;
-    pb_model *mc = pb_model_create(ec, &cfg, 1234), *mg = pb_model_create(eg, &cfg, 1234);
     pb_method_config meth;
+    pb_method_cost cost;
+    if (pb_method_config_init(&meth, method, 77, err, sizeof err) == PB_OK &&
+        pb_method_estimate(&meth, &cfg, 0, 0, &cost, err, sizeof err) != PB_OK) {
+        printf("%-32s skipped: the method refuses this model (%s)\n", ctx, err); // e.g. VPT on a RoBERTa
+        return;
+    }
+    pb_model *mc = pb_model_create(ec, &cfg, 1234), *mg = pb_model_create(eg, &cfg, 1234);
     if (pb_method_config_init(&meth, method, 77, err, sizeof err) != PB_OK || pb_method_apply(mc, &meth, err, sizeof err) != PB_OK || pb_method_apply(mg, &meth, err, sizeof err) != PB_OK) {
         fprintf(stderr, "FAIL %s: method apply: %s\n", ctx, err);
         failures++;

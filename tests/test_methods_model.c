@@ -390,6 +390,87 @@ static void check_dylora_shared(const char *model) {
     pb_model_free(m);
 }
 
+// VPT on a whole ViT: the prompt gradients vs central differences of the float32 model's loss
+// along random directions (rel <= 1e-3; the 1e-4 reference is ref_methods.py's), frozen backbone untouched, not mergeable,
+// counts, and a RoBERTa refused without a change.
+static void check_vpt(int deep) {
+    char err[512];
+    pb_model_config cfg;
+    pb_model_config_builtin("vit-tiny", &cfg, err, sizeof err);
+    pb_model *m = pb_model_create(E, &cfg, 3);
+    pb_rng r;
+    pb_rng_seed(&r, 5);
+    tbatch t = make_batch(&cfg, 2, 8, &r);
+    pb_method_config c;
+    mc_make(&c, "vpt", 11, deep ? "tokens=3 depth=deep" : "tokens=3 depth=shallow");
+    EXPECT(pb_method_apply(m, &c, err, sizeof err) == PB_OK, "vpt: %s", err);
+    pb_param_counts pc = pb_model_count(m);
+    size_t want = (size_t)3 * cfg.hidden * (deep ? cfg.layers : 1);
+    EXPECT(pc.adapter == want, "vpt %s: %zu prompt parameters, want %zu", deep ? "deep" : "shallow", pc.adapter, want);
+    EXPECT(!pb_method_mergeable(m), "vpt: reported mergeable");
+    int nt = 0;
+    pb_param **tp = pb_model_trainable(m, &nt);
+    pb_params_zero_grad(E, tp, nt);
+    pb_model_forward(m, &t.b, 0, 0);
+    pb_model_loss(m, &t.b, 0.0f);
+    pb_model_backward(m, &t.b);
+    // directional derivatives over every prompt entry, along the gradient and 3 directions 45
+    // degrees off it: g . u vs (L(w + h u) - L(w - h u)) / 2h; the signal is ~|g|, not one entry's
+    // (which float32 rounding of the loss would swamp)
+    int np = 0;
+    size_t ntot = 0;
+    pb_param *pp[64];
+    for (int i = 0; i < nt && np < 64; i++)
+        if (tp[i]->group == PB_GROUP_ADAPTER) { pp[np++] = tp[i]; ntot += tp[i]->numel; }
+    float *w0 = pb_xmalloc(ntot * sizeof(float)), *u = pb_xmalloc(ntot * sizeof(float)), *wt = pb_xmalloc(ntot * sizeof(float));
+    double *g = pb_xmalloc(ntot * sizeof(double)), worst = 0;
+    for (int i = 0, off = 0; i < np; off += (int)pp[i]->numel, i++) {
+        float *h = pb_xmalloc(pp[i]->numel * sizeof(float));
+        pb_download(E, w0 + off, pp[i]->data, pp[i]->numel);
+        pb_download(E, h, pp[i]->grad, pp[i]->numel);
+        for (size_t k = 0; k < pp[i]->numel; k++) g[off + k] = h[k];
+        free(h);
+    }
+    for (int dir = 0; dir < 4; dir++) {
+        double un = 0, an = 0, L[2];
+        // direction 0: the gradient's; then the gradient's plus an equal random part (45 degrees off)
+        double gn = 0, rn = 0;
+        for (size_t k = 0; k < ntot; k++) gn += g[k] * g[k];
+        for (size_t k = 0; k < ntot; k++) {
+            wt[k] = dir ? pb_rng_normal(&r) : 0.0f;
+            rn += (double)wt[k] * wt[k];
+        }
+        for (size_t k = 0; k < ntot; k++) {
+            u[k] = (float)(g[k] / sqrt(gn) + (dir ? wt[k] / sqrt(rn) : 0.0));
+            un += (double)u[k] * u[k];
+        }
+        for (size_t k = 0; k < ntot; k++) an += g[k] * (u[k] /= (float)sqrt(un));
+        for (int sgn = 0; sgn < 2; sgn++) {
+            for (size_t k = 0; k < ntot; k++) wt[k] = w0[k] + (sgn ? -1e-2f : 1e-2f) * u[k];
+            for (int i = 0, off = 0; i < np; off += (int)pp[i]->numel, i++) pb_upload(E, pp[i]->data, wt + off, pp[i]->numel);
+            pb_model_forward(m, &t.b, 0, 0);
+            L[sgn] = pb_model_loss(m, &t.b, 0.0f);
+        }
+        double fd = (L[0] - L[1]) / 2e-2, e = fabs(fd - an) / fmax(fabs(an), 1e-12);
+        worst = fmax(worst, e);
+        EXPECT(e <= 1e-3 && fabs(an) > 1e-6, "vpt %s: directional derivative %.6g vs fd %.6g (rel %.2e)",
+               deep ? "deep" : "shallow", an, fd, e);
+    }
+    for (int i = 0, off = 0; i < np; off += (int)pp[i]->numel, i++) pb_upload(E, pp[i]->data, w0 + off, pp[i]->numel);
+    printf("vit-tiny vpt %-7s fd along 4 directions over %zu prompt entries: worst rel err %.2e\n",
+           deep ? "deep" : "shallow", ntot, worst);
+    free(w0); free(u); free(wt); free(g);
+    free_batch(&t);
+    pb_model_free(m);
+    // RoBERTa: refused, nothing changed
+    pb_model_config_builtin("roberta-tiny", &cfg, err, sizeof err);
+    m = pb_model_create(E, &cfg, 3);
+    EXPECT(pb_method_apply(m, &c, err, sizeof err) == PB_ERR_ARG && strstr(err, "not a ViT"), "vpt on RoBERTa: '%s'", err);
+    pb_model_trainable(m, &nt);
+    EXPECT(nt == 0 && !pb_model_token_adapter(m), "vpt on RoBERTa changed the model (%d trainable)", nt);
+    pb_model_free(m);
+}
+
 int main(int argc, char **argv) {
     int slow = argc > 1 && !strcmp(argv[1], "slow");
     char err[256];
@@ -449,6 +530,8 @@ int main(int argc, char **argv) {
         check_model_method(models[k], "aoft", "lora", "scalar", "", 4);
         check_model_method(models[k], "aoft", "adapter", "lambda", "", 4);
     }
+    check_vpt(0);
+    check_vpt(1);
     check_dylora_shared("vit-tiny");
     check_dylora_shared("roberta-tiny");
     check_peft_roundtrip("vit-tiny", "lora");

@@ -53,6 +53,9 @@ the logits after them.
           random gamma, beta in both -> full comparison and merge.
   adapterdrop vs Pfeiffer adapters (the module above) skipped below the step's n (Rücklé et al.
           2021; not in peft), --train with sampling=cycle (n = 0, 1, 0) and eval_drop 0 / 1.
+  vpt     vs transformers' ViT with prompts inserted by forward hooks (Jia et al. 2022; not in
+          peft): own init U(-v, v) and its logits, random prompts -> full comparison, shallow and
+          deep; RoBERTa refused; not mergeable.
   head    vs transformers with only the classifier trainable (gradients exist for the
           classifier only).
   merge   every traced case is saved with trace --save (merged): logits after merge vs before
@@ -816,6 +819,84 @@ def test_adapterdrop(case, tag, m, eval_drop):
 
 
 # ----------------------------------------------------------------------------------------------
+# VPT (Jia et al. 2022; not in peft)
+
+class VPTPrompt(nn.Module):
+    def __init__(self, p, C):
+        super().__init__()
+        self.embeddings = nn.Parameter(torch.zeros(p, C))
+
+
+def add_vpt(model, p, deep):
+    """Prompts on transformers' ViT by hooks: [CLS, P_0, patches] after the embeddings; deep: the
+    prompt rows entering layer l >= 1 replaced by P_l. Parameters at vit.prompt.<l>.embeddings."""
+    for q in model.parameters():
+        q.requires_grad_(False)
+    for q in model.classifier.parameters():
+        q.requires_grad_(True)
+    vit = model.vit
+    L, C = len(vit.layers), model.config.hidden_size
+    vit.prompt = nn.ModuleList([VPTPrompt(p, C) for _ in range(L if deep else 1)])
+
+    def embed_hook(mod, args, out):
+        B = out.shape[0]
+        return torch.cat([out[:, :1], vit.prompt[0].embeddings.expand(B, -1, -1), out[:, 1:]], 1)
+    vit.embeddings.register_forward_hook(embed_hook)
+    if deep:
+        for l in range(1, L):
+            def pre(mod, args, kwargs, l=l):
+                h = args[0] if args else kwargs["hidden_states"]
+                B = h.shape[0]
+                h = torch.cat([h[:, :1], vit.prompt[l].embeddings.expand(B, -1, -1), h[:, 1 + p:]], 1)
+                if args:
+                    return (h,) + tuple(args[1:]), kwargs
+                kwargs["hidden_states"] = h
+                return args, kwargs
+            vit.layers[l].register_forward_pre_hook(pre, with_kwargs=True)
+    return vit.prompt
+
+
+def test_vpt(case, tag, p, deep):
+    """peftbench's own init (U(-v, v), v = sqrt(6 / (channels patch^2 + D)), VPT's code), then
+    random prompts in both -> full comparison; not mergeable (trace --save must refuse)."""
+    name = f"{case.name}/{tag}"
+    args = ["--method", "vpt", "--opt", f"tokens={p}", "--opt", f"depth={'deep' if deep else 'shallow'}"]
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    model = case.fresh()
+    prompts = add_vpt(model, p, deep)
+    cfg = model.config
+    v = (6.0 / (cfg.num_channels * cfg.patch_size ** 2 + cfg.hidden_size)) ** 0.5
+    n_own = sum(1 for k in own if k.startswith("init.vit.prompt."))
+    if n_own != len(prompts):
+        failures.append(f"{name}: peftbench has {n_own} prompt tensors, the reference {len(prompts)}")
+    for l in range(len(prompts)):
+        t = own.get(f"init.vit.prompt.{l}.embeddings")
+        if t is None or tuple(t.shape) != (p, cfg.hidden_size) or not (0.8 * v < t.abs().max() <= v):
+            failures.append(f"{name}: prompt {l}: init is not U(-{v:.4f}, {v:.4f}) of shape ({p}, {cfg.hidden_size})")
+    w = {}
+    with torch.no_grad():  # the own-init logits through the reference = peftbench's own forward
+        for l, pr in enumerate(prompts):
+            pr.embeddings.copy_(own[f"init.vit.prompt.{l}.embeddings"])
+        w["own_logits"] = check(name, "own init logits vs the reference", rel(own["logits"], model(**case.inputs).logits), TOL)
+    g = torch.Generator().manual_seed(case.c["seed"] + 140)
+    params = {}
+    with torch.no_grad():
+        for l, pr in enumerate(prompts):
+            pr.embeddings.copy_(0.5 * torch.randn(pr.embeddings.shape, generator=g))
+            params[f"vit.prompt.{l}.embeddings"] = pr.embeddings.detach().clone()
+    compare_with_params(case, tag, args, params, model, w, merge=False)
+
+
+def test_vpt_refuses_roberta(case):
+    try:
+        case.trace("vpt-refused", ["--method", "vpt"], steps=0, save=False)
+        failures.append(f"{case.name}/vpt: a RoBERTa model accepted VPT")
+    except RuntimeError as ex:
+        if "not a ViT" not in str(ex):
+            failures.append(f"{case.name}/vpt: refused without saying why: {ex}")
+
+
+# ----------------------------------------------------------------------------------------------
 # PiSSA
 
 def residual_model(case, pm, paths):
@@ -1143,6 +1224,9 @@ def main():
             ("reg/ssf-q,v", lambda: test_ssf(reg, "ssf-q,v", ["query", "value"], norms=False)),
             ("vit/adapterdrop", lambda: test_adapterdrop(vit, "adapterdrop", 4, 0)),
             ("rob/adapterdrop-eval1", lambda: test_adapterdrop(rob, "adapterdrop-eval1", 6, 1)),
+            ("vit/vpt-shallow", lambda: test_vpt(vit, "vpt-shallow", 3, False)),
+            ("vit/vpt-deep", lambda: test_vpt(vit, "vpt-deep", 4, True)),
+            ("rob/vpt-refused", lambda: test_vpt_refuses_roberta(rob)),
             ("rob/pissa", lambda: test_pissa(rob, "pissa", ["query", "value"], 4, 8, "pissa")),
             ("vit/pissa-int,out", lambda: test_pissa(vit, "pissa-int,out", ["intermediate", "output"], 3, 6, "pissa")),
             ("vit/pissa-niter4", lambda: test_pissa(vit, "pissa-niter4", ["query", "value"], 4, 4, "pissa_niter_4")),
