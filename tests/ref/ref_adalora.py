@@ -21,7 +21,9 @@ Models: ref_methods' random tiny ViT and RoBERTa (2 layers). For each case:
              peftbench's final logits.
 Relative errors ||a-b||/||b||, tolerance 1e-4 (1e-5 for identities). Exit status 1 on a failure.
 
-usage: ref_adalora.py PEFTBENCH [--keep DIR]
+usage: ref_adalora.py PEFTBENCH [--keep DIR] [--device cpu|cuda]
+  --device cuda runs every trace on the CUDA backend (a GPU, or tests/peftbench_emu on the CPU
+  emulator of docs/cuda.md) at the same tolerances.
 """
 import os
 import sys
@@ -53,7 +55,7 @@ def pb_args(roles, extra=()):
 def trace(case, tag, args, steps, save=False, export=None):
     out = os.path.join(case.tmp, f"{case.name}.{tag}.trace.safetensors")
     cmd = [rm.PB, "trace", "--model", case.mdir, "--batch", case.bpath, "--out", out, "--threads", "2",
-           "--lr", str(LR), "--wd", str(WD), "--steps", str(steps)] + args
+           "--lr", str(LR), "--wd", str(WD), "--steps", str(steps)] + args + rm.DEVICE
     sdir = os.path.join(case.tmp, f"{case.name}.{tag}.saved") if save else None
     if sdir:
         cmd += ["--save", sdir]
@@ -175,6 +177,12 @@ def main():
         return 2
     rm.PB = sys.argv[1]
     keep = sys.argv[sys.argv.index("--keep") + 1] if "--keep" in sys.argv else None
+    if "--device" in sys.argv:
+        rm.DEVICE = ["--device", sys.argv[sys.argv.index("--device") + 1]]
+    why = rm.device_missing(rm.PB, rm.DEVICE[1])
+    if why:
+        print(f"SKIP ref_adalora.py --device {rm.DEVICE[1]}: {why}")
+        return 77
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
