@@ -337,7 +337,14 @@ int pb_cmd_bench(int argc, char **argv) {
     rcp.weight_decay = 0.01;
     rcp.sched = PB_SCHED_CONSTANT;
     pb_loop L;
-    pb_loop_init(&L, m, &rcp, 0);
+    pb_loop_init(&L, m, &rcp, warmup + steps);
+    if (pb_loop_set_method(&L, &mc, err, sizeof err) != PB_OK) { // training hooks (AdaLoRA) are timed too
+        fprintf(stderr, "peftbench bench: %s\n", err);
+        pb_loop_free(&L);
+        pb_model_free(m);
+        pb_engine_free(e);
+        return 2;
+    }
     double *ts = pb_xmalloc(sizeof(double) * (size_t)steps);
     float loss = 0;
     bench_step_ctx sc = {.e = e, .m = m, .bt = &bt, .L = &L, .head_only = head_only};

@@ -1,6 +1,6 @@
 // cmd_trace.c: `peftbench trace --model DIR --batch BATCH.safetensors --out OUT.safetensors
 // [--steps N] [--lr X] [--wd X] [--beta1 X] [--beta2 X] [--eps X] [--label-smoothing X]
-// [--threads N] [--device cpu|cuda] [--seed S] [--num-labels N] [--train] [--save DIR]
+// [--threads N] [--device cpu|cuda] [--seed S] [--num-labels N] [--train] [--dump-steps] [--save DIR]
 // [--method M] [--opt key=value ...] (and the short option flags of cli_method.h)
 // [--peft-import DIR] [--peft-export DIR] [--params FILE]`:
 // one forward + loss + backward (and optionally N constant-lr AdamW steps) dumped to
@@ -21,7 +21,10 @@
 // with --steps N: "loss.<i>" (1) for the loss before step i (i = 0..N-1), "param.<key>" after the
 // N steps and "logits.final" (eval forward after the steps). With --save DIR: "logits.merged"
 // (eval forward after pb_method_merge), then the merged model is written with pb_model_save.
-// Step 0 uses the gradients already dumped.
+// Step 0 uses the gradients already dumped. With --dump-steps also "step.<i>.grad.<key>" (the
+// gradient step i used, the method's regulariser included) and "step.<i>.param.<key>" (after
+// step i's update and the method's after_update hook, e.g. AdaLoRA's masking).
+// The method's training hooks (method.h) run as in `run`; the schedule length is --steps.
 // --params FILE loads trainable tensors by "<key>" (every tensor in FILE must name a trainable
 // tensor of the same size) before step 0. --peft-import DIR attaches LoRA adapters from a PEFT
 // directory instead of --method (pb_method_import_peft); --peft-export DIR writes the adapters
@@ -48,7 +51,7 @@ static void trace_usage(FILE *f) {
             "         [--label-smoothing 0] [--schedule constant|linear|cosine] [--warmup-steps N]\n"
             "         [--warmup-ratio R] [--head-lr X] [--max-grad-norm X] [--batch-size B]\n"
             "         [--threads 1] [--device cpu|cuda] [--seed 0]\n"
-            "         [--num-labels N] [--train]\n"
+            "         [--num-labels N] [--train] [--dump-steps]\n"
             "         [--save DIR] [--method M] [--opt key=value ...] [--peft-import DIR]\n"
             "         [--peft-export DIR] [--params FILE]\n"
             PB_CLI_METHOD_USAGE
@@ -312,7 +315,7 @@ int pb_cmd_trace(int argc, char **argv) {
     float lr = 1e-3f, wd = 0.01f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, ls = 0.0f;
     float head_lr = -1.0f, max_grad_norm = 0.0f, warmup_ratio = 0.0f;
     const char *schedule = "constant";
-    int train = 0;
+    int train = 0, dump_steps = 0;
     pb_cli_method cm;
     memset(&cm, 0, sizeof cm);
     for (int i = 1; i < argc; i++) {
@@ -324,6 +327,7 @@ int pb_cmd_trace(int argc, char **argv) {
         } else if ((k = pb_cli_method_arg(&cm, argc, argv, &i, "trace")) != 0) {
             if (k < 0) return 2;
         } else if (!strcmp(a, "--train")) train = 1;
+        else if (!strcmp(a, "--dump-steps")) dump_steps = 1;
         else if (!has) ok = 0;
         else if (!strcmp(a, "--model")) model_dir = argv[++i];
         else if (!strcmp(a, "--batch")) batch_path = argv[++i];
@@ -480,6 +484,10 @@ int pb_cmd_trace(int argc, char **argv) {
                                                                                             : PB_SCHED_CONSTANT;
     pb_loop L;
     pb_loop_init(&L, m, &rcp, (int)steps);
+    if (pb_loop_set_method(&L, &mc, err, sizeof(err)) != PB_OK) {
+        pb_loop_free(&L);
+        goto fail;
+    }
     int V = cfg->num_labels;
     float *hl = pb_xmalloc((size_t)Bc * (size_t)V * sizeof(float));
     pb_batch chunk;
@@ -505,6 +513,14 @@ int pb_cmd_trace(int argc, char **argv) {
         snprintf(key, sizeof(key), "loss.%lld", s);
         pb_st_writer_add(w, key, &loss, 1, (int64_t[]){1});
         pb_loop_update(&L);
+        for (int i = 0; dump_steps && i < np; i++) { // after the update (and the method's hook)
+            char k2[PB_NAME_MAX + 96];
+            out_key(key, sizeof(key), "", m, ps[i]);
+            snprintf(k2, sizeof(k2), "step.%lld.grad.%s", s, key);
+            add_tensor(w, e, k2, ps[i]->grad, ps[i], ps[i]->numel);
+            snprintf(k2, sizeof(k2), "step.%lld.param.%s", s, key);
+            add_tensor(w, e, k2, ps[i]->data, ps[i], ps[i]->numel);
+        }
         float rates[3] = {L.lr, L.head_lr, (float)L.grad_norm};
         const char *rn[3] = {"lr", "head_lr", "grad_norm"};
         for (int q = 0; q < 3; q++) {

@@ -84,6 +84,12 @@ void pb_loop_free(pb_loop *L) {
     memset(L, 0, sizeof(*L));
 }
 
+pb_status pb_loop_set_method(pb_loop *L, const pb_method_config *c, char *err, size_t errlen) {
+    L->method = c;
+    if (c && c->desc->train_check) return c->desc->train_check(c, L->total, err, errlen);
+    return PB_OK;
+}
+
 float pb_loop_forward_backward(pb_loop *L, const pb_batch *b, const float *features, int train, uint64_t seed,
                                float *logits_out) {
     pb_model *m = L->m;
@@ -103,6 +109,7 @@ float pb_loop_forward_backward(pb_loop *L, const pb_batch *b, const float *featu
     pb_params_zero_grad(e, L->tr, L->ntr);
     if (features) pb_model_head_backward(m, b);
     else pb_model_backward(m, b);
+    if (L->method && L->method->desc->regularize) loss += (float)L->method->desc->regularize(m, L->method);
     return loss;
 }
 
@@ -116,6 +123,7 @@ void pb_loop_update(pb_loop *L) {
     pb_params_adamw_step(e, L->rest, L->nr, &ac, L->step + 1);
     ac.lr = L->head_lr;
     pb_params_adamw_step(e, L->head, L->nh, &ac, L->step + 1);
+    if (L->method && L->method->desc->after_update) L->method->desc->after_update(L->m, L->method, L->step, L->total);
     L->step++;
 }
 
@@ -189,6 +197,10 @@ pb_status pb_fit_run(pb_fit *F, pb_epoch_metrics **eps, int *neps, int eval_val,
     int steps_per_epoch = (F->ntrain + B0 - 1) / B0;
     pb_loop L;
     pb_loop_init(&L, m, rc, steps_per_epoch * rc->epochs);
+    if (pb_loop_set_method(&L, F->method, reason, rlen) != PB_OK) {
+        pb_loop_free(&L);
+        return PB_ERR_ARG;
+    }
     int *perm = pb_xmalloc(sizeof(int) * (size_t)F->ntrain);
     int *idx = pb_xmalloc(sizeof(int) * (size_t)B0);
     uint8_t *flip = pb_xcalloc((size_t)B0, 1);

@@ -4,14 +4,14 @@
 //
 // A step (pb_loop_step = pb_loop_forward_backward + pb_loop_update):
 //   forward (train mode: dropout seeded per step) -> loss (label smoothing) -> [non-finite: stop]
-//   -> zero grads -> backward -> clip the global grad norm (max_grad_norm > 0, as
+//   -> zero grads -> backward [-> method regulariser: loss and grads] -> clip the global grad norm (max_grad_norm > 0, as
 //   torch.nn.utils.clip_grad_norm_) -> LRs of this step from the schedule (pb_lr_at: warmup then
 //   constant / linear / cosine, as transformers' get_*_schedule_with_warmup with scheduler.step()
 //   after optimizer.step()) -> AdamW on two groups: the head at head_lr, everything else at lr;
 //   weight decay on every parameter not marked no_decay (biases, LayerNorm, ViT cls/position
-//   embeddings, SVFit's sigma).
+//   embeddings, SVFit's sigma) [-> the method's after_update hook (AdaLoRA's rank allocator)].
 // defines: pb_recipe, pb_recipe_read, pb_loop, pb_loop_init, pb_loop_free,
-//          pb_loop_forward_backward, pb_loop_update, pb_loop_step, pb_fit, pb_fit_init,
+//          pb_loop_set_method, pb_loop_forward_backward, pb_loop_update, pb_loop_step, pb_fit, pb_fit_init,
 //          pb_fit_run, pb_fit_evaluate, pb_fit_free, pb_epoch_cb
 #ifndef PB_LOOP_H
 #define PB_LOOP_H
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <cjson/cJSON.h>
 #include "results.h"
+#include "../methods/method.h"
 #include "stage.h"
 
 // The training recipe of a cell (suite.c fills every key; docs/suites.md).
@@ -45,19 +46,25 @@ typedef struct {
     int step;                // updates done so far (AdamW's step count is step + 1)
     float lr, head_lr;       // rates of the last update
     double grad_norm;        // global grad norm before clipping at the last update (0: clipping off)
+    const pb_method_config *method; // the applied method's training hooks (pb_loop_set_method), or NULL
 } pb_loop;
 
 // Sets up the step state for the model's trainable parameters (call after pb_method_apply).
 // total_steps: schedule length; warmup: rc->warmup_steps, else ceil(warmup_ratio x total).
 void pb_loop_init(pb_loop *L, pb_model *m, const pb_recipe *rc, int total_steps);
 void pb_loop_free(pb_loop *L);
-// Forward, loss and (when the loss is finite) zero grads + backward. features (B, hidden) on the
+// The method applied to the model (c borrowed, must outlive L; NULL: none): its training hooks
+// (method.h train_check, regularize, after_update) join every step. Error (c cannot train for
+// L->total steps) names the option.
+pb_status pb_loop_set_method(pb_loop *L, const pb_method_config *c, char *err, size_t errlen);
+// Forward, loss and (when the loss is finite) zero grads + backward (+ the method's regulariser,
+// added to the loss and its gradient). features (B, hidden) on the
 // engine: head only (cached features); else the whole model on b. train: dropout on, seeded by
 // seed. logits_out (B x num_labels host floats) or NULL receives the forward's logits. Returns the
 // loss (the gradients are those of this loss; non-finite: no backward).
 float pb_loop_forward_backward(pb_loop *L, const pb_batch *b, const float *features, int train, uint64_t seed,
                                float *logits_out);
-// Clip, this step's LRs, AdamW on both groups; advances L->step.
+// Clip, this step's LRs, AdamW on both groups, the method's after_update hook; advances L->step.
 void pb_loop_update(pb_loop *L);
 // Both; the update is skipped for a non-finite loss (returned as is).
 float pb_loop_step(pb_loop *L, const pb_batch *b, const float *features, int train, uint64_t seed);
@@ -74,6 +81,7 @@ typedef struct {
     uint64_t seed;
     int cached;              // head-only on cached features
     float *feat[3];          // cached features (n, hidden) of train/val/test (engine memory)
+    const pb_method_config *method; // the applied method (training hooks), or NULL; set after pb_fit_init
     int *train_idx;          // the training examples (subset or all)
     int ntrain;
     pb_stager st;

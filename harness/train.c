@@ -100,6 +100,7 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
                 cached ? "; head on cached features" : "");
         pb_fit L;
         pb_fit_init(&L, m, &t, &rc, seed, cached);
+        L.method = &mc;
         cell_user u = {ctx};
         r->status = pb_fit_run(&L, &r->epochs, &r->nepochs, 1, cell_on_epoch, &u, NULL, r->reason,
                                sizeof(r->reason));

@@ -131,6 +131,17 @@ struct pb_method_desc {
     pb_status (*export_peft)(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
     // Name of the per-adapter event counter (pb_adapter_vtbl.events, e.g. AOFT "clamps"), or NULL.
     const char *events;
+    // Training hooks of the loop (harness/loop.h pb_loop_set_method); NULL: none. AdaLoRA uses all.
+    // train_check: whether c can train for total_steps steps (the run's schedule length); an
+    // error names the option. regularize: called after the backward of the model loss; adds the
+    // gradient of a method penalty to the adapters' grads and returns its value, which the loop
+    // adds to the step's loss (peft adds AdaLoRA's orthogonality term to outputs.loss).
+    // after_update: after the optimizer update of a training step, grads still in place; step is
+    // the 0-based index of that step (peft's update_and_allocate(global_step) after
+    // optimizer.step(), before zero_grad()).
+    pb_status (*train_check)(const pb_method_config *c, int total_steps, char *err, size_t errlen);
+    double (*regularize)(pb_model *m, const pb_method_config *c);
+    void (*after_update)(pb_model *m, const pb_method_config *c, int step, int total_steps);
 };
 
 // 1 if only the head trains (no site, nothing of the backbone): the runner may train it on

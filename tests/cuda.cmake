@@ -22,6 +22,11 @@ if(PB_HAVE_CUDA)
       COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_methods.py $<TARGET_FILE:peftbench> --device cuda
       WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(methods_ref_peers_cuda PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 900)
+    # AdaLoRA step by step against peft with every trace on the GPU (tests/ref/ref_adalora.py).
+    add_test(NAME methods_ref_adalora_cuda
+      COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_adalora.py $<TARGET_FILE:peftbench> --device cuda
+      WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(methods_ref_adalora_cuda PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 600)
   endif()
 endif()
 

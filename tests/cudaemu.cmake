@@ -130,6 +130,12 @@ add_test(NAME methods_ref_peers_cudaemu
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(methods_ref_peers_cudaemu PROPERTIES LABELS "ref;cudaemu"
   ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 900)
+# AdaLoRA step by step against peft (tests/ref/ref_adalora.py) on the emulated CUDA backend.
+add_test(NAME methods_ref_adalora_cudaemu
+  COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_adalora.py $<TARGET_FILE:peftbench_emu> --device cuda
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(methods_ref_adalora_cudaemu PROPERTIES LABELS "ref;cudaemu"
+  ENVIRONMENT OMP_WAIT_POLICY=PASSIVE TIMEOUT 600)
 # The masked-LM head against transformers' RobertaForMaskedLM (tests/ref/ref_mlm.py: logits, loss,
 # every gradient incl. the tied embedding, 3 AdamW steps, save/load) on the emulated CUDA backend.
 add_executable(pb_mlm_trace_emu ${CMAKE_SOURCE_DIR}/tests/tools_mlm_trace.c)

@@ -1,6 +1,8 @@
 # Methods tests (owned by the methods area).
 # test_methods: every adapter at the linear level vs double replicas + finite differences.
 pb_add_c_test(test_methods SOURCES ${CMAKE_SOURCE_DIR}/tests/test_methods.c LABELS fast)
+# test_adalora: AdaLoRA's adapter and orth regulariser vs finite differences, merge, the allocator.
+pb_add_c_test(test_adalora SOURCES ${CMAKE_SOURCE_DIR}/tests/test_adalora.c LABELS fast)
 
 # The method table: docs/methods.md's reference section = `peftbench methods --markdown`;
 # methods --json complete; CLI options validated by the descriptors.
@@ -32,4 +34,8 @@ if(PB_PYTHON AND EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
   add_test(NAME methods_ref_peft_export
            COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_peft_export.py $<TARGET_FILE:peftbench>)
   set_tests_properties(methods_ref_peft_export PROPERTIES LABELS ref TIMEOUT 300)
+  # ref_adalora: AdaLoRA vs peft step by step through a masking schedule, merge, export (about 10 s).
+  add_test(NAME methods_ref_adalora
+           COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_adalora.py $<TARGET_FILE:peftbench>)
+  set_tests_properties(methods_ref_adalora PROPERTIES LABELS ref TIMEOUT 300)
 endif()
