@@ -17,3 +17,7 @@ if(PB_PYTHON)
            $<TARGET_FILE:pb_tokdump>)
   set_tests_properties(ref_resize PROPERTIES LABELS ref)
 endif()
+# `peftbench data build glue-mini` at the CLI (needs the R packages of make deps).
+add_test(NAME test_glue_mini_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_glue_mini_cli.sh $<TARGET_FILE:peftbench>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_glue_mini_cli PROPERTIES LABELS "fast" TIMEOUT 120)
