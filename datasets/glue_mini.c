@@ -834,8 +834,8 @@ pb_status pb_glue_mini_build(const char *out_dir, FILE *log, char *err, size_t e
         pb_bpe_model_free(&m);
     }
     if (st == PB_OK && log)
-        fprintf(log, "glue-mini corpus.txt: %zu bytes (%d train sentences + train reviews); tokenizer/ %d tokens\n",
-                corpus.n, npool[0], PB_GLUE_MINI_VOCAB);
+        fprintf(log, "glue-mini corpus.txt: %zu bytes (%d train sentences + train reviews; %d dev sentences held out); "
+                "tokenizer/ %d tokens\n", corpus.n, npool[0], npool[1], PB_GLUE_MINI_VOCAB);
     free(corpus.b);
     free(pool[0]);
     free(pool[1]);
