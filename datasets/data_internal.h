@@ -3,7 +3,8 @@
 //          pb_image_convert, pb_image_resize, pb_image_to_chw, pb_gunzip_file, pb_listfile_parse,
 //          pb_listfile_free, pb_imgset (raw examples before preprocessing), pb_cache_write,
 //          pb_cache_read, pb_task_content_hash, pb_vtab_mini_build, pb_vtab_mini_path,
-//          pb_digits_find
+//          pb_digits_find, pb_glue_mini_tasks, pb_glue_mini_build, pb_glue_mini_dir,
+//          PB_GLUE_MINI_VOCAB
 #ifndef PB_DATA_INTERNAL_H
 #define PB_DATA_INTERNAL_H
 
@@ -84,5 +85,19 @@ void pb_vtab_mini_path(const char *data_root, const char *task, char *path, size
 // Finds sklearn's digits.csv.gz: $PB_DIGITS_CSV, the python3-sklearn install path,
 // <data_root>/sources/digits.csv.gz. Returns 0 and fills path, or -1.
 int pb_digits_find(const char *data_root, char *path, size_t len);
+
+// ---------------------------------------------------------------------------------------------
+// GLUE-mini (glue_mini.c).
+
+// Task names (GLUE task folders), NULL-terminated.
+extern const char *const pb_glue_mini_tasks[];
+// Size of the BPE vocabulary written to <out>/tokenizer/.
+#define PB_GLUE_MINI_VOCAB 4000
+// Exports r-cran-janeaustenr and r-cran-modeldata with Rscript and writes <out>/<task>/{train,dev}.tsv
+// (GLUE layouts), <out>/corpus.txt (train text only) and <out>/tokenizer/{vocab.json,merges.txt}.
+// One line per task (sizes, chance level) to log (may be NULL). Errors name the package to install.
+pb_status pb_glue_mini_build(const char *out_dir, FILE *log, char *err, size_t errlen);
+// The default output directory, <data_root>/glue-mini.
+void pb_glue_mini_dir(const char *data_root, char *path, size_t len);
 
 #endif

@@ -1,5 +1,6 @@
 // cmd_data.c: `peftbench data` — build VTAB-mini, list tasks, load a task spec and summarise it.
 //   peftbench data build vtab-mini [--data-root DIR]
+//   peftbench data build glue-mini [--data-root DIR] [--out DIR]
 //   peftbench data list
 //   peftbench data info SPEC [--data-root DIR] [--image-size N] [--channels C] [--resize M]
 //                            [--norm P] [--seq-len L] [--tokenizer DIR] [--split-protocol val|trainval]
@@ -13,6 +14,7 @@
 static int usage_to(FILE *f, int rc) {
     fprintf(f,
             "usage: peftbench data build vtab-mini [--data-root DIR]\n"
+            "       peftbench data build glue-mini [--data-root DIR] [--out DIR]   (default DIR: <data-root>/glue-mini)\n"
             "       peftbench data list\n"
             "       peftbench data info SPEC [--data-root DIR] [--image-size N] [--channels C]\n"
             "                               [--resize bilinear|bicubic] [--norm hf|imagenet] [--seq-len L]\n"
@@ -45,6 +47,32 @@ static int parse_opts(int argc, char **argv, int i, pb_task_opts *o) {
     return 0;
 }
 
+// `data build glue-mini`: argv[2..] are --data-root / --out pairs.
+static int build_glue_mini(int argc, char **argv) {
+    char root[1024] = "data", out[1200] = "", err[1024];
+    for (int i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            fprintf(stderr, "peftbench data: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--data-root") == 0) snprintf(root, sizeof root, "%s", argv[i + 1]);
+        else if (strcmp(argv[i], "--out") == 0) snprintf(out, sizeof out, "%s", argv[i + 1]);
+        else {
+            fprintf(stderr, "peftbench data: unknown option %s for glue-mini (--data-root, --out)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!out[0]) pb_glue_mini_dir(root, out, sizeof out);
+    double t0 = pb_now();
+    if (pb_glue_mini_build(out, stdout, err, sizeof err) != PB_OK) {
+        fprintf(stderr, "peftbench data build: %s\n", err);
+        return 1;
+    }
+    printf("built glue-mini in %.2fs under %s/ (load with glue/<task>:%s/<task> --tokenizer %s/tokenizer)\n",
+           pb_now() - t0, out, out, out);
+    return 0;
+}
+
 int pb_cmd_data(int argc, char **argv) {
     // argv[0] is "data" or the first argument depending on the dispatcher; skip a leading "data"
     if (argc > 0 && strcmp(argv[0], "data") == 0) argc--, argv++;
@@ -55,10 +83,12 @@ int pb_cmd_data(int argc, char **argv) {
     char err[1024];
     if (strcmp(argv[0], "list") == 0) {
         for (int i = 0; pb_vtab_mini_tasks[i]; i++) printf("vtab-mini/%s\n", pb_vtab_mini_tasks[i]);
+        for (int i = 0; pb_glue_mini_tasks[i]; i++) printf("glue/%s:glue-mini/%s\n", pb_glue_mini_tasks[i], pb_glue_mini_tasks[i]);
         printf("glue/{cola,sst2,mrpc,stsb,qnli,rte}:DIR\nvtab1k:DIR fgvc:DIR cifar10:DIR cifar100:DIR idx:DIR folder:DIR\n");
         return 0;
     }
     if (strcmp(argv[0], "build") == 0) {
+        if (argc >= 2 && strcmp(argv[1], "glue-mini") == 0) return build_glue_mini(argc, argv);
         if (argc < 2 || strcmp(argv[1], "vtab-mini") != 0) return usage();
         if (parse_opts(argc, argv, 2, &o) != 0) return 2;
         double t0 = pb_now();

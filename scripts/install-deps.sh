@@ -15,6 +15,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS="build-essential cmake pkg-config python3 libopenblas-dev liblapacke-dev libcjson-dev
       libcsv-dev libdnnl-dev gnuplot-nox libjpeg-dev libpng-dev zlib1g-dev libstb-dev dataset-fashion-mnist
       clang libclang-rt-14-dev libomp-dev"
+# GLUE-mini's text (Jane Austen's novels, the labelled fine-food reviews), exported by Rscript at
+# `peftbench data build glue-mini` time; without recommends (r-recommended, r-base-dev: ~200 MB).
+R_PKGS="r-base-core r-cran-janeaustenr r-cran-modeldata"
 
 # Test-only Debian packages (installed by --python).
 TEST_PKGS="chromium"
@@ -30,7 +33,7 @@ apt_install_missing() {
   if [ -n "$missing" ]; then
     echo "install-deps: installing$missing"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ${APT_EXTRA:-} $missing >/dev/null
   fi
 }
 
@@ -41,6 +44,7 @@ fi
 
 if [ "${1:-}" != "--python" ]; then
   apt_install_missing $PKGS
+  APT_EXTRA=--no-install-recommends apt_install_missing $R_PKGS
   # sklearn's digits (a VTAB-mini source) ship inside Debian's python3-sklearn; take just that file
   # from the package archive instead of installing sklearn and its 51 dependencies.
   SK=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz

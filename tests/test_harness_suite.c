@@ -207,7 +207,7 @@ int main(void) {
     // Every suite shipped in suites/ parses and expands.
     const char *shipped[] = {"suites/quick.json", "suites/vtab-mini.json", "suites/rank-sweep-mini.json",
                              "suites/lr-sweep-mini.json", "suites/svfit-vit-table3.json", "suites/svfit-glue-table2.json",
-                             "suites/aoft-vtab1k.json", "suites/aoft-fgvc.json", NULL};
+                             "suites/aoft-vtab1k.json", "suites/aoft-fgvc.json", "suites/glue-mini.json", NULL};
     for (int i = 0; shipped[i]; i++) {
         FILE *f = fopen(shipped[i], "r");
         if (!f) continue; // suites land in a later commit
