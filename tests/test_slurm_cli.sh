@@ -37,8 +37,8 @@ rc=$?
 [ "$(grep -c '^==> ' "$T/aoft.out")" = 3 ] || bad "dry-run: expected 3 scripts"
 [ "$(grep -c "^sbatch --parsable" "$T/aoft.out")" = 3 ] || bad "dry-run: expected 3 sbatch lines"
 grep -q -- " --gres=gpu:1 " "$T/aoft.out" || bad "dry-run: no --gres"
-grep -q -- " --array=0-18 '--dependency=afterok:<prepare job id>' --kill-on-invalid-dep=yes " "$T/aoft.out" ||
-  bad "dry-run: array line (76 cells / 4 per task)"
+grep -q -- " --array=0-61 '--dependency=afterok:<prepare job id>' --kill-on-invalid-dep=yes " "$T/aoft.out" ||
+  bad "dry-run: array line (247 cells / 4 per task)"
 grep -q -- " '--dependency=afterany:<array job id>' " "$T/aoft.out" || bad "dry-run: report dependency"
 grep -q -- '--device cuda --no-report --retry-failed "$@"' "$T/aoft.out" || bad "dry-run: array exec line"
 for s in prepare array report; do
