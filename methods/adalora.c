@@ -20,14 +20,8 @@ static void adalora_forward(pb_adapter *a, pb_engine *e, float *y, const float *
     pb_adalora_state *st = a->state;
     const float *A = a->params[0].data, *E = a->params[1].data, *B = a->params[2].data;
     size_t nx = (size_t)N * st->in, nh = (size_t)N * st->r;
-    const float *xd = x;
-    st->dropped = train && st->p > 0.0f;
-    if (st->dropped) {
-        pb_grow(e, &st->xd, &st->cap_xd, nx);
-        pb_grow(e, &st->mask, &st->cap_mask, nx);
-        pb_dropout_forward(e, st->xd, st->mask, x, st->p, pb_method_seed(seed, st->index, 0x10a), nx);
-        xd = st->xd;
-    }
+    const float *xd = pb_adapter_input_dropout(e, &st->xd, &st->cap_xd, &st->mask, &st->cap_mask, x, nx, st->p, train,
+                                               seed, st->index, &st->dropped);
     pb_grow(e, &st->h, &st->cap_h, nh);
     pb_grow(e, &st->he, &st->cap_he, nh);
     pb_linear_forward(e, st->h, xd, A, NULL, N, st->in, st->r); // h (N,r)

@@ -67,3 +67,14 @@ void pb_adapter_free_common(pb_engine *e, pb_adapter *a) {
     free(a);
 }
 
+
+const float *pb_adapter_input_dropout(pb_engine *e, float **xd, size_t *cap_xd, float **mask, size_t *cap_mask,
+                                      const float *x, size_t nx, float p, int train, uint64_t seed, int index,
+                                      int *dropped) {
+    *dropped = train && p > 0.0f;
+    if (!*dropped) return x;
+    pb_grow(e, xd, cap_xd, nx);
+    pb_grow(e, mask, cap_mask, nx);
+    pb_dropout_forward(e, *xd, *mask, x, p, pb_method_seed(seed, index, 0x10a), nx);
+    return *xd;
+}

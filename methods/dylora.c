@@ -39,14 +39,8 @@ static void dylora_forward(pb_adapter *a, pb_engine *e, float *y, const float *x
     int b = st->b = dylora_rank(st, train, seed);
     st->s = st->alpha / (float)b;
     size_t nx = (size_t)N * st->in;
-    const float *xd = x;
-    st->dropped = train && st->p > 0.0f;
-    if (st->dropped) {
-        pb_grow(e, &st->xd, &st->cap_xd, nx);
-        pb_grow(e, &st->mask, &st->cap_mask, nx);
-        pb_dropout_forward(e, st->xd, st->mask, x, st->p, pb_method_seed(seed, st->index, 0x10a), nx);
-        xd = st->xd;
-    }
+    const float *xd = pb_adapter_input_dropout(e, &st->xd, &st->cap_xd, &st->mask, &st->cap_mask, x, nx, st->p, train,
+                                               seed, st->index, &st->dropped);
     pb_grow(e, &st->h, &st->cap_h, (size_t)N * b);
     pb_linear_forward(e, st->h, xd, A, NULL, N, st->in, b);                     // h (N,b): A's first b rows
     pb_gemm(e, 0, 1, N, st->out, b, st->s, st->h, b, B, st->r, 1.0f, y, st->out); // B[:, :b], ld r

@@ -25,6 +25,12 @@ pb_param *pb_adapter_param(pb_engine *e, pb_adapter *a, int i, const char *leaf,
 // Creates a frozen tensor "<linear name>.<leaf>" (zeroed, no grad) in a->frozen; freed with a.
 // The array grows: a pointer returned by an earlier call is invalid after the next one.
 pb_param *pb_adapter_frozen(pb_engine *e, pb_adapter *a, const char *leaf, int ndim, const int64_t *shape);
+// The LoRA family's input dropout: when training with p > 0, *xd (N,in) = dropout(x) with its
+// *mask (grown as needed; per-step seed, stream 0x10a of the linear's index) and *dropped = 1;
+// returns the branch input (*xd, or x itself).
+const float *pb_adapter_input_dropout(pb_engine *e, float **xd, size_t *cap_xd, float **mask, size_t *cap_mask,
+                                      const float *x, size_t nx, float p, int train, uint64_t seed, int index,
+                                      int *dropped);
 // Frees the params and frozen arrays, the state and a (not the state's own buffers).
 void pb_adapter_free_common(pb_engine *e, pb_adapter *a);
 

@@ -15,7 +15,7 @@
 #include "methods_internal.h"
 
 typedef struct {
-    int p, deep, nlayers; // prompts, deep (one P per layer), layers
+    int deep; // one P per layer (VPT-Deep); the prompt count is a->ntokens
 } vpt_state;
 
 // out (B,T,C) = [x[b,0]; P_0; x[b,1:]] for every b; x (B,T0,C).
@@ -87,9 +87,7 @@ static pb_status vpt_attach(pb_model *m, const pb_method_config *c, char *err, s
     a->vt = &vpt_vtbl;
     a->state = st;
     a->ntokens = p;
-    st->p = p;
     st->deep = deep;
-    st->nlayers = cfg->layers;
     a->nparams = deep ? cfg->layers : 1;
     a->params = pb_xcalloc((size_t)a->nparams, sizeof(pb_param));
     float v = sqrtf(6.0f / (float)(cfg->channels * cfg->patch_size * cfg->patch_size + C));
