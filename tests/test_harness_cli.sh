@@ -38,7 +38,13 @@ fi
 # --- SIGKILL during run, then resume -------------------------------------------------------
 PB_SYNTH_SLEEP_MS=40 "$PB" run "$T/s.json" --out "$T/k" --no-report 2>/dev/null &
 pid=$!
-sleep 1.2
+# Kill once the first cell has landed (polled, not a fixed sleep: under a loaded parallel ctest
+# the run can take over a second just to start). 40 cells x 40 ms leaves many still to run.
+for _ in $(seq 600); do
+  ls "$T/k/cells" 2>/dev/null | grep -q '\.json$' && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
 kill -KILL $pid 2>/dev/null
 wait $pid 2>/dev/null
 ndone=$(ls "$T/k/cells" | grep -c '\.json$')

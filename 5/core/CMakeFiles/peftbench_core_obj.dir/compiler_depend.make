@@ -1,2 +1,0 @@
-# Empty compiler generated dependencies file for peftbench_core_obj.
-# This may be replaced when dependencies are built.

@@ -1,3 +1,0 @@
-file(REMOVE_RECURSE
-  "libpeftbench_cuda_stub.a"
-)

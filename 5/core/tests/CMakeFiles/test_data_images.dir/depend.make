@@ -1,2 +1,0 @@
-# Empty dependencies file for test_data_images.
-# This may be replaced when dependencies are built.

@@ -1,2 +1,0 @@
-# Empty dependencies file for time_methods_init.
-# This may be replaced when dependencies are built.
