@@ -61,6 +61,7 @@ void pb_aggregate(const pb_record *recs, int n, pb_agg **aggs, int *nagg, int *n
         snprintf(g->axes, sizeof(g->axes), "%s", r->axes);
         snprintf(g->dataset, sizeof(g->dataset), "%s", r->dataset);
         snprintf(g->dataset_ref, sizeof(g->dataset_ref), "%s", r->dataset_ref);
+        snprintf(g->dataset_group, sizeof(g->dataset_group), "%s", r->dataset_group);
         snprintf(g->metric, sizeof(g->metric), "%s", r->metric);
         snprintf(g->select, sizeof(g->select), "%s", r->select);
         snprintf(g->split, sizeof(g->split), "%s", r->split);
@@ -161,6 +162,35 @@ const char *pb_agg_col_dataset(const pb_agg *A, int na, int c) {
     for (int i = 0; i < na; i++)
         if (A[i].col == c) return A[i].dataset;
     return "?";
+}
+
+static const char *col_group(const pb_agg *A, int na, int c) {
+    for (int i = 0; i < na; i++)
+        if (A[i].col == c) return A[i].dataset_group;
+    return "";
+}
+
+int pb_report_columns(const pb_agg *A, int na, int nc, pb_report_col *cols) {
+    int k = 0;
+    for (int c = 0; c < nc;) {
+        const char *g = col_group(A, na, c);
+        int e = c + 1;
+        while (g[0] && e < nc && !strcmp(col_group(A, na, e), g)) e++;
+        for (int d = c; d < e; d++) cols[k++] = (pb_report_col){d, d + 1, NULL};
+        if (g[0]) cols[k++] = (pb_report_col){c, e, g};
+        c = e;
+    }
+    return k;
+}
+
+double pb_report_col_value(const pb_agg *A, int na, int r, const pb_report_col *col) {
+    double s = 0;
+    for (int c = col->c0; c < col->c1; c++) {
+        const pb_agg *g = pb_agg_find(A, na, r, c);
+        if (!g || !g->n) return NAN;
+        s += g->median;
+    }
+    return s / (col->c1 - col->c0);
 }
 
 const pb_agg *pb_agg_row_first(const pb_agg *A, int na, int r) {
@@ -417,6 +447,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
     }
 
     pb_agg *A = NULL;
+    pb_report_col *cols = NULL; // the table's display columns
     int na = 0, nr = 0, nc = 0;
     pb_aggregate(R, n, &A, &na, &nr, &nc);
     int multi_model = 0;
@@ -516,7 +547,10 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         if (st) goto done;
     }
 
-    // table.md and table.tex: rows = methods (with #params), columns = datasets + Avg.
+    // table.md and table.tex: rows = methods (with #params), columns = datasets (with their group
+    // means) + Avg.
+    cols = pb_xmalloc(sizeof(pb_report_col) * (size_t)(2 * nc + 1));
+    const int ncols = pb_report_columns(A, na, nc, cols);
     for (int tex = 0; tex < 2; tex++) {
         char *t = pb_xmalloc(cap = 1 << 16);
         len = 0;
@@ -525,21 +559,22 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         if (!tex) {
             APP(t, "# %s\n\nMetric x100 on %s, epoch selection: %s; median over seeds (± std when n > 1).\n\n", suite,
                 first ? first->split : "test", first ? first->select : "last");
+            if (ncols > nc) APP(t, "Group columns: the mean of the group's datasets; Avg: the mean over all datasets.\n\n");
             APP(t, "| Method | #Params | Head (mean) |");
-            for (int c = 0; c < nc; c++) {
-                md_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
-                APP(t, " %s |", lab);
+            for (int k = 0; k < ncols; k++) {
+                md_escape(cols[k].group ? cols[k].group : pb_agg_col_dataset(A, na, cols[k].c0), lab, sizeof(lab));
+                APP(t, cols[k].group ? " %s mean |" : " %s |", lab);
             }
             APP(t, " Avg |\n|---|---|---|");
-            for (int c = 0; c <= nc; c++) APP(t, "---|");
+            for (int k = 0; k <= ncols; k++) APP(t, "---|");
             APP(t, "\n");
         } else {
             APP(t, "%% %s: metric x100, median over seeds (subscript: std)\n\\begin{tabular}{ll", suite);
-            for (int c = 0; c <= nc + 1; c++) APP(t, "c");
+            for (int k = 0; k <= ncols + 1; k++) APP(t, "c");
             APP(t, "}\n\\toprule\nMethod & \\#Params & Head (mean)");
-            for (int c = 0; c < nc; c++) {
-                tex_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
-                APP(t, " & %s", lab);
+            for (int k = 0; k < ncols; k++) {
+                tex_escape(cols[k].group ? cols[k].group : pb_agg_col_dataset(A, na, cols[k].c0), lab, sizeof(lab));
+                APP(t, cols[k].group ? " & %s mean" : " & %s", lab);
             }
             APP(t, " & Avg \\\\\n\\midrule\n");
         }
@@ -562,18 +597,19 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
                 md_escape(lab, e, sizeof(e));
                 APP(t, "| %s | %s | %s |", e, pstr, hstr);
             }
-            double sum = 0;
-            int cnt = 0;
-            for (int c = 0; c < nc; c++) {
-                const pb_agg *g = pb_agg_find(A, na, r, c);
-                fmt_cell(g, tex, cell, sizeof(cell));
-                if (g && g->n) {
-                    sum += g->median;
-                    cnt++;
+            for (int k = 0; k < ncols; k++) {
+                if (cols[k].group) {
+                    double v = pb_report_col_value(A, na, r, &cols[k]);
+                    if (isfinite(v)) snprintf(cell, sizeof cell, "%.1f", v);
+                    else snprintf(cell, sizeof cell, "-");
+                } else {
+                    fmt_cell(pb_agg_find(A, na, r, cols[k].c0), tex, cell, sizeof(cell));
                 }
                 APP(t, tex ? " & %s" : " %s |", cell);
             }
-            if (cnt == nc && nc > 0) APP(t, tex ? " & %.1f \\\\\n" : " %.1f |\n", sum / nc);
+            const pb_report_col all = {0, nc, NULL};
+            double avg = nc > 0 ? pb_report_col_value(A, na, r, &all) : NAN;
+            if (isfinite(avg)) APP(t, tex ? " & %.1f \\\\\n" : " %.1f |\n", avg);
             else APP(t, tex ? " & - \\\\\n" : " - |\n");
         }
         if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
@@ -713,6 +749,7 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
 done:
     pb_skips_free(&sk);
     free(csv);
+    free(cols);
     free(A);
     free(R);
     pb_reference_free(&ref);

@@ -13,7 +13,8 @@
 
 // One (model, method, axes, dataset) group of seeds.
 typedef struct {
-    char model[64], method[64], method_ref[64], axes[256], dataset[128], dataset_ref[64], metric[16];
+    char model[64], method[64], method_ref[64], axes[256], dataset[128], dataset_ref[64], dataset_group[64];
+    char metric[16];
     char select[16], split[16];
     int n, failed;            // ok seeds, failed seeds
     double median, mean, std, min, max; // of score x 100 (NaN when n == 0)
@@ -53,6 +54,19 @@ void pb_axes_label(const char *axes, char *out, size_t n);
 const pb_agg *pb_agg_find(const pb_agg *A, int na, int row, int col);
 const char *pb_agg_col_dataset(const pb_agg *A, int na, int c);
 const pb_agg *pb_agg_row_first(const pb_agg *A, int na, int r);
+// Display columns of the results table (table.md, table.tex, index.html): the datasets in order
+// and, after each run of adjacent columns whose datasets share a non-empty suite "group", that
+// group's mean (VTAB-1k's Natural / Specialized / Structured "M" columns, as HTA's Table 1).
+// Column k is dataset c0 when group is NULL, else the mean over datasets [c0, c1).
+typedef struct {
+    int c0, c1;
+    const char *group; // borrowed from A
+} pb_report_col;
+// Fills cols (capacity 2 * nc) and returns their count.
+int pb_report_columns(const pb_agg *A, int na, int nc, pb_report_col *cols);
+// Row r's value in display column k: the median over seeds, or the group's mean of medians;
+// NaN when a dataset of it has no result.
+double pb_report_col_value(const pb_agg *A, int na, int r, const pb_report_col *col);
 // Row label: [model ]method[ axes] (the model only when the results hold several), unescaped.
 void pb_report_row_label(const pb_agg *g, int multi_model, char *out, size_t n);
 // A parameter count as the papers print it: 0.29M, 18.4K, 96 ("-" when not finite).

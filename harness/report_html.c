@@ -238,7 +238,7 @@ static const char page_css[] =
     "table{border-collapse:collapse;margin:8px 0 4px}th,td{border:1px solid #d0d7de;padding:4px 9px}"
     "thead th{background:#f6f8fa}tbody tr:nth-child(even){background:#f6f8fa}td.num{text-align:right;"
     "font-variant-numeric:tabular-nums;white-space:nowrap}th.label{text-align:left;font-weight:normal}"
-    "td.best{font-weight:700}.sd{color:#59636e;font-size:12px}.fail{color:#cf222e}"
+    "td.best{font-weight:700}.group{background:#eef2f6;font-style:italic}.sd{color:#59636e;font-size:12px}.fail{color:#cf222e}"
     ".delta{font-size:12px;margin-left:4px}.pos{color:#1a7f37}.neg{color:#cf222e}"
     ".figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:16px}"
     "figure{margin:0}figure svg{width:100%;height:auto;display:block}figcaption{text-align:center;color:#59636e}"
@@ -315,16 +315,11 @@ static double row_avg(const page *pg, int r) {
     return pg->nc ? s / pg->nc : NAN;
 }
 
-// The best printed value of column c (c == nc: Avg) over the rows; LONG_MIN-ish when none.
-static long col_best(const page *pg, int c) {
+// The best printed value of display column col (NULL: Avg) over the rows; LONG_MIN-ish when none.
+static long col_best(const page *pg, const pb_report_col *col) {
     long best = -(1L << 40);
     for (int r = 0; r < pg->nr; r++) {
-        double v = NAN;
-        if (c == pg->nc) v = row_avg(pg, r);
-        else {
-            const pb_agg *g = pb_agg_find(pg->A, pg->na, r, c);
-            if (g && g->n) v = g->median;
-        }
+        double v = col ? pb_report_col_value(pg->A, pg->na, r, col) : row_avg(pg, r);
         if (isfinite(v) && r1(v) > best) best = r1(v);
     }
     return best;
@@ -348,8 +343,9 @@ static void row_label_cell(hbuf *h, const page *pg, const pb_agg *g0) {
     hb_raw(h, "</th>");
 }
 
-// Row r of the results table; best[c]: the best printed value of column c (c == nc: Avg).
-static void results_row(hbuf *h, const page *pg, int r, const long *best) {
+// Row r of the results table over display columns cols[0..ncols); best[k]: the best printed
+// value of column k (k == ncols: Avg).
+static void results_row(hbuf *h, const page *pg, int r, const pb_report_col *cols, int ncols, const long *best) {
     const pb_agg *g0 = pb_agg_row_first(pg->A, pg->na, r);
     char ps[32], hs[32];
     double hsum = 0;
@@ -360,19 +356,25 @@ static void results_row(hbuf *h, const page *pg, int r, const long *best) {
     pb_report_fmt_params(hn ? hsum / hn : g0->p_head, hs, sizeof hs);
     row_label_cell(h, pg, g0);
     hb_raw(h, "<td class=\"num\">%s</td><td class=\"num\">%s</td>", ps, hs);
-    for (int c = 0; c < pg->nc; c++) {
-        const pb_agg *g = pb_agg_find(pg->A, pg->na, r, c);
+    for (int k = 0; k < ncols; k++) {
+        if (cols[k].group) { // a group mean
+            double v = pb_report_col_value(pg->A, pg->na, r, &cols[k]);
+            if (isfinite(v)) hb_raw(h, "<td class=\"num group%s\">%.1f</td>", r1(v) == best[k] ? " best" : "", v);
+            else hb_raw(h, "<td class=\"num group\">-</td>");
+            continue;
+        }
+        const pb_agg *g = pb_agg_find(pg->A, pg->na, r, cols[k].c0);
         if (!g || !g->n) {
             hb_raw(h, "<td class=\"num%s\">%s</td>", g && g->failed ? " fail" : "", g && g->failed ? "fail" : "-");
             continue;
         }
-        hb_raw(h, "<td class=\"num%s\" title=\"%d seed%s ok, %d failed\">%.1f", r1(g->median) == best[c] ? " best" : "",
+        hb_raw(h, "<td class=\"num%s\" title=\"%d seed%s ok, %d failed\">%.1f", r1(g->median) == best[k] ? " best" : "",
                g->n, g->n == 1 ? "" : "s", g->failed, g->median);
         if (g->n > 1) hb_raw(h, "<span class=\"sd\"> ±%.1f</span>", g->std);
         hb_raw(h, "</td>");
     }
     double avg = row_avg(pg, r);
-    if (isfinite(avg)) hb_raw(h, "<td class=\"num%s\">%.1f</td></tr>\n", r1(avg) == best[pg->nc] ? " best" : "", avg);
+    if (isfinite(avg)) hb_raw(h, "<td class=\"num%s\">%.1f</td></tr>\n", r1(avg) == best[ncols] ? " best" : "", avg);
     else hb_raw(h, "<td class=\"num\">-</td></tr>\n");
 }
 
@@ -386,19 +388,25 @@ static void table_results(hbuf *h, const page *pg) {
         hb_raw(h, "<p class=\"note\">No cell results in this directory.</p>\n</section>\n");
         return;
     }
-    long *best = pb_xmalloc(sizeof(long) * (size_t)(pg->nc + 1));
-    for (int c = 0; c <= pg->nc; c++) best[c] = col_best(pg, c);
+    pb_report_col *cols = pb_xmalloc(sizeof(pb_report_col) * (size_t)(2 * pg->nc + 1));
+    const int ncols = pb_report_columns(pg->A, pg->na, pg->nc, cols);
+    long *best = pb_xmalloc(sizeof(long) * (size_t)(ncols + 1));
+    for (int k = 0; k <= ncols; k++) best[k] = col_best(pg, k < ncols ? &cols[k] : NULL);
+    if (ncols > pg->nc)
+        hb_raw(h, "<p class=\"muted\">Group columns: the mean of the group's datasets; Avg: the mean over all "
+                  "datasets.</p>\n");
     hb_raw(h, "<table class=\"results\" id=\"table-results\">\n");
     hb_raw(h, "<thead><tr><th>Method</th><th>#Params</th><th>Head (mean)</th>");
-    for (int c = 0; c < pg->nc; c++) {
-        hb_raw(h, "<th>");
-        html_text(h, pb_agg_col_dataset(pg->A, pg->na, c));
-        hb_raw(h, "</th>");
+    for (int k = 0; k < ncols; k++) {
+        hb_raw(h, cols[k].group ? "<th class=\"group\">" : "<th>");
+        html_text(h, cols[k].group ? cols[k].group : pb_agg_col_dataset(pg->A, pg->na, cols[k].c0));
+        hb_raw(h, cols[k].group ? " mean</th>" : "</th>");
     }
     hb_raw(h, "<th>Avg</th></tr></thead>\n<tbody>\n");
-    for (int r = 0; r < pg->nr; r++) results_row(h, pg, r, best);
+    for (int r = 0; r < pg->nr; r++) results_row(h, pg, r, cols, ncols, best);
     hb_raw(h, "</tbody>\n</table>\n</section>\n");
     free(best);
+    free(cols);
 }
 
 // One "paper / ours" cell with the delta (ours - paper) in green (>= 0) or red (< 0).

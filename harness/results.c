@@ -322,6 +322,7 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *s
         snprintf(r->model, sizeof(r->model), "%s", jstr(model, "label"));
         snprintf(r->dataset, sizeof(r->dataset), "%s", jstr(ds, "label"));
         snprintf(r->dataset_ref, sizeof(r->dataset_ref), "%s", jstr(ds, "ref"));
+        snprintf(r->dataset_group, sizeof(r->dataset_group), "%s", jstr(ds, "group"));
         snprintf(r->method, sizeof(r->method), "%s", jstr(m, "label"));
         snprintf(r->method_name, sizeof(r->method_name), "%s", jstr(m, "method"));
         snprintf(r->method_ref, sizeof(r->method_ref), "%s", jstr(m, "ref"));

@@ -51,7 +51,7 @@ int pb_result_is_finished(const char *path);
 // Flat view of one cell result for tables and plots.
 typedef struct {
     char id[17], status[16], reason[256];
-    char model[64], dataset[128], dataset_ref[64], method[64], method_name[32], method_ref[64];
+    char model[64], dataset[128], dataset_ref[64], dataset_group[64], method[64], method_name[32], method_ref[64];
     char metric[16], split[16], select[16];
     char axes[256];      // canonical JSON of the grid axes except seed ("{}" when none)
     int seed, rank, epoch;

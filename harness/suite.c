@@ -368,7 +368,7 @@ static pb_status parse_dataset(const cJSON *j, int idx, pb_suite *s, char *err, 
     if (cJSON_IsString(j)) {
         spec = j->valuestring;
     } else if (cJSON_IsObject(j)) {
-        static const char *const allowed[] = {"spec", "label", "ref", "image_size", "channels", "resize",
+        static const char *const allowed[] = {"spec", "label", "ref", "group", "image_size", "channels", "resize",
                                               "norm", "seq_len", "tokenizer_dir", "split_protocol",
                                               "data_root", NULL};
         pb_status st = pb_json_check_keys(j, allowed, file, path, err, errlen);
@@ -379,13 +379,14 @@ static pb_status parse_dataset(const cJSON *j, int idx, pb_suite *s, char *err, 
         spec = sp->valuestring;
         for (const cJSON *c = j->child; c; c = c->next) {
             if (!strcmp(c->string, "spec")) continue;
-            int is_str = !strcmp(c->string, "label") || !strcmp(c->string, "ref") || !strcmp(c->string, "resize") ||
+            int is_str = !strcmp(c->string, "label") || !strcmp(c->string, "ref") || !strcmp(c->string, "group") ||
+                         !strcmp(c->string, "resize") ||
                          !strcmp(c->string, "norm") || !strcmp(c->string, "tokenizer_dir") ||
                          !strcmp(c->string, "split_protocol") || !strcmp(c->string, "data_root");
             if (is_str ? !cJSON_IsString(c) : !cJSON_IsNumber(c))
                 return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.%s: expected a %s", file, path, c->string,
                                is_str ? "string" : "number");
-            if (!strcmp(c->string, "label") || !strcmp(c->string, "ref")) continue;
+            if (!strcmp(c->string, "label") || !strcmp(c->string, "ref") || !strcmp(c->string, "group")) continue;
             cJSON_AddItemToObject(d, c->string, cJSON_Duplicate(c, 1));
         }
     } else {
@@ -417,6 +418,10 @@ static pb_status parse_dataset(const cJSON *j, int idx, pb_suite *s, char *err, 
     cJSON_AddStringToObject(d, "label", label);
     const cJSON *ref = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "ref") : NULL;
     cJSON_AddStringToObject(d, "ref", ref ? ref->valuestring : label);
+    // The table's column group (VTAB's natural / specialized / structured): only when given, so
+    // that the cell ids of suites without groups stay what they were.
+    const cJSON *grp = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "group") : NULL;
+    if (grp) cJSON_AddStringToObject(d, "group", grp->valuestring);
     for (int i = 0; i < idx; i++)
         if (!strcmp(cJSON_GetObjectItem(s->datasets[i], "label")->valuestring, label))
             return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: duplicate dataset label '%s'", file, path, label);
@@ -622,8 +627,8 @@ static pb_status axis_duplicates(const cJSON *axis, const char *file, const char
 // directory or spec) the message says so.
 static pb_status check_labels(const cJSON *obj, const char *file, const char *path, int derived, char *err,
                               size_t errlen) {
-    const char *keys[2] = {"label", "ref"};
-    for (int k = 0; k < 2; k++) {
+    const char *keys[3] = {"label", "ref", "group"};
+    for (int k = 0; k < 3; k++) {
         const cJSON *v = cJSON_GetObjectItem(obj, keys[k]);
         if (!cJSON_IsString(v)) continue;
         const char *t = v->valuestring;

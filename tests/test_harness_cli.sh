@@ -122,6 +122,45 @@ sed -e 's/"grid": {[^}]*}/"grid": {"seed": [0]}/' -e 's/"clitest"/"noaxes"/' "$T
 "$PB" run "$T/n.json" --out "$T/n" >/dev/null 2>"$T/n.log" || bad "no-axes run failed"
 grep -q "skipping accuracy vs rank" "$T/n.log" || bad "no skip message for rank"
 
+# --- dataset groups: HTA's layout (each group's mean after its datasets; Avg over all) -------
+cat > "$T/g.json" <<'JSON'
+{"name": "groups", "models": [{"label": "micro", "config": {"arch": "vit", "hidden": 32, "layers": 2, "heads": 2, "intermediate": 64}}],
+ "datasets": [{"spec": "vtab-mini/a", "group": "Natural"}, {"spec": "vtab-mini/b", "group": "Natural"},
+              {"spec": "vtab-mini/c", "group": "Structured"}, "vtab-mini/d"],
+ "methods": ["head", "lora"], "grid": {"seed": [0, 1, 2]}, "recipe": {"epochs": 2}}
+JSON
+"$PB" run "$T/g.json" --out "$T/g" >/dev/null 2>&1 || bad "groups run failed"
+python3 - "$T/g" <<'PY' || bad "group columns wrong"
+import csv, statistics, sys, re
+d = sys.argv[1]
+rows = list(csv.DictReader(open(f"{d}/results.csv")))
+med = {}
+for m in ("head", "lora"):
+    for ds in "abcd":
+        med[m, ds] = statistics.median(100 * float(r["score"]) for r in rows if r["method"] == m and r["dataset"] == ds)
+lines = [l for l in open(f"{d}/table.md") if l.startswith("| ")]
+head = [c.strip() for c in lines[0].strip().strip("|").split("|")]
+assert head == ["Method", "#Params", "Head (mean)", "a", "b", "Natural mean", "c", "Structured mean", "d", "Avg"], head
+for l in lines[1:]:
+    c = [x.strip() for x in l.strip().strip("|").split("|")]
+    m = c[0]
+    num = lambda s: float(s.split()[0])
+    want = {5: (med[m, "a"] + med[m, "b"]) / 2, 7: med[m, "c"], 9: sum(med[m, x] for x in "abcd") / 4}
+    for k, v in want.items():
+        assert abs(num(c[k]) - v) < 0.051, (m, head[k], c[k], v)
+html = open(f"{d}/index.html").read()
+assert html.count('<th class="group">') == 2 and "Natural mean</th>" in html, "index.html lacks the group columns"
+tex = open(f"{d}/table.tex").read()
+assert "Natural mean" in tex and "Structured mean" in tex, "table.tex lacks the group columns"
+PY
+# a group that is not a string, and one too long, are errors naming the field
+sed 's/"group": "Structured"/"group": 3/' "$T/g.json" > "$T/g2.json"
+msg=$("$PB" run "$T/g2.json" --out "$T/g2" --dry-run 2>&1); rc=$?
+[ $rc = 2 ] && echo "$msg" | grep -q "datasets\[2\].group: expected a string" || bad "numeric group: rc $rc msg $msg"
+sed "s/\"group\": \"Structured\"/\"group\": \"$(printf 'x%.0s' $(seq 70))\"/" "$T/g.json" > "$T/g3.json"
+msg=$("$PB" run "$T/g3.json" --out "$T/g3" --dry-run 2>&1); rc=$?
+[ $rc = 2 ] && echo "$msg" | grep -q "datasets\[2\].group: group must be 1-63 bytes" || bad "long group: rc $rc msg $msg"
+
 # --- check ----------------------------------------------------------------------------------
 "$PB" check "$T/one" --baseline "$T/one/results.json" --tol 0.5 >/dev/null || bad "check vs itself should pass"
 python3 - "$T/one/results.json" "$T/base_up.json" "$T/base_extra.json" <<'PY'
