@@ -43,12 +43,13 @@ the logits after them.
   hta     vs a PyTorch module with explicit D x D Householder matrices (papers.md 5, Eq. 3-7):
           own init (d = 0, up = 0, ||v||^2 = 2, step-0 identity), random tensors in both -> full
           comparison and merge; lora form (q,k,v,o; q,v with D' = 0) and adapter form.
-  fact_tk vs a PyTorch module with FacT's forward (Jie & Deng 2023, the authors' fact_tk.py layout:
-          (C @ P_i).reshape(r, k r), the FFN as k d x d blocks; not in peft): own init (V = 0,
-          step-0 identity; U, V, C held once by the first linear; U / C / P in FacT's bounds),
-          random tensors in both -> full comparison (every gradient incl. the shared U, V, C) and
-          merge; all six linears on ViT (k = 4) and RoBERTa (k = 2) models with intermediate =
-          k hidden, q,k,v,o where the FFN has no d x d blocks (refused), the regression model.
+  fact_tk / fact_tt vs a PyTorch module with FacT's forward (Jie & Deng 2023; not in peft): the
+          authors' layouts, TK (C @ P_i).reshape(r, k r) (fact_tk.py), TT a core per linear
+          (fact_tt.py), the FFN as k d x d blocks. Own init (V = 0: step-0 identity; U, V, C held
+          once, by the first linear; U, C, P, cores in FacT's bounds), then random tensors in both
+          -> full comparison (every gradient incl. the shared U, V, C) and merge; all six linears
+          on ViT (k = 4) and RoBERTa (k = 2) models with intermediate = k hidden, q,k,v,o where
+          the FFN has no d x d blocks (the rest refused), the regression model.
   dylora  vs a PyTorch module written from Valipour et al. 2023 (not in peft): own init (A kaiming-
           uniform, B = 0, step-0 identity); random A, B in both, trained with --train and
           sampling=cycle (b = 1, 2, 3 over the steps; frozen mode too) -> full comparison, the
@@ -1340,6 +1341,8 @@ def main():
             ("vit4/fact_tk-all6", lambda: test_fact(lazy(VIT4), "fact_tk-all6", "fact_tk", ALL6, 4, 0.7)),
             ("rob2/fact_tk-all6", lambda: test_fact(lazy(ROB2), "fact_tk-all6", "fact_tk", ALL6, 3, 10.0)),
             ("vit/fact_tk-qkvo", lambda: test_fact(vit, "fact_tk-qkvo", "fact_tk", ALL6[:4], 8, 1.0, refuse=["intermediate"])),
+            ("vit4/fact_tt-all6", lambda: test_fact(lazy(VIT4), "fact_tt-all6", "fact_tt", ALL6, 3, 1.5)),
+            ("rob2/fact_tt-q,v,int,out", lambda: test_fact(lazy(ROB2), "fact_tt-q,v,int,out", "fact_tt", ["query", "value", "intermediate", "output"], 4, 10.0)),
             ("reg/fact_tk-q,ao", lambda: test_fact(reg, "fact_tk-q,ao", "fact_tk", ["query", "attention.output"], 2, 2.0)),
             ("vit/dylora-qv", lambda: test_dylora(vit, "dylora-qv", ["query", "value"], 4, 8, 3)),
             ("rob/dylora-frozen-q,int,out", lambda: test_dylora(rob, "dylora-frozen-q,int,out", ["query", "intermediate", "output"], 3, 6, 0, frozen=True)),
