@@ -290,7 +290,7 @@ static double fact_site_flops(const pb_method_config *c, const char *role, int i
 }
 
 #define FACT_OPTS(scale_def)                                                                        \
-    {"rank", PB_OPT_INT, "8", 1, 256, 0, NULL, "r: width of U (r,d), V (d,r) and of the cores (FacT: 8 to 32)"}, \
+    {"rank", PB_OPT_INT, "8", 1, 256, 0, NULL, "r: width of U (r,d), V (d,r) and of the cores (FacT's per-task ranks: TK 16, 32; TT 4 to 16)"}, \
     {"scaling", PB_OPT_NUM, scale_def, -1e6, 1e6, 0, NULL, "s: Delta W = s U M V^T (FacT's per-task 'scale')"}, \
     {"dropout", PB_OPT_NUM, "0.1", 0, 1, 1, NULL, "dropout on the r-wide core output while training (FacT: 0.1)"}, \
     PB_OPT_TARGETS("query,key,value,attention.output,intermediate,output"), PB_OPT_TRAIN_HEAD
@@ -315,7 +315,7 @@ const pb_method_desc pb_method_fact_tk = {
 
 const pb_method_desc pb_method_fact_tt = {
     .name = "fact_tt",
-    .summary = "FacT-TT: Delta W_i = s U Sigma_i V^T per d x d block; U, V shared by all linears, core Sigma_i own",
+    .summary = "FacT-TT: Delta W_i = s U M_i V^T per d x d block; U, V shared by all linears, the core M_i own",
     .reference = "PyTorch module from arXiv 2212.03145 (the authors' fact_tt.py layout) + finite differences",
     .opts = fact_tt_opts,
     .nopts = (int)(sizeof fact_tt_opts / sizeof fact_tt_opts[0]),
