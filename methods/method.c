@@ -387,6 +387,7 @@ pb_status pb_method_estimate(const pb_method_config *c, const pb_model_config *c
             out->adapter_flops += cfg->layers * d->site_flops(c, role[i], in[i], o[i]);
             out->nsites += cfg->layers;
         }
+        if (d->shared_params && out->nsites) out->adapter += d->shared_params(c, cfg);
     }
     if (pb_method_norm_site(c)) {
         int nn = pb_model_config_norms(cfg);

@@ -112,6 +112,9 @@ struct pb_method_desc {
     // the site (its role, in -> out). NULL for site NONE. Backward is costed as twice the forward.
     double (*site_params)(const pb_method_config *c, const char *role, int in, int out);
     double (*site_flops)(const pb_method_config *c, const char *role, int in, int out);
+    // Trainable parameters the adapters of the site share, counted once per model when at least
+    // one linear is adapted (FacT's U, V and core); NULL: none.
+    double (*shared_params)(const pb_method_config *c, const pb_model_config *cfg);
     // LINEAR: attaches one adapter to l (site: where it is among the targets).
     pb_status (*attach)(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site, char *err,
                         size_t errlen);

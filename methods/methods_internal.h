@@ -1,6 +1,6 @@
 // methods_internal.h: private to methods/ (and its tests): the state structs of the adapters,
 // the host SVD helpers and small shared utilities. Not part of the public interface.
-// defines: pb_lora_state, pb_dylora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_bottleneck, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
+// defines: pb_lora_state, pb_dylora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_fact_state, pb_bottleneck, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
 //          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new, pb_adapter_param,
 //          pb_adapter_free_common, pb_lora_create, pb_lora_scaling, pb_lora_export_peft,
 //          PB_OPT_LORA_* (shared LoRA-family options)
@@ -94,6 +94,27 @@ typedef struct {
     struct pb_fourier_basis *basis; // frozen bases + scratch, shared by the adapters of one shape (refcounted)
     float *dW;                      // (M,N) ΔW of the last forward (backward's dx)
 } pb_fourierft_state;
+
+// FacT (fact.c): a linear (in -> out) is k = max(in,out)/d blocks of d x d, d = min(in,out).
+// Every adapted linear shares U (r,d), V (d,r) and (TK) the core C (r,r,r) (struct
+// pb_fact_shared, refcounted); its own core M (r, k r) is C ×3 P_i with its P columns (r,k) (TK,
+// rebuilt each forward) or a trainable tensor (TT). expand (out = k d, square included):
+// y += s · [dropout(x Uᵀ M)] Vᵀ per block; reduce (in = k d): y += s · dropout(u Mᵀ) Vᵀ with
+// u = [x_j Uᵀ]_j.
+struct pb_fact_shared;
+typedef struct {
+    int in, out, d, k, r, index;
+    int reduce;                // in = k d (FFN output); else out = k d
+    int tk;                    // FacT-TK (M = C ×3 P_i); else FacT-TT (M trainable)
+    float s, p;                // scale, dropout probability
+    struct pb_fact_shared *sh; // U, V, C and the backward scratch (host memory, refcounted)
+    float *M;                  // (r, k r): TK an engine buffer owned here; TT params[0].data
+    float *h;                  // expand (N,r) = x Uᵀ; reduce (N,k r) = [x_j Uᵀ]_j
+    float *g;                  // expand (N,k r) = h M; reduce (N,r) = u Mᵀ; after dropout
+    float *mask;               // (as g) dropout mask of the last training forward
+    size_t cap_h, cap_g, cap_mask;
+    int dropped;               // the last forward applied dropout
+} pb_fact_state;
 
 // The adapter methods' bottleneck (bottleneck.c): out += s (act(u W_dᵀ + b_d) W_uᵀ + b_u) on an
 // input u (N,D); params of the owning adapter: [0] W_d (m,D), [1] b_d (m), [2] W_u (D,m), [3] b_u (D).

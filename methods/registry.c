@@ -2,7 +2,7 @@
 // Order is the order of `peftbench methods`, docs/methods.md and error messages.
 #include "method.h"
 
-#define PB_METHODS(X) X(full) X(head) X(bitfit) X(lntuning) X(lora) X(pissa) X(dora) X(dylora) X(adalora) X(vera) X(fourierft) X(svfit) X(aoft) X(ia3) X(adapter_h) X(adapter_p) X(adapterdrop) X(adaptformer) X(hta) X(ssf) X(vpt)
+#define PB_METHODS(X) X(full) X(head) X(bitfit) X(lntuning) X(lora) X(pissa) X(dora) X(dylora) X(adalora) X(vera) X(fourierft) X(svfit) X(aoft) X(ia3) X(adapter_h) X(adapter_p) X(adapterdrop) X(adaptformer) X(hta) X(ssf) X(vpt) X(fact_tk) X(fact_tt)
 
 #define PB_DECLARE(m) extern const pb_method_desc pb_method_##m;
 PB_METHODS(PB_DECLARE)

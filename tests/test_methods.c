@@ -1182,6 +1182,323 @@ static void test_adapterdrop(void) {
     for (int i = 0; i < 4; i++) free_linear(&ls[i]);
 }
 
+// ----------------------------------------------------------------------------
+// FacT (TK and TT): several linears of one model share U, V (and TK's core C). A query (D -> D),
+// an FFN pair (D -> kD, kD -> D) and a second layer's query, each on its own input; the loss is
+// sum_i sum(G_i * y_i), so the shared tensors' gradients are the sums over every linear that uses
+// them. Forward of every linear vs a double replica written from the block equations (not the
+// engine's GEMM layout), every gradient (each dx, U, V, C, each P_i / core) vs central differences
+// of the total loss, step 0 = pre-trained (V = 0), merge == unmerged per linear, the init ranges,
+// one owner of the shared tensors, and the owner freed first (as pb_method_merge does) leaves the
+// others working.
+
+#define FACT_NL 4
+typedef struct {
+    int tk, nl, N, r, d, in[FACT_NL], out[FACT_NL];
+    double s;
+    double *U, *V, *C;                       // (r,d), (d,r), (r,r,r) (TK)
+    double *own[FACT_NL];                    // TK: P_i (r,k_i); TT: M_i (r, k_i r)
+    double *W[FACT_NL], *b[FACT_NL], *x[FACT_NL], *G[FACT_NL], *mask[FACT_NL]; // mask of g or NULL
+} fact_case;
+
+static int fact_k(const fact_case *c, int i) { return c->in[i] > c->out[i] ? c->in[i] / c->out[i] : c->out[i] / c->in[i]; }
+
+// y_i (N,out) of linear i; returns sum(G_i * y_i).
+static double fact_ref1(const fact_case *c, int i, double *y) {
+    int N = c->N, r = c->r, d = c->d, in = c->in[i], out = c->out[i], k = fact_k(c, i), kr = k * r;
+    int reduce = in > out;
+    double *M = pb_xcalloc((size_t)r * kr, sizeof(double));
+    for (int a = 0; a < r; a++) // M[a][b k + j] = sum_c C[a][b][c] P[c][j] (TK), or the core (TT)
+        for (int cc = 0; cc < kr; cc++) {
+            if (!c->tk) { M[(size_t)a * kr + cc] = c->own[i][(size_t)a * kr + cc]; continue; }
+            int bb = cc / k, j = cc % k;
+            double acc = 0;
+            for (int t = 0; t < r; t++) acc += c->C[((size_t)a * r + bb) * r + t] * c->own[i][(size_t)t * k + j];
+            M[(size_t)a * kr + cc] = acc;
+        }
+    double L = 0;
+    double *h = pb_xmalloc((size_t)kr * sizeof(double)), *g = pb_xmalloc((size_t)kr * sizeof(double));
+    for (int n = 0; n < N; n++) {
+        const double *xn = c->x[i] + (size_t)n * in;
+        double *yn = y + (size_t)n * out;
+        for (int o = 0; o < out; o++) {
+            double acc = c->b[i][o];
+            for (int t = 0; t < in; t++) acc += xn[t] * c->W[i][(size_t)o * in + t];
+            yn[o] = acc;
+        }
+        if (!reduce) { // h = U x; g = Mᵀ h (kr); output block j, channel o: s sum_b V[o][b] g[j r + b]
+            for (int a = 0; a < r; a++) {
+                h[a] = 0;
+                for (int t = 0; t < d; t++) h[a] += c->U[(size_t)a * d + t] * xn[t];
+            }
+            for (int cc = 0; cc < kr; cc++) {
+                g[cc] = 0;
+                for (int a = 0; a < r; a++) g[cc] += h[a] * M[(size_t)a * kr + cc];
+                if (c->mask[i]) g[cc] *= c->mask[i][(size_t)n * kr + cc];
+            }
+            for (int j = 0; j < k; j++)
+                for (int o = 0; o < d; o++) {
+                    double acc = 0;
+                    for (int bb = 0; bb < r; bb++) acc += c->V[(size_t)o * r + bb] * g[j * r + bb];
+                    yn[j * d + o] += c->s * acc;
+                }
+        } else { // u[j r + a] = U x_j; g[a] = sum_c M[a][c] u[c]; y[o] += s sum_a V[o][a] g[a]
+            for (int j = 0; j < k; j++)
+                for (int a = 0; a < r; a++) {
+                    h[j * r + a] = 0;
+                    for (int t = 0; t < d; t++) h[j * r + a] += c->U[(size_t)a * d + t] * xn[j * d + t];
+                }
+            for (int a = 0; a < r; a++) {
+                g[a] = 0;
+                for (int cc = 0; cc < kr; cc++) g[a] += M[(size_t)a * kr + cc] * h[cc];
+                if (c->mask[i]) g[a] *= c->mask[i][(size_t)n * r + a];
+            }
+            for (int o = 0; o < d; o++) {
+                double acc = 0;
+                for (int a = 0; a < r; a++) acc += c->V[(size_t)o * r + a] * g[a];
+                yn[o] += c->s * acc;
+            }
+        }
+        for (int o = 0; o < out; o++) L += c->G[i][(size_t)n * out + o] * yn[o];
+    }
+    free(M); free(h); free(g);
+    return L;
+}
+
+static double fact_ref(const fact_case *c) {
+    double L = 0;
+    for (int i = 0; i < c->nl; i++) {
+        double *y = pb_xmalloc((size_t)c->N * c->out[i] * sizeof(double));
+        L += fact_ref1(c, i, y);
+        free(y);
+    }
+    return L;
+}
+
+static void fact_fd(fact_case *c, double *v, size_t n, double *g) {
+    for (size_t i = 0; i < n; i++) {
+        double h = 1e-5 * fmax(1.0, fabs(v[i])), v0 = v[i];
+        v[i] = v0 + h;
+        double lp = fact_ref(c);
+        v[i] = v0 - h;
+        double lm = fact_ref(c);
+        v[i] = v0;
+        g[i] = (lp - lm) / (2 * h);
+    }
+}
+
+// FD of the total loss wrt v (n) vs the engine gradient grad (n); name for the log.
+static void fact_check_grad(const char *label, fact_case *c, double *v, const float *grad, size_t n, const char *name) {
+    double *g = pb_xmalloc(n * sizeof(double)), gn = 0;
+    fact_fd(c, v, n, g);
+    float *ha = dlf(grad, n);
+    double e = relerr_fd(ha, g, n);
+    for (size_t k = 0; k < n; k++) gn += g[k] * g[k];
+    EXPECT(gn > 0, "%s: FD gradient of %s is zero (test would be vacuous)", label, name);
+    EXPECT(e <= 1e-4, "%s: d%s rel err %.3g > 1e-4", label, name, e);
+    printf("  %s %.2e", name, e);
+    free(g); free(ha);
+}
+
+static void test_fact(const char *label, const char *method, int D, int k, int r, float s, float dropout) {
+    const int N = 5, nl = 4;
+    int tk = !strcmp(method, "fact_tk");
+    pb_linear ls[FACT_NL] = {make_linear(D, D, "encoder.layer.0.attention.attention.query"),
+                             make_linear(D, k * D, "encoder.layer.0.intermediate.dense"),
+                             make_linear(k * D, D, "encoder.layer.0.output.dense"),
+                             make_linear(D, D, "encoder.layer.1.attention.attention.query")};
+    pb_method_config c;
+    char kv[256], err[256] = "";
+    snprintf(kv, sizeof kv, "rank=%d scaling=%g dropout=%g", r, (double)s, (double)dropout);
+    mc_make(&c, method, 7, kv);
+    int ok = 1;
+    for (int i = 0; i < nl && ok; i++) {
+        ok = c.desc->attach(E, &ls[i], &c, &(pb_site){i, k * D, k * D, ls, nl}, err, sizeof err) == PB_OK;
+        EXPECT(ok, "%s: attach %d: %s", label, i, err);
+    }
+    if (!ok) { for (int i = 0; i < nl; i++) free_linear(&ls[i]); return; }
+    pb_adapter *a0 = ls[0].adapter;
+    pb_fact_state *s0 = a0->state;
+    // one owner: the first adapter holds U, V (C); the others only their own tensor and point at them
+    int shared_ok = a0->nparams == (tk ? 4 : 3);
+    for (int i = 1; i < nl; i++) {
+        pb_fact_state *si = ls[i].adapter->state;
+        shared_ok &= ls[i].adapter->nparams == 1 && si->sh == s0->sh;
+    }
+    EXPECT(shared_ok, "%s: the shared tensors are not held once by the first adapter", label);
+    // init: V = 0, U kaiming (1/sqrt D), C xavier sqrt(3)/r, P xavier over the whole P (Σk = 2 + 2k
+    // columns), TT cores 1/sqrt(r) (reduce: 1/sqrt(k r))
+    {
+        float *hv = dlf(a0->params[2].data, a0->params[2].numel), *hu = dlf(a0->params[1].data, a0->params[1].numel);
+        double mv = 0, mu = 0, bu = 1.0 / sqrt((double)D);
+        for (size_t i = 0; i < a0->params[2].numel; i++) mv = fmax(mv, fabs(hv[i]));
+        for (size_t i = 0; i < a0->params[1].numel; i++) mu = fmax(mu, fabs(hu[i]));
+        int init_ok = mv == 0 && mu <= bu && mu > 0.7 * bu;
+        if (tk) {
+            float *hc = dlf(a0->params[3].data, a0->params[3].numel);
+            double mc = 0, bc = sqrt(3.0) / r, mp = 0, bp = sqrt(6.0 / (r + 2 + 2 * k));
+            for (size_t i = 0; i < a0->params[3].numel; i++) mc = fmax(mc, fabs(hc[i]));
+            for (int l = 0; l < nl; l++) {
+                pb_param *P = &ls[l].adapter->params[0];
+                float *hp = dlf(P->data, P->numel);
+                for (size_t i = 0; i < P->numel; i++) mp = fmax(mp, fabs(hp[i]));
+                free(hp);
+            }
+            init_ok &= mc <= bc && mc > 0.7 * bc && mp <= bp && mp > 0.5 * bp;
+            free(hc);
+        } else { // each core within its bound; the largest |entry| / bound over all of them near 1
+            double top = 0;
+            for (int l = 0; l < nl; l++) {
+                pb_param *M = &ls[l].adapter->params[0];
+                float *hm = dlf(M->data, M->numel);
+                double mm = 0, bm = 1.0 / sqrt((double)r * (ls[l].in > ls[l].out ? k : 1));
+                for (size_t i = 0; i < M->numel; i++) mm = fmax(mm, fabs(hm[i]));
+                init_ok &= mm <= bm;
+                top = fmax(top, mm / bm);
+                free(hm);
+            }
+            init_ok &= top > 0.7;
+        }
+        EXPECT(init_ok, "%s: init is not V = 0, U / C / P (core) uniform in FacT's bounds", label);
+        free(hv); free(hu);
+    }
+    // step 0 = pre-trained
+    for (int i = 0; i < nl; i++) {
+        float *W0 = dlf(ls[i].w->data, ls[i].w->numel), *b0 = dlf(ls[i].b->data, ls[i].b->numel);
+        char lab[96];
+        snprintf(lab, sizeof lab, "%s [%d]", label, i);
+        check_step0(lab, &ls[i], W0, b0, 4);
+        free(W0); free(b0);
+    }
+    // off init (V = 0 kills every other path)
+    for (int p = 0; p < a0->nparams; p++) perturb_param(&a0->params[p], 0.3f, 1);
+    for (int i = 1; i < nl; i++) perturb_param(&ls[i].adapter->params[0], 0.3f, 1);
+    int nt = 0;
+    pb_param *tp[FACT_NL + 3];
+    for (int i = 0; i < nl; i++)
+        for (int p = 0; p < ls[i].adapter->nparams; p++) tp[nt++] = &ls[i].adapter->params[p];
+    for (int p = 0; p < nt; p++) pb_zero(E, tp[p]->grad, tp[p]->numel);
+    fact_case rc;
+    memset(&rc, 0, sizeof rc);
+    rc.tk = tk; rc.nl = nl; rc.N = N; rc.r = r; rc.d = D; rc.s = s;
+    float *x[FACT_NL], *y[FACT_NL], *G[FACT_NL], *dx[FACT_NL], *hx[FACT_NL], *hy[FACT_NL];
+    for (int i = 0; i < nl; i++) {
+        int in = ls[i].in, out = ls[i].out;
+        size_t nx = (size_t)N * in, ny = (size_t)N * out;
+        rc.in[i] = in; rc.out[i] = out;
+        hx[i] = pb_xmalloc(nx * sizeof(float));
+        float *hG = pb_xmalloc(ny * sizeof(float));
+        randn(hx[i], nx, 1.0f);
+        randn(hG, ny, 1.0f);
+        x[i] = pb_alloc(E, nx); y[i] = pb_alloc(E, ny); G[i] = pb_alloc(E, ny); dx[i] = pb_alloc(E, nx);
+        pb_upload(E, x[i], hx[i], nx);
+        pb_upload(E, G[i], hG, ny);
+        pb_zero(E, dx[i], nx);
+        layer_forward(&ls[i], y[i], x[i], N, 1, 4321);
+        rc.W[i] = dl(ls[i].w->data, ls[i].w->numel);
+        rc.b[i] = dl(ls[i].b->data, ls[i].b->numel);
+        rc.x[i] = pb_xmalloc(nx * sizeof(double));
+        rc.G[i] = pb_xmalloc(ny * sizeof(double));
+        for (size_t t = 0; t < nx; t++) rc.x[i][t] = hx[i][t];
+        for (size_t t = 0; t < ny; t++) rc.G[i][t] = hG[t];
+        pb_fact_state *si = ls[i].adapter->state;
+        EXPECT(si->dropped == (dropout > 0), "%s: dropout ran %d, p = %g", label, si->dropped, (double)dropout);
+        if (si->dropped) rc.mask[i] = dl(si->mask, (size_t)N * (si->reduce ? r : si->k * r));
+        rc.own[i] = dl(ls[i].adapter->params[0].data, ls[i].adapter->params[0].numel);
+        free(hG);
+    }
+    // backward in reverse model order, as a model runs it
+    for (int i = nl - 1; i >= 0; i--) layer_backward(&ls[i], dx[i], G[i], x[i], N);
+    rc.U = dl(a0->params[1].data, a0->params[1].numel);
+    rc.V = dl(a0->params[2].data, a0->params[2].numel);
+    if (tk) rc.C = dl(a0->params[3].data, a0->params[3].numel);
+    double ef = 0, ex = 0;
+    for (int i = 0; i < nl; i++) {
+        size_t nx = (size_t)N * ls[i].in, ny = (size_t)N * ls[i].out;
+        double *yr = pb_xmalloc(ny * sizeof(double));
+        fact_ref1(&rc, i, yr);
+        hy[i] = dlf(y[i], ny);
+        ef = fmax(ef, relerr_fd(hy[i], yr, ny));
+        double *gx = pb_xmalloc(nx * sizeof(double));
+        fact_fd(&rc, rc.x[i], nx, gx);
+        float *hdx = dlf(dx[i], nx);
+        ex = fmax(ex, relerr_fd(hdx, gx, nx));
+        free(yr); free(gx); free(hdx);
+    }
+    EXPECT(ef <= 1e-5, "%s: forward rel err %.3g > 1e-5", label, ef);
+    EXPECT(ex <= 1e-4, "%s: dx rel err %.3g > 1e-4", label, ex);
+    printf("%-28s forward %.2e  dx %.2e", label, ef, ex);
+    fact_check_grad(label, &rc, rc.U, a0->params[1].grad, a0->params[1].numel, "U");
+    fact_check_grad(label, &rc, rc.V, a0->params[2].grad, a0->params[2].numel, "V");
+    if (tk) fact_check_grad(label, &rc, rc.C, a0->params[3].grad, a0->params[3].numel, "C");
+    for (int i = 0; i < nl; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, tk ? "P%d" : "core%d", i);
+        fact_check_grad(label, &rc, rc.own[i], ls[i].adapter->params[0].grad, ls[i].adapter->params[0].numel, nm);
+    }
+    printf("\n");
+    // merge == unmerged, every linear (eval: no dropout); the merged W on copies
+    double em = 0;
+    float *yev[FACT_NL];
+    for (int i = 0; i < nl; i++) {
+        int in = ls[i].in, out = ls[i].out;
+        size_t ny = (size_t)N * out;
+        float *Wm = pb_alloc(E, (size_t)out * in), *ym = pb_alloc(E, ny);
+        pb_copy(E, Wm, ls[i].w->data, (size_t)out * in);
+        layer_forward(&ls[i], y[i], x[i], N, 0, 0);
+        ls[i].adapter->vt->merge(ls[i].adapter, E, Wm, ls[i].b->data);
+        pb_linear_forward(E, ym, x[i], Wm, ls[i].b->data, N, in, out);
+        float *h2 = dlf(ym, ny);
+        yev[i] = dlf(y[i], ny);
+        em = fmax(em, relerr_ff(h2, yev[i], ny));
+        free(h2);
+        pb_free(E, Wm); pb_free(E, ym);
+    }
+    EXPECT(em <= 1e-5, "%s: merged vs unmerged rel err %.3g > 1e-5", label, em);
+    // the owner freed first: the others still compute the same outputs from the handed-over tensors
+    a0->vt->free(a0, E);
+    ls[0].adapter = NULL;
+    double eo = 0;
+    for (int i = 1; i < nl; i++) {
+        size_t ny = (size_t)N * ls[i].out;
+        layer_forward(&ls[i], y[i], x[i], N, 0, 0);
+        float *h = dlf(y[i], ny);
+        eo = fmax(eo, relerr_ff(h, yev[i], ny));
+        free(h);
+    }
+    EXPECT(eo == 0, "%s: outputs changed after the owner of U, V was freed (%.3g)", label, eo);
+    printf("%-28s merge %.2e, after the owner's free %.1e\n", label, em, eo);
+    for (int i = 0; i < nl; i++) {
+        free(rc.W[i]); free(rc.b[i]); free(rc.x[i]); free(rc.G[i]); free(rc.mask[i]); free(rc.own[i]);
+        free(hx[i]); free(hy[i]); free(yev[i]);
+        pb_free(E, x[i]); pb_free(E, y[i]); pb_free(E, G[i]); pb_free(E, dx[i]);
+    }
+    free(rc.U); free(rc.V); free(rc.C);
+    for (int i = 0; i < nl; i++) free_linear(&ls[i]);
+}
+
+// FacT's shape rule: d x d blocks (one side a multiple of the other), one d for every linear.
+static void test_fact_errors(void) {
+    pb_method_config c;
+    char err[256] = "";
+    mc_make(&c, "fact_tk", 0, "rank=2");
+    EXPECT(c.desc->site_check(&c, 8, 32) == NULL && c.desc->site_check(&c, 24, 8) == NULL,
+           "fact_tk refused a d x kd linear");
+    EXPECT(c.desc->site_check(&c, 8, 12) != NULL, "fact_tk accepted 8 -> 12 (no d x d blocks)");
+    pb_linear l = make_linear(8, 12, "encoder.layer.0.intermediate.dense");
+    EXPECT(c.desc->attach(E, &l, &c, &(pb_site){0, 8, 12, NULL, 0}, err, sizeof err) == PB_ERR_ARG &&
+               strstr(err, "targets") && strstr(err, "multiple"), "fact_tk 8 -> 12 attached: '%s'", err);
+    free_linear(&l);
+    pb_linear ls[2] = {make_linear(8, 8, "encoder.layer.0.attention.attention.query"),
+                       make_linear(6, 6, "encoder.layer.0.attention.attention.key")};
+    EXPECT(c.desc->attach(E, &ls[0], &c, &(pb_site){0, 8, 8, ls, 2}, err, sizeof err) == PB_OK, "attach: %s", err);
+    EXPECT(c.desc->attach(E, &ls[1], &c, &(pb_site){1, 8, 8, ls, 2}, err, sizeof err) == PB_ERR_ARG &&
+               strstr(err, "targets") && strstr(err, "width 8"), "fact_tk: a second d attached: '%s'", err);
+    EXPECT(!ls[1].adapter, "fact_tk: refused attach left an adapter");
+    free_linear(&ls[0]); free_linear(&ls[1]);
+    printf("fact errors: %s\n", err);
+}
+
 int main(void) {
     char err[256];
     E = pb_engine_init(PB_DEVICE_CPU, 1, err, sizeof(err));
@@ -1229,6 +1546,13 @@ int main(void) {
     test_ssf_norm("ssf norm, own affine trains", 1);
     test_method("ia3 output scaling",     "ia3",   12, 10, 0, "",         "lora",    "",       0.0f, 0, 0);
     test_method("ia3 input scaling",      "ia3",   12, 10, 0, "",         "adapter", "",       0.0f, 0, 0);
+    //       label                        method     D  k  r  s     dropout
+    test_fact("fact_tk r=3 k=4",            "fact_tk", 6, 4, 3, 10.0f, 0.0f);
+    test_fact("fact_tk r=4 k=2 dropout",    "fact_tk", 5, 2, 4, 0.7f, 0.3f);
+    test_fact("fact_tk r=8 > D, k=3",       "fact_tk", 4, 3, 8, 1.0f, 0.0f);
+    test_fact("fact_tt r=3 k=4",            "fact_tt", 6, 4, 3, 1.0f, 0.0f);
+    test_fact("fact_tt r=3 k=2 dropout",    "fact_tt", 6, 2, 3, 3.0f, 0.4f);
+    test_fact_errors();
     pb_engine_free(E);
     printf(g_fail ? "test_methods: %d FAILED\n" : "test_methods: all passed\n", g_fail);
     return g_fail ? 1 : 0;

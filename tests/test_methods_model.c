@@ -489,6 +489,15 @@ int main(int argc, char **argv) {
     check_count_kv("vit-b16", "hta", "targets=query,value", 92160, 92160); // HTA(W_q, W_v) 0.09M
     check_count_kv("vit-b16", "hta", "form=adapter", 46080, 46080);       // HTA(FC1, FC2) adapter form 0.05M
     check_count_kv("vit-b16", "ssf", "", 204288, 204288);                 // SSF: 72 linears + 25 LayerNorms
+    // FacT-TK (U, V 2 r d, core r^3, P r x 144): r = 32 / 16, FacT's per-task ranks; their VTAB-1k
+    // mean (13 tasks at 32, 6 at 16) is 68,985: HTA / AOFT tables' "FacT-TK<=32 0.07M"
+    check_count_kv("vit-b16", "fact_tk", "rank=32", 86528, 86528);
+    check_count_kv("vit-b16", "fact_tk", "rank=16", 30976, 30976);
+    // FacT-TT (U, V 2 r d, a core per linear: 12 r^2 per layer): r = 16 / 8 / 4; their VTAB-1k mean
+    // (9 tasks at 16, 9 at 8, 1 at 4) is 39,734 (the "FacT-TT<=16" row); r = 4: 8,448, FacT's "8K"
+    check_count_kv("vit-b16", "fact_tt", "rank=16", 61440, 61440);
+    check_count_kv("vit-b16", "fact_tt", "rank=8", 21504, 21504);
+    check_count_kv("vit-b16", "fact_tt", "rank=4", 8448, 8448);
     if (slow) {
         check_count_kv("roberta-base", "ssf", "norms=false", 165888, 165888); // SSF on the linears only
         check_count_kv("roberta-base", "adapterdrop", "rank=16", 304320, 304320); // Adpt^D 0.3M
@@ -529,6 +538,8 @@ int main(int argc, char **argv) {
         check_model_method(models[k], "aoft", "lora", "lambda", "", 4);
         check_model_method(models[k], "aoft", "lora", "scalar", "", 4);
         check_model_method(models[k], "aoft", "adapter", "lambda", "", 4);
+        check_model_method(models[k], "fact_tk", "lora", "lambda", "", 4);  // U, V, C shared by every linear
+        check_model_method(models[k], "fact_tt", "lora", "lambda", "", 3);  // U, V shared, a core per linear
     }
     check_vpt(0);
     check_vpt(1);

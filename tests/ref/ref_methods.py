@@ -43,6 +43,13 @@ the logits after them.
   hta     vs a PyTorch module with explicit D x D Householder matrices (papers.md 5, Eq. 3-7):
           own init (d = 0, up = 0, ||v||^2 = 2, step-0 identity), random tensors in both -> full
           comparison and merge; lora form (q,k,v,o; q,v with D' = 0) and adapter form.
+  fact_tk / fact_tt vs a PyTorch module with FacT's forward (Jie & Deng 2023; not in peft): the
+          authors' layouts, TK (C @ P_i).reshape(r, k r) (fact_tk.py), TT a core per linear
+          (fact_tt.py), the FFN as k d x d blocks. Own init (V = 0: step-0 identity; U, V, C held
+          once, by the first linear; U, C, P, cores in FacT's bounds), then random tensors in both
+          -> full comparison (every gradient incl. the shared U, V, C) and merge; all six linears
+          on ViT (k = 4) and RoBERTa (k = 2) models with intermediate = k hidden, q,k,v,o where
+          the FFN has no d x d blocks (the rest refused), the regression model.
   dylora  vs a PyTorch module written from Valipour et al. 2023 (not in peft): own init (A kaiming-
           uniform, B = 0, step-0 identity); random A, B in both, trained with --train and
           sampling=cycle (b = 1, 2, 3 over the steps; frozen mode too) -> full comparison, the
@@ -621,6 +628,110 @@ def test_hta(case, tag, roles, r, form="lora"):
 
 
 # ----------------------------------------------------------------------------------------------
+# FacT (Jie & Deng, AAAI 2023, arXiv 2212.03145; not in peft)
+
+class FacTLinear(nn.Module):
+    """FacT-TK / FacT-TT on one linear as the authors' released forward computes it (fact_tk.py /
+    fact_tt.py, rewritten here for HF's separate q/k/v linears): the linear is k = max(in,out)/d
+    blocks of d x d; every wrapped linear uses one U (fact_u, FacTu's weight (r,d)), V (fact_v,
+    FacTv's weight (d,r)) and, TK, one core C (fact_c (r,r,r)), registered on the first wrapped
+    linear only. The linear's core: TK (C @ P_i).reshape(r, k r) with its P columns fact_p (r,k)
+    (their FacTc @ FacTp[:, idx:idx+k], then [:, :, :4].reshape(dim, 4 dim)); TT its fact_core
+    (r, k r). q/k/v/o and fc1 (expand): delta = s ((x U^T) M).view(..., k, r) @ V^T, flattened to
+    k d; fc2 (reduce): delta = s ((x.view(..., k, d) @ U^T).flatten(-2) @ M^T) @ V^T. Dropout 0
+    (the trace runs with dropout=0)."""
+
+    def __init__(self, base, r, s, tk, owner):
+        super().__init__()
+        self.base, self.r, self.s, self.tk = base, r, s, tk
+        i, o = base.in_features, base.out_features
+        self.d, self.k, self.reduce = min(i, o), max(i, o) // min(i, o), i > o
+        if owner is None:  # the first wrapped linear holds the shared factors
+            self.fact_u = nn.Parameter(torch.zeros(r, self.d))
+            self.fact_v = nn.Parameter(torch.zeros(self.d, r))
+            if tk:
+                self.fact_c = nn.Parameter(torch.zeros(r, r, r))
+            owner = self
+        self.held = [owner]  # a plain list: not registered again
+        if tk:
+            self.fact_p = nn.Parameter(torch.zeros(r, self.k))
+        else:
+            self.fact_core = nn.Parameter(torch.zeros(r, self.k * r))
+
+    def forward(self, x):
+        sh, r, k, d = self.held[0], self.r, self.k, self.d
+        M = (sh.fact_c @ self.fact_p).reshape(r, k * r) if self.tk else self.fact_core
+        lead = x.shape[:-1]
+        if not self.reduce:
+            g = (x @ sh.fact_u.T) @ M
+            delta = (g.reshape(*lead, k, r) @ sh.fact_v.T).reshape(*lead, k * d)
+        else:
+            u = (x.reshape(*lead, k, d) @ sh.fact_u.T).reshape(*lead, k * r)
+            delta = (u @ M.T) @ sh.fact_v.T
+        return self.base(x) + self.s * delta
+
+
+def test_fact(case, tag, method, roles, r, s, refuse=None):
+    """peftbench's own init (V = 0: step-0 identity; U kaiming-uniform 1/sqrt d, C xavier sqrt(3)/r,
+    P xavier over the whole P sqrt(6/(r + sum k)), TT cores 1/sqrt(r) or 1/sqrt(k r); U, V, C held
+    once, by the first linear), then random tensors in both -> full comparison and merge.
+    refuse: extra targets whose linears have no d x d blocks: trace must fail naming the rule."""
+    name = f"{case.name}/{tag}"
+    tk = method == "fact_tk"
+    args = ["--method", method, "--rank", str(r), "--opt", f"scaling={s}", "--opt", "dropout=0",
+            "--targets", ",".join(roles)]
+    if refuse:
+        try:
+            case.trace(tag + "-refused", ["--method", method, "--targets", ",".join(roles + refuse)], steps=0, save=False)
+            failures.append(f"{name}: targets {refuse} without d x d blocks were accepted")
+        except RuntimeError as ex:
+            if "multiple" not in str(ex):
+                failures.append(f"{name}: refused without naming the block rule: {ex}")
+    own, _ = case.trace(tag + "-own", args, steps=0, save=False)
+    w = {"step0_id": check(name, "own init: step-0 logits vs base model", rel(own["logits"], case.base_logits), TOL_ID)}
+    paths = module_paths(case.arch, case.layers, roles)
+    model = case.fresh()
+    first = []
+
+    def make(lin):
+        m = FacTLinear(lin, r, s, tk, first[0] if first else None)
+        first.append(m)
+        return m
+    mods = wrap(model, paths, make)
+    owner_hub = paths[0][1]
+    d = mods[owner_hub].d
+    ncols = sum(m.k for m in mods.values())
+    shared = [k for k in own if k.startswith("init.") and k.rsplit(".", 1)[1] in ("fact_u", "fact_v", "fact_c")]
+    want = {f"init.{owner_hub}.{leaf}" for leaf in (("fact_u", "fact_v", "fact_c") if tk else ("fact_u", "fact_v"))}
+    ok = set(shared) == want
+    if ok:
+        U, V = own[f"init.{owner_hub}.fact_u"], own[f"init.{owner_hub}.fact_v"]
+        ok &= tuple(U.shape) == (r, d) and torch.equal(V, torch.zeros(d, r))
+        ok &= 0.8 / d ** 0.5 < U.abs().max() <= 1 / d ** 0.5
+        if tk:
+            C = own[f"init.{owner_hub}.fact_c"]
+            ok &= 0.8 * 3 ** 0.5 / r < C.abs().max() <= 3 ** 0.5 / r
+            P = torch.cat([own[f"init.{hub}.fact_p"] for hub in mods], dim=1)
+            bound = (6.0 / (r + ncols)) ** 0.5
+            ok &= tuple(P.shape) == (r, ncols) and 0.8 * bound < P.abs().max() <= bound
+        else:
+            for hub, m in mods.items():
+                core = own[f"init.{hub}.fact_core"]
+                bound = 1 / (r * (m.k if m.reduce else 1)) ** 0.5
+                ok &= tuple(core.shape) == (r, m.k * r) and 0.5 * bound < core.abs().max() <= bound
+    if not ok:
+        failures.append(f"{name}: init is not one U (kaiming), V = 0, C / P (or cores) in FacT's bounds, "
+                        f"held by {owner_hub}: {sorted(shared)}")
+    g = torch.Generator().manual_seed(case.c["seed"] + 70)
+    params = {}
+    with torch.no_grad():
+        for hub, m in mods.items():
+            for leaf, p in m.named_parameters(recurse=False):
+                p.copy_((0.3 if leaf != "fact_v" else 0.1) * torch.randn(p.shape, generator=g))
+                params[f"{hub}.{leaf}"] = p.detach().clone()
+    compare_with_params(case, tag, args, params, model, w)
+
+# ----------------------------------------------------------------------------------------------
 # DyLoRA (Valipour et al. 2023, formats.md 2.6; not in peft)
 
 class DyLoRASchedule:
@@ -1169,6 +1280,11 @@ ROB = dict(name="rob", arch="roberta", vocab=60, hidden=32, layers=2, heads=4, i
 ROB_REG = dict(name="robreg", arch="roberta", vocab=50, hidden=24, layers=2, heads=3, inter=40,
                maxpos=20, seq=8, lens=[8, 5, 3, 7], labels=1, batch=4, seed=13)
 ALL6 = ["query", "key", "value", "attention.output", "intermediate", "output"]
+# FacT needs the FFN in d x d blocks: intermediate = k hidden (ViT k = 4 as FacT's, RoBERTa k = 2)
+VIT4 = dict(name="vit4", arch="vit", image=16, patch=4, channels=3, hidden=16, layers=2, heads=4,
+            inter=64, labels=5, batch=3, seed=21)
+ROB2 = dict(name="rob2", arch="roberta", vocab=60, hidden=16, layers=2, heads=4, inter=32, maxpos=24,
+            seq=10, lens=[10, 6, 3], labels=3, batch=3, seed=22)
 
 
 DEVICE = ["--device", "cpu"]
@@ -1193,6 +1309,12 @@ def main():
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
         vit, rob, reg = Case(tmp, VIT), Case(tmp, ROB), Case(tmp, ROB_REG)
+        extra = {}
+
+        def lazy(c):  # cases only some tests use are built on first use
+            if c["name"] not in extra:
+                extra[c["name"]] = Case(tmp, c)
+            return extra[c["name"]]
         tests = [
             ("vit/lora-qv", lambda: test_lora(vit, "lora-qv", ["query", "value"], 4, 8, short_targets=["q_proj", "v_proj"])),
             ("rob/lora-qv-rslora", lambda: test_lora(rob, "lora-qv-rslora", ["query", "value"], 4, 8, short_targets=["query", "value"], rslora=True)),
@@ -1216,6 +1338,12 @@ def main():
             ("rob/hta-qv-r0", lambda: test_hta(rob, "hta-qv-r0", ["query", "value"], 0)),
             ("vit/hta-adapter-ffn", lambda: test_hta(vit, "hta-adapter-ffn", ["output"], 2, "adapter")),
             ("reg/hta-adapter-int,out", lambda: test_hta(reg, "hta-adapter-int,out", ["intermediate", "output"], 1, "adapter")),
+            ("vit4/fact_tk-all6", lambda: test_fact(lazy(VIT4), "fact_tk-all6", "fact_tk", ALL6, 4, 0.7)),
+            ("rob2/fact_tk-all6", lambda: test_fact(lazy(ROB2), "fact_tk-all6", "fact_tk", ALL6, 3, 10.0)),
+            ("vit/fact_tk-qkvo", lambda: test_fact(vit, "fact_tk-qkvo", "fact_tk", ALL6[:4], 8, 1.0, refuse=["intermediate"])),
+            ("vit4/fact_tt-all6", lambda: test_fact(lazy(VIT4), "fact_tt-all6", "fact_tt", ALL6, 3, 1.5)),
+            ("rob2/fact_tt-q,v,int,out", lambda: test_fact(lazy(ROB2), "fact_tt-q,v,int,out", "fact_tt", ["query", "value", "intermediate", "output"], 4, 10.0)),
+            ("reg/fact_tk-q,ao", lambda: test_fact(reg, "fact_tk-q,ao", "fact_tk", ["query", "attention.output"], 2, 2.0)),
             ("vit/dylora-qv", lambda: test_dylora(vit, "dylora-qv", ["query", "value"], 4, 8, 3)),
             ("rob/dylora-frozen-q,int,out", lambda: test_dylora(rob, "dylora-frozen-q,int,out", ["query", "intermediate", "output"], 3, 6, 0, frozen=True)),
             ("reg/dylora-all6", lambda: test_dylora(reg, "dylora-all6", ALL6, 5, 5, 2)),
