@@ -40,34 +40,6 @@ typedef pb_fourierft_state fourier_state;
 // ----------------------------------------------------------------------------
 // torch.randperm's entries
 
-// mt19937 (Matsumoto & Nishimura 1998), seeded as init_genrand(seed): torch's CPU generator.
-typedef struct {
-    uint32_t s[624];
-    int i;
-} mt19937;
-
-static void mt_seed(mt19937 *m, uint32_t seed) {
-    m->s[0] = seed;
-    for (int i = 1; i < 624; i++) m->s[i] = 1812433253u * (m->s[i - 1] ^ (m->s[i - 1] >> 30)) + (uint32_t)i;
-    m->i = 624;
-}
-
-static uint32_t mt_next(mt19937 *m) {
-    if (m->i >= 624) {
-        for (int k = 0; k < 624; k++) {
-            uint32_t y = (m->s[k] & 0x80000000u) | (m->s[(k + 1) % 624] & 0x7fffffffu);
-            m->s[k] = m->s[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
-        }
-        m->i = 0;
-    }
-    uint32_t y = m->s[m->i++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
-    return y;
-}
-
 // torch uses the 32-bit path below this size (randperm_cpu: n < UINT32_MAX / 20).
 #define FOURIER_MAX_ENTRIES (UINT32_MAX / 20u)
 
@@ -77,11 +49,11 @@ static void fourier_entries(int M, int N, int n, uint32_t seed, int64_t *idx) {
     PB_CHECK(total < (int64_t)FOURIER_MAX_ENTRIES, "fourierft: %d x %d has too many entries", M, N);
     int32_t *r = pb_xmalloc((size_t)total * sizeof(int32_t));
     for (int64_t i = 0; i < total; i++) r[i] = (int32_t)i;
-    mt19937 *m = pb_xmalloc(sizeof(mt19937));
-    mt_seed(m, seed);
+    pb_mt19937 *m = pb_xmalloc(sizeof(pb_mt19937));
+    pb_mt_seed(m, seed);
     // Fisher-Yates from the front: the first n places are final after n swaps.
     for (int64_t i = 0; i < n && i < total - 1; i++) {
-        int64_t z = (int64_t)(mt_next(m) % (uint64_t)(total - i));
+        int64_t z = (int64_t)(pb_mt_next(m) % (uint64_t)(total - i));
         int32_t t = r[i];
         r[i] = r[z + i];
         r[z + i] = t;
