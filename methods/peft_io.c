@@ -5,6 +5,10 @@
 // ORIGINAL pre-trained weights, A' = [A; A0] (2r,in), B' = [B | -B0] (out,2r), r' = 2r,
 // alpha' = 2 alpha (sqrt(2) alpha under rslora), init_lora_weights = true, so a plain PEFT LoRA
 // load on the unmodified base model reproduces W_res + s B A.
+// Import: pb_method_import_peft parses adapter_config.json (duplicate keys refused) and calls the
+// import_peft hook of the descriptor whose peft_type it names; the readers live in their
+// methods' files (lora.c: LORA, ia3.c, vera.c, fourierft.c, adalora.c) on the pb_peft_* helpers
+// here (pass 1 sorting and checking every tensor, freezing, head loading, config fields).
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -444,9 +448,12 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
     }
     pb_status st;
     if (!d) {
-        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field peft_type: %s%s%s is not supported (peftbench imports %s)",
-                     path, cJSON_IsString(pt) ? "\"" : "", cJSON_IsString(pt) ? pt->valuestring : "missing or not a string",
-                     cJSON_IsString(pt) ? "\"" : "", list);
+        if (cJSON_IsString(pt))
+            st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field peft_type: \"%s\" is not supported (peftbench "
+                         "imports %s)", path, pt->valuestring, list);
+        else
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field peft_type: missing or not a string (peftbench imports %s)",
+                         path, list);
     } else {
         pb_method_config c;
         st = d->import_peft(m, o, dir, &c, err, errlen);
