@@ -481,7 +481,8 @@ static pb_status adalora_export_peft(pb_model *m, const pb_method_config *c, con
 // rank_pattern list (init_r long), or init_r without one — what peft's save_pretrained cuts
 // and its loader resizes to. ranknum (not saved by peft 0.21; older files may hold it) must equal
 // init_r: peft keeps the ranknum of init_r when it resizes, so the scale is
-// (lora_alpha, or k when lora_alpha is 0) / (init_r + 1e-5), as peft's loaded model has it.
+// (lora_alpha, or k when lora_alpha is 0) / (init_r + 1e-5), as peft's loaded model has it
+// (lora_alpha 0 with a module cut below init_r is refused: the config cannot say so).
 // The schedule's state (EMAs, step) is not in the file: the adapters are fixed at these ranks
 // (pb_adalora_allocate leaves them alone), for inference or continued training at the final
 // ranks; the orth regulariser still applies. A rank-0 module (every entry masked) is refused.
@@ -516,7 +517,8 @@ static pb_status adalora_import_peft(pb_model *m, const cJSON *o, const char *di
     }
     if (st != PB_OK) return st;
     int init_r = (int)iv[0];
-    float alpha = (float)nv[3], p = (float)nv[4];
+    double alpha = nv[3];
+    float p = (float)nv[4];
 
     int n = 0;
     pb_linear *ls = pb_model_linears(m, &n);
@@ -591,6 +593,10 @@ static pb_status adalora_import_peft(pb_model *m, const cJSON *o, const char *di
         else if (k == 0)
             st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field rank_pattern: %s keeps no entry (rank 0), which "
                          "peftbench cannot hold", path, ls[i].name);
+        else if (k != init_r && !(alpha > 0))
+            st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field lora_alpha: 0 with a rank_pattern that cuts %s to "
+                         "rank %d: peft then scales that module by %d / init_r, which peftbench's alpha (0 = init_r) "
+                         "cannot express; give lora_alpha > 0", path, ls[i].name, k, k);
         else if (!pb_peft_shape(A, 2, k, ls[i].in))
             st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected shape (%d, %d) (rank %d%s)", f.path,
                          A->name, k, ls[i].in, k, bits[i] ? " by rank_pattern" : " = init_r");
@@ -616,9 +622,9 @@ static pb_status adalora_import_peft(pb_model *m, const cJSON *o, const char *di
     if (st == PB_OK) pb_peft_freeze(m);
     for (int i = 0; i < n && st == PB_OK; i++) {
         if (!tab[4 * i]) continue;
-        int k = rank[i];
-        float s = (alpha > 0 ? alpha : (float)k) / ((float)init_r + 1e-5f); // peft: ranknum = init_r after resizing
-        pb_adapter *a = adalora_create(e, &ls[i], k, s, p, i);
+        // peft's scale after resizing: lora_alpha (k when 0: refused above unless k = init_r) over the
+        // ranknum it keeps, init_r
+        pb_adapter *a = adalora_create(e, &ls[i], rank[i], adalora_scaling(c, init_r), p, i);
         pb_adalora_state *as = a->state;
         as->fixed = 1;
         if (bits[i]) {

@@ -538,6 +538,10 @@ static void check_errors(void) {
     expect_error("roberta-tiny", tmp, "adalora pattern vs shapes", "lora_A|expected shape (3, 64)|rank_pattern");
     config_set(tmp, "rank_pattern", "{\"roberta.encoder.layer.0.attention.self.query.lora_E\": [false, false, false, false]}");
     expect_error("roberta-tiny", tmp, "adalora rank 0", "field rank_pattern|rank 0");
+    config_set(tmp, "rank_pattern", "{\"roberta.encoder.layer.0.attention.self.query.lora_E\": [true, false, true, true]}");
+    config_set(tmp, "lora_alpha", "0");
+    expect_error("roberta-tiny", tmp, "adalora alpha 0 + cut", "field lora_alpha|cuts|rank 3");
+    config_set(tmp, "lora_alpha", "8");
     config_set(tmp, "rank_pattern", "{\"roberta.encoder.layer.0.attention.self.query.lora_E\": [true, \"x\", true, true]}");
     expect_error("roberta-tiny", tmp, "adalora pattern entry", "field rank_pattern|not a boolean");
     config_set(tmp, "rank_pattern", "[]");
