@@ -5,7 +5,8 @@
 //     export -> import into a fresh copy of the model gives the same logits (<= 1e-6 rel), the
 //     backbone frozen, the imported method (pissa and dylora come back as lora), and a second
 //     export of the imported model writes the same tensors bit for bit and the same peft_type;
-//     a second import onto the imported model fails (PB_ERR_ARG).
+//     a second import onto the imported model fails (PB_ERR_ARG); imported AdaLoRA adapters are
+//     left alone by the rank allocator (fixed at the file's ranks).
 //   error paths: a corrupted / duplicate-key / non-object config, unknown or missing peft_type,
 //     unknown tensor keys, missing tensors, wrong shapes, unsupported config values (bias,
 //     fan_in_fan_out, n_frequency_pattern, save_projection mismatches, rank_pattern, rank 0,
@@ -318,6 +319,17 @@ static void check_roundtrip(const char *model, const char *method, const char *k
     pb_param_counts pc = pb_model_count(m2);
     EXPECT(pc.trainable == pc.adapter + pc.head && pc.adapter > 0, "%s: imported model: backbone not frozen", label);
     EXPECT(nadapters(m2) == nadapters(m), "%s: %d adapters imported, %d exported", label, nadapters(m2), nadapters(m));
+    if (st == PB_OK && !strcmp(c2.desc->name, "adalora")) { // imported ranks are final: the allocator leaves them
+        int na = 0;
+        pb_adapter **as = pb_adalora_collect(m2, &na);
+        float *before = logits(m2, &t);
+        int b = pb_adalora_allocate(E, as, na, &c2, 1, 10);
+        float *after = logits(m2, &t);
+        EXPECT(b == -1 && rel(after, before, nl) == 0, "%s: the allocator touched imported adapters (%d)", label, b);
+        free(as);
+        free(before);
+        free(after);
+    }
     // export of the imported model: the same tensors, the same type
     st = pb_method_export_peft(m2, &c2, d2, err, sizeof err);
     EXPECT(st == PB_OK, "%s: re-export: %s", label, err);

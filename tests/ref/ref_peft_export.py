@@ -23,7 +23,9 @@ non-zero adapter and head tensors, saved with save_pretrained, is imported by `p
 directory: logits, loss (AdaLoRA: with peft's orth regulariser, through AdaLoraModel.forward) and
 the gradient of every trainable tensor (the key sets equal) within 1e-4; peftbench's export of
 what it imported holds every tensor of peft's file bit for bit (VeRA without saved projections:
-plus the regenerated ones, equal to peft's), and peft loads that export with the same logits.
+plus the regenerated ones, equal to peft's), and peft loads that export with the same logits;
+then 3 AdamW steps from the import on both sides (peft without update_and_allocate: an imported
+AdaLoRA keeps its ranks) give the same losses, tensors and final logits within 1e-4.
 Exit status non-zero on any failure.
 
 usage: ref_peft_export.py PEFTBENCH [--keep DIR]
@@ -40,13 +42,14 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ref_models import make_roberta, make_vit  # noqa: E402
-from ref_methods import loss_fn, pb_key  # noqa: E402
+from ref_methods import loss_fn, no_decay, pb_key  # noqa: E402
 
 from peft import (AdaLoraConfig, FourierFTConfig, IA3Config, LoraConfig, PeftModel, VeraConfig,  # noqa: E402
                   get_peft_model)
 
 TOL = 1e-4     # peft's logits on the export vs peftbench's
 TOL_ID = 1e-5  # peftbench re-import vs peftbench
+STEPS, LR, WD = 3, 2e-3, 0.01  # continued training from an import (AdamW, constant lr)
 torch.set_num_threads(2)
 failures = []
 
@@ -306,12 +309,14 @@ def import_case(pb, tmp, c, tag, cfg, pattern=False):
     # peft's view of the directory (trainable, so gradients and AdaLoRA's orth term exist)
     ref = PeftModel.from_pretrained(copy.deepcopy(model), pdir, is_trainable=True)
     ref.eval()
-    if adalora:  # AdaLoraModel.forward adds orth_reg_weight x the regulariser to the loss
-        o = ref.base_model(**inputs, labels=labels)
-        logits, loss = o.logits, o.loss
-    else:
-        logits = ref(**inputs).logits
-        loss = loss_fn(logits, labels, c["labels"])
+
+    def forward_loss():
+        if adalora:  # AdaLoraModel.forward adds orth_reg_weight x the regulariser to the loss
+            o = ref.base_model(**inputs, labels=labels)
+            return o.logits, o.loss
+        lg = ref(**inputs).logits
+        return lg, loss_fn(lg, labels, c["labels"])
+    logits, loss = forward_loss()
     loss.backward()
     params = {pb_key(n): p for n, p in ref.named_parameters() if p.requires_grad}
 
@@ -360,9 +365,29 @@ def import_case(pb, tmp, c, tag, cfg, pattern=False):
     back.eval()
     with torch.no_grad():
         w["reexport"] = check(name, "peft on peftbench's re-export", rel(back(**inputs).logits, logits.detach()), TOL_ID)
+    # continued training from the import: STEPS AdamW steps on both sides (peft: plain steps, no
+    # update_and_allocate — an imported AdaLoRA keeps its ranks)
+    out3 = base + ".steps.safetensors"
+    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out3, "--threads", "2", "--peft-import", pdir,
+         "--steps", str(STEPS), "--lr", str(LR), "--wd", str(WD)])
+    g3 = load_file(out3)
+    opt = torch.optim.AdamW([{"params": [p for k, p in params.items() if not no_decay(k)], "weight_decay": WD},
+                             {"params": [p for k, p in params.items() if no_decay(k)], "weight_decay": 0.0}],
+                            lr=LR, betas=(0.9, 0.999), eps=1e-8)
+    w["steps"] = 0.0
+    for st in range(STEPS):
+        opt.zero_grad()
+        _, ls = forward_loss()
+        w["steps"] = max(w["steps"], check(name, f"loss.{st}", rel(g3[f"loss.{st}"], ls.reshape(1)), TOL))
+        ls.backward()
+        opt.step()
+    for k, p in params.items():
+        w["steps"] = max(w["steps"], check(name, f"param.{k} after {STEPS} steps", rel(g3[f"param.{k}"], p), TOL))
+    with torch.no_grad():
+        w["steps"] = max(w["steps"], check(name, "logits.final", rel(g3["logits.final"], ref(**inputs).logits), TOL))
     ks = sorted(k for k in psd if not k.startswith("base_model.model.classifier."))
     print(f"{name:28s} {ptype:9s} {len(ks)} adapter tensors  logits {w['logits']:.1e}  loss {w['loss']:.1e}  "
-          f"grads {w['grad']:.1e}  re-export in peft {w['reexport']:.1e}", flush=True)
+          f"grads {w['grad']:.1e}  {STEPS} steps {w['steps']:.1e}  re-export in peft {w['reexport']:.1e}", flush=True)
 
 
 VIT = dict(name="vit", arch="vit", image=16, patch=4, channels=3, hidden=32, layers=2, heads=4,
