@@ -30,7 +30,7 @@ endif()
 # ref_methods: lora / pissa vs PyPI peft, svfit / aoft vs PyTorch modules written from the
 # formulas, head vs transformers, merge + from_pretrained of merged saves (about 30 s).
 # ref_peft_export: peftbench's PEFT export loads in peft.PeftModel.from_pretrained, and every PEFT type
-# peft saves imports into peftbench with peft's logits and gradients (about 45 s).
+# peft saves imports into peftbench with peft's logits and gradients (about 60 s).
 if(PB_PYTHON AND EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
   add_test(NAME methods_ref_peers
            COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_methods.py $<TARGET_FILE:peftbench>)
