@@ -58,6 +58,8 @@ static cJSON *desc_json(const pb_method_desc *d) {
         if (d->unfreeze & unfreeze_names[i].bit) cJSON_AddItemToArray(u, cJSON_CreateString(unfreeze_names[i].name));
     cJSON_AddBoolToObject(o, "rank_rule", d->rank_limit != NULL);
     cJSON_AddBoolToObject(o, "peft_export", d->export_peft != NULL);
+    if (d->import_peft && d->peft_type) cJSON_AddStringToObject(o, "peft_import", d->peft_type); // the type it reads
+    else cJSON_AddNullToObject(o, "peft_import");
     if (d->events) cJSON_AddStringToObject(o, "events", d->events);
     else cJSON_AddNullToObject(o, "events");
     cJSON *opts = cJSON_AddArrayToObject(o, "options");
@@ -88,8 +90,9 @@ static cJSON *desc_json(const pb_method_desc *d) {
 static void print_text(const pb_method_desc *d) {
     char u[128];
     unfreeze_text(d, u, sizeof u);
-    printf("%s — %s\n  site %s; unfreezes %s%s%s\n  reference: %s\n", d->name, d->summary, site_name(d->site), u,
-           d->export_peft ? "; PEFT export" : "", d->events ? "; counts events" : "", d->reference);
+    printf("%s — %s\n  site %s; unfreezes %s%s%s%s%s\n  reference: %s\n", d->name, d->summary, site_name(d->site), u,
+           d->export_peft ? "; PEFT export" : "", d->import_peft ? "; PEFT import of " : "",
+           d->import_peft && d->peft_type ? d->peft_type : "", d->events ? "; counts events" : "", d->reference);
     for (int i = 0; i < d->nopts; i++) {
         const pb_method_opt *p = &d->opts[i];
         char a[256];

@@ -26,9 +26,11 @@
 // step i's update and the method's after_update hook, e.g. AdaLoRA's masking).
 // The method's training hooks (method.h) run as in `run`; the schedule length is --steps.
 // --params FILE loads trainable tensors by "<key>" (every tensor in FILE must name a trainable
-// tensor of the same size) before step 0. --peft-import DIR attaches LoRA adapters from a PEFT
-// directory instead of --method (pb_method_import_peft); --peft-export DIR writes the adapters
-// after the steps (before any merge) with pb_method_export_peft.
+// tensor of the same size) before step 0. --peft-import DIR attaches the adapters of a PEFT
+// directory instead of --method (pb_method_import_peft: peft_type LORA with or without use_dora,
+// IA3, VERA, FOURIERFT, ADALORA; the method and its hooks are the imported one's);
+// --peft-export DIR writes the adapters after the steps (before any merge) with
+// pb_method_export_peft.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

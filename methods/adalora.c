@@ -85,6 +85,7 @@ static void adalora_free(pb_adapter *a, pb_engine *e) {
         free(st->unc[k]);
     }
     free(st->keep);
+    free(st->import_bits);
     pb_adapter_free_common(e, a);
 }
 
@@ -97,15 +98,14 @@ static float adalora_scaling(const pb_method_config *c, int r) {
     return (a > 0 ? a : (float)r) / ranknum;
 }
 
-static pb_status adalora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
-                                char *err, size_t errlen) {
-    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
-    int r = pb_mc_int(c, "init_r");
+// A new AdaLoRA adapter of rank r on l (A, E, B zeroed, trainable; every triplet kept), output
+// scale s = scaling / (ranknum + 1e-5), dropout p.
+static pb_adapter *adalora_create(pb_engine *e, pb_linear *l, int r, float s, float p, int index) {
     pb_adapter *a = pb_adapter_new(&pb_adalora_vtbl, l, 3, sizeof(pb_adalora_state));
     pb_adalora_state *st = a->state;
-    st->r = r; st->in = l->in; st->out = l->out; st->index = site->index;
-    st->s = adalora_scaling(c, r);
-    st->p = (float)pb_mc_num(c, "dropout");
+    st->r = r; st->in = l->in; st->out = l->out; st->index = index;
+    st->s = s;
+    st->p = p;
     size_t n[3] = {(size_t)r * l->in, (size_t)r, (size_t)l->out * r};
     for (int k = 0; k < 3; k++) {
         st->ipt[k] = pb_xcalloc(n[k], sizeof(float));
@@ -116,6 +116,17 @@ static pb_status adalora_attach(pb_engine *e, pb_linear *l, const pb_method_conf
     pb_adapter_param(e, a, 0, "lora_A", 2, (int64_t[]){r, l->in}, 0);
     pb_adapter_param(e, a, 1, "lora_E", 2, (int64_t[]){r, 1}, 0);
     pb_adapter_param(e, a, 2, "lora_B", 2, (int64_t[]){l->out, r}, 0);
+    for (int k = 0; k < 3; k++) pb_zero(e, a->params[k].data, n[k]);
+    l->adapter = a;
+    return a;
+}
+
+static pb_status adalora_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                                char *err, size_t errlen) {
+    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
+    int r = pb_mc_int(c, "init_r");
+    pb_adapter *a = adalora_create(e, l, r, adalora_scaling(c, r), (float)pb_mc_num(c, "dropout"), site->index);
+    size_t n[3] = {(size_t)r * l->in, (size_t)r, (size_t)l->out * r};
     // A, B ~ N(0, 0.02^2) (peft's reset_lora_parameters); E = 0, so step 0 is the base model
     pb_rng rng;
     pb_rng_seed(&rng, pb_method_seed(c->seed, site->index, 0xada));
@@ -125,7 +136,6 @@ static pb_status adalora_attach(pb_engine *e, pb_linear *l, const pb_method_conf
         pb_upload(e, a->params[k].data, h, n[k]);
         free(h);
     }
-    l->adapter = a;
     return PB_OK;
 }
 
@@ -278,6 +288,8 @@ static void mask_to_budget(pb_engine *e, pb_adapter **as, int n, int ib, int bud
 
 int pb_adalora_allocate(pb_engine *e, pb_adapter **as, int n, const pb_method_config *c, int step, int total) {
     if (n == 0) return 0;
+    for (int k = 0; k < n; k++)
+        if (((pb_adalora_state *)as[k]->state)->fixed) return -1; // imported: final ranks
     int tfinal = pb_mc_int(c, "tfinal"), ib = 0, tb = pb_mc_int(c, "target_r") * n;
     for (int k = 0; k < n; k++) ib += ((pb_adalora_state *)as[k]->state)->r;
     if (step > total - tfinal) { // final fine-tuning: the last pattern stays applied
@@ -398,9 +410,13 @@ static pb_status adalora_export_peft(pb_model *m, const pb_method_config *c, con
         pb_download(e, hB, a->params[2].data, (size_t)st->out * r);
         pb_peft_module(m, &ls[i], mod, sizeof(mod));
         cJSON *bits = cJSON_CreateArray();
+        if (st->import_bits) { // imported: the file's pattern (over init_r); the tensors hold its kept triplets
+            for (int q = 0; q < st->import_nbits; q++) cJSON_AddItemToArray(bits, cJSON_CreateBool(st->import_bits[q]));
+            has_pattern = 1;
+        }
         for (int q = 0, j = 0; q < r; q++) {
             int keep = st->has_pattern ? st->keep[q] : 1;
-            cJSON_AddItemToArray(bits, cJSON_CreateBool(keep));
+            if (!st->import_bits) cJSON_AddItemToArray(bits, cJSON_CreateBool(keep));
             if (!keep) continue;
             memcpy(kA + (size_t)j * st->in, hA + (size_t)q * st->in, (size_t)st->in * sizeof(float));
             kE[j] = hE[q];
@@ -442,7 +458,9 @@ static pb_status adalora_export_peft(pb_model *m, const pb_method_config *c, con
     if (T <= 0) T = pb_mc_int(c, "tinit") + pb_mc_int(c, "tfinal") + 1;
     cJSON_AddNumberToObject(o, "total_step", T);
     cJSON_AddNumberToObject(o, "r", 8); // peft ignores r for AdaLoRA (warns unless 8)
-    float alpha = (float)pb_mc_num(c, "alpha");
+    // alpha 0 means init_r here; peft's 0 means "the module's r", which after its loader cuts a
+    // module to the rank pattern is the kept rank, not init_r: write init_r itself
+    float alpha = pb_mc_num(c, "alpha") > 0 ? (float)pb_mc_num(c, "alpha") : (float)pb_mc_int(c, "init_r");
     cJSON_AddNumberToObject(o, "lora_alpha", alpha);
     cJSON_AddNumberToObject(o, "lora_dropout", pb_mc_num(c, "dropout"));
     cJSON_AddItemToObject(o, "target_modules", targets);
@@ -455,6 +473,176 @@ static pb_status adalora_export_peft(pb_model *m, const pb_method_config *c, con
         cJSON_AddNullToObject(o, "rank_pattern");
     }
     return pb_peft_finish(m, c, w, o, dir, err, errlen);
+}
+
+// PEFT import of peft_type ADALORA: init_r, target_r, tinit, tfinal, deltaT, beta1, beta2,
+// orth_reg_weight, total_step, lora_alpha, lora_dropout and rank_pattern from the config; per
+// adapted linear lora_A (k, in), lora_E (k, 1), lora_B (out, k) with k = the kept entries of its
+// rank_pattern list (init_r long), or init_r without one — what peft's save_pretrained cuts
+// and its loader resizes to. ranknum (not saved by peft 0.21; older files may hold it) must equal
+// init_r: peft keeps the ranknum of init_r when it resizes, so the scale is
+// (lora_alpha, or k when lora_alpha is 0) / (init_r + 1e-5), as peft's loaded model has it
+// (lora_alpha 0 with a module cut below init_r is refused: the config cannot say so).
+// The schedule's state (EMAs, step) is not in the file: the adapters are fixed at these ranks
+// (pb_adalora_allocate leaves them alone), for inference or continued training at the final
+// ranks; the orth regulariser still applies. A rank-0 module (every entry masked) is refused.
+extern const pb_method_desc pb_method_adalora;
+static pb_status adalora_import_peft(pb_model *m, const cJSON *o, const char *dir, pb_method_config *c, char *err,
+                                     size_t errlen) {
+    char path[4096], v[48];
+    pb_peft_path(dir, "adapter_config.json", path, sizeof path);
+    static const struct { const char *field, *opt; long long def, min; } ints[] = {
+        {"init_r", "init_r", 12, 1}, {"target_r", "target_r", 8, 0}, {"tinit", "tinit", 0, 0},
+        {"tfinal", "tfinal", 0, 0}, {"deltaT", "deltaT", 1, 1}, {"total_step", "total_step", 0, 1}};
+    static const struct { const char *field, *opt; double def; } nums[] = {
+        {"beta1", "beta1", 0.85}, {"beta2", "beta2", 0.85}, {"orth_reg_weight", "orth_reg_weight", 0.5},
+        {"lora_alpha", "alpha", 8.0}, {"lora_dropout", "dropout", 0.0}};
+    long long iv[6];
+    double nv[5];
+    int dora;
+    pb_status st = pb_peft_cfg_plain(o, path, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_bool(o, path, "use_dora", 0, &dora, err, errlen);
+    if (st == PB_OK && dora)
+        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field use_dora: AdaLoRA has no DoRA form", path);
+    if (st == PB_OK) st = pb_method_config_init(c, pb_method_adalora.name, 0, err, errlen);
+    for (int k = 0; k < 6 && st == PB_OK; k++) {
+        st = pb_peft_cfg_int(o, path, ints[k].field, ints[k].def, ints[k].min, 1000000000, &iv[k], err, errlen);
+        snprintf(v, sizeof v, "%lld", iv[k]);
+        if (st == PB_OK) st = pb_peft_set(c, path, ints[k].field, ints[k].opt, v, err, errlen);
+    }
+    for (int k = 0; k < 5 && st == PB_OK; k++) {
+        st = pb_peft_cfg_num(o, path, nums[k].field, nums[k].def, &nv[k], err, errlen);
+        snprintf(v, sizeof v, "%.17g", nv[k]);
+        if (st == PB_OK) st = pb_peft_set(c, path, nums[k].field, nums[k].opt, v, err, errlen);
+    }
+    if (st != PB_OK) return st;
+    int init_r = (int)iv[0];
+    double alpha = nv[3];
+    float p = (float)nv[4];
+
+    int n = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    // rank_pattern: "<module>.lora_E" (peft may leave ".default" behind) -> init_r booleans
+    uint8_t **bits = pb_xcalloc((size_t)n + 1, sizeof *bits);
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(o, "rank_pattern"), *it;
+    if (rp && !cJSON_IsNull(rp) && !cJSON_IsObject(rp))
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field rank_pattern: expected an object or null", path);
+    if (cJSON_IsObject(rp))
+        cJSON_ArrayForEach(it, rp) {
+            if (st != PB_OK) break;
+            char mod[2 * PB_NAME_MAX];
+            snprintf(mod, sizeof mod, "%s", it->string);
+            size_t kl = strlen(mod);
+            if (kl > 8 && !strcmp(mod + kl - 8, ".default")) mod[kl -= 8] = 0;
+            int idx = -1;
+            pb_linear *l = NULL;
+            if (kl > 7 && !strcmp(mod + kl - 7, ".lora_E")) {
+                mod[kl - 7] = 0;
+                l = pb_peft_find_linear(m, mod, &idx);
+            }
+            if (!l) {
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field rank_pattern: key '%s' is not <linear>.lora_E of a "
+                             "linear of this model", path, it->string);
+                break;
+            }
+            if (bits[idx] || !cJSON_IsArray(it) || cJSON_GetArraySize(it) != init_r) {
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field rank_pattern: '%s': expected one list of init_r = %d "
+                             "booleans per linear", path, it->string, init_r);
+                break;
+            }
+            bits[idx] = pb_xmalloc((size_t)init_r);
+            int q = 0;
+            const cJSON *b;
+            cJSON_ArrayForEach(b, it) {
+                int ok = cJSON_IsBool(b) || (cJSON_IsNumber(b) && (b->valuedouble == 0 || b->valuedouble == 1));
+                if (!ok && st == PB_OK)
+                    st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field rank_pattern: '%s': entry %d is not a boolean",
+                                 path, it->string, q);
+                bits[idx][q++] = (uint8_t)(cJSON_IsBool(b) ? cJSON_IsTrue(b) : b->valuedouble == 1);
+            }
+        }
+
+    static const char *const leaves[4] = {"lora_A", "lora_E", "lora_B", "ranknum"};
+    const pb_st_tensor **tab = pb_xcalloc((size_t)n * 4 + 1, sizeof *tab);
+    int *rank = pb_xcalloc((size_t)n + 1, sizeof *rank);
+    pb_st_file f;
+    memset(&f, 0, sizeof f);
+    if (st == PB_OK)
+        st = pb_peft_collect(m, dir, &f, leaves, 4, NULL, "an AdaLoRA tensor (lora_A, lora_E, lora_B, ranknum)", tab,
+                             err, errlen);
+    int any = 0;
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        const pb_st_tensor *A = tab[4 * i], *E = tab[4 * i + 1], *B = tab[4 * i + 2], *R = tab[4 * i + 3];
+        if (!A && !E && !B && !R) {
+            if (bits[i])
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field rank_pattern names %s, which has no tensors in %s",
+                             path, ls[i].name, f.path);
+            continue;
+        }
+        any = 1;
+        const char *name = (A ? A : E ? E : B ? B : R)->name;
+        int k = init_r;
+        if (bits[i]) {
+            k = 0;
+            for (int q = 0; q < init_r; q++) k += bits[i][q];
+        }
+        rank[i] = k;
+        if (!A || !E || !B)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: lora_%s of the same linear is missing", f.path, name,
+                         !A ? "A" : !E ? "E" : "B");
+        else if (k == 0)
+            st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field rank_pattern: %s keeps no entry (rank 0), which "
+                         "peftbench cannot hold", path, ls[i].name);
+        else if (k != init_r && !(alpha > 0))
+            st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field lora_alpha: 0 with a rank_pattern that cuts %s to "
+                         "rank %d: peft then scales that module by %d / init_r, which peftbench's alpha (0 = init_r) "
+                         "cannot express; give lora_alpha > 0", path, ls[i].name, k, k);
+        else if (!pb_peft_shape(A, 2, k, ls[i].in))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected shape (%d, %d) (rank %d%s)", f.path,
+                         A->name, k, ls[i].in, k, bits[i] ? " by rank_pattern" : " = init_r");
+        else if (!pb_peft_shape(E, 2, k, 1))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected shape (%d, 1) (rank %d%s)", f.path,
+                         E->name, k, k, bits[i] ? " by rank_pattern" : " = init_r");
+        else if (!pb_peft_shape(B, 2, ls[i].out, k))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected shape (%d, %d) (rank %d%s)", f.path,
+                         B->name, ls[i].out, k, k, bits[i] ? " by rank_pattern" : " = init_r");
+        else if (R) {
+            float rv = 0;
+            if (R->numel != 1)
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected one element", f.path, R->name);
+            else if ((st = pb_st_read_f32(&f, R, &rv, err, errlen)) == PB_OK && rv != (float)init_r)
+                st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: tensor %s: ranknum %g differs from init_r %d", f.path,
+                             R->name, rv, init_r);
+        }
+    }
+    if (st == PB_OK && !any)
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: no tensor ends in .lora_A (nothing to import)", f.path);
+    pb_engine *e = pb_model_engine(m);
+    char roles[PB_OPT_STR_MAX] = "";
+    if (st == PB_OK) pb_peft_freeze(m);
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        if (!tab[4 * i]) continue;
+        // peft's scale after resizing: lora_alpha (k when 0: refused above unless k = init_r) over the
+        // ranknum it keeps, init_r
+        pb_adapter *a = adalora_create(e, &ls[i], rank[i], adalora_scaling(c, init_r), p, i);
+        pb_adalora_state *as = a->state;
+        as->fixed = 1;
+        if (bits[i]) {
+            as->import_bits = bits[i];
+            as->import_nbits = init_r;
+            bits[i] = NULL;
+        }
+        for (int q = 0; q < 3 && st == PB_OK; q++) st = pb_peft_load(e, &f, tab[4 * i + q], a->params[q].data, err, errlen);
+        pb_peft_add_role(roles, sizeof roles, &ls[i]);
+    }
+    if (st == PB_OK) st = pb_peft_load_head(m, &f, err, errlen);
+    pb_st_close(&f);
+    for (int i = 0; i < n; i++) free(bits[i]);
+    free(bits);
+    free(tab);
+    free(rank);
+    if (st == PB_OK) pb_mc_put_str(c, "targets", roles);
+    return st;
 }
 
 static const pb_method_opt adalora_opts[] = {
@@ -487,6 +675,8 @@ const pb_method_desc pb_method_adalora = {
     .site_flops = adalora_site_flops,
     .attach = adalora_attach,
     .export_peft = adalora_export_peft,
+    .peft_type = "ADALORA",
+    .import_peft = adalora_import_peft,
     .train_check = adalora_train_check,
     .regularize = adalora_regularize,
     .after_update = adalora_after_update,

@@ -25,6 +25,12 @@ typedef struct {
     float *ipt[3], *unc[3];     // (r*in), (r), (out*r)
     uint8_t *keep;              // (r)
     int has_pattern;
+    // Imported from a PEFT directory (adalora.c): the ranks are final (no allocation: see
+    // pb_adalora_allocate); import_bits (import_nbits = init_r, host) is the module's entry of
+    // the file's rank_pattern, kept for the export (NULL when the file had none).
+    int fixed;
+    uint8_t *import_bits;
+    int import_nbits;
 } pb_adalora_state;
 
 extern const pb_adapter_vtbl pb_adalora_vtbl;
@@ -40,7 +46,8 @@ double pb_adalora_orth(pb_engine *e, pb_adapter **as, int n, double weight, int 
 // params and grads (steps < T − tfinal), the budget schedule, masking of E by the global kthvalue
 // threshold (every deltaT steps in the budget phase, forced at T − tfinal, where the EMAs reset)
 // and the fixed rank pattern afterwards. Options from c (init_r, target_r, tinit, tfinal,
-// deltaT, beta1, beta2). Returns the budget of the step (-1: the pattern phase).
+// deltaT, beta1, beta2). Returns the budget of the step (-1: the pattern phase). Adapters
+// imported from a PEFT directory (fixed) keep their ranks: nothing is updated or masked (-1).
 int pb_adalora_allocate(pb_engine *e, pb_adapter **as, int n, const pb_method_config *c, int step, int total);
 
 #endif

@@ -115,8 +115,11 @@ int64_t pb_method_events(pb_model *m);
 // PEFT interop (methods/peft_io.c). pb_method_export_peft dispatches to desc->export_peft
 // (unsupported when NULL); the LoRA-family exporter writes dir/adapter_config.json and
 // dir/adapter_model.safetensors in HF PEFT's layout (LoRA; PiSSA as the rank-2r LoRA conversion
-// relative to the original weights) plus the head as modules_to_save. Import attaches LoRA
-// adapters read from such a directory to a model that has no adapters yet (and loads the head).
+// relative to the original weights) plus the head as modules_to_save. Import reads such a
+// directory (or one peft wrote) into a model without adapters on the linears it names: it
+// dispatches on the config's peft_type to the descriptor that imports it (desc->peft_type,
+// desc->import_peft), which validates everything before changing the model, freezes the
+// backbone, attaches the adapters, loads the head and fills *c_out (may be NULL).
 pb_status pb_method_export_peft(pb_model *m, const pb_method_config *c, const char *dir, char *err,
                                 size_t errlen);
 pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *c_out, char *err,

@@ -40,34 +40,6 @@ typedef pb_fourierft_state fourier_state;
 // ----------------------------------------------------------------------------
 // torch.randperm's entries
 
-// mt19937 (Matsumoto & Nishimura 1998), seeded as init_genrand(seed): torch's CPU generator.
-typedef struct {
-    uint32_t s[624];
-    int i;
-} mt19937;
-
-static void mt_seed(mt19937 *m, uint32_t seed) {
-    m->s[0] = seed;
-    for (int i = 1; i < 624; i++) m->s[i] = 1812433253u * (m->s[i - 1] ^ (m->s[i - 1] >> 30)) + (uint32_t)i;
-    m->i = 624;
-}
-
-static uint32_t mt_next(mt19937 *m) {
-    if (m->i >= 624) {
-        for (int k = 0; k < 624; k++) {
-            uint32_t y = (m->s[k] & 0x80000000u) | (m->s[(k + 1) % 624] & 0x7fffffffu);
-            m->s[k] = m->s[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
-        }
-        m->i = 0;
-    }
-    uint32_t y = m->s[m->i++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
-    return y;
-}
-
 // torch uses the 32-bit path below this size (randperm_cpu: n < UINT32_MAX / 20).
 #define FOURIER_MAX_ENTRIES (UINT32_MAX / 20u)
 
@@ -77,11 +49,11 @@ static void fourier_entries(int M, int N, int n, uint32_t seed, int64_t *idx) {
     PB_CHECK(total < (int64_t)FOURIER_MAX_ENTRIES, "fourierft: %d x %d has too many entries", M, N);
     int32_t *r = pb_xmalloc((size_t)total * sizeof(int32_t));
     for (int64_t i = 0; i < total; i++) r[i] = (int32_t)i;
-    mt19937 *m = pb_xmalloc(sizeof(mt19937));
-    mt_seed(m, seed);
+    pb_mt19937 *m = pb_xmalloc(sizeof(pb_mt19937));
+    pb_mt_seed(m, seed);
     // Fisher-Yates from the front: the first n places are final after n swaps.
     for (int64_t i = 0; i < n && i < total - 1; i++) {
-        int64_t z = (int64_t)(mt_next(m) % (uint64_t)(total - i));
+        int64_t z = (int64_t)(pb_mt_next(m) % (uint64_t)(total - i));
         int32_t t = r[i];
         r[i] = r[z + i];
         r[z + i] = t;
@@ -203,18 +175,15 @@ static fourier_basis *find_basis(const pb_site *site, int M, int N, int n, uint3
     return NULL;
 }
 
-static pb_status fourier_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
-                                char *err, size_t errlen) {
-    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
-    int M = l->out, N = l->in, n = pb_mc_int(c, "n_frequency");
-    if ((int64_t)n > (int64_t)M * N)
-        return pb_errf(PB_ERR_ARG, err, errlen, "n_frequency: %s (%d -> %d) has %lld entries (got %d)", l->name, N, M,
-                       (long long)M * N, n);
-    uint32_t seed = (uint32_t)pb_mc_int(c, "random_loc_seed");
+// A new FourierFT adapter on l: n coefficients (zeroed) at the first n entries of
+// torch.randperm(out·in, manual_seed(seed)), ΔW = alpha Re(IDFT2(F)); the basis is shared with
+// an adapter of the same shape below site->index. The caller checks n <= out·in < FOURIER_MAX_ENTRIES.
+static pb_adapter *fourier_create(pb_engine *e, pb_linear *l, int n, double alpha, uint32_t seed, const pb_site *site) {
+    int M = l->out, N = l->in;
     pb_adapter *a = pb_adapter_new(&fourier_vtbl, l, 1, sizeof(fourier_state));
     fourier_state *st = a->state;
     st->M = M; st->N = N; st->n = n;
-    st->scale = (float)(pb_mc_num(c, "scaling") / ((double)M * N));
+    st->scale = (float)(alpha / ((double)M * N));
     int64_t *idx = pb_xmalloc((size_t)n * sizeof(int64_t));
     fourier_entries(M, N, n, seed, idx);
     st->basis = find_basis(site, M, N, n, seed);
@@ -232,15 +201,27 @@ static pb_status fourier_attach(pb_engine *e, pb_linear *l, const pb_method_conf
     free(idx);
     st->dW = pb_alloc(e, (size_t)M * N);
     pb_param *sp = pb_adapter_param(e, a, 0, "fourierft_spectrum", 1, (int64_t[]){n}, 0);
+    pb_zero(e, sp->data, (size_t)n);
+    l->adapter = a;
+    return a;
+}
+
+static pb_status fourier_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                                char *err, size_t errlen) {
+    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
+    int M = l->out, N = l->in, n = pb_mc_int(c, "n_frequency");
+    if ((int64_t)n > (int64_t)M * N)
+        return pb_errf(PB_ERR_ARG, err, errlen, "n_frequency: %s (%d -> %d) has %lld entries (got %d)", l->name, N, M,
+                       (long long)M * N, n);
+    pb_adapter *a = fourier_create(e, l, n, pb_mc_num(c, "scaling"), (uint32_t)pb_mc_int(c, "random_loc_seed"), site);
     if (!strcmp(pb_mc_str(c, "init"), "randn")) {
         pb_rng r;
         pb_rng_seed(&r, pb_method_seed(c->seed, site->index, 0xf0f7));
         float *h = pb_xmalloc((size_t)n * sizeof(float));
         for (int k = 0; k < n; k++) h[k] = pb_rng_normal(&r);
-        pb_upload(e, sp->data, h, (size_t)n);
+        pb_upload(e, a->params[0].data, h, (size_t)n);
         free(h);
     }
-    l->adapter = a;
     return PB_OK;
 }
 
@@ -291,6 +272,76 @@ static pb_status fourier_export_peft(pb_model *m, const pb_method_config *c, con
     return pb_peft_finish(m, c, w, o, dir, err, errlen);
 }
 
+// PEFT import of peft_type FOURIERFT: n_frequency, scaling, random_loc_seed and init_weights
+// from the config; per adapted linear fourierft_spectrum (n_frequency). peft 0.21 saves no
+// entries (its `indices` are a plain dict, not state): it redraws them from random_loc_seed as
+// fourier_entries does. n_frequency_pattern (per-module n) is refused: the method has one n.
+extern const pb_method_desc pb_method_fourierft;
+static pb_status fourier_import_peft(pb_model *m, const cJSON *o, const char *dir, pb_method_config *c, char *err,
+                                     size_t errlen) {
+    char path[4096], v[48];
+    pb_peft_path(dir, "adapter_config.json", path, sizeof path);
+    long long nf, seed;
+    double scaling;
+    int zeros;
+    pb_status st = pb_peft_cfg_plain(o, path, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_int(o, path, "n_frequency", 1000, 1, 2147483647, &nf, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_num(o, path, "scaling", 150.0, &scaling, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_int(o, path, "random_loc_seed", 777, 0, 2147483647, &seed, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_bool(o, path, "init_weights", 0, &zeros, err, errlen);
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "n_frequency_pattern");
+    if (st == PB_OK && pat && !cJSON_IsNull(pat) && !(cJSON_IsObject(pat) && !pat->child))
+        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field n_frequency_pattern: per-module n_frequency is not "
+                     "supported (one n for every linear; give {} or null)", path);
+    if (st == PB_OK) st = pb_method_config_init(c, pb_method_fourierft.name, 0, err, errlen);
+    snprintf(v, sizeof v, "%lld", nf);
+    if (st == PB_OK) st = pb_peft_set(c, path, "n_frequency", "n_frequency", v, err, errlen);
+    snprintf(v, sizeof v, "%.17g", scaling);
+    if (st == PB_OK) st = pb_peft_set(c, path, "scaling", "scaling", v, err, errlen);
+    snprintf(v, sizeof v, "%lld", seed);
+    if (st == PB_OK) st = pb_peft_set(c, path, "random_loc_seed", "random_loc_seed", v, err, errlen);
+    if (st == PB_OK) st = pb_peft_set(c, path, "init_weights", "init", zeros ? "zeros" : "randn", err, errlen);
+    if (st != PB_OK) return st;
+
+    static const char *const leaves[1] = {"fourierft_spectrum"};
+    int n = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    const pb_st_tensor **tab = pb_xcalloc((size_t)n + 1, sizeof *tab);
+    pb_st_file f;
+    st = pb_peft_collect(m, dir, &f, leaves, 1, NULL, "a FourierFT spectrum (fourierft_spectrum)", tab, err, errlen);
+    int any = 0;
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        const pb_st_tensor *T = tab[i];
+        if (!T) continue;
+        any = 1;
+        int64_t MN = (int64_t)ls[i].out * ls[i].in;
+        if (!pb_peft_shape(T, 1, nf, 0))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected %lld elements (field n_frequency of %s)",
+                         f.path, T->name, nf, path);
+        else if (nf > MN || MN >= (int64_t)FOURIER_MAX_ENTRIES)
+            st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field n_frequency: %lld does not fit %s (%d -> %d: %lld "
+                         "entries, at most %u)", path, nf, ls[i].name, ls[i].in, ls[i].out, (long long)MN,
+                         (unsigned)FOURIER_MAX_ENTRIES - 1);
+    }
+    if (st == PB_OK && !any)
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: no tensor ends in .fourierft_spectrum (nothing to import)", f.path);
+    pb_engine *e = pb_model_engine(m);
+    char roles[PB_OPT_STR_MAX] = "";
+    if (st == PB_OK) pb_peft_freeze(m);
+    for (int i = 0; i < n && st == PB_OK; i++) { // model order: bases shared with lower linears
+        if (!tab[i]) continue;
+        pb_site site = {.index = i, .linears = ls, .nlinears = n};
+        pb_adapter *a = fourier_create(e, &ls[i], (int)nf, scaling, (uint32_t)seed, &site);
+        st = pb_peft_load(e, &f, tab[i], a->params[0].data, err, errlen);
+        pb_peft_add_role(roles, sizeof roles, &ls[i]);
+    }
+    if (st == PB_OK) st = pb_peft_load_head(m, &f, err, errlen);
+    pb_st_close(&f);
+    free(tab);
+    if (st == PB_OK) pb_mc_put_str(c, "targets", roles);
+    return st;
+}
+
 // n coefficients per linear. Forward per token: the x ΔWᵀ GEMM (2 in out); building ΔW
 // (2 out in 2n per step, not per token) is left out of the per-token figure.
 static double fourier_site_params(const pb_method_config *c, const char *role, int in, int out) {
@@ -334,4 +385,6 @@ const pb_method_desc pb_method_fourierft = {
     .site_flops = fourier_site_flops,
     .attach = fourier_attach,
     .export_peft = fourier_export_peft,
+    .peft_type = "FOURIERFT",
+    .import_peft = fourier_import_peft,
 };

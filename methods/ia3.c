@@ -90,13 +90,8 @@ static int feedforward(const pb_method_config *c, const char *role) {
     return pb_mc_list_has(c, "feedforward", role);
 }
 
-static pb_status ia3_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
-                            char *err, size_t errlen) {
-    (void)site;
-    char role[PB_NAME_MAX];
-    pb_method_linear_role(l->name, role, sizeof role);
-    int input = feedforward(c, role);
-    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
+// A new IA3 adapter on l (l = ones: the identity), scaling l's input (input) or its output.
+static pb_adapter *ia3_create(pb_engine *e, pb_linear *l, int input) {
     pb_adapter *a = pb_adapter_new(input ? &ia3_in_vtbl : &ia3_out_vtbl, l, 1, sizeof(ia3_state));
     ia3_state *st = a->state;
     st->in = l->in;
@@ -111,6 +106,16 @@ static pb_status ia3_attach(pb_engine *e, pb_linear *l, const pb_method_config *
         pb_fill(e, st->ones, 1.0f, (size_t)l->in);
     }
     l->adapter = a;
+    return a;
+}
+
+static pb_status ia3_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
+                            char *err, size_t errlen) {
+    (void)site;
+    char role[PB_NAME_MAX];
+    pb_method_linear_role(l->name, role, sizeof role);
+    if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
+    ia3_create(e, l, feedforward(c, role));
     return PB_OK;
 }
 
@@ -162,6 +167,82 @@ static pb_status ia3_export_peft(pb_model *m, const pb_method_config *c, const c
     return pb_peft_finish(m, c, w, o, dir, err, errlen);
 }
 
+// PEFT import of peft_type IA3: per adapted linear one ia3_l, shaped (out, 1) (output scaling)
+// or (1, in) (input scaling, a feedforward module). The shape decides; when feedforward_modules
+// is a list it must agree (peft: a module is feedforward when its path ends with an entry; a
+// regex string is not checked). target_modules is not read: the tensors name the linears.
+extern const pb_method_desc pb_method_ia3;
+static pb_status ia3_import_peft(pb_model *m, const cJSON *o, const char *dir, pb_method_config *c, char *err,
+                                 size_t errlen) {
+    char path[4096];
+    pb_peft_path(dir, "adapter_config.json", path, sizeof path);
+    pb_status st = pb_peft_cfg_plain(o, path, err, errlen);
+    const cJSON *ff = cJSON_GetObjectItemCaseSensitive(o, "feedforward_modules"), *it;
+    if (st == PB_OK && ff && !cJSON_IsNull(ff) && !cJSON_IsString(ff) && !cJSON_IsArray(ff))
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field feedforward_modules: expected a list of names or a string", path);
+    if (st == PB_OK && cJSON_IsArray(ff))
+        cJSON_ArrayForEach(it, ff) if (st == PB_OK && !cJSON_IsString(it))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field feedforward_modules: every entry must be a string", path);
+    if (st == PB_OK) st = pb_method_config_init(c, pb_method_ia3.name, 0, err, errlen);
+    if (st != PB_OK) return st;
+
+    static const char *const leaves[1] = {"ia3_l"};
+    int n = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    const pb_st_tensor **tab = pb_xcalloc((size_t)n + 1, sizeof *tab);
+    int *input = pb_xcalloc((size_t)n + 1, sizeof *input);
+    pb_st_file f;
+    st = pb_peft_collect(m, dir, &f, leaves, 1, NULL, "an IA3 vector (ia3_l)", tab, err, errlen);
+    int any = 0;
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        const pb_st_tensor *T = tab[i];
+        if (!T) continue;
+        any = 1;
+        if (pb_peft_shape(T, 2, ls[i].out, 1)) input[i] = 0;
+        else if (pb_peft_shape(T, 2, 1, ls[i].in)) input[i] = 1;
+        else {
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: shape fits neither (%d, 1) (output scaling) nor "
+                         "(1, %d) (input scaling) of %s", f.path, T->name, ls[i].out, ls[i].in, ls[i].name);
+            break;
+        }
+        if (!cJSON_IsArray(ff)) continue;
+        // the module path as the file writes it (PEFT_PREFIX "<module>.ia3_l")
+        size_t kl = strlen(T->name) - strlen(PEFT_PREFIX) - strlen(".ia3_l");
+        char mod[2 * PB_NAME_MAX];
+        snprintf(mod, sizeof mod, "%.*s", (int)kl, T->name + strlen(PEFT_PREFIX));
+        int listed = 0;
+        cJSON_ArrayForEach(it, ff) {
+            size_t tl = strlen(it->valuestring);
+            listed |= tl <= kl && !strcmp(mod + kl - tl, it->valuestring);
+        }
+        if (listed != input[i])
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: shaped for %s scaling, but field "
+                         "feedforward_modules of %s %s it", f.path, T->name, input[i] ? "input" : "output", path,
+                         listed ? "lists" : "does not list");
+    }
+    if (st == PB_OK && !any)
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: no tensor ends in .ia3_l (nothing to import)", f.path ? f.path : path);
+    pb_engine *e = pb_model_engine(m);
+    char roles[PB_OPT_STR_MAX] = "", ffroles[PB_OPT_STR_MAX] = "";
+    if (st == PB_OK) pb_peft_freeze(m);
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        if (!tab[i]) continue;
+        pb_adapter *a = ia3_create(e, &ls[i], input[i]);
+        st = pb_peft_load(e, &f, tab[i], a->params[0].data, err, errlen);
+        pb_peft_add_role(roles, sizeof roles, &ls[i]);
+        if (input[i]) pb_peft_add_role(ffroles, sizeof ffroles, &ls[i]);
+    }
+    if (st == PB_OK) st = pb_peft_load_head(m, &f, err, errlen);
+    pb_st_close(&f);
+    free(tab);
+    free(input);
+    if (st == PB_OK) {
+        pb_mc_put_str(c, "targets", roles);
+        pb_mc_put_str(c, "feedforward", ffroles);
+    }
+    return st;
+}
+
 // l (out) or (in); output scaling is one multiply per output, input scaling an extra GEMM.
 static double ia3_site_params(const pb_method_config *c, const char *role, int in, int out) {
     return feedforward(c, role) ? in : out;
@@ -189,4 +270,6 @@ const pb_method_desc pb_method_ia3 = {
     .site_flops = ia3_site_flops,
     .attach = ia3_attach,
     .export_peft = ia3_export_peft,
+    .peft_type = "IA3",
+    .import_peft = ia3_import_peft,
 };

@@ -1,6 +1,7 @@
 // lora.c: LoRA as an adapter on a frozen linear: y += s * (dropout(x) A^T) B^T (PEFT layout:
 // A = lora_A.weight (r,in), B = lora_B.weight (out,r)). No dense delta is formed while training.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "methods_internal.h"
 
@@ -115,6 +116,87 @@ double pb_lora_site_flops(const pb_method_config *c, const char *role, int in, i
     return 2.0 * pb_mc_int(c, "rank") * (in + out);
 }
 
+// PEFT import of peft_type LORA (the LoRA family: what lora, pissa, dora and dylora export):
+// r, lora_alpha, use_rslora, use_dora from the config; per adapted linear lora_A.weight (r', in)
+// and lora_B.weight (out, r') (r' from the tensors: rank_pattern files load as they are), plus
+// lora_magnitude_vector (out) when use_dora is true. Attaches LoRA adapters (DoRA with
+// use_dora) with scaling lora_alpha / r' (/ sqrt r' with rslora) and no dropout. A PiSSA export
+// (the rank-2r conversion relative to the original weights) and a DyLoRA export (its eval rank)
+// are plain LoRAs to this reader and come back as "lora".
+extern const pb_method_desc pb_method_lora, pb_method_dora;
+static pb_status lora_import_peft(pb_model *m, const cJSON *o, const char *dir, pb_method_config *c, char *err,
+                                  size_t errlen) {
+    char path[4096];
+    pb_peft_path(dir, "adapter_config.json", path, sizeof path);
+    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(o, "r");
+    const cJSON *ja = cJSON_GetObjectItemCaseSensitive(o, "lora_alpha");
+    const cJSON *jrs = cJSON_GetObjectItemCaseSensitive(o, "use_rslora");
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "use_dora");
+    if (!cJSON_IsNumber(jr) || jr->valueint < 1)
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field r: missing or not a positive integer", path);
+    if (ja && !cJSON_IsNumber(ja)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field lora_alpha: not a number", path);
+    if (jd && !cJSON_IsBool(jd)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field use_dora: not a boolean", path);
+    int dora = jd && cJSON_IsTrue(jd); // DoRA: a lora_magnitude_vector per adapted module
+    pb_status st = pb_method_config_init(c, dora ? pb_method_dora.name : pb_method_lora.name, 0, err, errlen);
+    char v[32];
+    snprintf(v, sizeof v, "%d", jr->valueint);
+    if (st == PB_OK) st = pb_peft_set(c, path, "r", "rank", v, err, errlen);
+    snprintf(v, sizeof v, "%.9g", ja ? ja->valuedouble : 8.0);
+    if (st == PB_OK) st = pb_peft_set(c, path, "lora_alpha", "alpha", v, err, errlen);
+    if (st == PB_OK) st = pb_peft_set(c, path, "use_rslora", "rslora", cJSON_IsTrue(jrs) ? "true" : "false", err, errlen);
+    if (st != PB_OK) return st;
+
+    // pass 1: every key and shape before the model changes
+    static const char *const leaves[3] = {"lora_A.weight", "lora_B.weight", "lora_magnitude_vector"};
+    int n = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    const pb_st_tensor **tab = pb_xcalloc((size_t)n * 3 + 1, sizeof *tab);
+    pb_st_file f;
+    st = pb_peft_collect(m, dir, &f, leaves, 3, NULL, "a LoRA factor", tab, err, errlen);
+    const char *fp = f.path ? f.path : path;
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        const pb_st_tensor *A = tab[3 * i], *B = tab[3 * i + 1], *M = tab[3 * i + 2];
+        const pb_linear *l = &ls[i];
+        if (M && !dora)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: a DoRA magnitude but use_dora is not true", fp,
+                         M->name);
+        else if (M && (!A || !pb_peft_shape(M, 1, l->out, 0)))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: no lora_A.weight beside it or not %d elements",
+                         fp, M->name, l->out);
+        else if (!A && B)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: missing partner lora_A.weight", fp, B->name);
+        else if (A && (A->ndim != 2 || A->shape[1] != l->in || A->shape[0] < 1))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: shape does not fit %s (%d -> %d)", fp, A->name,
+                         l->name, l->in, l->out);
+        else if (A && (!B || !pb_peft_shape(B, 2, l->out, A->shape[0])))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: missing or mismatched partner lora_B.weight "
+                         "(want %d x %lld)", fp, A->name, l->out, (long long)A->shape[0]);
+        else if (A && dora && !M)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: use_dora is true but %s has no lora_magnitude_vector", fp,
+                         A->name);
+    }
+    // pass 2: freeze the backbone, attach, load
+    pb_engine *e = pb_model_engine(m);
+    char roles[PB_OPT_STR_MAX] = "";
+    if (st == PB_OK) pb_peft_freeze(m);
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        const pb_st_tensor *A = tab[3 * i];
+        if (!A) continue;
+        int r = (int)A->shape[0];
+        pb_adapter *a = dora ? pb_dora_create(e, &ls[i], r, pb_lora_scaling(c, r), 0.0f, i)
+                             : pb_lora_create(e, &ls[i], r, pb_lora_scaling(c, r), 0.0f, i);
+        st = pb_peft_load(e, &f, A, a->params[0].data, err, errlen);
+        if (st == PB_OK) st = pb_peft_load(e, &f, tab[3 * i + 1], a->params[1].data, err, errlen);
+        if (st == PB_OK && dora) st = pb_peft_load(e, &f, tab[3 * i + 2], a->params[2].data, err, errlen);
+        pb_peft_add_role(roles, sizeof roles, &ls[i]);
+    }
+    if (st == PB_OK) st = pb_peft_load_head(m, &f, err, errlen);
+    pb_st_close(&f);
+    free(tab);
+    if (st == PB_OK && roles[0]) pb_mc_put_str(c, "targets", roles);
+    return st;
+}
+
 static const pb_method_opt lora_opts[] = {
     {"rank", PB_OPT_INT, "8", 1, PB_OPT_RANK_MAX, 0, NULL, "r: rows of A, columns of B"},
     PB_OPT_LORA_ALPHA,
@@ -139,4 +221,6 @@ const pb_method_desc pb_method_lora = {
     .site_flops = pb_lora_site_flops,
     .attach = lora_attach,
     .export_peft = pb_lora_export_peft,
+    .peft_type = "LORA",
+    .import_peft = lora_import_peft,
 };

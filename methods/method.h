@@ -132,6 +132,16 @@ struct pb_method_desc {
     double (*token_params)(const pb_method_config *c, const pb_model_config *cfg);
     // PEFT directory export (adapter_config.json + adapter_model.safetensors); NULL: none.
     pb_status (*export_peft)(pb_model *m, const pb_method_config *c, const char *dir, char *err, size_t errlen);
+    // PEFT directory import: peft_type = the "peft_type" of adapter_config.json this method reads
+    // ("LORA", "IA3", ...; at most one descriptor per type), import_peft the reader that
+    // pb_method_import_peft dispatches to. cfg = the parsed adapter_config.json (duplicate keys
+    // already refused), dir = the directory. It validates every field it honours, every tensor
+    // key and shape before changing m (errors name the file and the field or tensor), then freezes
+    // the backbone, attaches adapters holding the file's values, loads the head (modules_to_save)
+    // and sets *c to a config of the method that describes them. NULL / NULL: imports nothing.
+    const char *peft_type;
+    pb_status (*import_peft)(pb_model *m, const cJSON *cfg, const char *dir, pb_method_config *c, char *err,
+                             size_t errlen);
     // Name of the per-adapter event counter (pb_adapter_vtbl.events, e.g. AOFT "clamps"), or NULL.
     const char *events;
     // Training hooks of the loop (harness/loop.h pb_loop_set_method); NULL: none. AdaLoRA uses all.

@@ -3,11 +3,13 @@
 // defines: pb_lora_state, pb_dylora_state, pb_svfit_state, pb_vera_state, pb_fourierft_state, pb_fact_state, pb_bottleneck, pb_aoft_state, pb_svd_full, pb_svd_lowrank,
 //          pb_aoft_clamp_count, pb_grow, pb_method_seed, pb_adapter_new, pb_adapter_param,
 //          pb_adapter_free_common, pb_lora_create, pb_lora_scaling, pb_lora_export_peft,
-//          PB_OPT_LORA_* (shared LoRA-family options)
+//          PB_OPT_LORA_* (shared LoRA-family options), pb_peft_* (PEFT export/import layout),
+//          pb_mt19937, pb_mt_seed, pb_mt_next, pb_torch_uniform (torch's CPU generator)
 #ifndef PB_METHODS_INTERNAL_H
 #define PB_METHODS_INTERNAL_H
 
 #include "adapter.h"
+#include "../models/safetensors.h"
 
 // ----------------------------------------------------------------------------
 // Shared utilities
@@ -225,6 +227,66 @@ void pb_peft_target(const pb_model *m, const pb_linear *l, char *out, size_t n);
 void pb_peft_add_target(cJSON *list, const char *t);
 pb_status pb_peft_finish(pb_model *m, const pb_method_config *c, struct pb_st_writer *w, cJSON *o, const char *dir,
                          char *err, size_t errlen);
+
+// PEFT import helpers for the methods' import_peft hooks (peft_io.c). Errors name the file and
+// the field or tensor.
+// dir/name into out (n bytes).
+void pb_peft_path(const char *dir, const char *name, char *out, size_t n);
+// The encoder linear a PEFT module path names (with or without the model prefix; hub names and,
+// for ViT, transformers-5 names), or NULL; *index = its position in pb_model_linears.
+pb_linear *pb_peft_find_linear(pb_model *m, const char *module, int *index);
+// Pass 1 of an import: opens dir/adapter_model.safetensors into *f (the caller closes it, also
+// on error) and sorts its tensors: an adapter tensor is PEFT_PREFIX "<module>.<leaf>" with leaf
+// one of leaves[0..nleaves) and module an encoder linear of m without an adapter: tab[i * nleaves
+// + k] (nlinears * nleaves entries, zeroed by the caller) = the tensor of leaf k on linear i;
+// any other tensor must be a head parameter of m (PEFT_PREFIX + its name, same element count)
+// or one of the full keys in extra (NULL-terminated, or NULL; the caller reads those). `what`
+// names the adapter tensors in messages ("a LoRA factor"). Errors: a key that is neither, a
+// module that is no linear of m, a linear with an adapter already (PB_ERR_ARG), one linear
+// named twice (hub and transformers-5 names).
+pb_status pb_peft_collect(pb_model *m, const char *dir, pb_st_file *f, const char *const *leaves, int nleaves,
+                          const char *const *extra, const char *what, const pb_st_tensor **tab, char *err,
+                          size_t errlen);
+// 1 if T has ndim dims equal to d0, d1 (d1 ignored when ndim == 1).
+int pb_peft_shape(const pb_st_tensor *T, int ndim, int64_t d0, int64_t d1);
+// Pass 2 helpers. pb_peft_freeze: every parameter of m trainable iff it is the head's;
+// pb_peft_load: T (numel floats, any float dtype) into the engine buffer dst;
+// pb_peft_load_head: every head tensor of f into its parameter.
+void pb_peft_freeze(pb_model *m);
+pb_status pb_peft_load(pb_engine *e, const pb_st_file *f, const pb_st_tensor *T, float *dst, char *err,
+                       size_t errlen);
+pb_status pb_peft_load_head(pb_model *m, const pb_st_file *f, char *err, size_t errlen);
+// Adds l's role (pb_method_linear_role) to the comma-separated list roles (n bytes) once.
+void pb_peft_add_role(char *roles, size_t n, const pb_linear *l);
+// adapter_config.json fields: absent or null gives def; a value of the wrong type or outside
+// [min, max] is an error naming path and key. pb_peft_cfg_str: *out = the string or def.
+pb_status pb_peft_cfg_int(const cJSON *o, const char *path, const char *key, long long def, long long min,
+                          long long max, long long *out, char *err, size_t errlen);
+pb_status pb_peft_cfg_num(const cJSON *o, const char *path, const char *key, double def, double *out, char *err,
+                          size_t errlen);
+pb_status pb_peft_cfg_bool(const cJSON *o, const char *path, const char *key, int def, int *out, char *err,
+                           size_t errlen);
+pb_status pb_peft_cfg_str(const cJSON *o, const char *path, const char *key, const char *def, const char **out,
+                          char *err, size_t errlen);
+// The fields every non-LoRA importer requires at their plain value: bias "none" (no bias
+// tensors), fan_in_fan_out false (peftbench's linears are nn.Linear), no layer replication.
+pb_status pb_peft_cfg_plain(const cJSON *o, const char *path, char *err, size_t errlen);
+// Option key of c from text; an error reads "<path>: field <field>: <why>".
+pb_status pb_peft_set(pb_method_config *c, const char *path, const char *field, const char *key, const char *text,
+                      char *err, size_t errlen);
+
+// torch's CPU generator (torch.Generator().manual_seed(seed)): mt19937 seeded as init_genrand
+// with the seed's low 32 bits (Matsumoto & Nishimura 1998); pb_mt_next = its 32-bit outputs.
+// pb_torch_uniform: n draws of tensor.uniform_(from, to, generator) on a float32 tensor, in
+// order (torch's serial CPU kernel: x = (u32 & (2^24 - 1)) 2^-24, x (to - from) + from as one
+// fused multiply-add in float, from / to rounded to float first).
+typedef struct {
+    uint32_t s[624];
+    int i;
+} pb_mt19937;
+void pb_mt_seed(pb_mt19937 *m, uint32_t seed);
+uint32_t pb_mt_next(pb_mt19937 *m);
+void pb_torch_uniform(pb_mt19937 *m, float *out, size_t n, double from, double to);
 extern const pb_adapter_vtbl pb_lora_vtbl, pb_svfit_vtbl, pb_aoft_vtbl;
 // DoRA (dora.c): its state starts with a pb_lora_state, so the LoRA exporter reads A, B from it;
 // params[2] is the magnitude vector. Two tables: dy rewritten (no dropout) or a parallel branch.

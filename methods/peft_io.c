@@ -5,6 +5,10 @@
 // ORIGINAL pre-trained weights, A' = [A; A0] (2r,in), B' = [B | -B0] (out,2r), r' = 2r,
 // alpha' = 2 alpha (sqrt(2) alpha under rslora), init_lora_weights = true, so a plain PEFT LoRA
 // load on the unmodified base model reproduces W_res + s B A.
+// Import: pb_method_import_peft parses adapter_config.json (duplicate keys refused) and calls the
+// import_peft hook of the descriptor whose peft_type it names; the readers live in their
+// methods' files (lora.c: LORA, ia3.c, vera.c, fourierft.c, adalora.c) on the pb_peft_* helpers
+// here (pass 1 sorting and checking every tensor, freezing, head loading, config fields).
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -220,7 +224,10 @@ pb_status pb_peft_finish(pb_model *m, const pb_method_config *c, pb_st_writer *w
 }
 
 // ----------------------------------------------------------------------------
-// Import
+// Import: pb_method_import_peft reads adapter_config.json and hands it to the descriptor that
+// declares its peft_type (desc->import_peft); the helpers below are what those readers share.
+
+void pb_peft_path(const char *dir, const char *name, char *out, size_t n) { snprintf(out, n, "%s/%s", dir, name); }
 
 static char *read_text(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
@@ -237,8 +244,7 @@ static char *read_text(const char *path, char *err, size_t errlen) {
     return buf;
 }
 
-// The linear a PEFT module path names: hub names, and for ViT also transformers 5 names.
-static pb_linear *find_linear(pb_model *m, const char *module, int *index) {
+pb_linear *pb_peft_find_linear(pb_model *m, const char *module, int *index) {
     int n = 0;
     pb_linear *ls = pb_model_linears(m, &n);
     const char *pre = pb_model_prefix(m);
@@ -250,24 +256,172 @@ static pb_linear *find_linear(pb_model *m, const char *module, int *index) {
     return NULL;
 }
 
-// Reads the tensor PEFT_PREFIX<mod>.<leaf> of f (pass 1 checked that it exists and fits) into p.
-static pb_status load_partner(pb_engine *e, pb_st_file *f, const char *mod, const char *leaf, pb_param *p, char *err,
-                              size_t errlen) {
-    char key[2 * PB_NAME_MAX + 48];
-    snprintf(key, sizeof(key), PEFT_PREFIX "%s.%s", mod, leaf);
-    const pb_st_tensor *T = pb_st_find(f, key);
-    PB_CHECK(T && T->numel == p->numel, "import: %s missing or resized after validation", key);
-    float *h = pb_xmalloc(T->numel * sizeof(float));
+int pb_peft_shape(const pb_st_tensor *T, int ndim, int64_t d0, int64_t d1) {
+    return T->ndim == ndim && T->shape[0] == d0 && (ndim == 1 || T->shape[1] == d1);
+}
+
+pb_status pb_peft_collect(pb_model *m, const char *dir, pb_st_file *f, const char *const *leaves, int nleaves,
+                          const char *const *extra, const char *what, const pb_st_tensor **tab, char *err,
+                          size_t errlen) {
+    char path[4096];
+    pb_peft_path(dir, "adapter_model.safetensors", path, sizeof path);
+    memset(f, 0, sizeof *f);
+    pb_status st = pb_st_open(path, f, err, errlen);
+    if (st != PB_OK) return st;
+    const size_t plen = strlen(PEFT_PREFIX);
+    for (int t = 0; t < f->ntensors && st == PB_OK; t++) {
+        const pb_st_tensor *T = &f->tensors[t];
+        int skip = 0;
+        for (int x = 0; extra && extra[x]; x++) skip |= !strcmp(T->name, extra[x]);
+        if (skip) continue;
+        if (strncmp(T->name, PEFT_PREFIX, plen))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: key does not start with " PEFT_PREFIX, path,
+                           T->name);
+        const char *k = T->name + plen;
+        size_t kl = strlen(k);
+        int leaf = -1;
+        for (int q = 0; q < nleaves && leaf < 0; q++) {
+            size_t ll = strlen(leaves[q]);
+            if (kl > ll + 1 && k[kl - ll - 1] == '.' && !strcmp(k + kl - ll, leaves[q])) leaf = q;
+        }
+        if (leaf < 0) {
+            pb_param *p = pb_model_find(m, k);
+            if (!p || p->group != PB_GROUP_HEAD)
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: not %s or a head parameter of this model",
+                               path, T->name, what);
+            if (T->numel != p->numel)
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: %zu elements, the model has %zu", path,
+                               T->name, T->numel, p->numel);
+            continue;
+        }
+        char mod[2 * PB_NAME_MAX];
+        snprintf(mod, sizeof mod, "%.*s", (int)(kl - strlen(leaves[leaf]) - 1), k);
+        int idx;
+        pb_linear *l = pb_peft_find_linear(m, mod, &idx);
+        if (!l) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: no linear %s in the model", path, T->name, mod);
+        if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "%s: %s already has an adapter", path, l->name);
+        const pb_st_tensor **slot = &tab[(size_t)idx * nleaves + leaf];
+        if (*slot)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: linear %s is named twice (also by %s)", path,
+                           T->name, l->name, (*slot)->name);
+        *slot = T;
+    }
+    return st;
+}
+
+void pb_peft_freeze(pb_model *m) {
+    pb_engine *e = pb_model_engine(m);
+    int np = 0;
+    pb_param **ps = pb_model_params(m, &np);
+    for (int i = 0; i < np; i++) pb_param_set_trainable(e, ps[i], ps[i]->group == PB_GROUP_HEAD);
+}
+
+pb_status pb_peft_load(pb_engine *e, const pb_st_file *f, const pb_st_tensor *T, float *dst, char *err,
+                       size_t errlen) {
+    float *h = pb_xmalloc(T->numel * sizeof(float) + 1);
     pb_status st = pb_st_read_f32(f, T, h, err, errlen);
-    if (st == PB_OK) pb_upload(e, p->data, h, T->numel);
+    if (st == PB_OK) pb_upload(e, dst, h, T->numel);
     free(h);
     return st;
+}
+
+pb_status pb_peft_load_head(pb_model *m, const pb_st_file *f, char *err, size_t errlen) {
+    const size_t plen = strlen(PEFT_PREFIX);
+    pb_status st = PB_OK;
+    for (int t = 0; t < f->ntensors && st == PB_OK; t++) {
+        const pb_st_tensor *T = &f->tensors[t];
+        if (strncmp(T->name, PEFT_PREFIX, plen)) continue;
+        pb_param *p = pb_model_find(m, T->name + plen);
+        if (!p || p->group != PB_GROUP_HEAD) continue;
+        PB_CHECK(T->numel == p->numel, "import: head tensor %s resized after validation", T->name);
+        st = pb_peft_load(pb_model_engine(m), f, T, p->data, err, errlen);
+    }
+    return st;
+}
+
+void pb_peft_add_role(char *roles, size_t n, const pb_linear *l) {
+    char role[PB_NAME_MAX], probe[PB_OPT_STR_MAX + 2], item[PB_NAME_MAX + 2];
+    pb_method_linear_role(l->name, role, sizeof role);
+    snprintf(probe, sizeof probe, ",%s,", roles);
+    snprintf(item, sizeof item, ",%s,", role);
+    if (role[0] && !strstr(probe, item) && strlen(roles) + strlen(role) + 2 < n)
+        snprintf(roles + strlen(roles), n - strlen(roles), "%s%s", roles[0] ? "," : "", role);
+}
+
+static const cJSON *cfg_field(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+pb_status pb_peft_cfg_int(const cJSON *o, const char *path, const char *key, long long def, long long min,
+                          long long max, long long *out, char *err, size_t errlen) {
+    const cJSON *v = cfg_field(o, key);
+    *out = def;
+    if (!v) return PB_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)min ||
+        v->valuedouble > (double)max)
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field %s: expected an integer in [%lld, %lld]", path, key, min,
+                       max);
+    *out = (long long)v->valuedouble;
+    return PB_OK;
+}
+
+pb_status pb_peft_cfg_num(const cJSON *o, const char *path, const char *key, double def, double *out, char *err,
+                          size_t errlen) {
+    const cJSON *v = cfg_field(o, key);
+    *out = def;
+    if (!v) return PB_OK;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field %s: expected a finite number", path, key);
+    *out = v->valuedouble;
+    return PB_OK;
+}
+
+pb_status pb_peft_cfg_bool(const cJSON *o, const char *path, const char *key, int def, int *out, char *err,
+                           size_t errlen) {
+    const cJSON *v = cfg_field(o, key);
+    *out = def;
+    if (!v) return PB_OK;
+    if (!cJSON_IsBool(v)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field %s: expected true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return PB_OK;
+}
+
+pb_status pb_peft_cfg_str(const cJSON *o, const char *path, const char *key, const char *def, const char **out,
+                          char *err, size_t errlen) {
+    const cJSON *v = cfg_field(o, key);
+    *out = def;
+    if (!v) return PB_OK;
+    if (!cJSON_IsString(v)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field %s: expected a string", path, key);
+    *out = v->valuestring;
+    return PB_OK;
+}
+
+pb_status pb_peft_cfg_plain(const cJSON *o, const char *path, char *err, size_t errlen) {
+    const char *bias;
+    int fifo;
+    pb_status st = pb_peft_cfg_str(o, path, "bias", "none", &bias, err, errlen);
+    if (st == PB_OK && strcmp(bias, "none"))
+        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field bias: \"%s\" is not supported (only \"none\": no bias "
+                     "tensors are trained)", path, bias);
+    if (st == PB_OK) st = pb_peft_cfg_bool(o, path, "fan_in_fan_out", 0, &fifo, err, errlen);
+    if (st == PB_OK && fifo)
+        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field fan_in_fan_out: true is not supported (the "
+                     "models' linears store W as (out, in))", path);
+    return st;
+}
+
+pb_status pb_peft_set(pb_method_config *c, const char *path, const char *field, const char *key, const char *text,
+                      char *err, size_t errlen) {
+    char why[512];
+    if (pb_method_config_set(c, key, text, why, sizeof why) == PB_OK) return PB_OK;
+    return pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field %s: %s", path, field, why);
 }
 
 pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *c_out, char *err,
                                 size_t errlen) {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/adapter_config.json", dir);
+    pb_peft_path(dir, "adapter_config.json", path, sizeof path);
     char *txt = read_text(path, err, errlen);
     if (!txt) return PB_ERR_IO;
     cJSON *o = cJSON_Parse(txt);
@@ -278,148 +432,33 @@ pb_status pb_method_import_peft(pb_model *m, const char *dir, pb_method_config *
         cJSON_Delete(o);
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: duplicate key '%s'", path, dk);
     }
-    pb_status st = PB_OK;
-    cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peft_type");
-    cJSON *jr = cJSON_GetObjectItemCaseSensitive(o, "r");
-    cJSON *ja = cJSON_GetObjectItemCaseSensitive(o, "lora_alpha");
-    cJSON *jrs = cJSON_GetObjectItemCaseSensitive(o, "use_rslora");
-    cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "use_dora");
-    if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))
-        st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field peft_type: only \"LORA\" is supported", path);
-    else if (!cJSON_IsNumber(jr) || jr->valueint < 1)
-        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field r: missing or not a positive integer", path);
-    else if (ja && !cJSON_IsNumber(ja))
-        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field lora_alpha: not a number", path);
-    else if (jd && !cJSON_IsBool(jd))
-        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field use_dora: not a boolean", path);
-    int dora = jd && cJSON_IsTrue(jd); // DoRA: a lora_magnitude_vector per adapted module
-    pb_method_config c;
-    char roles[PB_OPT_STR_MAX] = ""; // targets found, comma-separated
-    if (st == PB_OK) st = pb_method_config_init(&c, dora ? "dora" : "lora", 0, err, errlen);
-    if (st == PB_OK) {
-        char v[32];
-        snprintf(v, sizeof v, "%d", jr->valueint);
-        st = pb_method_config_set(&c, "rank", v, err, errlen);
-        snprintf(v, sizeof v, "%.9g", ja ? ja->valuedouble : 8.0);
-        if (st == PB_OK) st = pb_method_config_set(&c, "alpha", v, err, errlen);
-        if (st == PB_OK) st = pb_method_config_set(&c, "rslora", cJSON_IsTrue(jrs) ? "true" : "false", err, errlen);
-        if (st != PB_OK) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", err);
-            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s", path, why);
-        }
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: not a JSON object", path);
+    }
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peft_type");
+    const pb_method_desc *const *r = pb_method_registry(NULL);
+    const pb_method_desc *d = NULL;
+    char list[256] = "";
+    size_t u = 0;
+    for (int i = 0; r[i]; i++) {
+        if (!r[i]->import_peft || !r[i]->peft_type) continue;
+        u += (size_t)snprintf(list + u, sizeof list - u, "%s%s", u ? ", " : "", r[i]->peft_type);
+        if (cJSON_IsString(pt) && !strcmp(pt->valuestring, r[i]->peft_type)) d = r[i];
+    }
+    pb_status st;
+    if (!d) {
+        if (cJSON_IsString(pt))
+            st = pb_errf(PB_ERR_UNSUPPORTED, err, errlen, "%s: field peft_type: \"%s\" is not supported (peftbench "
+                         "imports %s)", path, pt->valuestring, list);
+        else
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: field peft_type: missing or not a string (peftbench imports %s)",
+                         path, list);
+    } else {
+        pb_method_config c;
+        st = d->import_peft(m, o, dir, &c, err, errlen);
+        if (st == PB_OK && c_out) *c_out = c;
     }
     cJSON_Delete(o);
-    if (st != PB_OK) return st;
-
-    snprintf(path, sizeof(path), "%s/adapter_model.safetensors", dir);
-    pb_st_file f;
-    st = pb_st_open(path, &f, err, errlen);
-    if (st != PB_OK) return st;
-    pb_engine *e = pb_model_engine(m);
-    const size_t plen = strlen(PEFT_PREFIX);
-    // pass 1: validate every key and shape before changing the model
-    for (int t = 0; t < f.ntensors && st == PB_OK; t++) {
-        const pb_st_tensor *T = &f.tensors[t];
-        const char *k = T->name;
-        if (strncmp(k, PEFT_PREFIX, plen)) {
-            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: key does not start with " PEFT_PREFIX, path, k);
-            break;
-        }
-        k += plen;
-        size_t kl = strlen(k);
-        const char *sfx = kl > 14 ? k + kl - 14 : "";
-        const char *msfx = ".lora_magnitude_vector";
-        size_t ml = strlen(msfx);
-        if (kl > ml && !strcmp(k + kl - ml, msfx)) {
-            char mod[2 * PB_NAME_MAX], partner[2 * PB_NAME_MAX + 32];
-            snprintf(mod, sizeof(mod), "%.*s", (int)(kl - ml), k);
-            snprintf(partner, sizeof(partner), PEFT_PREFIX "%s.lora_A.weight", mod);
-            int idx;
-            pb_linear *l = find_linear(m, mod, &idx);
-            if (!dora)
-                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: a DoRA magnitude but use_dora is not true", path,
-                             T->name);
-            else if (!l || T->ndim != 1 || T->shape[0] != l->out || !pb_st_find(&f, partner))
-                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: no linear %s with %s and %lld outputs", path,
-                             T->name, mod, partner, (long long)(l ? l->out : 0));
-        } else if (!strcmp(sfx, ".lora_A.weight") || !strcmp(sfx, ".lora_B.weight")) {
-            char mod[2 * PB_NAME_MAX];
-            snprintf(mod, sizeof(mod), "%.*s", (int)(kl - 14), k);
-            int idx;
-            pb_linear *l = find_linear(m, mod, &idx);
-            int isA = sfx[6] == 'A';
-            if (!l) st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: no linear %s in the model", path, T->name, mod);
-            else if (l->adapter) st = pb_errf(PB_ERR_ARG, err, errlen, "%s: %s already has an adapter", path, l->name);
-            else if (T->ndim != 2 || T->shape[isA ? 1 : 0] != (isA ? l->in : l->out) || T->shape[isA ? 0 : 1] < 1)
-                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: shape does not fit %s (%d -> %d)", path,
-                             T->name, l->name, l->in, l->out);
-            else {
-                char other[2 * PB_NAME_MAX + 48];
-                snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_%c.weight", mod, isA ? 'B' : 'A');
-                const pb_st_tensor *O = pb_st_find(&f, other);
-                if (!O || O->ndim != 2 || O->shape[isA ? 1 : 0] != T->shape[isA ? 0 : 1])
-                    st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: missing or mismatched partner %s", path,
-                                 T->name, other);
-                snprintf(other, sizeof(other), PEFT_PREFIX "%s.lora_magnitude_vector", mod);
-                if (st == PB_OK && dora && !pb_st_find(&f, other))
-                    st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: use_dora is true but %s is missing", path, other);
-            }
-        } else {
-            pb_param *p = pb_model_find(m, k);
-            if (!p || p->group != PB_GROUP_HEAD)
-                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: not a LoRA factor or a head parameter of this model",
-                             path, T->name);
-            else if (T->numel != p->numel)
-                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: %zu elements, the model has %zu", path,
-                             T->name, T->numel, p->numel);
-        }
-    }
-    // pass 2: freeze the backbone, attach, load
-    if (st == PB_OK) {
-        int np = 0;
-        pb_param **ps = pb_model_params(m, &np);
-        for (int i = 0; i < np; i++) pb_param_set_trainable(e, ps[i], ps[i]->group == PB_GROUP_HEAD);
-    }
-    for (int t = 0; t < f.ntensors && st == PB_OK; t++) {
-        const pb_st_tensor *T = &f.tensors[t];
-        const char *k = T->name + plen;
-        size_t kl = strlen(k);
-        float *h = pb_xmalloc(T->numel * sizeof(float));
-        st = pb_st_read_f32(&f, T, h, err, errlen);
-        if (st == PB_OK && kl > 14 && !strcmp(k + kl - 14, ".lora_A.weight")) {
-            char mod[2 * PB_NAME_MAX];
-            snprintf(mod, sizeof(mod), "%.*s", (int)(kl - 14), k);
-            int idx;
-            pb_linear *l = find_linear(m, mod, &idx);
-            int r = (int)T->shape[0];
-            pb_adapter *a = dora ? pb_dora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx)
-                                 : pb_lora_create(e, l, r, pb_lora_scaling(&c, r), 0.0f, idx);
-            pb_upload(e, a->params[0].data, h, T->numel);
-            st = load_partner(e, &f, mod, "lora_B.weight", &a->params[1], err, errlen);
-            if (st == PB_OK && dora) st = load_partner(e, &f, mod, "lora_magnitude_vector", &a->params[2], err, errlen);
-            // record the role as a target
-            const char *last = strrchr(l->name, '.');
-            char role[PB_NAME_MAX];
-            snprintf(role, sizeof(role), "%s", last ? last + 1 : l->name);
-            if (!strcmp(role, "dense")) {
-                if (strstr(l->name, "attention.output.dense")) snprintf(role, sizeof(role), "attention.output");
-                else if (strstr(l->name, "intermediate.dense")) snprintf(role, sizeof(role), "intermediate");
-                else snprintf(role, sizeof(role), "output");
-            }
-            char probe[PB_OPT_STR_MAX + 2], item[PB_NAME_MAX + 2];
-            snprintf(probe, sizeof probe, ",%s,", roles);
-            snprintf(item, sizeof item, ",%s,", role);
-            if (!strstr(probe, item) && strlen(roles) + strlen(role) + 2 < sizeof roles)
-                snprintf(roles + strlen(roles), sizeof roles - strlen(roles), "%s%s", roles[0] ? "," : "", role);
-        } else if (st == PB_OK && !(kl > 14 && !strcmp(k + kl - 14, ".lora_B.weight")) &&
-                   !(kl > 22 && !strcmp(k + kl - 22, ".lora_magnitude_vector"))) {
-            pb_upload(e, pb_model_find(m, k)->data, h, T->numel);
-        }
-        free(h);
-    }
-    pb_st_close(&f);
-    if (st == PB_OK && roles[0]) pb_mc_put_str(&c, "targets", roles);
-    if (st == PB_OK && c_out) *c_out = c;
     return st;
 }

@@ -101,24 +101,46 @@ static float vera_entry(uint64_t seed, int row, int col, float bound) {
     return (2.0f * u - 1.0f) * bound;
 }
 
+// A new VeRA adapter of rank r on l: λ_d, λ_b (zeroed) and the slices A (r,in), B (out,r)
+// (zeroed); the caller fills them.
+static pb_adapter *vera_create(pb_engine *e, pb_linear *l, int r, float p, int index) {
+    int in = l->in, out = l->out;
+    pb_adapter *a = pb_adapter_new(&vera_vtbl, l, 2, sizeof(pb_vera_state));
+    pb_vera_state *st = a->state;
+    st->r = r; st->in = in; st->out = out; st->index = index;
+    st->p = p;
+    pb_param *ld = pb_adapter_param(e, a, 0, "vera_lambda_d", 1, (int64_t[]){r}, 0);
+    pb_param *lb = pb_adapter_param(e, a, 1, "vera_lambda_b", 1, (int64_t[]){out}, 0);
+    pb_zero(e, ld->data, (size_t)r);
+    pb_zero(e, lb->data, (size_t)out);
+    pb_adapter_frozen(e, a, "vera_A", 2, (int64_t[]){r, in});
+    pb_adapter_frozen(e, a, "vera_B", 2, (int64_t[]){out, r}); // may move a->frozen: index after
+    st->A = a->frozen[0].data;
+    st->B = a->frozen[1].data;
+    l->adapter = a;
+    return a;
+}
+
+// Uploads the slices A[:, :in] of the shared A (r, in_max) and B[:out, :] of the shared B
+// (out_max, r) (host) into a's frozen copies.
+static void vera_set_slices(pb_engine *e, pb_adapter *a, const float *hA, int in_max, const float *hB) {
+    pb_vera_state *st = a->state;
+    float *sA = pb_xmalloc((size_t)st->r * st->in * sizeof(float));
+    for (int k = 0; k < st->r; k++) memcpy(sA + (size_t)k * st->in, hA + (size_t)k * in_max, (size_t)st->in * sizeof(float));
+    pb_upload(e, st->A, sA, (size_t)st->r * st->in);
+    pb_upload(e, st->B, hB, (size_t)st->out * st->r); // the first out rows
+    free(sA);
+}
+
 static pb_status vera_attach(pb_engine *e, pb_linear *l, const pb_method_config *c, const pb_site *site,
                              char *err, size_t errlen) {
     if (l->adapter) return pb_errf(PB_ERR_ARG, err, errlen, "targets: %s already has an adapter", l->name);
     int r = pb_mc_int(c, "rank"), in = l->in, out = l->out;
     PB_CHECK(site->in_max >= in && site->out_max >= out, "vera: site maxima %d/%d below %s (%d -> %d)", site->in_max,
              site->out_max, l->name, in, out);
-    pb_adapter *a = pb_adapter_new(&vera_vtbl, l, 2, sizeof(pb_vera_state));
+    pb_adapter *a = vera_create(e, l, r, (float)pb_mc_num(c, "dropout"), site->index);
     pb_vera_state *st = a->state;
-    st->r = r; st->in = in; st->out = out; st->index = site->index;
-    st->p = (float)pb_mc_num(c, "dropout");
-    pb_param *ld = pb_adapter_param(e, a, 0, "vera_lambda_d", 1, (int64_t[]){r}, 0);
-    pb_param *lb = pb_adapter_param(e, a, 1, "vera_lambda_b", 1, (int64_t[]){out}, 0);
-    pb_fill(e, ld->data, (float)pb_mc_num(c, "d_initial"), (size_t)r);
-    pb_zero(e, lb->data, (size_t)out);
-    pb_adapter_frozen(e, a, "vera_A", 2, (int64_t[]){r, in});
-    pb_adapter_frozen(e, a, "vera_B", 2, (int64_t[]){out, r}); // may move a->frozen: index after
-    st->A = a->frozen[0].data;
-    st->B = a->frozen[1].data;
+    pb_fill(e, a->params[0].data, (float)pb_mc_num(c, "d_initial"), (size_t)r);
     uint64_t ps = (uint64_t)pb_mc_int(c, "projection_seed");
     uint64_t sa = pb_method_seed(ps, 0, 0xa7a7), sb = pb_method_seed(ps, 0, 0xb7b7);
     float ba = sqrtf(6.0f / (float)site->in_max), bb = sqrtf(6.0f / (float)r);
@@ -131,7 +153,6 @@ static pb_status vera_attach(pb_engine *e, pb_linear *l, const pb_method_config 
     pb_upload(e, st->B, hB, (size_t)out * r);
     free(hA);
     free(hB);
-    l->adapter = a;
     return PB_OK;
 }
 
@@ -195,6 +216,116 @@ static pb_status vera_export_peft(pb_model *m, const pb_method_config *c, const 
     return pb_peft_finish(m, c, w, o, dir, err, errlen);
 }
 
+// PEFT import of peft_type VERA: r, projection_prng_key, save_projection, d_initial,
+// vera_dropout from the config; per adapted linear vera_lambda_d (r) and vera_lambda_b (out);
+// the shared base_model.vera_A (r, in_max) and base_model.vera_B (out_max, r) (maxima over the
+// adapted linears, as peft sizes them) when save_projection is true. With save_projection false
+// the file has no projections and peft regenerates them: torch.Generator().manual_seed(key),
+// then kaiming_uniform A (fan_in in_max) and B (fan_in r) drawn from it in that order — which
+// pb_torch_uniform reproduces bit for bit (tests/ref/ref_peft_export.py checks it against
+// torch). peftbench's own VeRA draws its projections from a hash instead; an imported one
+// keeps the file's (re-export: save_projection true with them).
+extern const pb_method_desc pb_method_vera;
+static pb_status vera_import_peft(pb_model *m, const cJSON *o, const char *dir, pb_method_config *c, char *err,
+                                  size_t errlen) {
+    char path[4096], v[48];
+    pb_peft_path(dir, "adapter_config.json", path, sizeof path);
+    long long r, key;
+    int save;
+    double d_init, drop;
+    pb_status st = pb_peft_cfg_plain(o, path, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_int(o, path, "r", 256, 1, PB_OPT_RANK_MAX, &r, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_int(o, path, "projection_prng_key", 0, 0, 2147483647, &key, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_bool(o, path, "save_projection", 1, &save, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_num(o, path, "d_initial", 0.1, &d_init, err, errlen);
+    if (st == PB_OK) st = pb_peft_cfg_num(o, path, "vera_dropout", 0.0, &drop, err, errlen);
+    if (st == PB_OK) st = pb_method_config_init(c, pb_method_vera.name, 0, err, errlen);
+    snprintf(v, sizeof v, "%lld", r);
+    if (st == PB_OK) st = pb_peft_set(c, path, "r", "rank", v, err, errlen);
+    snprintf(v, sizeof v, "%lld", key);
+    if (st == PB_OK) st = pb_peft_set(c, path, "projection_prng_key", "projection_seed", v, err, errlen);
+    snprintf(v, sizeof v, "%.17g", d_init);
+    if (st == PB_OK) st = pb_peft_set(c, path, "d_initial", "d_initial", v, err, errlen);
+    snprintf(v, sizeof v, "%.17g", drop);
+    if (st == PB_OK) st = pb_peft_set(c, path, "vera_dropout", "dropout", v, err, errlen);
+    if (st != PB_OK) return st;
+
+    static const char *const leaves[2] = {"vera_lambda_d", "vera_lambda_b"};
+    static const char *const shared[3] = {"base_model.vera_A", "base_model.vera_B", NULL};
+    int n = 0, in_max = 0, out_max = 0;
+    pb_linear *ls = pb_model_linears(m, &n);
+    const pb_st_tensor **tab = pb_xcalloc((size_t)n * 2 + 1, sizeof *tab);
+    pb_st_file f;
+    st = pb_peft_collect(m, dir, &f, leaves, 2, shared, "a VeRA vector (vera_lambda_d, vera_lambda_b)", tab, err, errlen);
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        const pb_st_tensor *D = tab[2 * i], *B = tab[2 * i + 1];
+        if (!D && !B) continue;
+        if (!D || !B)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: its partner %s is missing", f.path, (D ? D : B)->name,
+                         D ? "vera_lambda_b" : "vera_lambda_d");
+        else if (!pb_peft_shape(D, 1, r, 0))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected %lld elements (field r of %s)", f.path,
+                         D->name, r, path);
+        else if (!pb_peft_shape(B, 1, ls[i].out, 0))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected %d elements (outputs of %s)", f.path,
+                         B->name, ls[i].out, ls[i].name);
+        in_max = PB_MAX(in_max, ls[i].in);
+        out_max = PB_MAX(out_max, ls[i].out);
+    }
+    if (st == PB_OK && !in_max)
+        st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: no tensor ends in .vera_lambda_d (nothing to import)", f.path);
+    const pb_st_tensor *SA = st == PB_OK ? pb_st_find(&f, shared[0]) : NULL;
+    const pb_st_tensor *SB = st == PB_OK ? pb_st_find(&f, shared[1]) : NULL;
+    for (int k = 0; k < 2 && st == PB_OK; k++) {
+        const pb_st_tensor *T = k ? SB : SA;
+        int64_t d0 = k ? out_max : r, d1 = k ? r : in_max;
+        if (save && !T)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s is missing (save_projection is true in %s)", f.path,
+                         shared[k], path);
+        else if (!save && T)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: present but save_projection is false in %s (peft "
+                         "would regenerate it and ignore the file's)", f.path, shared[k], path);
+        else if (T && !pb_peft_shape(T, 2, d0, d1))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: tensor %s: expected shape (%lld, %lld) (r and the largest "
+                         "adapted linear)", f.path, shared[k], (long long)d0, (long long)d1);
+    }
+    // the shared projections on the host: the file's, or peft's generator's
+    float *hA = NULL, *hB = NULL;
+    if (st == PB_OK) {
+        hA = pb_xmalloc((size_t)r * in_max * sizeof(float));
+        hB = pb_xmalloc((size_t)out_max * r * sizeof(float));
+        if (save) {
+            st = pb_st_read_f32(&f, SA, hA, err, errlen);
+            if (st == PB_OK) st = pb_st_read_f32(&f, SB, hB, err, errlen);
+        } else { // peft's _kaiming_init: bound = sqrt(3) * sqrt(2) / sqrt(fan_in), A then B
+            pb_mt19937 *g = pb_xmalloc(sizeof *g);
+            pb_mt_seed(g, (uint32_t)key);
+            double ba = sqrt(3.0) * (sqrt(2.0) / sqrt((double)in_max)), bb = sqrt(3.0) * (sqrt(2.0) / sqrt((double)r));
+            pb_torch_uniform(g, hA, (size_t)r * in_max, -ba, ba);
+            pb_torch_uniform(g, hB, (size_t)out_max * r, -bb, bb);
+            free(g);
+        }
+    }
+    pb_engine *e = pb_model_engine(m);
+    char roles[PB_OPT_STR_MAX] = "";
+    if (st == PB_OK) pb_peft_freeze(m);
+    for (int i = 0; i < n && st == PB_OK; i++) {
+        if (!tab[2 * i]) continue;
+        pb_adapter *a = vera_create(e, &ls[i], (int)r, (float)drop, i);
+        vera_set_slices(e, a, hA, in_max, hB);
+        st = pb_peft_load(e, &f, tab[2 * i], a->params[0].data, err, errlen);
+        if (st == PB_OK) st = pb_peft_load(e, &f, tab[2 * i + 1], a->params[1].data, err, errlen);
+        pb_peft_add_role(roles, sizeof roles, &ls[i]);
+    }
+    if (st == PB_OK) st = pb_peft_load_head(m, &f, err, errlen);
+    free(hA);
+    free(hB);
+    pb_st_close(&f);
+    free(tab);
+    if (st == PB_OK) pb_mc_put_str(c, "targets", roles);
+    return st;
+}
+
 // λ_d (r) + λ_b (out); forward: 2 r in + r + 2 r out + 2 out FLOPs per token.
 static double vera_site_params(const pb_method_config *c, const char *role, int in, int out) {
     (void)role; (void)in;
@@ -228,4 +359,6 @@ const pb_method_desc pb_method_vera = {
     .site_flops = vera_site_flops,
     .attach = vera_attach,
     .export_peft = vera_export_peft,
+    .peft_type = "VERA",
+    .import_peft = vera_import_peft,
 };

@@ -14,6 +14,9 @@ set_tests_properties(test_methods_doc PROPERTIES LABELS "fast" TIMEOUT 60)
 if(EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
   # test_methods_model: trainable counts (ViT-B/L, RoBERTa), step-0 identity and merge on a model.
   pb_add_c_test(test_methods_model SOURCES ${CMAKE_SOURCE_DIR}/tests/test_methods_model.c LABELS fast)
+  # test_peft_io: PEFT export -> import -> export of every method with a PEFT type (same logits,
+  # same tensors bit for bit) and the import's error paths (bad configs, keys, shapes, values).
+  pb_add_c_test(test_peft_io SOURCES ${CMAKE_SOURCE_DIR}/tests/test_peft_io.c LABELS fast)
   # time_methods_init: SVD init timing program (not a test): build/tests/time_methods_init vit-b16 2
   add_executable(time_methods_init ${CMAKE_SOURCE_DIR}/tests/time_methods_init.c)
   target_link_libraries(time_methods_init PRIVATE peftbench_core)
@@ -26,7 +29,8 @@ endif()
 # Reference cross-checks against the real peers (label ref; tests/ref/requirements.txt):
 # ref_methods: lora / pissa vs PyPI peft, svfit / aoft vs PyTorch modules written from the
 # formulas, head vs transformers, merge + from_pretrained of merged saves (about 30 s).
-# ref_peft_export: peftbench's PEFT export loads in peft.PeftModel.from_pretrained (about 15 s).
+# ref_peft_export: peftbench's PEFT export loads in peft.PeftModel.from_pretrained, and every PEFT type
+# peft saves imports into peftbench with peft's logits and gradients (about 60 s).
 if(PB_PYTHON AND EXISTS ${CMAKE_SOURCE_DIR}/models/model.c)
   add_test(NAME methods_ref_peers
            COMMAND ${PB_PYTHON} ${CMAKE_SOURCE_DIR}/tests/ref/ref_methods.py $<TARGET_FILE:peftbench>)

@@ -13,7 +13,19 @@ For LoRA, PiSSA, DoRA and DyLoRA (at its eval rank) adapters trained a few AdamW
      logits after its steps within 1e-4 (PiSSA: loaded on the ORIGINAL weights, through PEFT's
      rank-2r conversion);
   3. peftbench re-imports the directory (trace --peft-import on the original model) and gives
-     the same logits within 1e-5.
+     the same logits within 1e-5, and exports the imported adapters again (--peft-export) with
+     every tensor equal bit for bit (export -> import -> export; also for IA3, VeRA, FourierFT).
+And the other way, for LoRA + DoRA, IA3, VeRA (save_projection true, and false: the projections
+regenerated from projection_prng_key), FourierFT and AdaLoRA (no rank pattern, and a pattern that
+cuts every module, as peft's save_pretrained writes it): a peft model built in Python with random
+non-zero adapter and head tensors, saved with save_pretrained, is imported by `peftbench trace
+--peft-import` and compared with PeftModel.from_pretrained(..., is_trainable=True) of the same
+directory: logits, loss (AdaLoRA: with peft's orth regulariser, through AdaLoraModel.forward) and
+the gradient of every trainable tensor (the key sets equal) within 1e-4; peftbench's export of
+what it imported holds every tensor of peft's file bit for bit (VeRA without saved projections:
+plus the regenerated ones, equal to peft's), and peft loads that export with the same logits;
+then 3 AdamW steps from the import on both sides (peft without update_and_allocate: an imported
+AdaLoRA keeps its ranks) give the same losses, tensors and final logits within 1e-4.
 Exit status non-zero on any failure.
 
 usage: ref_peft_export.py PEFTBENCH [--keep DIR]
@@ -30,11 +42,14 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ref_models import make_roberta, make_vit  # noqa: E402
+from ref_methods import loss_fn, no_decay, pb_key  # noqa: E402
 
-from peft import FourierFTConfig, IA3Config, LoraConfig, PeftModel, VeraConfig, get_peft_model  # noqa: E402
+from peft import (AdaLoraConfig, FourierFTConfig, IA3Config, LoraConfig, PeftModel, VeraConfig,  # noqa: E402
+                  get_peft_model)
 
 TOL = 1e-4     # peft's logits on the export vs peftbench's
 TOL_ID = 1e-5  # peftbench re-import vs peftbench
+STEPS, LR, WD = 3, 2e-3, 0.01  # continued training from an import (AdamW, constant lr)
 torch.set_num_threads(2)
 failures = []
 
@@ -126,19 +141,47 @@ def export_case(pb, tmp, c, method, args, expect):
     with torch.no_grad():
         e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
 
-    # 3. peftbench re-imports it
-    out2 = base + ".reimport.safetensors"
-    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out2, "--threads", "2", "--peft-import", edir])
-    e2 = check(name, "peftbench re-import logits", rel(load_file(out2)["logits"], want), TOL_ID)
+    # 3. peftbench re-imports it (and exports it again)
+    e2 = reimport(pb, name, base, edir, want)
     print(f"{name:24s} r={cfg['r']} alpha={cfg['lora_alpha']:.4g} rslora={cfg['use_rslora']} "
           f"targets={cfg['target_modules']} keys={len(sd)}  peft logits {e1:.1e}  re-import {e2:.1e}",
           flush=True)
+
+
+def same_files(name, what, got_dir, want_sd, extra=()):
+    """got_dir's adapter_model.safetensors holds every tensor of want_sd bit for bit (dtype, shape,
+    values) and nothing else but the keys in extra; returns got_dir's state dict."""
+    sd = load_file(os.path.join(got_dir, "adapter_model.safetensors"))
+    if set(sd) != set(want_sd) | set(extra):
+        failures.append(f"{name}: {what}: key sets differ: only peftbench {sorted(set(sd) - set(want_sd) - set(extra))}, "
+                        f"only the original {sorted(set(want_sd) - set(sd))}")
+    for k, v in want_sd.items():
+        if k in sd and not (sd[k].dtype == v.dtype and torch.equal(sd[k], v)):
+            failures.append(f"{name}: {what}: tensor {k} differs")
+    return sd
+
+
+def reimport(pb, name, base, edir, want):
+    """peftbench imports its own export edir (trace --peft-import on the original model, no steps)
+    and exports it again: the logits equal `want` within 1e-5, the second export's tensors equal
+    the first's bit for bit, the same peft_type. Returns the logits error."""
+    out2, edir2 = base + ".reimport.safetensors", base + ".reexport"
+    run([pb, "trace", "--model", base + ".model", "--batch", base + ".batch.safetensors", "--out", out2,
+         "--threads", "2", "--peft-import", edir, "--peft-export", edir2])
+    e2 = check(name, "peftbench re-import logits", rel(load_file(out2)["logits"], want), TOL_ID)
+    same_files(name, "export -> import -> export", edir2, load_file(os.path.join(edir, "adapter_model.safetensors")))
+    t1 = json.load(open(os.path.join(edir, "adapter_config.json")))["peft_type"]
+    t2 = json.load(open(os.path.join(edir2, "adapter_config.json")))["peft_type"]
+    if t1 != t2:
+        failures.append(f"{name}: re-export peft_type {t2}, the export had {t1}")
+    return e2
 
 
 def export_and_layout(pb, tmp, c, name, method, args, expect, config_cls):
     """prepare() with --method METHOD, then the config fields and the key set/shapes against peft's
     own save of config_cls.from_pretrained(DIR); returns (model, inputs, want, cfg, state dict, PeftModel)."""
     model, inputs, base, edir, want, cfg = prepare(pb, tmp, c, name, ["--lr", "5e-2", "--method", method] + args)
+    reimport(pb, name, base, edir, want)
     check_config(name, cfg, expect)
     sd = load_file(os.path.join(edir, "adapter_model.safetensors"))
     ref_dir = base + ".peft_layout"
@@ -206,6 +249,145 @@ def export_fourierft_case(pb, tmp, c, args, expect):
         e1 = check(name, "PeftModel.from_pretrained logits vs peftbench", rel(pm(**inputs).logits, want), TOL)
     print(f"{name:24s} n={cfg['n_frequency']} scaling={cfg['scaling']} targets={cfg['target_modules']} "
           f"keys={len(sd)}  peft logits {e1:.1e}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# import: peft's save_pretrained -> peftbench trace --peft-import
+
+def randomize(pm, g, pattern):
+    """Moves every trainable tensor of the peft model off its init (adapter tensors and the
+    modules_to_save head), in place. AdaLoRA with `pattern`: a rank pattern as peft's allocator
+    leaves it (a random keep mask per module, at least one entry kept, masked E entries zero) in
+    the config, which save_pretrained cuts the tensors to."""
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if not p.requires_grad:
+                continue
+            r = torch.randn(p.shape, generator=g)
+            if ".ia3_l." in n:
+                p.copy_(1.0 + 0.3 * r)
+            elif "lora_magnitude_vector" in n:
+                p.mul_(1.0 + 0.2 * r)
+            elif "lora_E" in n:
+                p.copy_(0.5 * r)
+            elif "lora_A" in n or "lora_B" in n or "vera_lambda" in n:
+                p.copy_(0.3 * r)
+            elif "fourierft_spectrum" in n:
+                p.copy_(r)
+            else:  # the head
+                p.add_(0.1 * r)
+        if pattern:
+            rp = {}
+            for n, p in pm.base_model.model.named_parameters():
+                if "lora_E.default" in n:
+                    keep = torch.rand(p.shape[0], generator=g) < 0.6
+                    keep[int(torch.randint(0, p.shape[0], (1,), generator=g))] = True
+                    p[~keep] = 0.0
+                    rp[n] = keep.tolist()
+            pm.peft_config["default"].rank_pattern = rp
+
+
+def import_case(pb, tmp, c, tag, cfg, pattern=False):
+    name = f"{c['name']}/import-{tag}"
+    model, inputs, labels = make_vit(c) if c["arch"] == "vit" else make_roberta(c)
+    model.eval()
+    base = f"{tmp}/{name.replace('/', '.')}"
+    mdir, bpath = base + ".model", base + ".batch.safetensors"
+    model.save_pretrained(mdir, safe_serialization=True)
+    save_file({**{k: v.contiguous() for k, v in inputs.items()}, "labels": labels.contiguous()}, bpath)
+    pm = get_peft_model(copy.deepcopy(model), cfg)
+    randomize(pm, torch.Generator().manual_seed(c["seed"] + 500), pattern)
+    pdir = base + ".peft"
+    pm.save_pretrained(pdir)
+    psd = load_file(os.path.join(pdir, "adapter_model.safetensors"))
+    ptype = json.load(open(os.path.join(pdir, "adapter_config.json")))["peft_type"]
+    adalora = ptype == "ADALORA"
+    if adalora and pattern:  # peft really cut the tensors
+        if not any(k.endswith(".lora_E") and v.shape[0] < cfg.init_r for k, v in psd.items()):
+            failures.append(f"{name}: peft's save kept every rank: the pattern did not cut")
+
+    # peft's view of the directory (trainable, so gradients and AdaLoRA's orth term exist)
+    ref = PeftModel.from_pretrained(copy.deepcopy(model), pdir, is_trainable=True)
+    ref.eval()
+
+    def forward_loss():
+        if adalora:  # AdaLoraModel.forward adds orth_reg_weight x the regulariser to the loss
+            o = ref.base_model(**inputs, labels=labels)
+            return o.logits, o.loss
+        lg = ref(**inputs).logits
+        return lg, loss_fn(lg, labels, c["labels"])
+    logits, loss = forward_loss()
+    loss.backward()
+    params = {pb_key(n): p for n, p in ref.named_parameters() if p.requires_grad}
+
+    # peftbench: import, one forward/backward, export what it imported
+    out, edir = base + ".trace.safetensors", base + ".export"
+    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out, "--threads", "2", "--peft-import", pdir,
+         "--peft-export", edir])
+    got = load_file(out)
+    w = {"logits": check(name, "logits vs peft", rel(got["logits"], logits), TOL),
+         "loss": check(name, "loss vs peft", rel(got["loss"], loss.reshape(1)), TOL)}
+    keys = {k[len("grad."):] for k in got if k.startswith("grad.")}
+    if keys != set(params):
+        failures.append(f"{name}: trainable tensors differ: only peftbench {sorted(keys - set(params))}, "
+                        f"only peft {sorted(set(params) - keys)}")
+    w["grad"] = max([check(name, f"grad.{k}", rel(got[f"grad.{k}"], p.grad), TOL)
+                     for k, p in params.items() if f"grad.{k}" in got] or [float("inf")])
+
+    # VeRA: the projections peftbench holds are peft's (regenerated ones bit for bit)
+    extra = ()
+    if ptype == "VERA":
+        A, B = ref.base_model.vera_A["default"], ref.base_model.vera_B["default"]
+        n_sl = 0
+        for k, v in got.items():
+            if k.startswith("frozen.") and k.endswith(".vera_A"):
+                n_sl += 1
+                if not torch.equal(v, A[:, :v.shape[1]]):
+                    failures.append(f"{name}: {k} is not peft's vera_A[:, :{v.shape[1]}]")
+            if k.startswith("frozen.") and k.endswith(".vera_B"):
+                if not torch.equal(v, B[:v.shape[0], :]):
+                    failures.append(f"{name}: {k} is not peft's vera_B[:{v.shape[0]}, :]")
+        if not n_sl:
+            failures.append(f"{name}: the trace has no frozen.*.vera_A slices")
+        if not cfg.save_projection:  # peftbench's export saves them; they are peft's
+            extra = ("base_model.vera_A", "base_model.vera_B")
+            esd = load_file(os.path.join(edir, "adapter_model.safetensors"))
+            for k, t in (("base_model.vera_A", A), ("base_model.vera_B", B)):
+                if k not in esd or not torch.equal(esd[k], t):
+                    failures.append(f"{name}: the re-export's {k} is not peft's regenerated projection")
+
+    # export of the import = peft's file; peft loads it with the same logits
+    same_files(name, "import -> export vs peft's file", edir, psd, extra)
+    ecfg = json.load(open(os.path.join(edir, "adapter_config.json")))
+    if ecfg["peft_type"] != ptype:
+        failures.append(f"{name}: re-export peft_type {ecfg['peft_type']}, peft's file {ptype}")
+    back = PeftModel.from_pretrained(copy.deepcopy(model), edir)
+    back.eval()
+    with torch.no_grad():
+        w["reexport"] = check(name, "peft on peftbench's re-export", rel(back(**inputs).logits, logits.detach()), TOL_ID)
+    # continued training from the import: STEPS AdamW steps on both sides (peft: plain steps, no
+    # update_and_allocate — an imported AdaLoRA keeps its ranks)
+    out3 = base + ".steps.safetensors"
+    run([pb, "trace", "--model", mdir, "--batch", bpath, "--out", out3, "--threads", "2", "--peft-import", pdir,
+         "--steps", str(STEPS), "--lr", str(LR), "--wd", str(WD)])
+    g3 = load_file(out3)
+    opt = torch.optim.AdamW([{"params": [p for k, p in params.items() if not no_decay(k)], "weight_decay": WD},
+                             {"params": [p for k, p in params.items() if no_decay(k)], "weight_decay": 0.0}],
+                            lr=LR, betas=(0.9, 0.999), eps=1e-8)
+    w["steps"] = 0.0
+    for st in range(STEPS):
+        opt.zero_grad()
+        _, ls = forward_loss()
+        w["steps"] = max(w["steps"], check(name, f"loss.{st}", rel(g3[f"loss.{st}"], ls.reshape(1)), TOL))
+        ls.backward()
+        opt.step()
+    for k, p in params.items():
+        w["steps"] = max(w["steps"], check(name, f"param.{k} after {STEPS} steps", rel(g3[f"param.{k}"], p), TOL))
+    with torch.no_grad():
+        w["steps"] = max(w["steps"], check(name, "logits.final", rel(g3["logits.final"], ref(**inputs).logits), TOL))
+    ks = sorted(k for k in psd if not k.startswith("base_model.model.classifier."))
+    print(f"{name:28s} {ptype:9s} {len(ks)} adapter tensors  logits {w['logits']:.1e}  loss {w['loss']:.1e}  "
+          f"grads {w['grad']:.1e}  {STEPS} steps {w['steps']:.1e}  re-export in peft {w['reexport']:.1e}", flush=True)
 
 
 VIT = dict(name="vit", arch="vit", image=16, patch=4, channels=3, hidden=32, layers=2, heads=4,
@@ -278,9 +460,48 @@ def main():
                "query,intermediate,output"],
          dict(peft_type="FOURIERFT", n_frequency=200, scaling=10.0, random_loc_seed=2024, task_type="SEQ_CLS")),
     ]
+    rob_ff = [f"roberta.encoder.layer.{i}.intermediate.dense" for i in range(2)]
+    rob_out = [f"roberta.encoder.layer.{i}.output.dense" for i in range(2)]
+    ada = dict(target_r=2, tinit=1, tfinal=1, deltaT=1, total_step=10, lora_dropout=0.0, modules_to_save=["classifier"])
+    import_cases = [
+        (VIT, "lora", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "fc1"], modules_to_save=["classifier"]),
+         False),
+        (ROB, "dora", LoraConfig(r=3, lora_alpha=6, use_dora=True, use_rslora=True, target_modules=["key"] + rob_out,
+                                 modules_to_save=["classifier"], task_type="SEQ_CLS"), False),
+        (VIT, "ia3", IA3Config(target_modules=["k_proj", "v_proj", "fc2"], feedforward_modules=["fc2"],
+                               modules_to_save=["classifier"]), False),
+        (ROB, "ia3", IA3Config(target_modules=["query"] + rob_ff, feedforward_modules=rob_ff,
+                               modules_to_save=["classifier"], task_type="SEQ_CLS"), False),
+        # fc1 (32 -> 48) and fc2 (48 -> 32): in_max = out_max = 48 but the q_proj slices are smaller
+        (VIT, "vera", VeraConfig(r=8, target_modules=["q_proj", "fc1", "fc2"], projection_prng_key=5,
+                                 save_projection=True, modules_to_save=["classifier"]), False),
+        # save_projection false: the file has no vera_A / vera_B, both sides regenerate them
+        (ROB, "vera-noproj", VeraConfig(r=16, target_modules=["query"] + rob_ff + rob_out, projection_prng_key=1234,
+                                        save_projection=False, d_initial=0.5, modules_to_save=["classifier"],
+                                        task_type="SEQ_CLS"), False),
+        (REG, "vera-noproj", VeraConfig(r=4, target_modules=["query", "key", "value"] + rob_ff, save_projection=False,
+                                        modules_to_save=["classifier"], task_type="SEQ_CLS"), False),
+        (VIT, "fourierft", FourierFTConfig(n_frequency=100, scaling=30.0, target_modules=["q_proj", "v_proj"],
+                                           modules_to_save=["classifier"]), False),
+        (ROB, "fourierft", FourierFTConfig(n_frequency=200, scaling=10.0, random_loc_seed=2024,
+                                           target_modules=["query"] + rob_ff + rob_out,
+                                           modules_to_save=["classifier"], task_type="SEQ_CLS"), False),
+        (VIT, "adalora", AdaLoraConfig(init_r=4, lora_alpha=8.0, target_modules=["q_proj", "v_proj"], **ada), False),
+        (ROB, "adalora-pattern", AdaLoraConfig(init_r=4, lora_alpha=8.0, target_modules=["query", "key"] + rob_ff,
+                                               task_type="SEQ_CLS", **ada), True),
+        (REG, "adalora-pattern", AdaLoraConfig(init_r=5, lora_alpha=3.0, orth_reg_weight=0.2,
+                                               target_modules=["value"] + rob_out, task_type="SEQ_CLS", **ada), True),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
         os.makedirs(tmp, exist_ok=True)
+        for c, tag, cfg, pattern in import_cases:
+            try:
+                import_case(pb, tmp, c, tag, cfg, pattern)
+            except Exception as ex:
+                import traceback
+                traceback.print_exc()
+                failures.append(f"{c['name']}/import-{tag}: {ex}")
         for c, method, args, expect in cases:
             try:
                 export_case(pb, tmp, c, method, args, expect)
@@ -304,7 +525,7 @@ def main():
     for f in failures:
         print("FAIL", f)
     n_exports = len(cases) + len(ia3_cases) + len(vera_cases) + len(fourierft_cases)
-    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {n_exports} exports, "
+    print(f"tolerances: peft {TOL:.0e}, re-import {TOL_ID:.0e}; {n_exports} exports, {len(import_cases)} imports, "
           f"{len(failures)} failures")
     return 1 if failures else 0
 
