@@ -509,6 +509,17 @@ static void averages_compute(const rres *rr, int nr, double alpha, double zp, av
     }
 }
 
+// The name of (model, method) average j in a summary line: "method", or "model method" when the
+// averages span several models (a mixed image + text suite, or ViT-B and ViT-L).
+static const char *avg_name(const avgs *av, int j, char *buf, size_t n) {
+    int multi = 0;
+    for (int k = 0; k < av->n; k++)
+        if (av->a[k].model[0] && strcmp(av->a[k].model, av->a[j].model)) multi = 1;
+    if (!multi) return av->a[j].method;
+    snprintf(buf, n, "%s %s", av->a[j].model, av->a[j].method);
+    return buf;
+}
+
 static void fmt2(char *o, size_t n, double v, const char *fmt) {
     if (isfinite(v)) snprintf(o, n, fmt, v);
     else snprintf(o, n, "-");
@@ -907,11 +918,11 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
             avbad += a->fail;
         }
         double lo = INFINITY, hi = 0;
-        const char *lom = "", *him = "";
+        char lom[140] = "", him[140] = "", nm[140];
         for (int j = 0; j < av.n; j++)
             if (av.a[j].model[0]) {
-                if (av.a[j].mdd < lo) lo = av.a[j].mdd, lom = av.a[j].method;
-                if (av.a[j].mdd > hi) hi = av.a[j].mdd, him = av.a[j].method;
+                if (av.a[j].mdd < lo) lo = av.a[j].mdd, snprintf(lom, sizeof lom, "%s", avg_name(&av, j, nm, sizeof nm));
+                if (av.a[j].mdd > hi) hi = av.a[j].mdd, snprintf(him, sizeof him, "%s", avg_name(&av, j, nm, sizeof nm));
             }
         const avg *suite = av.n > 1 ? &av.a[av.n - 1] : &av.a[0];
         fprintf(out, "minimum detectable drop (%.0f%% power): suite average %.2f points; per-method averages %.2f (%s) "
@@ -939,8 +950,10 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         if (wa.n) {
             fprintf(out, "statistical mode (another kernel) could detect, at %.0f%% power: suite average %.2f points; "
                          "per method", 100 * o->power, wa.a[wa.n - 1].mdd);
+            char nm[140];
             for (int j = 0; j < wa.n; j++)
-                if (wa.a[j].model[0]) fprintf(out, "%s %s %.2f", j ? "," : "", wa.a[j].method, wa.a[j].mdd);
+                if (wa.a[j].model[0])
+                    fprintf(out, "%s %s %.2f", j ? "," : "", avg_name(&wa, j, nm, sizeof nm), wa.a[j].mdd);
             fprintf(out, "\n");
         }
         free(wa.a);
@@ -1122,8 +1135,10 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
             int df = 0;
             double esd = 0;
             if (av.a[k].model[0]) esd = noise_sd >= 0 ? noise_sd : sqrt(excess_var(A, na, av.a[k].model, av.a[k].method, &df));
+            char nm[140];
             if (av.a[k].model[0])
-                fprintf(msg, "%s %s %.2f (extra_sd %.2f)", k ? "," : "", av.a[k].method, av.a[k].mdd, esd);
+                fprintf(msg, "%s %s %.2f (extra_sd %.2f)", k ? "," : "", avg_name(&av, k, nm, sizeof nm), av.a[k].mdd,
+                        esd);
             else
                 fprintf(msg, "; suite average %.2f", av.a[k].mdd);
         }

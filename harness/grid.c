@@ -129,7 +129,11 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
         if (per > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has more than 1e6 cells", s->file);
         total += per;
     }
-    total *= (long long)s->nmodels * s->ndatasets;
+    // Only (model, dataset) pairs of one modality make cells (pb_suite_pairs).
+    long long npairs = 0;
+    for (int mi = 0; mi < s->nmodels; mi++)
+        for (int di = 0; di < s->ndatasets; di++) npairs += pb_suite_pairs(s, mi, di);
+    total *= npairs;
     if (total <= 0) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid is empty", s->file);
     if (total > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has %lld cells (limit 1e6)", s->file, total);
     // Each axis's values as an array, per method entry (cJSON_GetArrayItem walks the list:
@@ -152,7 +156,7 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
 
     for (int mi = 0; mi < s->nmodels && !st; mi++)
         for (int di = 0; di < s->ndatasets && !st; di++)
-            for (int ki = 0; ki < s->nmethods && !st; ki++) {
+            for (int ki = 0; ki < s->nmethods && !st && pb_suite_pairs(s, mi, di); ki++) {
                 const cJSON *model = s->models[mi], *ds = s->datasets[di], *entry = s->methods[ki];
                 const char *mlabel = cJSON_GetObjectItem(model, "label")->valuestring;
                 const char *dlabel = cJSON_GetObjectItem(ds, "label")->valuestring;

@@ -298,10 +298,18 @@ pb_status pb_plot_write_figs(const char *dir, const char *plotdir, FILE *msg, pb
             fprintf(msg, "plot: skipping accuracy vs learning rate (no lr or lr_scale axis with 2+ values)\n");
     }
 
-    // Accuracy vs trainable parameters: rows with every dataset present, best per (method, #params).
+    // Accuracy vs trainable parameters: rows with every dataset of their block present (the datasets
+    // of their table: a mixed image + text suite has two, pb_report_components), best per (method,
+    // #params); with several blocks a series is "model method", so that image and text rows never
+    // share a line.
     if (!st) {
         point *pts = pb_xcalloc((size_t)(nr ? nr : 1), sizeof(point));
         int np = 0;
+        int *rb = pb_xmalloc(sizeof(int) * (size_t)(nr ? nr : 1)), *cb = pb_xmalloc(sizeof(int) * (size_t)(nc ? nc : 1));
+        const int nb = pb_report_components(A, na, nr, nc, rb, cb);
+        int *bcols = pb_xcalloc((size_t)(nb ? nb : 1), sizeof(int));
+        for (int c = 0; c < nc; c++)
+            if (cb[c] >= 0) bcols[cb[c]]++;
         for (int r = 0; r < nr; r++) {
             double sum = 0, params = NAN;
             int cnt = 0;
@@ -313,12 +321,16 @@ pb_status pb_plot_write_figs(const char *dir, const char *plotdir, FILE *msg, pb
                     cnt++;
                     if (!isfinite(params)) params = A[i].p_trainable_nohead + A[i].p_head;
                 }
-            if (!g0 || cnt != nc || !(params > 0)) continue;
-            snprintf(pts[np].series, sizeof(pts[np].series), "%s", g0->method);
+            if (!g0 || cnt != bcols[rb[r]] || !(params > 0)) continue;
+            if (nb > 1) snprintf(pts[np].series, sizeof(pts[np].series), "%s %s", g0->model, g0->method);
+            else snprintf(pts[np].series, sizeof(pts[np].series), "%s", g0->method);
             pts[np].x = params;
-            pts[np].y = sum / nc;
+            pts[np].y = sum / cnt;
             np++;
         }
+        free(rb);
+        free(cb);
+        free(bcols);
         // One point per (method, parameter count): the best row over the other grid axes (e.g.
         // learning rate), as the papers report tuned settings; otherwise a method's line zigzags
         // through every lr variant at the same x.
@@ -334,7 +346,7 @@ pb_status pb_plot_write_figs(const char *dir, const char *plotdir, FILE *msg, pb
         }
         np = kept;
         if (np < 1) {
-            if (msg) fprintf(msg, "plot: skipping accuracy vs parameters (no row has results on every dataset)\n");
+            if (msg) fprintf(msg, "plot: skipping accuracy vs parameters (no row has results on every dataset of its table)\n");
         } else {
             char dat[4300], base[4300];
             snprintf(dat, sizeof(dat), "%s/params.dat", outdir);

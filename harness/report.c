@@ -199,6 +199,83 @@ const pb_agg *pb_agg_row_first(const pb_agg *A, int na, int r) {
     return NULL;
 }
 
+static int uf_find(int *parent, int x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+}
+
+int pb_report_components(const pb_agg *A, int na, int nr, int nc, int *row_block, int *col_block) {
+    // union-find over nodes 0..nr (rows) and nr..nr+nc (columns), one edge per aggregate
+    int *parent = pb_xmalloc(sizeof(int) * (size_t)(nr + nc + 1));
+    for (int i = 0; i < nr + nc; i++) parent[i] = i;
+    for (int i = 0; i < na; i++) {
+        int a = uf_find(parent, A[i].row), b = uf_find(parent, nr + A[i].col);
+        if (a != b) parent[a < b ? b : a] = a < b ? a : b;
+    }
+    // block numbers in first-seen order of rows (every column hangs off some row)
+    int *num = pb_xmalloc(sizeof(int) * (size_t)(nr + nc + 1));
+    for (int i = 0; i < nr + nc; i++) num[i] = -1;
+    int nb = 0;
+    for (int r = 0; r < nr; r++) {
+        int root = uf_find(parent, r);
+        if (num[root] < 0) num[root] = nb++;
+        row_block[r] = num[root];
+    }
+    for (int c = 0; c < nc; c++) col_block[c] = num[uf_find(parent, nr + c)];
+    free(num);
+    free(parent);
+    return nb;
+}
+
+int pb_report_blocks(const pb_agg *A, int na, int nr, int nc, pb_report_block **out) {
+    if (nr <= 0) { // no rows: one empty block, so that a table still prints its header
+        *out = pb_xcalloc(1, sizeof(pb_report_block));
+        (*out)->A = pb_xmalloc(sizeof(pb_agg));
+        return 1;
+    }
+    int *rb = pb_xmalloc(sizeof(int) * (size_t)nr), *cb = pb_xmalloc(sizeof(int) * (size_t)(nc ? nc : 1));
+    int *rmap = pb_xmalloc(sizeof(int) * (size_t)nr), *cmap = pb_xmalloc(sizeof(int) * (size_t)(nc ? nc : 1));
+    int nb = pb_report_components(A, na, nr, nc, rb, cb);
+    pb_report_block *B = pb_xcalloc((size_t)nb, sizeof(pb_report_block));
+    // local row and column numbers: the rank within the block, in global order
+    for (int r = 0; r < nr; r++) rmap[r] = B[rb[r]].nr++;
+    for (int c = 0; c < nc; c++)
+        if (cb[c] >= 0) cmap[c] = B[cb[c]].nc++;
+    for (int i = 0; i < na; i++) B[rb[A[i].row]].na++;
+    for (int b = 0; b < nb; b++) {
+        B[b].A = pb_xmalloc(sizeof(pb_agg) * (size_t)(B[b].na ? B[b].na : 1));
+        B[b].na = 0;
+    }
+    for (int i = 0; i < na; i++) {
+        pb_report_block *k = &B[rb[A[i].row]];
+        pb_agg *g = &k->A[k->na++];
+        *g = A[i];
+        g->row = rmap[A[i].row];
+        g->col = cmap[A[i].col];
+        // the block's models, first-seen
+        int seen = 0;
+        for (int j = 0; j < k->na - 1 && !seen; j++) seen = !strcmp(k->A[j].model, g->model);
+        if (!seen) {
+            size_t u = strlen(k->models);
+            if (u < sizeof k->models)
+                snprintf(k->models + u, sizeof k->models - u, "%s%s", k->nmodels ? ", " : "", g->model);
+            k->nmodels++;
+        }
+    }
+    for (int b = 0; b < nb; b++) B[b].multi_model = B[b].nmodels > 1;
+    free(rb);
+    free(cb);
+    free(rmap);
+    free(cmap);
+    *out = B;
+    return nb;
+}
+
+void pb_report_blocks_free(pb_report_block *B, int nb) {
+    for (int b = 0; b < nb && B; b++) free(B[b].A);
+    free(B);
+}
+
 // Row label: method, plus the grid-axis values when they are not empty.
 void pb_report_row_label(const pb_agg *g, int multi_model, char *out, size_t n) {
     char ax[256];
@@ -284,6 +361,14 @@ int pb_report_sweeps(const pb_agg *A, int na, int ncols, pb_sweep **out) {
         for (int i = 0; i < na && !axis; i++)
             if (axis_split(A[i].axes, pass ? "lr_scale" : "lr", &x, others, sizeof others)) axis = pass ? "lr_scale" : "lr";
     if (!axis || ncols <= 0) return 0;
+    // a series needs every dataset of its block (the table it sits in), not of the whole results
+    int nr = 0;
+    for (int i = 0; i < na; i++) nr = PB_MAX(nr, A[i].row + 1);
+    int *rb = pb_xmalloc(sizeof(int) * (size_t)(nr ? nr : 1)), *cb = pb_xmalloc(sizeof(int) * (size_t)ncols);
+    int nb = pb_report_components(A, na, nr, ncols, rb, cb);
+    int *bcols = pb_xcalloc((size_t)(nb ? nb : 1), sizeof(int));
+    for (int c = 0; c < ncols; c++)
+        if (cb[c] >= 0) bcols[cb[c]]++;
     pb_sweep *S = pb_xcalloc((size_t)na, sizeof(pb_sweep));
     int ns = 0;
     // per series: the distinct x values, the sum of the medians and the datasets present at each
@@ -314,12 +399,13 @@ int pb_report_sweeps(const pb_agg *A, int na, int ncols, pb_sweep **out) {
             cnt[k]++;
         }
         w->xmin = INFINITY, w->xmax = -INFINITY, w->best_avg = -INFINITY, w->best_x = NAN;
+        const int need = bcols[rb[A[i].row]];
         for (int k = 0; k < nx; k++) {
-            if (cnt[k] != ncols) continue;
+            if (cnt[k] != need) continue;
             w->nx++;
             w->xmin = PB_MIN(w->xmin, xs[k]);
             w->xmax = PB_MAX(w->xmax, xs[k]);
-            double avg = sum[k] / ncols;
+            double avg = sum[k] / need;
             if (avg > w->best_avg || (avg == w->best_avg && xs[k] < w->best_x)) w->best_avg = avg, w->best_x = xs[k];
         }
         w->edge = w->nx > 0 && (w->best_x == w->xmin || w->best_x == w->xmax);
@@ -347,6 +433,9 @@ int pb_report_sweeps(const pb_agg *A, int na, int ncols, pb_sweep **out) {
     free(xs);
     free(sum);
     free(cnt);
+    free(rb);
+    free(cb);
+    free(bcols);
     if (!ns) free(S), S = NULL;
     *out = S;
     return ns;
@@ -448,6 +537,8 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
 
     pb_agg *A = NULL;
     pb_report_col *cols = NULL; // the table's display columns
+    pb_report_block *blk = NULL; // the tables' blocks (nb)
+    int nb = 0;
     int na = 0, nr = 0, nc = 0;
     pb_aggregate(R, n, &A, &na, &nr, &nc);
     int multi_model = 0;
@@ -548,9 +639,13 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
     }
 
     // table.md and table.tex: rows = methods (with #params), columns = datasets (with their group
-    // means) + Avg.
+    // means) + Avg; one table per block of rows and datasets (pb_report_blocks: a mixed image + text
+    // suite has two, each with its own columns and Avg). One block prints as one plain table.
+    nb = pb_report_blocks(A, na, nr, nc, &blk);
+    int any_groups = 0;
     cols = pb_xmalloc(sizeof(pb_report_col) * (size_t)(2 * nc + 1));
-    const int ncols = pb_report_columns(A, na, nc, cols);
+    for (int b = 0; b < nb; b++)
+        if (pb_report_columns(blk[b].A, blk[b].na, blk[b].nc, cols) > blk[b].nc) any_groups = 1;
     for (int tex = 0; tex < 2; tex++) {
         char *t = pb_xmalloc(cap = 1 << 16);
         len = 0;
@@ -559,60 +654,85 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
         if (!tex) {
             APP(t, "# %s\n\nMetric x100 on %s, epoch selection: %s; median over seeds (± std when n > 1).\n\n", suite,
                 first ? first->split : "test", first ? first->select : "last");
-            if (ncols > nc) APP(t, "Group columns: the mean of the group's datasets; Avg: the mean over all datasets.\n\n");
-            APP(t, "| Method | #Params | Head (mean) |");
-            for (int k = 0; k < ncols; k++) {
-                md_escape(cols[k].group ? cols[k].group : pb_agg_col_dataset(A, na, cols[k].c0), lab, sizeof(lab));
-                APP(t, cols[k].group ? " %s mean |" : " %s |", lab);
-            }
-            APP(t, " Avg |\n|---|---|---|");
-            for (int k = 0; k <= ncols; k++) APP(t, "---|");
-            APP(t, "\n");
+            if (nb > 1)
+                APP(t, "The models take different datasets: one table per block of models and their datasets, each "
+                       "with its own Avg.\n\n");
+            if (any_groups)
+                APP(t, "Group columns: the mean of the group's datasets; Avg: the mean over all %sdatasets.\n\n",
+                    nb > 1 ? "the table's " : "");
         } else {
-            APP(t, "%% %s: metric x100, median over seeds (subscript: std)\n\\begin{tabular}{ll", suite);
-            for (int k = 0; k <= ncols + 1; k++) APP(t, "c");
-            APP(t, "}\n\\toprule\nMethod & \\#Params & Head (mean)");
-            for (int k = 0; k < ncols; k++) {
-                tex_escape(cols[k].group ? cols[k].group : pb_agg_col_dataset(A, na, cols[k].c0), lab, sizeof(lab));
-                APP(t, cols[k].group ? " & %s mean" : " & %s", lab);
-            }
-            APP(t, " & Avg \\\\\n\\midrule\n");
+            APP(t, "%% %s: metric x100, median over seeds (subscript: std)\n", suite);
         }
-        for (int r = 0; r < nr; r++) {
-            const pb_agg *g0 = pb_agg_row_first(A, na, r);
-            pb_report_row_label(g0, multi_model, lab, sizeof(lab));
-            pb_report_fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
-            // Heads differ per dataset (class counts): show their mean, as the papers' "avg head".
-            double hsum = 0;
-            int hn = 0;
-            for (int i = 0; i < na; i++)
-                if (A[i].row == r && isfinite(A[i].p_head)) hsum += A[i].p_head, hn++;
-            pb_report_fmt_params(hn ? hsum / hn : g0->p_head, hstr, sizeof(hstr));
-            if (tex) {
-                char e[2048];
-                tex_escape(lab, e, sizeof(e));
-                APP(t, "%s & %s & %s", e, pstr, hstr);
-            } else {
-                char e[400];
-                md_escape(lab, e, sizeof(e));
-                APP(t, "| %s | %s | %s |", e, pstr, hstr);
-            }
-            for (int k = 0; k < ncols; k++) {
-                if (cols[k].group) {
-                    double v = pb_report_col_value(A, na, r, &cols[k]);
-                    if (isfinite(v)) snprintf(cell, sizeof cell, "%.1f", v);
-                    else snprintf(cell, sizeof cell, "-");
+        for (int b = 0; b < nb; b++) {
+            const pb_report_block *B = &blk[b];
+            const int ncols = pb_report_columns(B->A, B->na, B->nc, cols);
+            if (nb > 1) {
+                if (!tex) {
+                    md_escape(B->models, lab, sizeof lab);
+                    APP(t, "%s## Model%s: %s\n\n", b ? "\n" : "", B->nmodels > 1 ? "s" : "", lab);
                 } else {
-                    fmt_cell(pb_agg_find(A, na, r, cols[k].c0), tex, cell, sizeof(cell));
+                    tex_escape(B->models, lab, sizeof lab);
+                    APP(t, "%s\\noindent\\textbf{Model%s: %s}\\par\n", b ? "\n\\medskip\n" : "", B->nmodels > 1 ? "s" : "",
+                        lab);
                 }
-                APP(t, tex ? " & %s" : " %s |", cell);
             }
-            const pb_report_col all = {0, nc, NULL};
-            double avg = nc > 0 ? pb_report_col_value(A, na, r, &all) : NAN;
-            if (isfinite(avg)) APP(t, tex ? " & %.1f \\\\\n" : " %.1f |\n", avg);
-            else APP(t, tex ? " & - \\\\\n" : " - |\n");
+            if (!tex) {
+                APP(t, "| Method | #Params | Head (mean) |");
+                for (int k = 0; k < ncols; k++) {
+                    md_escape(cols[k].group ? cols[k].group : pb_agg_col_dataset(B->A, B->na, cols[k].c0), lab,
+                              sizeof(lab));
+                    APP(t, cols[k].group ? " %s mean |" : " %s |", lab);
+                }
+                APP(t, " Avg |\n|---|---|---|");
+                for (int k = 0; k <= ncols; k++) APP(t, "---|");
+                APP(t, "\n");
+            } else {
+                APP(t, "\\begin{tabular}{ll");
+                for (int k = 0; k <= ncols + 1; k++) APP(t, "c");
+                APP(t, "}\n\\toprule\nMethod & \\#Params & Head (mean)");
+                for (int k = 0; k < ncols; k++) {
+                    tex_escape(cols[k].group ? cols[k].group : pb_agg_col_dataset(B->A, B->na, cols[k].c0), lab,
+                               sizeof(lab));
+                    APP(t, cols[k].group ? " & %s mean" : " & %s", lab);
+                }
+                APP(t, " & Avg \\\\\n\\midrule\n");
+            }
+            for (int r = 0; r < B->nr; r++) {
+                const pb_agg *g0 = pb_agg_row_first(B->A, B->na, r);
+                pb_report_row_label(g0, B->multi_model, lab, sizeof(lab));
+                pb_report_fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
+                // Heads differ per dataset (class counts): show their mean, as the papers' "avg head".
+                double hsum = 0;
+                int hn = 0;
+                for (int i = 0; i < B->na; i++)
+                    if (B->A[i].row == r && isfinite(B->A[i].p_head)) hsum += B->A[i].p_head, hn++;
+                pb_report_fmt_params(hn ? hsum / hn : g0->p_head, hstr, sizeof(hstr));
+                if (tex) {
+                    char e[2048];
+                    tex_escape(lab, e, sizeof(e));
+                    APP(t, "%s & %s & %s", e, pstr, hstr);
+                } else {
+                    char e[400];
+                    md_escape(lab, e, sizeof(e));
+                    APP(t, "| %s | %s | %s |", e, pstr, hstr);
+                }
+                for (int k = 0; k < ncols; k++) {
+                    if (cols[k].group) {
+                        double v = pb_report_col_value(B->A, B->na, r, &cols[k]);
+                        if (isfinite(v)) snprintf(cell, sizeof cell, "%.1f", v);
+                        else snprintf(cell, sizeof cell, "-");
+                    } else {
+                        fmt_cell(pb_agg_find(B->A, B->na, r, cols[k].c0), tex, cell, sizeof(cell));
+                    }
+                    APP(t, tex ? " & %s" : " %s |", cell);
+                }
+                const pb_report_col all = {0, B->nc, NULL};
+                double avg = B->nc > 0 ? pb_report_col_value(B->A, B->na, r, &all) : NAN;
+                if (isfinite(avg)) APP(t, tex ? " & %.1f \\\\\n" : " %.1f |\n", avg);
+                else APP(t, tex ? " & - \\\\\n" : " - |\n");
+            }
+            if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
         }
-        if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
 
         // Learning-rate sweeps: the best value per series, and a flag when it is at the edge.
         if (!tex) {
@@ -620,9 +740,9 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             int ns = pb_report_sweeps(A, na, nc, &S);
             if (ns) {
                 APP(t, "\n## Learning-rate sweep (%s)\n\nBest value of each series by its average over the datasets "
-                       "(values every dataset has); one at the smallest or largest value swept means the sweep does not "
+                       "(values every dataset %shas); one at the smallest or largest value swept means the sweep does not "
                        "bracket the optimum.\n\n| Series | %s swept | Best | Avg at best | Best per dataset | Note |\n"
-                       "|---|---|---|---|---|---|\n", S[0].axis, S[0].axis);
+                       "|---|---|---|---|---|---|\n", S[0].axis, nb > 1 ? "of its table " : "", S[0].axis);
                 for (int k = 0; k < ns; k++) {
                     char e1[600], e2[1400], sl[400];
                     snprintf(sl, sizeof sl, "%s%s%s%s%s", multi_model ? S[k].model : "", multi_model ? " " : "",
@@ -642,71 +762,101 @@ pb_status pb_report_write(const char *dir, const char *reference_path, FILE *out
             free(S);
         }
 
-        // Paper vs ours, for rows whose method names a reference row.
+        // Paper vs ours, for rows whose method names a reference row: one table per block (with
+        // several blocks, only those that have such rows).
         if (ref.root) {
             const cJSON *src = cJSON_GetObjectItem(ref.root, "source");
-            if (!tex) {
-                APP(t, "\n## Paper vs ours\n\nReference: %s (%s). Cells: paper / ours.\n\n| Method | Params paper / ours |",
-                    refpath, cJSON_IsString(src) ? src->valuestring : "");
-                for (int c = 0; c < nc; c++) {
-                    md_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
-                    APP(t, " %s |", lab);
+            if (!tex)
+                APP(t, "\n## Paper vs ours\n\nReference: %s (%s). Cells: paper / ours.\n\n", refpath,
+                    cJSON_IsString(src) ? src->valuestring : "");
+            else
+                APP(t, "\n%% Paper vs ours (paper / ours)\n");
+            int shown_blocks = 0;
+            for (int b = 0; b < nb; b++) {
+                const pb_report_block *B = &blk[b];
+                const pb_agg *BA = B->A;
+                const int bna = B->na, bnc = B->nc;
+                int nref = 0;
+                for (int r = 0; r < B->nr; r++)
+                    if (pb_reference_row(&ref, pb_agg_row_first(BA, bna, r)->method_ref,
+                                         pb_agg_row_first(BA, bna, r)->model))
+                        nref++;
+                if (nb > 1 && !nref) continue;
+                if (nb > 1) {
+                    if (!tex) {
+                        md_escape(B->models, lab, sizeof lab);
+                        APP(t, "%s### Model%s: %s\n\n", shown_blocks ? "\n" : "", B->nmodels > 1 ? "s" : "", lab);
+                    } else {
+                        tex_escape(B->models, lab, sizeof lab);
+                        APP(t, "%s\\noindent\\textbf{Model%s: %s}\\par\n", shown_blocks ? "\n\\medskip\n" : "",
+                            B->nmodels > 1 ? "s" : "", lab);
+                    }
                 }
-                APP(t, " Avg |\n|---|---|");
-                for (int c = 0; c <= nc; c++) APP(t, "---|");
-                APP(t, "\n");
-            } else {
-                APP(t, "\n%% Paper vs ours (paper / ours)\n\\begin{tabular}{ll");
-                for (int c = 0; c <= nc; c++) APP(t, "c");
-                APP(t, "}\n\\toprule\nMethod & Params");
-                for (int c = 0; c < nc; c++) {
-                    tex_escape(pb_agg_col_dataset(A, na, c), lab, sizeof(lab));
-                    APP(t, " & %s", lab);
-                }
-                APP(t, " & Avg \\\\\n\\midrule\n");
-            }
-            for (int r = 0; r < nr; r++) {
-                const pb_agg *g0 = pb_agg_row_first(A, na, r);
-                const cJSON *rr = pb_reference_row(&ref, g0->method_ref, g0->model);
-                if (!rr) continue;
-                pb_report_row_label(g0, multi_model, lab, sizeof(lab));
-                const cJSON *pp = cJSON_GetObjectItem(rr, "params");
-                pb_report_fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
-                if (tex) {
-                    char e[2048];
-                    tex_escape(lab, e, sizeof(e));
-                    APP(t, "%s & %s / %s", e, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
+                shown_blocks++;
+                if (!tex) {
+                    APP(t, "| Method | Params paper / ours |");
+                    for (int c = 0; c < bnc; c++) {
+                        md_escape(pb_agg_col_dataset(BA, bna, c), lab, sizeof(lab));
+                        APP(t, " %s |", lab);
+                    }
+                    APP(t, " Avg |\n|---|---|");
+                    for (int c = 0; c <= bnc; c++) APP(t, "---|");
+                    APP(t, "\n");
                 } else {
-                    char e[400];
-                    md_escape(lab, e, sizeof(e));
-                    APP(t, "| %s | %s / %s |", e, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
-                }
-                double sp = 0, so = 0;
-                int cp = 0, co = 0;
-                for (int c = 0; c < nc; c++) {
-                    const pb_agg *g = pb_agg_find(A, na, r, c);
-                    double pv = pb_reference_value(rr, g ? g->dataset_ref : "");
-                    char ps[32] = "-", os[32] = "-";
-                    if (isfinite(pv)) {
-                        snprintf(ps, sizeof(ps), "%.1f", pv);
-                        sp += pv;
-                        cp++;
+                    APP(t, "\\begin{tabular}{ll");
+                    for (int c = 0; c <= bnc; c++) APP(t, "c");
+                    APP(t, "}\n\\toprule\nMethod & Params");
+                    for (int c = 0; c < bnc; c++) {
+                        tex_escape(pb_agg_col_dataset(BA, bna, c), lab, sizeof(lab));
+                        APP(t, " & %s", lab);
                     }
-                    if (g && g->n) {
-                        snprintf(os, sizeof(os), "%.1f", g->median);
-                        so += g->median;
-                        co++;
-                    }
-                    APP(t, tex ? " & %s / %s" : " %s / %s |", ps, os);
+                    APP(t, " & Avg \\\\\n\\midrule\n");
                 }
-                const cJSON *avg = cJSON_GetObjectItem(rr, "avg");
-                char pa[32] = "-", oa[32] = "-";
-                if (cJSON_IsNumber(avg)) snprintf(pa, sizeof(pa), "%.1f", avg->valuedouble);
-                else if (cp == nc && nc) snprintf(pa, sizeof(pa), "%.1f", sp / nc);
-                if (co == nc && nc) snprintf(oa, sizeof(oa), "%.1f", so / nc);
-                APP(t, tex ? " & %s / %s \\\\\n" : " %s / %s |\n", pa, oa);
+                for (int r = 0; r < B->nr; r++) {
+                    const pb_agg *g0 = pb_agg_row_first(BA, bna, r);
+                    const cJSON *rr = pb_reference_row(&ref, g0->method_ref, g0->model);
+                    if (!rr) continue;
+                    pb_report_row_label(g0, B->multi_model, lab, sizeof(lab));
+                    const cJSON *pp = cJSON_GetObjectItem(rr, "params");
+                    pb_report_fmt_params(g0->p_trainable_nohead, pstr, sizeof(pstr));
+                    if (tex) {
+                        char e[2048];
+                        tex_escape(lab, e, sizeof(e));
+                        APP(t, "%s & %s / %s", e, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
+                    } else {
+                        char e[400];
+                        md_escape(lab, e, sizeof(e));
+                        APP(t, "| %s | %s / %s |", e, cJSON_IsString(pp) ? pp->valuestring : "-", pstr);
+                    }
+                    double sp = 0, so = 0;
+                    int cp = 0, co = 0;
+                    for (int c = 0; c < bnc; c++) {
+                        const pb_agg *g = pb_agg_find(BA, bna, r, c);
+                        double pv = pb_reference_value(rr, g ? g->dataset_ref : "");
+                        char ps[32] = "-", os[32] = "-";
+                        if (isfinite(pv)) {
+                            snprintf(ps, sizeof(ps), "%.1f", pv);
+                            sp += pv;
+                            cp++;
+                        }
+                        if (g && g->n) {
+                            snprintf(os, sizeof(os), "%.1f", g->median);
+                            so += g->median;
+                            co++;
+                        }
+                        APP(t, tex ? " & %s / %s" : " %s / %s |", ps, os);
+                    }
+                    const cJSON *avg = cJSON_GetObjectItem(rr, "avg");
+                    char pa[32] = "-", oa[32] = "-";
+                    if (cJSON_IsNumber(avg)) snprintf(pa, sizeof(pa), "%.1f", avg->valuedouble);
+                    else if (cp == bnc && bnc) snprintf(pa, sizeof(pa), "%.1f", sp / bnc);
+                    if (co == bnc && bnc) snprintf(oa, sizeof(oa), "%.1f", so / bnc);
+                    APP(t, tex ? " & %s / %s \\\\\n" : " %s / %s |\n", pa, oa);
+                }
+                if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
             }
-            if (tex) APP(t, "\\bottomrule\n\\end{tabular}\n");
+            if (!shown_blocks) APP(t, tex ? "%% no method of this suite names a row of the reference table\n"
+                                          : "No method of this suite names a row of the reference table (\"ref\").\n");
         }
         int nfail = 0;
         for (int i = 0; i < n; i++)
@@ -750,6 +900,7 @@ done:
     pb_skips_free(&sk);
     free(csv);
     free(cols);
+    pb_report_blocks_free(blk, nb);
     free(A);
     free(R);
     pb_reference_free(&ref);

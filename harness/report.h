@@ -5,7 +5,9 @@
 //          pb_agg_col_dataset, pb_agg_row_first, pb_report_row_label, pb_report_fmt_params,
 //          pb_reference, pb_reference_load, pb_reference_free, pb_reference_row, pb_reference_value,
 //          pb_report_manifest (the table layout report.c and report_html.c share),
-//          pb_sweep, pb_report_sweeps (learning-rate sweeps: best point, optimum at the edge)
+//          pb_sweep, pb_report_sweeps (learning-rate sweeps: best point, optimum at the edge),
+//          pb_report_components, pb_report_block, pb_report_blocks, pb_report_blocks_free (one table
+//          per block of rows and datasets: a mixed image + text suite prints two)
 #ifndef PB_REPORT_H
 #define PB_REPORT_H
 
@@ -67,6 +69,27 @@ int pb_report_columns(const pb_agg *A, int na, int nc, pb_report_col *cols);
 // Row r's value in display column k: the median over seeds, or the group's mean of medians;
 // NaN when a dataset of it has no result.
 double pb_report_col_value(const pb_agg *A, int na, int r, const pb_report_col *col);
+// Blocks of the results table: the connected components of the bipartite graph rows <-> datasets
+// (a row and a dataset are joined by a result of the row on it), so rows that share a dataset are in
+// one block. In a mixed suite the ViT rows with the image datasets form one block and the RoBERTa
+// rows with the text datasets another; a suite of one modality is one block. Blocks are numbered in
+// the first-seen order of their rows; row_block[0..nr) and col_block[0..nc) get each one's block (a
+// column without an aggregate: -1). Returns the number of blocks (0 when nr == 0).
+int pb_report_components(const pb_agg *A, int na, int nr, int nc, int *row_block, int *col_block);
+// One block as a table of its own: copies of its aggregates in A's order, rows and columns renumbered
+// 0..nr / 0..nc keeping their order, so every pb_report_* / pb_agg_* function above works on it.
+typedef struct {
+    pb_agg *A;         // (na) owned
+    int na, nr, nc;
+    int multi_model;   // its rows hold more than one model (row labels then name the model)
+    int nmodels;
+    char models[256];  // its models in first-seen order, ", "-separated (unescaped)
+} pb_report_block;
+// The blocks of A[0..na) (nr rows, nc columns); returns their count and *out (caller frees with
+// pb_report_blocks_free; at least 1: no rows give one empty block). One block holds the whole of
+// A, in A's order.
+int pb_report_blocks(const pb_agg *A, int na, int nr, int nc, pb_report_block **out);
+void pb_report_blocks_free(pb_report_block *B, int nb);
 // Row label: [model ]method[ axes] (the model only when the results hold several), unescaped.
 void pb_report_row_label(const pb_agg *g, int multi_model, char *out, size_t n);
 // A parameter count as the papers print it: 0.29M, 18.4K, 96 ("-" when not finite).
@@ -87,8 +110,8 @@ const cJSON *pb_reference_row(const pb_reference *ref, const char *method_ref, c
 double pb_reference_value(const cJSON *row, const char *col);
 
 // One learning-rate sweep series (model, method label and the other grid axes) over the "lr" axis
-// when the results have one, else "lr_scale": the value with the best average over the datasets
-// (only values every dataset has), and whether it is the smallest or largest value swept (the
+// when the results have one, else "lr_scale": the value with the best average over the datasets of
+// its block (pb_report_components; only values every such dataset has), and whether it is the smallest or largest value swept (the
 // sweep does not bracket the optimum: "optimum at the edge of the sweep").
 typedef struct {
     char model[64], method[64], others[256]; // others: the other axes as "rank=16" ("" if none)

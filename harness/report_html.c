@@ -189,6 +189,8 @@ typedef struct {
     pb_skips sk;  // owned
     pb_agg *A;    // (na) owned
     int na, nr, nc, multi_model, nfailed;
+    pb_report_block *blk; // (nb) the results tables' blocks (pb_report_blocks), owned
+    int nb;
     pb_reference ref; // owned
     char refpath[1024], suite[64], desc[512];
 } page;
@@ -196,6 +198,7 @@ typedef struct {
 static void page_free(page *pg) {
     free(pg->R);
     free(pg->A);
+    pb_report_blocks_free(pg->blk, pg->nb);
     pb_skips_free(&pg->sk);
     pb_reference_free(&pg->ref);
 }
@@ -209,6 +212,7 @@ static pb_status page_load(page *pg, const char *dir, const char *reference, cha
                        sizeof pg->desc);
     if ((st = pb_reference_load(pg->refpath, &pg->ref, err, errlen))) return st;
     pb_aggregate(pg->R, pg->n, &pg->A, &pg->na, &pg->nr, &pg->nc);
+    pg->nb = pb_report_blocks(pg->A, pg->na, pg->nr, pg->nc, &pg->blk);
     for (int i = 0; i < pg->n; i++) {
         if (strcmp(pg->R[i].model, pg->R[0].model)) pg->multi_model = 1;
         if (strcmp(pg->R[i].status, "ok")) pg->nfailed++;
@@ -304,66 +308,76 @@ static void page_summary(hbuf *h, const page *pg) {
 // Values compare as printed (one decimal), so a bold tie is a tie on the page.
 static long r1(double v) { return lround(v * 10.0); }
 
-// Row r's mean over all columns (the Avg column), or NaN when a column has no result.
-static double row_avg(const page *pg, int r) {
+// Row r's mean over all columns of its block (the Avg column), or NaN when a column has no result.
+static double row_avg(const pb_report_block *B, int r) {
     double s = 0;
-    for (int c = 0; c < pg->nc; c++) {
-        const pb_agg *g = pb_agg_find(pg->A, pg->na, r, c);
+    for (int c = 0; c < B->nc; c++) {
+        const pb_agg *g = pb_agg_find(B->A, B->na, r, c);
         if (!g || !g->n) return NAN;
         s += g->median;
     }
-    return pg->nc ? s / pg->nc : NAN;
+    return B->nc ? s / B->nc : NAN;
 }
 
-// The best printed value of display column col (NULL: Avg) over the rows; LONG_MIN-ish when none.
-static long col_best(const page *pg, const pb_report_col *col) {
+// The best printed value of display column col (NULL: Avg) over the block's rows; LONG_MIN-ish when none.
+static long col_best(const pb_report_block *B, const pb_report_col *col) {
     long best = -(1L << 40);
-    for (int r = 0; r < pg->nr; r++) {
-        double v = col ? pb_report_col_value(pg->A, pg->na, r, col) : row_avg(pg, r);
+    for (int r = 0; r < B->nr; r++) {
+        double v = col ? pb_report_col_value(B->A, B->na, r, col) : row_avg(B, r);
         if (isfinite(v) && r1(v) > best) best = r1(v);
     }
     return best;
 }
 
-static void table_header(hbuf *h, const page *pg, const char *params_title) {
+static void table_header(hbuf *h, const pb_report_block *B, const char *params_title) {
     hb_raw(h, "<thead><tr><th>Method</th><th>%s</th>", params_title);
-    for (int c = 0; c < pg->nc; c++) {
+    for (int c = 0; c < B->nc; c++) {
         hb_raw(h, "<th>");
-        html_text(h, pb_agg_col_dataset(pg->A, pg->na, c));
+        html_text(h, pb_agg_col_dataset(B->A, B->na, c));
         hb_raw(h, "</th>");
     }
     hb_raw(h, "<th>Avg</th></tr></thead>\n<tbody>\n");
 }
 
-static void row_label_cell(hbuf *h, const page *pg, const pb_agg *g0) {
+static void row_label_cell(hbuf *h, const pb_report_block *B, const pb_agg *g0) {
     char lab[512];
-    pb_report_row_label(g0, pg->multi_model, lab, sizeof lab);
+    pb_report_row_label(g0, B->multi_model, lab, sizeof lab);
     hb_raw(h, "<tr><th class=\"label\" scope=\"row\">");
     html_text(h, lab);
     hb_raw(h, "</th>");
 }
 
-// Row r of the results table over display columns cols[0..ncols); best[k]: the best printed
+// With several blocks: the heading naming block b's models (id "results-<b+1>" / "paper-<b+1>").
+static void block_heading(hbuf *h, const page *pg, int b, const char *idp) {
+    if (pg->nb < 2) return;
+    const pb_report_block *B = &pg->blk[b];
+    hb_raw(h, "<h3 id=\"%s-%d\">Model%s: ", idp, b + 1, B->nmodels > 1 ? "s" : "");
+    html_text(h, B->models);
+    hb_raw(h, "</h3>\n");
+}
+
+// Row r of block B's results table over display columns cols[0..ncols); best[k]: the best printed
 // value of column k (k == ncols: Avg).
-static void results_row(hbuf *h, const page *pg, int r, const pb_report_col *cols, int ncols, const long *best) {
-    const pb_agg *g0 = pb_agg_row_first(pg->A, pg->na, r);
+static void results_row(hbuf *h, const pb_report_block *B, int r, const pb_report_col *cols, int ncols,
+                        const long *best) {
+    const pb_agg *g0 = pb_agg_row_first(B->A, B->na, r);
     char ps[32], hs[32];
     double hsum = 0;
     int hn = 0;
-    for (int i = 0; i < pg->na; i++)
-        if (pg->A[i].row == r && isfinite(pg->A[i].p_head)) hsum += pg->A[i].p_head, hn++;
+    for (int i = 0; i < B->na; i++)
+        if (B->A[i].row == r && isfinite(B->A[i].p_head)) hsum += B->A[i].p_head, hn++;
     pb_report_fmt_params(g0->p_trainable_nohead, ps, sizeof ps);
     pb_report_fmt_params(hn ? hsum / hn : g0->p_head, hs, sizeof hs);
-    row_label_cell(h, pg, g0);
+    row_label_cell(h, B, g0);
     hb_raw(h, "<td class=\"num\">%s</td><td class=\"num\">%s</td>", ps, hs);
     for (int k = 0; k < ncols; k++) {
         if (cols[k].group) { // a group mean
-            double v = pb_report_col_value(pg->A, pg->na, r, &cols[k]);
+            double v = pb_report_col_value(B->A, B->na, r, &cols[k]);
             if (isfinite(v)) hb_raw(h, "<td class=\"num group%s\">%.1f</td>", r1(v) == best[k] ? " best" : "", v);
             else hb_raw(h, "<td class=\"num group\">-</td>");
             continue;
         }
-        const pb_agg *g = pb_agg_find(pg->A, pg->na, r, cols[k].c0);
+        const pb_agg *g = pb_agg_find(B->A, B->na, r, cols[k].c0);
         if (!g || !g->n) {
             hb_raw(h, "<td class=\"num%s\">%s</td>", g && g->failed ? " fail" : "", g && g->failed ? "fail" : "-");
             continue;
@@ -373,11 +387,13 @@ static void results_row(hbuf *h, const page *pg, int r, const pb_report_col *col
         if (g->n > 1) hb_raw(h, "<span class=\"sd\"> ±%.1f</span>", g->std);
         hb_raw(h, "</td>");
     }
-    double avg = row_avg(pg, r);
+    double avg = row_avg(B, r);
     if (isfinite(avg)) hb_raw(h, "<td class=\"num%s\">%.1f</td></tr>\n", r1(avg) == best[ncols] ? " best" : "", avg);
     else hb_raw(h, "<td class=\"num\">-</td></tr>\n");
 }
 
+// The results: one table per block (pb_report_blocks), each with its own columns, Avg and bold
+// best per column; one block is the plain table "table-results".
 static void table_results(hbuf *h, const page *pg) {
     const pb_agg *first = pg->na ? &pg->A[0] : NULL;
     hb_raw(h, "<section id=\"results\">\n<h2>Results</h2>\n<p class=\"muted\">");
@@ -389,23 +405,35 @@ static void table_results(hbuf *h, const page *pg) {
         return;
     }
     pb_report_col *cols = pb_xmalloc(sizeof(pb_report_col) * (size_t)(2 * pg->nc + 1));
-    const int ncols = pb_report_columns(pg->A, pg->na, pg->nc, cols);
-    long *best = pb_xmalloc(sizeof(long) * (size_t)(ncols + 1));
-    for (int k = 0; k <= ncols; k++) best[k] = col_best(pg, k < ncols ? &cols[k] : NULL);
-    if (ncols > pg->nc)
-        hb_raw(h, "<p class=\"muted\">Group columns: the mean of the group's datasets; Avg: the mean over all "
-                  "datasets.</p>\n");
-    hb_raw(h, "<table class=\"results\" id=\"table-results\">\n");
-    hb_raw(h, "<thead><tr><th>Method</th><th>#Params</th><th>Head (mean)</th>");
-    for (int k = 0; k < ncols; k++) {
-        hb_raw(h, cols[k].group ? "<th class=\"group\">" : "<th>");
-        html_text(h, cols[k].group ? cols[k].group : pb_agg_col_dataset(pg->A, pg->na, cols[k].c0));
-        hb_raw(h, cols[k].group ? " mean</th>" : "</th>");
+    int any_groups = 0;
+    for (int b = 0; b < pg->nb; b++)
+        if (pb_report_columns(pg->blk[b].A, pg->blk[b].na, pg->blk[b].nc, cols) > pg->blk[b].nc) any_groups = 1;
+    if (pg->nb > 1)
+        hb_raw(h, "<p class=\"muted\">The models take different datasets: one table per block of models and their "
+                  "datasets, each with its own Avg and best per column.</p>\n");
+    if (any_groups)
+        hb_raw(h, "<p class=\"muted\">Group columns: the mean of the group's datasets; Avg: the mean over all %s"
+                  "datasets.</p>\n", pg->nb > 1 ? "the table's " : "");
+    for (int b = 0; b < pg->nb; b++) {
+        const pb_report_block *B = &pg->blk[b];
+        const int ncols = pb_report_columns(B->A, B->na, B->nc, cols);
+        long *best = pb_xmalloc(sizeof(long) * (size_t)(ncols + 1));
+        for (int k = 0; k <= ncols; k++) best[k] = col_best(B, k < ncols ? &cols[k] : NULL);
+        block_heading(h, pg, b, "results");
+        if (pg->nb > 1) hb_raw(h, "<table class=\"results\" id=\"table-results-%d\">\n", b + 1);
+        else hb_raw(h, "<table class=\"results\" id=\"table-results\">\n");
+        hb_raw(h, "<thead><tr><th>Method</th><th>#Params</th><th>Head (mean)</th>");
+        for (int k = 0; k < ncols; k++) {
+            hb_raw(h, cols[k].group ? "<th class=\"group\">" : "<th>");
+            html_text(h, cols[k].group ? cols[k].group : pb_agg_col_dataset(B->A, B->na, cols[k].c0));
+            hb_raw(h, cols[k].group ? " mean</th>" : "</th>");
+        }
+        hb_raw(h, "<th>Avg</th></tr></thead>\n<tbody>\n");
+        for (int r = 0; r < B->nr; r++) results_row(h, B, r, cols, ncols, best);
+        hb_raw(h, "</tbody>\n</table>\n");
+        free(best);
     }
-    hb_raw(h, "<th>Avg</th></tr></thead>\n<tbody>\n");
-    for (int r = 0; r < pg->nr; r++) results_row(h, pg, r, cols, ncols, best);
-    hb_raw(h, "</tbody>\n</table>\n</section>\n");
-    free(best);
+    hb_raw(h, "</section>\n");
     free(cols);
 }
 
@@ -424,41 +452,59 @@ static void paper_cell(hbuf *h, double paper, double ours) {
     hb_raw(h, "</td>");
 }
 
+// Rows of block B that name a reference row.
+static int block_ref_rows(const page *pg, const pb_report_block *B) {
+    int k = 0;
+    for (int r = 0; r < B->nr; r++) {
+        const pb_agg *g0 = pb_agg_row_first(B->A, B->na, r);
+        k += pb_reference_row(&pg->ref, g0->method_ref, g0->model) != NULL;
+    }
+    return k;
+}
+
+// Paper vs ours: one table per block, as the results (with several blocks, those with rows only).
 static void table_paper(hbuf *h, const page *pg) {
     if (!pg->ref.root) return;
     const cJSON *src = cJSON_GetObjectItem(pg->ref.root, "source");
     hb_raw(h, "<section id=\"paper\">\n<h2>Paper vs ours</h2>\n<p class=\"muted\">Reference: ");
     html_textf(h, "%s (%s)", pg->refpath, cJSON_IsString(src) ? src->valuestring : "");
     hb_raw(h, ". Cells: paper / ours, and ours minus paper (<span class=\"pos\">green</span>: at or above the "
-              "paper, <span class=\"neg\">red</span>: below).</p>\n<table class=\"results\" id=\"table-paper\">\n");
-    table_header(h, pg, "Params paper / ours");
+              "paper, <span class=\"neg\">red</span>: below).</p>\n");
     int shown = 0;
-    for (int r = 0; r < pg->nr; r++) {
-        const pb_agg *g0 = pb_agg_row_first(pg->A, pg->na, r);
-        const cJSON *rr = pb_reference_row(&pg->ref, g0->method_ref, g0->model);
-        if (!rr) continue;
-        shown++;
-        const cJSON *pp = cJSON_GetObjectItem(rr, "params");
-        char ps[32];
-        pb_report_fmt_params(g0->p_trainable_nohead, ps, sizeof ps);
-        row_label_cell(h, pg, g0);
-        hb_raw(h, "<td class=\"num\">");
-        html_textf(h, "%s / %s", cJSON_IsString(pp) ? pp->valuestring : "-", ps);
-        hb_raw(h, "</td>");
-        double sp = 0;
-        int cp = 0;
-        for (int c = 0; c < pg->nc; c++) {
-            const pb_agg *g = pb_agg_find(pg->A, pg->na, r, c);
-            double pv = pb_reference_value(rr, g ? g->dataset_ref : "");
-            if (isfinite(pv)) sp += pv, cp++;
-            paper_cell(h, pv, g && g->n ? g->median : NAN);
+    for (int b = 0; b < pg->nb; b++) {
+        const pb_report_block *B = &pg->blk[b];
+        if (pg->nb > 1 && !block_ref_rows(pg, B)) continue;
+        block_heading(h, pg, b, "paper");
+        if (pg->nb > 1) hb_raw(h, "<table class=\"results\" id=\"table-paper-%d\">\n", b + 1);
+        else hb_raw(h, "<table class=\"results\" id=\"table-paper\">\n");
+        table_header(h, B, "Params paper / ours");
+        for (int r = 0; r < B->nr; r++) {
+            const pb_agg *g0 = pb_agg_row_first(B->A, B->na, r);
+            const cJSON *rr = pb_reference_row(&pg->ref, g0->method_ref, g0->model);
+            if (!rr) continue;
+            shown++;
+            const cJSON *pp = cJSON_GetObjectItem(rr, "params");
+            char ps[32];
+            pb_report_fmt_params(g0->p_trainable_nohead, ps, sizeof ps);
+            row_label_cell(h, B, g0);
+            hb_raw(h, "<td class=\"num\">");
+            html_textf(h, "%s / %s", cJSON_IsString(pp) ? pp->valuestring : "-", ps);
+            hb_raw(h, "</td>");
+            double sp = 0;
+            int cp = 0;
+            for (int c = 0; c < B->nc; c++) {
+                const pb_agg *g = pb_agg_find(B->A, B->na, r, c);
+                double pv = pb_reference_value(rr, g ? g->dataset_ref : "");
+                if (isfinite(pv)) sp += pv, cp++;
+                paper_cell(h, pv, g && g->n ? g->median : NAN);
+            }
+            const cJSON *avg = cJSON_GetObjectItem(rr, "avg");
+            double pa = cJSON_IsNumber(avg) ? avg->valuedouble : cp == B->nc && B->nc ? sp / B->nc : NAN;
+            paper_cell(h, pa, row_avg(B, r));
+            hb_raw(h, "</tr>\n");
         }
-        const cJSON *avg = cJSON_GetObjectItem(rr, "avg");
-        double pa = cJSON_IsNumber(avg) ? avg->valuedouble : cp == pg->nc && pg->nc ? sp / pg->nc : NAN;
-        paper_cell(h, pa, row_avg(pg, r));
-        hb_raw(h, "</tr>\n");
+        hb_raw(h, "</tbody>\n</table>\n");
     }
-    hb_raw(h, "</tbody>\n</table>\n");
     if (!shown) hb_raw(h, "<p class=\"note\">No method of this suite names a row of the reference table (\"ref\").</p>\n");
     hb_raw(h, "</section>\n");
 }
@@ -840,8 +886,9 @@ static void section_sweep(hbuf *h, const page *pg) {
     int ns = pb_report_sweeps(pg->A, pg->na, pg->nc, &S);
     if (!ns) return;
     hb_raw(h, "<section id=\"sweep\">\n<h2>Learning-rate sweep</h2>\n<p class=\"muted\">");
-    html_textf(h, "Best %s of each series by its average over the datasets (values every dataset has); one at the "
-                  "smallest or largest value swept means the sweep does not bracket the optimum.", S[0].axis);
+    html_textf(h, "Best %s of each series by its average over the datasets (values every dataset %shas); one at the "
+                  "smallest or largest value swept means the sweep does not bracket the optimum.", S[0].axis,
+               pg->nb > 1 ? "of its table " : "");
     hb_raw(h, "</p>\n<table class=\"results\" id=\"table-sweep\">\n<thead><tr><th>Series</th><th>");
     html_textf(h, "%s swept", S[0].axis);
     hb_raw(h, "</th><th>Best</th><th>Avg at best</th><th>Best per dataset</th><th>Note</th></tr></thead>\n<tbody>\n");

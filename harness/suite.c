@@ -98,6 +98,28 @@ static int is_file(const char *p) {
     return !stat(p, &st) && S_ISREG(st.st_mode);
 }
 
+// The arch of checkpoint directory dir: config.json's model_type when it is "vit" or "roberta", else
+// "" (no readable file yet: the cell reports it, and preflight lists the missing file).
+static void dir_arch(const char *dir, char *arch, size_t archlen) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    snprintf(arch, archlen, "%s", "");
+    cJSON *j = NULL;
+    if (!is_file(p) || pb_json_read_file(p, &j, NULL, 0)) return;
+    const char *mt = pb_jstr(j, "model_type", "");
+    if (!strcmp(mt, "vit") || !strcmp(mt, "roberta")) snprintf(arch, archlen, "%s", mt);
+    cJSON_Delete(j);
+}
+
+int pb_dataset_is_text(const char *spec) { return !strncmp(spec, "glue/", 5); }
+
+int pb_arch_is_text(const char *arch) { return !strcmp(arch, "roberta") ? 1 : !strcmp(arch, "vit") ? 0 : -1; }
+
+int pb_suite_pairs(const pb_suite *s, int mi, int di) {
+    int t = pb_arch_is_text(s->model_arch[mi]);
+    return t < 0 || t == pb_dataset_is_text(cJSON_GetObjectItem(s->datasets[di], "spec")->valuestring);
+}
+
 // ----------------------------------------------------------------------------
 // Recipe
 
@@ -234,6 +256,7 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
             cJSON_AddStringToObject(m, "label", base && base[1] ? base + 1 : n);
             cJSON_AddStringToObject(m, "source", "dir");
             cJSON_AddStringToObject(m, "dir", n);
+            dir_arch(n, arch, sizeof arch);
         } else {
             return pb_errf(PB_ERR_FORMAT, err, errlen,
                            "%s: %s: '%s' is neither a built-in model (vit-b16, vit-l16, vit-tiny, "
@@ -259,6 +282,7 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
         if (!builtin[0] && !dir[0] && !cfg)
             return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: needs builtin, dir or config", file, path);
         if (builtin[0]) builtin_dims(builtin, &hidden, &inter, arch, sizeof(arch));
+        if (dir[0]) dir_arch(dir, arch, sizeof arch);
         cJSON_AddStringToObject(m, "label", label[0] ? label : builtin[0] ? builtin : dir[0] ? dir : "model");
         cJSON_AddStringToObject(m, "source", dir[0] ? "dir" : pre ? "pretrain" : "builtin");
         if (builtin[0]) cJSON_AddStringToObject(m, "builtin", builtin);
@@ -352,6 +376,7 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
                            file, path, cJSON_GetObjectItem(m, "label")->valuestring);
     s->model_hidden[idx] = hidden;
     s->model_inter[idx] = inter;
+    snprintf(s->model_arch[idx], sizeof s->model_arch[idx], "%s", arch);
     return PB_OK;
 }
 
@@ -703,6 +728,54 @@ static pb_status check_method_grids(const pb_suite *s, char *err, size_t errlen)
     return PB_OK;
 }
 
+// Modality pairing (pb_suite_pairs): every dataset must fit some model of the suite and every model
+// some dataset; in a suite with both image and text datasets every model's arch must be known.
+static pb_status check_modalities(const pb_suite *s, char *err, size_t errlen) {
+    static const char *const kind[2] = {"an image", "a text"};
+    static const char *const needs[2] = {"a ViT model (arch vit)", "a RoBERTa model (arch roberta)"};
+    static const char *const specs[2] = {"vtab-mini/<task>, vtab1k:, fgvc:, cifar10:, cifar100:, idx:, folder:",
+                                         "glue/<task>:<dir>"};
+    int has[2] = {0, 0};
+    for (int di = 0; di < s->ndatasets; di++)
+        has[pb_dataset_is_text(cJSON_GetObjectItem(s->datasets[di], "spec")->valuestring)] = 1;
+    for (int mi = 0; mi < s->nmodels && has[0] && has[1]; mi++)
+        if (pb_arch_is_text(s->model_arch[mi]) < 0)
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: models[%d]: cannot tell whether checkpoint '%s' is a ViT or a RoBERTa (its "
+                           "config.json is not readable or has no model_type \"vit\"/\"roberta\"), and the suite "
+                           "has both image and text datasets: put the checkpoint in place",
+                           s->file, mi, pb_jstr(s->models[mi], "dir", "?"));
+    char list[512];
+    size_t u = 0;
+    list[0] = 0;
+    for (int mi = 0; mi < s->nmodels && u < sizeof list; mi++)
+        u += (size_t)snprintf(list + u, sizeof list - u, "%s%s (%s)", mi ? ", " : "",
+                              cJSON_GetObjectItem(s->models[mi], "label")->valuestring,
+                              s->model_arch[mi][0] ? s->model_arch[mi] : "arch unknown");
+    for (int di = 0; di < s->ndatasets; di++) {
+        int mi = 0;
+        while (mi < s->nmodels && !pb_suite_pairs(s, mi, di)) mi++;
+        if (mi < s->nmodels) continue;
+        const char *spec = cJSON_GetObjectItem(s->datasets[di], "spec")->valuestring;
+        int t = pb_dataset_is_text(spec);
+        return pb_errf(PB_ERR_FORMAT, err, errlen,
+                       "%s: datasets[%d]: '%s' is %s dataset and no model of the suite takes it (it needs %s; the "
+                       "suite's models: %s)",
+                       s->file, di, spec, kind[t], needs[t], list);
+    }
+    for (int mi = 0; mi < s->nmodels; mi++) {
+        int di = 0;
+        while (di < s->ndatasets && !pb_suite_pairs(s, mi, di)) di++;
+        if (di < s->ndatasets) continue;
+        int t = pb_arch_is_text(s->model_arch[mi]) > 0; // known: an unknown arch pairs with everything
+        return pb_errf(PB_ERR_FORMAT, err, errlen,
+                       "%s: models[%d]: '%s' is %s and no dataset of the suite fits it (it takes %s datasets: %s)",
+                       s->file, mi, cJSON_GetObjectItem(s->models[mi], "label")->valuestring, needs[t],
+                       t ? "text" : "image", specs[t]);
+    }
+    return PB_OK;
+}
+
 pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *err, size_t errlen) {
     memset(s, 0, sizeof(*s));
     snprintf(s->file, sizeof(s->file), "%s", name);
@@ -762,6 +835,7 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         snprintf(lp, sizeof lp, "datasets[%d]", i);
         if ((st = check_labels(s->datasets[i], file, lp, !cJSON_GetObjectItem(dj, "label"), err, errlen))) goto done;
     }
+    if ((st = check_modalities(s, err, errlen))) goto done;
     if ((st = parse_list(root, "methods", &n, s, err, errlen))) goto done;
     for (int i = 0; i < n; i++) {
         s->nmethods = i + 1;

@@ -2,7 +2,7 @@
 // training recipe, evaluation protocol and overrides, parsed and validated into resolved cJSON
 // objects that grid.c combines into cells.
 // defines: pb_suite, pb_suite_load, pb_suite_parse, pb_suite_free, pb_suite_preflight,
-//          pb_recipe_keys
+//          pb_recipe_keys, pb_dataset_is_text, pb_arch_is_text, pb_suite_pairs
 #ifndef PB_SUITE_H
 #define PB_SUITE_H
 
@@ -24,6 +24,10 @@ typedef struct {
     int nmodels, ndatasets, nmethods;
     cJSON *models[PB_SUITE_MAX];   // resolved model specs (owned)
     int model_hidden[PB_SUITE_MAX], model_inter[PB_SUITE_MAX]; // dims for rank checks (0 unknown)
+    // Each model's arch, "vit" or "roberta": from the built-in or inline config, or the model_type of a
+    // checkpoint's config.json; "" when that file cannot be read at load (then the model pairs with
+    // every dataset, which a suite allows only when its datasets are all of one modality).
+    char model_arch[PB_SUITE_MAX][16];
     cJSON *datasets[PB_SUITE_MAX]; // resolved dataset specs (owned)
     cJSON *methods[PB_SUITE_MAX];  // resolved method entries: method options + recipe overrides (owned)
     cJSON *recipe;          // resolved recipe with every default filled (owned)
@@ -42,6 +46,14 @@ void pb_suite_free(pb_suite *s);
 // Checks that every dataset that lives in user-provided folders has its files, before any cell
 // runs. The error lists every missing path and the layout expected.
 pb_status pb_suite_preflight(const pb_suite *s, char *err, size_t errlen);
+
+// Modality pairing (grid.c makes a cell only for a pair that fits): a ViT takes the image datasets
+// (vtab-mini/, vtab1k:, fgvc:, cifar10:, cifar100:, idx:, folder:), a RoBERTa the text ones (glue/).
+// pb_dataset_is_text: 1 for a text spec. pb_arch_is_text: 1 for "roberta", 0 for "vit", -1 unknown.
+int pb_dataset_is_text(const char *spec);
+int pb_arch_is_text(const char *arch);
+// 1 if model mi and dataset di of s make cells (the model's arch is unknown, or fits the dataset).
+int pb_suite_pairs(const pb_suite *s, int mi, int di);
 
 // Recipe keys (method options come from the method table, methods/method.h).
 extern const char *const pb_recipe_keys[]; // NULL-terminated

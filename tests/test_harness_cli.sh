@@ -2,7 +2,8 @@
 # test_harness_cli.sh PEFTBENCH_SYNTH [PEFTBENCH]: CLI behaviour of run/report/plot/check on tiny
 # suites run by the fixture trainer of tests/peftbench_synth.c (and that peftbench has none):
 # resume after SIGKILL (no finished cell re-run, no partial file), shards == unsharded report,
-# plots are valid PNGs whose data files match results.csv, check fails on a regression.
+# plots are valid PNGs whose data files match results.csv, check fails on a regression; a mixed
+# ViT + RoBERTa suite pairs models with datasets of their modality and reports one table per model.
 set -u
 PB=${1:?usage: test_harness_cli.sh PATH/TO/peftbench}
 PB=$(cd "$(dirname "$PB")" && pwd)/$(basename "$PB")
@@ -160,6 +161,81 @@ msg=$("$PB" run "$T/g2.json" --out "$T/g2" --dry-run 2>&1); rc=$?
 sed "s/\"group\": \"Structured\"/\"group\": \"$(printf 'x%.0s' $(seq 70))\"/" "$T/g.json" > "$T/g3.json"
 msg=$("$PB" run "$T/g3.json" --out "$T/g3" --dry-run 2>&1); rc=$?
 [ $rc = 2 ] && echo "$msg" | grep -q "datasets\[2\].group: group must be 1-63 bytes" || bad "long group: rc $rc msg $msg"
+
+# --- mixed modalities: a ViT on image datasets and a RoBERTa on text datasets in one suite ------
+# Only same-modality pairs make cells (2 x 2 x 2 x 2 = 16, no ViT x GLUE cell); the report prints
+# one table per model block with its own columns and Avg; results/check keep working.
+cat > "$T/mx.json" <<'JSON'
+{"name": "mixed", "models": [{"label": "vit-m", "config": {"arch": "vit", "hidden": 32, "layers": 2, "heads": 2, "intermediate": 64}},
+                             {"label": "rob-m", "config": {"arch": "roberta", "hidden": 32, "layers": 2, "heads": 2, "intermediate": 64, "vocab_size": 300}}],
+ "datasets": ["vtab-mini/a", "glue/sst2:nowhere/sst2", "vtab-mini/b", "glue/rte:nowhere/rte"],
+ "methods": ["head", "lora"], "grid": {"seed": [0, 1]}, "recipe": {"epochs": 2}}
+JSON
+"$PB" run "$T/mx.json" --out "$T/mx" --dry-run > "$T/mx.dry" || bad "mixed dry-run failed"
+head -1 "$T/mx.dry" | grep -q "suite mixed: 16 cells" || bad "mixed dry-run: $(head -1 "$T/mx.dry")"
+"$PB" run "$T/mx.json" --out "$T/mx" >/dev/null 2>&1 || bad "mixed run failed"
+python3 - "$T/mx" <<'PY' || bad "mixed report wrong"
+import csv, json, re, statistics, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(f"{d}/results.csv")))
+assert len(rows) == 16, len(rows)
+pairs = {(r["model"], r["dataset"]) for r in rows}
+assert pairs == {("vit-m", "a"), ("vit-m", "b"), ("rob-m", "sst2"), ("rob-m", "rte")}, pairs
+med = {}
+for r in rows:
+    med.setdefault((r["model"], r["method"], r["dataset"]), []).append(100 * float(r["score"]))
+med = {k: statistics.median(v) for k, v in med.items()}
+md = open(f"{d}/table.md").read()
+heads = re.findall(r"^## Model: (.*)$", md, re.M)
+assert heads == ["vit-m", "rob-m"], heads
+want_cols = {"vit-m": ["a", "b"], "rob-m": ["sst2", "rte"]}
+for model in heads:
+    part = md.split(f"## Model: {model}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [l for l in part.splitlines() if l.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip().strip("|").split("|")]
+    assert head == ["Method", "#Params", "Head (mean)"] + want_cols[model] + ["Avg"], (model, head)
+    body = lines[1:]  # the |---| line does not start with "| "
+    assert [l.split("|")[1].strip() for l in body] == ["head", "lora"], (model, body)
+    for l in body:
+        c = [x.strip() for x in l.strip().strip("|").split("|")]
+        num = lambda s: float(s.split()[0])
+        vals = [med[model, c[0], ds] for ds in want_cols[model]]
+        for k, v in enumerate(vals):
+            assert abs(num(c[3 + k]) - v) < 0.051, (model, c[0], head[3 + k], c[3 + k], v)
+        assert abs(num(c[-1]) - sum(vals) / 2) < 0.051, (model, c[0], "Avg", c[-1], sum(vals) / 2)
+tex = open(f"{d}/table.tex").read()
+assert tex.count("\\begin{tabular}") == 2 and "Model: vit-m" in tex and "Model: rob-m" in tex, "table.tex: two tables"
+html = open(f"{d}/index.html").read()
+ids = re.findall(r'<table class="results" id="(table-results[^"]*)"', html)
+assert ids == ["table-results-1", "table-results-2"], ids
+for i, model in enumerate(heads, 1):
+    t = html.split(f'id="table-results-{i}"', 1)[1].split("</table>", 1)[0]
+    ths = re.findall(r"<th>([^<]*)</th>", t.split("</thead>")[0])
+    assert ths == ["Method", "#Params", "Head (mean)"] + want_cols[model] + ["Avg"], (model, ths)
+    assert t.count('<tr><th class="label"') == 2, model
+    assert "best" in t, f"no best-in-column in table {i}"
+res = json.load(open(f"{d}/results.json"))
+assert len(res["rows"]) == 8 and len(res["cells"]) == 16, (len(res["rows"]), len(res["cells"]))
+PY
+"$PB" check "$T/mx" --write-baseline "$T/mx_base.json" >/dev/null 2>&1 || bad "mixed: check --write-baseline failed"
+"$PB" check "$T/mx" --baseline "$T/mx_base.json" > "$T/mx_check.txt" 2>&1 || bad "mixed: check --baseline failed: $(tail -3 "$T/mx_check.txt")"
+grep -q "8 baseline rows" "$T/mx_check.txt" || bad "mixed: check did not compare 8 rows: $(tail -1 "$T/mx_check.txt")"
+# a text dataset with only a ViT model, or a RoBERTa no dataset fits: exit 2 naming the entry
+python3 - "$T/mx.json" "$T/mx_bad1.json" "$T/mx_bad2.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+b = dict(s, name="bad1", models=s["models"][:1])
+json.dump(b, open(sys.argv[2], "w"))
+b = dict(s, name="bad2", datasets=["vtab-mini/a", "vtab-mini/b"])
+json.dump(b, open(sys.argv[3], "w"))
+PY
+msg=$("$PB" run "$T/mx_bad1.json" --out "$T/mx_bad1" --dry-run 2>&1); rc=$?
+{ [ $rc = 2 ] && echo "$msg" | grep -q "mx_bad1.json: datasets\[1\]: 'glue/sst2:nowhere/sst2' is a text dataset and no model of the suite takes it (it needs a RoBERTa model"; } ||
+  bad "text dataset with only a ViT: rc $rc msg $msg"
+msg=$("$PB" run "$T/mx_bad2.json" --out "$T/mx_bad2" 2>&1); rc=$?
+{ [ $rc = 2 ] && echo "$msg" | grep -q "mx_bad2.json: models\[1\]: 'rob-m' is a RoBERTa model (arch roberta) and no dataset of the suite fits it"; } ||
+  bad "RoBERTa without text datasets: rc $rc msg $msg"
+[ -e "$T/mx_bad2" ] && bad "a suite refused for modality created its output dir"
 
 # --- check ----------------------------------------------------------------------------------
 "$PB" check "$T/one" --baseline "$T/one/results.json" --tol 0.5 >/dev/null || bad "check vs itself should pass"

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include "harness/grid.h"
 #include "harness/jsonutil.h"
 #include "harness/report.h"
@@ -256,6 +258,77 @@ int main(void) {
         EXPECT(lora == 3 && head == 8 && seeds3 == 2, "lora %d head %d seed3 %d", lora, head, seeds3);
         pb_grid_free(&g);
         pb_suite_free(&s);
+    }
+    // Modality pairing: a ViT takes the image datasets, a RoBERTa the text (glue/) ones; mismatched
+    // pairs make no cell, in the models x datasets order of the cross product.
+    {
+        const char *t =
+            "{\"name\": \"mix\", \"models\": [{\"label\": \"v\", \"config\": {\"arch\": \"vit\", \"hidden\": 32,"
+            " \"layers\": 2, \"heads\": 2, \"intermediate\": 64}}, {\"label\": \"r\", \"builtin\": \"roberta-tiny\"},"
+            " {\"label\": \"v2\", \"builtin\": \"vit-tiny\"}],"
+            " \"datasets\": [\"glue/sst2:d/sst2\", \"vtab-mini/a\", \"glue/rte:d/rte\", \"vtab-mini/b\"],"
+            " \"methods\": [\"head\", \"lora\"], \"grid\": {\"seed\": [0, 1]}}";
+        pb_suite s;
+        pb_grid g;
+        char err[2048] = "";
+        EXPECT(pb_suite_parse(t, "mix.json", &s, err, sizeof(err)) == PB_OK, "parse: %s", err);
+        EXPECT(!strcmp(s.model_arch[0], "vit") && !strcmp(s.model_arch[1], "roberta"), "archs %s %s", s.model_arch[0],
+               s.model_arch[1]);
+        EXPECT(pb_grid_expand(&s, &g, err, sizeof(err)) == PB_OK, "expand: %s", err);
+        EXPECT(g.n == 3 * 2 * 2 * 2, "mixed grid: %d cells, want 24", g.n);
+        static const char *const want[6][2] = {{"v", "a"}, {"v", "b"}, {"r", "sst2"}, {"r", "rte"}, {"v2", "a"}, {"v2", "b"}};
+        for (int i = 0; i < g.n; i++) {
+            int p = i / 4; // 2 methods x 2 seeds per pair
+            EXPECT(p < 6 && !strcmp(g.cells[i].model, want[p][0]) && !strcmp(g.cells[i].dataset, want[p][1]),
+                   "cell %d: %s x %s", i, g.cells[i].model, g.cells[i].dataset);
+        }
+        pb_grid_free(&g);
+        pb_suite_free(&s);
+    }
+    expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\", \"glue/sst2:d\"], \"methods\": [\"head\"]}",
+                 "t.json: datasets[1]: 'glue/sst2:d' is a text dataset and no model of the suite takes it",
+                 "RoBERTa model (arch roberta)");
+    expect_error("{\"name\": \"x\", \"models\": [\"roberta-tiny\"], \"datasets\": [\"vtab-mini/a\"], \"methods\": [\"head\"]}",
+                 "t.json: datasets[0]: 'vtab-mini/a' is an image dataset and no model", "ViT model (arch vit)");
+    expect_error("{\"name\": \"x\", \"models\": [\"vit-tiny\", \"roberta-tiny\"], \"datasets\": [\"vtab-mini/a\"],"
+                 " \"methods\": [\"head\"]}",
+                 "t.json: models[1]: 'roberta-tiny' is a RoBERTa model (arch roberta) and no dataset of the suite fits it",
+                 "glue/<task>:<dir>");
+    // A checkpoint directory: its arch is config.json's model_type; without a readable config.json it
+    // pairs with everything (one-modality suites), and a mixed suite refuses it.
+    {
+        char dir[] = "/tmp/pb_suite_ckXXXXXX", path[128], text[1024];
+        EXPECT(mkdtemp(dir) != NULL, "mkdtemp");
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        FILE *f = fopen(path, "w");
+        EXPECT(f != NULL, "write %s", path);
+        if (f) fputs("{\"model_type\": \"roberta\"}", f), fclose(f);
+        snprintf(text, sizeof text,
+                 "{\"name\": \"x\", \"models\": [\"%s\", {\"label\": \"v\", \"builtin\": \"vit-tiny\"}],"
+                 " \"datasets\": [\"vtab-mini/a\", \"glue/rte:d\"], \"methods\": [\"head\"]}", dir);
+        pb_suite s;
+        pb_grid g;
+        char err[2048] = "";
+        EXPECT(pb_suite_parse(text, "ck.json", &s, err, sizeof(err)) == PB_OK, "parse: %s", err);
+        EXPECT(!strcmp(s.model_arch[0], "roberta"), "checkpoint arch '%s'", s.model_arch[0]);
+        EXPECT(pb_grid_expand(&s, &g, err, sizeof(err)) == PB_OK, "expand: %s", err);
+        // the checkpoint (models[0]) x the text dataset (label "d"), then the ViT x the image one
+        EXPECT(g.n == 2 && !strcmp(g.cells[0].dataset, "d") && !strcmp(g.cells[1].dataset, "a"), "checkpoint pairs: %d",
+               g.n);
+        pb_grid_free(&g);
+        pb_suite_free(&s);
+        remove(path);
+        // no config.json: a one-modality suite takes it for every dataset, a mixed one names it
+        snprintf(text, sizeof text, "{\"name\": \"x\", \"models\": [\"%s\"], \"datasets\": [\"vtab-mini/a\", \"vtab-mini/b\"],"
+                                    " \"methods\": [\"head\"]}", dir);
+        EXPECT(pb_suite_parse(text, "ck.json", &s, err, sizeof(err)) == PB_OK, "parse: %s", err);
+        EXPECT(pb_grid_expand(&s, &g, err, sizeof(err)) == PB_OK && g.n == 2, "unknown arch: %d cells", g.n);
+        pb_grid_free(&g);
+        pb_suite_free(&s);
+        snprintf(text, sizeof text, "{\"name\": \"x\", \"models\": [\"%s\", \"roberta-tiny\"],"
+                                    " \"datasets\": [\"vtab-mini/a\", \"glue/rte:d\"], \"methods\": [\"head\"]}", dir);
+        expect_error(text, "t.json: models[0]: cannot tell whether checkpoint", "both image and text datasets");
+        rmdir(dir);
     }
 #define MG(grid) "{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\"], \"methods\": " \
                  "[\"full\", {\"method\": \"lora\", \"grid\": " grid "}], \"grid\": {\"lr_scale\": [1]}}"
