@@ -37,8 +37,13 @@ rc=$?
 [ "$(grep -c '^==> ' "$T/aoft.out")" = 3 ] || bad "dry-run: expected 3 scripts"
 [ "$(grep -c "^sbatch --parsable" "$T/aoft.out")" = 3 ] || bad "dry-run: expected 3 sbatch lines"
 grep -q -- " --gres=gpu:1 " "$T/aoft.out" || bad "dry-run: no --gres"
-grep -q -- " --array=0-61 '--dependency=afterok:<prepare job id>' --kill-on-invalid-dep=yes " "$T/aoft.out" ||
-  bad "dry-run: array line (247 cells / 4 per task)"
+# the array size follows the suite's cell count (run --dry-run), 4 cells per task
+ncells=$("$PB" run suites/aoft-vtab1k.json --out "$T/aoft-n" --dry-run 2>/dev/null | head -1 | sed -E 's/.*: ([0-9]+) cells.*/\1/')
+ntasks=$(( (ncells + 3) / 4 ))
+[ "$ncells" -gt 200 ] 2>/dev/null || bad "dry-run cell count of aoft-vtab1k: '$ncells'"
+grep -q -- " --array=0-$((ntasks - 1)) '--dependency=afterok:<prepare job id>' --kill-on-invalid-dep=yes " "$T/aoft.out" ||
+  bad "dry-run: array line ($ncells cells / 4 per task = $ntasks tasks)"
+grep -q "^$ntasks array tasks" "$T/aoft.out" || bad "dry-run: '$ntasks array tasks' line"
 grep -q -- " '--dependency=afterany:<array job id>' " "$T/aoft.out" || bad "dry-run: report dependency"
 grep -q -- '--device cuda --no-report --retry-failed "$@"' "$T/aoft.out" || bad "dry-run: array exec line"
 for s in prepare array report; do
