@@ -12,22 +12,13 @@
 //    re-applied in the final phase; the option checks (target_r < init_r, a budget phase).
 // Exits non-zero on any failure.
 #include <math.h>
+#include "test_expect.h"
 #include <string.h>
 #include "engine/ops.h"
 #include "methods/adalora.h"
 #include "methods/methods_internal.h"
 #include "test_method_util.h"
 
-static int g_fail = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            g_fail++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static pb_engine *E;
 static pb_rng R;
@@ -408,7 +399,7 @@ int main(void) {
     test_orth();
     test_allocator();
     pb_engine_free(E);
-    if (g_fail) printf("%d failure(s)\n", g_fail);
+    if (pb_test_fails) printf("%d failure(s)\n", pb_test_fails);
     else printf("all passed\n");
-    return g_fail ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 //   test_config --dump FILE             (ref) reads FILE, prints "key=value" lines
 //   test_config --write NAME LABELS OUT (ref) writes built-in NAME with LABELS labels to OUT
 #include <errno.h>
+#include "test_expect.h"
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -11,18 +12,8 @@
 
 #include "models/model.h"
 
-static int g_fail = 0;
 static char g_dir[256];
 
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                         \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static void write_text(const char *path, const char *s) {
     FILE *fp = fopen(path, "wb");
@@ -342,8 +333,8 @@ int main(int argc, char **argv) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", g_dir);
-    if (g_fail) {
-        fprintf(stderr, "test_config: %d failure(s)\n", g_fail);
+    if (pb_test_fails) {
+        fprintf(stderr, "test_config: %d failure(s)\n", pb_test_fails);
         return 1;
     }
     printf("test_config: all passed\n");

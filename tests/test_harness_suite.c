@@ -1,6 +1,7 @@
 // test_harness_suite.c: suite parsing errors (one clear message each), grid expansion, cell ids,
 // canonical JSON and FNV-1a known vectors; the paper suites against their reference tables.
 #include <dirent.h>
+#include "test_expect.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,16 +12,6 @@
 #include "harness/report.h"
 #include "methods/method.h"
 
-static int fails = 0;
-#define EXPECT(c, ...)                                                                                            \
-    do {                                                                                                         \
-        if (!(c)) {                                                                                              \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                 \
-            fprintf(stderr, __VA_ARGS__);                                                                        \
-            fprintf(stderr, "\n");                                                                               \
-            fails++;                                                                                             \
-        }                                                                                                        \
-    } while (0)
 
 #define BASE_MODELS "\"models\": [{\"label\": \"m\", \"config\": {\"arch\": \"vit\", \"hidden\": 32, \"layers\": 2, \"heads\": 2, \"intermediate\": 64}}]"
 
@@ -392,7 +383,7 @@ int main(void) {
     check_paper_suite("suites/svfit-vit-table3.json", vit_none, NULL);
     check_paper_suite("suites/aoft-vtab1k.json", none, NULL);
     check_paper_suite("suites/aoft-fgvc.json", none, "VPT-Deep+AOFT");
-    if (fails) fprintf(stderr, "%d failure(s)\n", fails);
+    if (pb_test_fails) fprintf(stderr, "%d failure(s)\n", pb_test_fails);
     else printf("test_harness_suite: ok\n");
-    return fails ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

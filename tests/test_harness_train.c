@@ -10,6 +10,7 @@
 // - a bad method option is a failed cell with a message naming the field, never a crash;
 // - text cells (RoBERTa, ids + mask): classification and regression, deterministic with dropout.
 #include <dirent.h>
+#include "test_expect.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,16 +18,6 @@
 #include "harness/train.h"
 #include "harness/jsonutil.h"
 
-static int fails = 0;
-#define EXPECT(c, ...)                                                                                            \
-    do {                                                                                                         \
-        if (!(c)) {                                                                                              \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                 \
-            fprintf(stderr, __VA_ARGS__);                                                                        \
-            fprintf(stderr, "\n");                                                                               \
-            fails++;                                                                                             \
-        }                                                                                                        \
-    } while (0)
 
 static char cache_root[256];
 
@@ -329,7 +320,7 @@ int main(void) {
         cJSON_Delete(c);
     }
 
-    // 4. Divergence: lr 1e30 blows the weights up; the cell fails with a clear reason.
+    // 4. Divergence: lr 1e30 blows the weights up; the cell pb_test_fails with a clear reason.
     {
         const char *full = "{\"method\": \"full\", \"label\": \"full\", \"ref\": \"\", \"train_head\": true}";
         cJSON *c = cell(full, 1e30, 0, 0);
@@ -379,7 +370,7 @@ int main(void) {
         }
     }
 
-    // 5. A bad method option fails the cell with a message naming the field.
+    // 5. A bad method option pb_test_fails the cell with a message naming the field.
     {
         const char *bad = "{\"method\": \"pissa\", \"label\": \"pissa\", \"ref\": \"\", \"train_head\": true, "
                           "\"rank\": 99, \"alpha\": 0, \"init\": \"svd\", \"targets\": [\"query\", \"value\"]}";
@@ -428,8 +419,8 @@ int main(void) {
     snprintf(top, sizeof(top), "/tmp/pb_test_train_%ld", (long)getpid());
     rmdir(top);
     fclose(log);
-    if (fails) {
-        fprintf(stderr, "test_harness_train: %d failure(s)\n", fails);
+    if (pb_test_fails) {
+        fprintf(stderr, "test_harness_train: %d failure(s)\n", pb_test_fails);
         return 1;
     }
     printf("test_harness_train: ok\n");

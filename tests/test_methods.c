@@ -9,21 +9,12 @@
 //  - SVD helpers reconstruct W; randomized SVD finds the top spectrum; rank errors name the field.
 // Exits non-zero on any failure.
 #include <math.h>
+#include "test_expect.h"
 #include <string.h>
 #include "engine/ops.h"
 #include "methods/methods_internal.h"
 #include "test_method_util.h"
 
-static int g_fail = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            g_fail++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static pb_engine *E;
 static pb_rng R;
@@ -1554,6 +1545,6 @@ int main(void) {
     test_fact("fact_tt r=3 k=2 dropout",    "fact_tt", 6, 2, 3, 3.0f, 0.4f);
     test_fact_errors();
     pb_engine_free(E);
-    printf(g_fail ? "test_methods: %d FAILED\n" : "test_methods: all passed\n", g_fail);
-    return g_fail ? 1 : 0;
+    printf(pb_test_fails ? "test_methods: %d FAILED\n" : "test_methods: all passed\n", pb_test_fails);
+    return pb_test_fails ? 1 : 0;
 }

@@ -7,21 +7,12 @@
 //  - bad targets / ranks fail with a message naming the field.
 // Exits non-zero on failure.
 #include <math.h>
+#include "test_expect.h"
 #include <stdlib.h>
 #include <string.h>
 #include "methods/methods_internal.h"
 #include "test_method_util.h"
 
-static int g_fail = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            g_fail++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static pb_engine *E;
 
@@ -550,6 +541,6 @@ int main(int argc, char **argv) {
     check_peft_roundtrip("vit-tiny", "pissa");
     check_peft_roundtrip("roberta-tiny", "dora");
     pb_engine_free(E);
-    printf(g_fail ? "test_methods_model: %d FAILED\n" : "test_methods_model: all passed\n", g_fail);
-    return g_fail ? 1 : 0;
+    printf(pb_test_fails ? "test_methods_model: %d FAILED\n" : "test_methods_model: all passed\n", pb_test_fails);
+    return pb_test_fails ? 1 : 0;
 }

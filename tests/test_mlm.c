@@ -5,6 +5,7 @@
 // binomial bounds on a large sample, same seed = same mask, another seed = another); save ->
 // load round trip; a bad checkpoint gives a clear error.
 #include <math.h>
+#include "test_expect.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +17,6 @@
 // defines: pb_hash_mix
 #include "engine/fileutil.h"
 
-static int failures = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static pb_engine *E;
 enum { TB = 3, TT = 7 };
@@ -405,7 +396,7 @@ int main(void) {
     test_mask();
     test_save_load();
     pb_engine_free(E);
-    if (failures) fprintf(stderr, "%d failures\n", failures);
+    if (pb_test_fails) fprintf(stderr, "%d pb_test_fails\n", pb_test_fails);
     else printf("test_mlm: all passed\n");
-    return failures ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

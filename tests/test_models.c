@@ -3,6 +3,7 @@
 // as full backward; head-only API; save/load round trip; loader tolerance (bare keys, pooler,
 // legacy gamma/beta, new heads); bad inputs give clear errors; counts.
 #include <math.h>
+#include "test_expect.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +13,6 @@
 // defines: pb_st_writer_*, pb_st_open
 #include "models/safetensors.h"
 
-static int failures = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static pb_engine *E;
 
@@ -795,8 +786,8 @@ int main(void) {
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
-    if (failures) {
-        fprintf(stderr, "test_models: %d failure(s)\n", failures);
+    if (pb_test_fails) {
+        fprintf(stderr, "test_models: %d failure(s)\n", pb_test_fails);
         return 1;
     }
     printf("test_models: ok\n");

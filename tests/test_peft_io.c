@@ -14,6 +14,7 @@
 //     message naming the file and the field or tensor, and the model unchanged (no adapter,
 //     the same trainable parameters as before).
 #include <math.h>
+#include "test_expect.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,16 +24,6 @@
 #include "methods/methods_internal.h"
 #include "test_method_util.h"
 
-static int g_fail = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            g_fail++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static pb_engine *E;
 
@@ -609,6 +600,6 @@ int main(void) {
     check_roundtrip("vit-tiny", "adalora", "init_r=4 target_r=2 targets=query,key,intermediate", "adalora", 1);
     check_errors();
     pb_engine_free(E);
-    printf(g_fail ? "test_peft_io: %d FAILED\n" : "test_peft_io: all passed\n", g_fail);
-    return g_fail ? 1 : 0;
+    printf(pb_test_fails ? "test_peft_io: %d FAILED\n" : "test_peft_io: all passed\n", pb_test_fails);
+    return pb_test_fails ? 1 : 0;
 }

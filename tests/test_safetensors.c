@@ -6,6 +6,7 @@
 //                                    every tensor of A must read bitwise equal to B's.
 //   test_safetensors --write OUT     (ref) writes the fixed file tests/ref/st_fixtures.py checks
 #include <errno.h>
+#include "test_expect.h"
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -15,18 +16,8 @@
 
 #include "models/safetensors.h"
 
-static int g_fail = 0;
 static char g_dir[256];
 
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                         \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static uint32_t fbits(float f) {
     uint32_t u;
@@ -72,7 +63,7 @@ static void expect_open_err(const char *path, pb_status st, const char *want, in
     if (got == PB_OK) {
         fprintf(stderr, "FAIL line %d: %s opened but should fail with '%s'\n", line, path, want);
         pb_st_close(&f);
-        g_fail++;
+        pb_test_fails++;
         return;
     }
     bool ok = got == st && strstr(err, path) == err && strstr(err, want) != NULL;
@@ -80,7 +71,7 @@ static void expect_open_err(const char *path, pb_status st, const char *want, in
     if (!ok) {
         fprintf(stderr, "FAIL line %d: status %d (want %d), message '%s' lacks '%s' or path\n",
                 line, got, st, err, want);
-        g_fail++;
+        pb_test_fails++;
     }
     // the struct must be reset so a second close is harmless
     pb_st_close(&f);
@@ -620,10 +611,10 @@ static int cmd_compare(const char *pa, const char *pb) {
         EXPECT(found, "metadata '%s'='%s' not matched", a.meta_keys[i], a.meta_values[i]);
     }
     printf("  %d tensors, %zu values, %d metadata entries: %s\n", a.ntensors, total, a.nmeta,
-           g_fail ? "MISMATCH" : "all bitwise equal to torch's conversion");
+           pb_test_fails ? "MISMATCH" : "all bitwise equal to torch's conversion");
     pb_st_close(&a);
     pb_st_close(&b);
-    return g_fail ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }
 
 // The fixed content tests/ref/st_fixtures.py recomputes.
@@ -664,8 +655,8 @@ int main(int argc, char **argv) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", g_dir);
-    if (g_fail) {
-        fprintf(stderr, "test_safetensors: %d failure(s)\n", g_fail);
+    if (pb_test_fails) {
+        fprintf(stderr, "test_safetensors: %d failure(s)\n", pb_test_fails);
         return 1;
     }
     printf("test_safetensors: all passed\n");

@@ -4,22 +4,13 @@
 // words on one line; sbatch --output escaping doubles '%' and refuses '\'; pb_spawn_capture keeps
 // stdout and stderr apart and reports exit status and a missing program; squeue liveness lookup.
 #include <errno.h>
+#include "test_expect.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "harness/slurm.h"
 
-static int fails = 0;
-#define EXPECT(c, ...)                                                                                            \
-    do {                                                                                                         \
-        if (!(c)) {                                                                                              \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                 \
-            fprintf(stderr, __VA_ARGS__);                                                                        \
-            fprintf(stderr, "\n");                                                                               \
-            fails++;                                                                                             \
-        }                                                                                                        \
-    } while (0)
 
 // What sh prints for `printf %s <quoted s>`: must be s.
 static void roundtrip(const char *s, const char *canary) {
@@ -90,6 +81,6 @@ int main(void) {
     EXPECT(pb_squeue_alive(&none, "41") == -1, "failed snapshot must be unknown");
 
     rmdir(dir);
-    if (!fails) printf("test_slurm_quote: ok\n");
-    return fails ? 1 : 0;
+    if (!pb_test_fails) printf("test_slurm_quote: ok\n");
+    return pb_test_fails ? 1 : 0;
 }
