@@ -251,10 +251,16 @@ static void head_reinit(pb_model *m, uint64_t seed) {
 }
 
 pb_status pb_backbone_obtain(pb_engine *e, const cJSON *model, int num_labels, uint64_t seed, const char *cache_root,
-                             FILE *log, pb_model **out, char *err, size_t errlen) {
+                             FILE *log, pb_model **out, char hash[17], char *err, size_t errlen) {
     *out = NULL;
+    if (hash) hash[0] = 0;
     const char *source = pb_jstr(model, "source", "builtin");
-    if (!strcmp(source, "dir")) return pb_model_load(e, pb_jstr(model, "dir", ""), num_labels, seed, out, err, errlen);
+    if (!strcmp(source, "dir")) {
+        const char *d = pb_jstr(model, "dir", "");
+        pb_status st = pb_model_load(e, d, num_labels, seed, out, err, errlen);
+        if (!st && hash && backbone_hash(d, hash)) hash[0] = 0; // a layout without config.json: unknown
+        return st;
+    }
     pb_model_config cfg;
     pb_status st = pb_model_config_from_spec(model, &cfg, err, errlen);
     if (st) return st;
@@ -299,6 +305,13 @@ pb_status pb_backbone_obtain(pb_engine *e, const cJSON *model, int num_labels, u
         }
         if ((st = pb_model_load(e, dir, num_labels, seed, out, err, errlen))) return st;
         head_reinit(*out, seed);
+        if (hash) { // what pretrain.json records (backbone_intact checked it against the files)
+            char ip[1400];
+            snprintf(ip, sizeof ip, "%s/pretrain.json", dir);
+            cJSON *info = NULL;
+            if (!pb_json_read_file(ip, &info, NULL, 0)) snprintf(hash, 17, "%s", pb_jstr(info, "content_hash", ""));
+            cJSON_Delete(info);
+        }
         return PB_OK;
     }
     cfg.num_labels = num_labels;

@@ -13,9 +13,12 @@
 
 // The cell's model with num_labels outputs (caller frees with pb_model_free). Pretrain specs are
 // pretrained first (once, cached under cache_root, NULL: data/cache/backbones; progress on stderr
-// and log) and get a fresh head from seed.
+// and log) and get a fresh head from seed. hash (17 bytes, may be NULL) receives the content hash
+// of the backbone's weights (config.json + model.safetensors, as pretrain.json records it) for a
+// pretrained or checkpoint backbone, "" for a built-in one (its weights are drawn from the seed):
+// cells with equal hashes fine-tune the same weights (check's backbone term, docs/regression.md).
 pb_status pb_backbone_obtain(pb_engine *e, const cJSON *model, int num_labels, uint64_t seed, const char *cache_root,
-                             FILE *log, pb_model **out, char *err, size_t errlen);
+                             FILE *log, pb_model **out, char hash[17], char *err, size_t errlen);
 
 // Cache key (16 hex digits) of a model spec's pretrained backbone: FNV-1a of the canonical JSON of
 // {version, builtin, config, pretrain} (the label is not part of it). The backbone lives in

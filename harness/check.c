@@ -201,12 +201,25 @@ static cJSON *fp_json(const fprint *f) {
 // ----------------------------------------------------------------------------
 // The baseline file
 
+// The seeds of a baseline row that fine-tuned one backbone (its content hash; "" unknown: a
+// built-in model, or a baseline written before backbones were recorded).
+typedef struct {
+    const char *hash; // borrowed
+    int seeds;
+    double mean, median, std;
+    fprint fp;
+} bsub;
+
 typedef struct {
     const char *model, *method, *dataset, *metric; // borrowed from the baseline JSON
     char *axes;                                      // canonical JSON (owned)
     int examples, seeds;
     double mean, median, std, extra_sd;
     fprint fp;
+    bsub *bb;           // (nbb >= 1) per backbone; owned
+    int nbb;
+    double backbone_sd; // tau: sd of a row's mean across backbones beyond its seeds (NaN: not estimated)
+    int backbone_df;
 } brow;
 
 typedef struct {
@@ -224,10 +237,12 @@ typedef struct {
     int ncells;
     int has_tol;         // legacy: a "tolerance" block with both numbers
     double tol_identical, tol_different;
+    double rho;          // backbone_rho: correlation of two rows' backbone shifts (NaN: not estimated)
+    int rho_df;
 } baseline;
 
 static void baseline_free(baseline *b) {
-    for (int i = 0; i < b->nrows; i++) free(b->rows[i].axes);
+    for (int i = 0; i < b->nrows; i++) free(b->rows[i].axes), free(b->rows[i].bb);
     free(b->rows);
     free(b->cells);
     cJSON_Delete(b->root);
@@ -268,6 +283,84 @@ static pb_status need_str(const cJSON *o, const char *k, int nonempty, const cha
     return PB_OK;
 }
 
+// The "fingerprint" object of o (at path p) into f.
+static pb_status need_fp(const cJSON *o, fprint *f, const char *file, const char *p, char *err, size_t errlen) {
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(o, "fingerprint");
+    char fpp[96];
+    snprintf(fpp, sizeof fpp, "%s.fingerprint", p);
+    if (!cJSON_IsObject(fp))
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an object%s", file, fpp, fp ? "" : " (missing)");
+    const char *s1 = "", *s2 = "", *s3 = "", *s4 = "";
+    double v;
+    pb_status st;
+    if ((st = need_str(fp, "backend", 0, &s1, file, fpp, err, errlen)) ||
+        (st = need_str(fp, "lapack", 0, &s2, file, fpp, err, errlen)) ||
+        (st = need_str(fp, "build", 0, &s3, file, fpp, err, errlen)) ||
+        (st = need_str(fp, "git_rev", 0, &s4, file, fpp, err, errlen)) ||
+        (st = need_num(fp, "threads", -1, 1e6, 1, &v, file, fpp, err, errlen)))
+        return st;
+    snprintf(f->backend, sizeof f->backend, "%s", s1);
+    snprintf(f->lapack, sizeof f->lapack, "%s", s2);
+    snprintf(f->build, sizeof f->build, "%s", s3);
+    snprintf(f->git_rev, sizeof f->git_rev, "%s", s4);
+    f->threads = (int)v;
+    return PB_OK;
+}
+
+// A row's optional "backbones" list (one entry per backbone its seeds fine-tuned) and
+// "backbone_sd"; without them (a baseline of one backbone written before they were recorded) the
+// row is one entry of unknown hash.
+static pb_status load_backbones(const cJSON *r, brow *w, double lo, const char *file, const char *p, char *err,
+                                size_t errlen) {
+    pb_status st;
+    const cJSON *bl = cJSON_GetObjectItemCaseSensitive(r, "backbones");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(r, "backbone_sd");
+    w->backbone_sd = NAN;
+    if (bs && !cJSON_IsNull(bs)) {
+        double v;
+        if ((st = need_num(r, "backbone_sd", 0, 200, 0, &v, file, p, err, errlen))) return st;
+        w->backbone_sd = v;
+        if ((st = need_num(r, "backbone_df", 1, 1e9, 1, &v, file, p, err, errlen))) return st;
+        w->backbone_df = (int)v;
+    }
+    if (!bl) {
+        w->nbb = 1;
+        w->bb = pb_xcalloc(1, sizeof(bsub));
+        w->bb[0] = (bsub){"", w->seeds, w->mean, w->median, w->std, w->fp};
+        return PB_OK;
+    }
+    if (!cJSON_IsArray(bl) || cJSON_GetArraySize(bl) == 0)
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.backbones: expected a non-empty list", file, p);
+    w->nbb = cJSON_GetArraySize(bl);
+    w->bb = pb_xcalloc((size_t)w->nbb, sizeof(bsub));
+    int k = 0, seeds = 0;
+    char q[96];
+    for (const cJSON *e = bl->child; e; e = e->next, k++) {
+        bsub *b = &w->bb[k];
+        snprintf(q, sizeof q, "%s.backbones[%d]", p, k);
+        if (!cJSON_IsObject(e)) return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an object", file, q);
+        double v;
+        if ((st = need_str(e, "hash", 0, &b->hash, file, q, err, errlen)) ||
+            (st = need_num(e, "seeds", 1, 1e6, 1, &v, file, q, err, errlen)))
+            return st;
+        b->seeds = (int)v;
+        seeds += b->seeds;
+        if ((st = need_num(e, "mean", lo, 100, 0, &b->mean, file, q, err, errlen)) ||
+            (st = need_num(e, "median", lo, 100, 0, &b->median, file, q, err, errlen)) ||
+            (st = need_num(e, "std", 0, 200, 0, &b->std, file, q, err, errlen)) ||
+            (st = need_fp(e, &b->fp, file, q, err, errlen)))
+            return st;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(w->bb[j].hash, b->hash))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.hash: '%s' again (as in backbones[%d])", file, q,
+                               b->hash, j);
+    }
+    if (seeds != w->seeds)
+        return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.backbones: %d seeds in all, the row says %d", file, p, seeds,
+                       w->seeds);
+    return PB_OK;
+}
+
 // Reads and validates a baseline: every problem is one error naming the file and the field.
 static pb_status baseline_load(const char *file, baseline *b, char *err, size_t errlen) {
     memset(b, 0, sizeof *b);
@@ -284,6 +377,15 @@ static pb_status baseline_load(const char *file, baseline *b, char *err, size_t 
     if (b->legacy && schema && strcmp(schema->valuestring, "peftbench.results/1"))
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: schema: '%s' is neither %s (check --write-baseline) nor "
                        "peftbench.results/1 (a results.json)", file, schema->valuestring, BASELINE_SCHEMA);
+    b->rho = NAN;
+    const cJSON *rj = cJSON_GetObjectItemCaseSensitive(root, "backbone_rho");
+    if (!b->legacy && rj && !cJSON_IsNull(rj)) {
+        double v;
+        if ((st = need_num(root, "backbone_rho", 0, 1, 0, &b->rho, file, "(top)", err, errlen)) ||
+            (st = need_num(root, "backbone_rho_df", 1, 1e9, 1, &v, file, "(top)", err, errlen)))
+            return st;
+        b->rho_df = (int)v;
+    }
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows");
     if (!cJSON_IsArray(rows))
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: rows: expected a list (is this a baseline or results.json?)", file);
@@ -333,23 +435,8 @@ static pb_status baseline_load(const char *file, baseline *b, char *err, size_t 
             (st = need_num(r, "std", 0, 200, 0, &w->std, file, p, err, errlen)) ||
             (st = need_num(r, "extra_sd", 0, 200, 0, &w->extra_sd, file, p, err, errlen)))
             return st;
-        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(r, "fingerprint");
-        char fpp[80];
-        snprintf(fpp, sizeof fpp, "%s.fingerprint", p);
-        if (!cJSON_IsObject(fp))
-            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected an object%s", file, fpp, fp ? "" : " (missing)");
-        const char *s1 = "", *s2 = "", *s3 = "", *s4 = "";
-        if ((st = need_str(fp, "backend", 0, &s1, file, fpp, err, errlen)) ||
-            (st = need_str(fp, "lapack", 0, &s2, file, fpp, err, errlen)) ||
-            (st = need_str(fp, "build", 0, &s3, file, fpp, err, errlen)) ||
-            (st = need_str(fp, "git_rev", 0, &s4, file, fpp, err, errlen)) ||
-            (st = need_num(fp, "threads", -1, 1e6, 1, &v, file, fpp, err, errlen)))
-            return st;
-        snprintf(w->fp.backend, sizeof w->fp.backend, "%s", s1);
-        snprintf(w->fp.lapack, sizeof w->fp.lapack, "%s", s2);
-        snprintf(w->fp.build, sizeof w->fp.build, "%s", s3);
-        snprintf(w->fp.git_rev, sizeof w->fp.git_rev, "%s", s4);
-        w->fp.threads = (int)v;
+        if ((st = need_fp(r, &w->fp, file, p, err, errlen))) return st;
+        if ((st = load_backbones(r, w, lo, file, p, err, errlen))) return st;
     }
     // One row per (model, method, axes, dataset): a duplicate would be compared twice.
     {
@@ -440,12 +527,23 @@ static double excess_var(const pb_agg *A, int na, const char *model, const char 
 enum { M_EXACT = 1, M_STAT, M_TOL };
 static const char *mode_name(int m) { return m == M_EXACT ? "exact" : m == M_STAT ? "stat" : "tol"; }
 
+// How the current row's backbone relates to the baseline row's (cells' backbone_hash).
+enum {
+    BB_UNKNOWN = 0, // a hash is not recorded on one side (built-in model: the seed draws it): pooled seeds
+    BB_SAME,        // this run fine-tuned one of the baseline's backbones: compared with its seeds only
+    BB_OTHER,       // another backbone: the pooled baseline, and the backbone term in the SE
+};
+
 typedef struct {
     const brow *b;
     const pb_agg *g;   // the current row (NULL: missing)
     int mode;
+    int bbstate;          // BB_*
+    const bsub *sub;      // BB_SAME: the baseline backbone compared with; else NULL (the whole row)
+    int ncb;              // backbones among the current row's cells
     double bv, cv, delta; // compared values (points) and cv - bv
     double se, thr, mdd;  // statistical: SE of the difference, flag threshold, minimum detectable drop
+    double sew, bbsd;     // se^2 = sew^2 + bbsd^2: seeds and sampling; the backbone term (0 unless BB_OTHER)
     int k;                // current ok seeds
     const char *status;
     int fail;
@@ -471,7 +569,9 @@ typedef struct {
 } avgs;
 
 // Groups statistical rows by (model, method) and over the suite; threshold z, power term zp.
-static void averages_compute(const rres *rr, int nr, double alpha, double zp, avgs *out) {
+// rho: the correlation of two rows' backbone shifts (the baseline's backbone_rho; 1 when unknown,
+// the Cauchy-Schwarz bound).
+static void averages_compute(const rres *rr, int nr, double alpha, double zp, double rho, avgs *out) {
     out->a = pb_xcalloc((size_t)nr + 1, sizeof(avg));
     out->n = 0;
     for (int i = 0; i < nr; i++) {
@@ -489,19 +589,24 @@ static void averages_compute(const rres *rr, int nr, double alpha, double zp, av
     double z = pb_check_norm_quantile(1 - alpha / (out->n ? out->n : 1));
     for (int j = 0; j < out->n; j++) {
         avg *a = &out->a[j];
-        double sb = 0, sc = 0, v = 0;
+        double sb = 0, sc = 0, v = 0, bsum = 0, b2 = 0;
         for (int i = 0; i < nr; i++) {
             if (rr[i].mode != M_STAT || !rr[i].g || !isfinite(rr[i].se)) continue;
             if (j < groups && (strcmp(a->model, rr[i].b->model) || strcmp(a->method, rr[i].b->method))) continue;
             sb += rr[i].bv;
             sc += rr[i].cv;
-            v += rr[i].se * rr[i].se;
+            v += rr[i].sew * rr[i].sew;
+            bsum += rr[i].bbsd;
+            b2 += rr[i].bbsd * rr[i].bbsd;
             a->m++;
         }
         a->bv = sb / a->m;
         a->cv = sc / a->m;
         a->delta = a->cv - a->bv;
-        a->se = sqrt(v) / a->m;
+        // Seed and sampling noise is independent across cells; a backbone shifts every row it
+        // carries, two rows' shifts correlated by rho (equicorrelation):
+        // Var(sum) = (1 - rho) sum sd^2 + rho (sum sd)^2.
+        a->se = sqrt(v + (1 - rho) * b2 + rho * bsum * bsum) / a->m;
         a->thr = z * a->se;
         a->mdd = (z + zp) * a->se;
         a->fail = -a->delta > a->thr;
@@ -696,12 +801,17 @@ static const pb_agg *find_agg(const pb_agg *A, int na, const char *model, const 
     return NULL;
 }
 
-// Exact mode on one row: same seeds, same values, every cell's last training loss bit for bit.
+// Exact mode on one row: same seeds, same values, every cell's last training loss bit for bit
+// (against the seeds of the baseline backbone this run fine-tuned).
 static void exact_row(rres *r, const baseline *B, const pb_record *R, int n) {
     const pb_agg *g = r->g;
-    if (g->n != r->b->seeds) {
-        snprintf(r->note, sizeof r->note, "%d finished seed(s), the baseline has %d", g->n, r->b->seeds);
-    } else if (fabs(g->mean - r->b->mean) > EPS_POINTS || fabs(g->median - r->b->median) > EPS_POINTS) {
+    int seeds = r->sub ? r->sub->seeds : r->b->seeds;
+    double mean = r->sub ? r->sub->mean : r->b->mean, median = r->sub ? r->sub->median : r->b->median;
+    if (r->bbstate == BB_OTHER) {
+        snprintf(r->note, sizeof r->note, "another backbone than the baseline's although the fingerprint matches");
+    } else if (g->n != seeds) {
+        snprintf(r->note, sizeof r->note, "%d finished seed(s), the baseline has %d", g->n, seeds);
+    } else if (fabs(g->mean - mean) > EPS_POINTS || fabs(g->median - median) > EPS_POINTS) {
         snprintf(r->note, sizeof r->note, "the score differs although the fingerprint matches");
     } else {
         for (int i = 0; i < n; i++) {
@@ -725,6 +835,99 @@ static void exact_row(rres *r, const baseline *B, const pb_record *R, int n) {
         r->status = "CHANGED";
         r->fail = 1;
     }
+}
+
+// Classifies the backbone of r's current cells against its baseline row (r->bbstate, r->sub,
+// r->ncb): the distinct backbone hashes among the row's ok cells of R.
+static void backbone_classify(rres *r, const pb_record *R, int n) {
+    const pb_agg *g = r->g;
+    const char *first = NULL;
+    int unknown = 0;
+    r->ncb = 0;
+    r->sub = NULL;
+    r->bbstate = BB_UNKNOWN;
+    for (int i = 0; i < n && g; i++) {
+        const pb_record *q = &R[i];
+        if (strcmp(q->model, g->model) || strcmp(q->method, g->method) || strcmp(q->dataset, g->dataset) ||
+            strcmp(q->axes, g->axes) || strcmp(q->status, "ok"))
+            continue;
+        if (!q->backbone[0]) unknown = 1;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = !strcmp(R[j].backbone, q->backbone) && !strcmp(R[j].model, g->model) &&
+                   !strcmp(R[j].method, g->method) && !strcmp(R[j].dataset, g->dataset) &&
+                   !strcmp(R[j].axes, g->axes) && !strcmp(R[j].status, "ok");
+        if (!seen) r->ncb++;
+        if (!first) first = q->backbone;
+    }
+    if (r->ncb == 0) r->ncb = 1;
+    int known = r->b->nbb > 0;
+    for (int j = 0; j < r->b->nbb; j++) known &= r->b->bb[j].hash[0] != 0;
+    if (!first || unknown || !known) {
+        // the whole row; one baseline entry (its fingerprint) when there is one
+        if (r->b->nbb == 1) r->sub = &r->b->bb[0];
+        return;
+    }
+    if (r->ncb == 1)
+        for (int j = 0; j < r->b->nbb; j++)
+            if (!strcmp(r->b->bb[j].hash, first)) {
+                r->bbstate = BB_SAME;
+                r->sub = &r->b->bb[j];
+                return;
+            }
+    r->bbstate = BB_OTHER;
+}
+
+// Says which backbone the rows fine-tuned: the baseline's (compared with its seeds), another one
+// (with the backbone term, or the warning that the baseline cannot model it), or unrecorded.
+static void backbone_report(const rres *rr, int nr, double rho, int rho_df, FILE *out) {
+    int same = 0, other = 0, untau = 0, kmin = 1 << 30, kmax = 0;
+    const char *hb = "";
+    for (int i = 0; i < nr; i++) {
+        const rres *r = &rr[i];
+        if (!r->g || !r->g->n) continue;
+        if (r->bbstate == BB_SAME) same++, hb = r->sub->hash;
+        if (r->bbstate != BB_OTHER) continue;
+        other++;
+        untau += !isfinite(r->b->backbone_sd);
+        kmin = PB_MIN(kmin, r->b->nbb);
+        kmax = PB_MAX(kmax, r->b->nbb);
+    }
+    if (same) fprintf(out, "backbone: %d row(s) fine-tuned the baseline's backbone %s: compared with its seeds\n", same, hb);
+    if (!other) return;
+    fprintf(out, "backbone: %d row(s) fine-tuned another backbone than the baseline's %d", other, kmin);
+    if (kmax > kmin) fprintf(out, "-%d", kmax);
+    fprintf(out, " (pretrained on another kernel or from another seed)");
+    if (other > untau) {
+        fprintf(out, ": their SE includes the backbone term tau*sqrt(1/Kb + 1/Kc), tau (rms over rows) per method:");
+#define BB_ROW(k) (rr[k].bbstate == BB_OTHER && isfinite(rr[k].b->backbone_sd))
+#define SAME_METHOD(k, r) (!strcmp(rr[k].b->model, (r)->b->model) && !strcmp(rr[k].b->method, (r)->b->method))
+        int printed = 0;
+        for (int i = 0; i < nr; i++) {
+            const rres *r = &rr[i];
+            int first = BB_ROW(i);
+            for (int j = 0; j < i && first; j++) first = !(BB_ROW(j) && SAME_METHOD(j, r));
+            if (!first) continue;
+            double q = 0; // rms over the method's rows on another backbone
+            int c = 0;
+            for (int k = 0; k < nr; k++)
+                if (BB_ROW(k) && SAME_METHOD(k, r)) q += rr[k].b->backbone_sd * rr[k].b->backbone_sd, c++;
+            fprintf(out, "%s %s %.2f", printed++ ? "," : "", r->b->method, sqrt(q / c));
+        }
+#undef BB_ROW
+#undef SAME_METHOD
+        if (rho_df)
+            fprintf(out, "; averages with two rows' shifts correlated by rho %.2f (the baseline's estimate, %d df)", rho,
+                    rho_df);
+        else
+            fprintf(out, "; averages with two rows' shifts correlated by rho 1.00 (the bound: the baseline has no "
+                         "estimate)");
+    }
+    fprintf(out, "\n");
+    if (untau)
+        fprintf(out, "backbone: WARNING: %d of these rows have a baseline of one backbone: the backbone's shift is not in "
+                     "their noise model (write the baseline from 2+ backbones: run --pretrain-seed N, then check DIR1 "
+                     "DIR2 ... --write-baseline; docs/regression.md)\n", untau);
 }
 
 pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *o, FILE *out, int *bad, char *err,
@@ -781,7 +984,8 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         rres *r = &rr[i];
         r->b = &B.rows[i];
         r->g = find_agg(A, na, r->b->model, r->b->method, r->b->axes, r->b->dataset);
-        r->bv = B.legacy ? r->b->median : r->b->mean;
+        if (!B.legacy) backbone_classify(r, R, n);
+        r->bv = B.legacy ? r->b->median : r->sub ? r->sub->mean : r->b->mean;
         r->cv = r->delta = r->se = r->thr = r->mdd = NAN;
         r->status = "ok";
         if (B.legacy || tol >= 0) {
@@ -794,7 +998,7 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
             fprint cur;
             char why[160];
             fp_from_agg(r->g, &cur);
-            fp_diff(&r->b->fp, &cur, why, sizeof why);
+            fp_diff(r->sub ? &r->sub->fp : &r->b->fp, &cur, why, sizeof why);
             r->mode = why[0] ? M_STAT : M_EXACT;
             if (why[0] && !fpwhy[0]) snprintf(fpwhy, sizeof fpwhy, "%s", why);
         } else {
@@ -837,9 +1041,20 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         double ev = excess_var(A, na, g->model, g->method, &df);
         double csd = df ? sqrt(ev) : r->b->extra_sd;
         int cn = g->n_eval > 0 ? g->n_eval : r->b->examples;
-        double vb = side_var(r->b->metric, r->b->mean, r->b->examples, r->b->extra_sd);
-        double vc = side_var(r->b->metric, r->cv, cn, csd);
-        r->se = sqrt(vb / r->b->seeds + vc / g->n);
+        double vc = side_var(r->b->metric, r->cv, cn, csd), vbm = 0; // vbm: variance of the baseline's mean
+        if (r->sub || r->b->nbb == 0) {
+            int k = r->sub ? r->sub->seeds : r->b->seeds;
+            vbm = side_var(r->b->metric, r->bv, r->b->examples, r->b->extra_sd) / k;
+        } else { // the mean of the backbones' means
+            for (int j = 0; j < r->b->nbb; j++)
+                vbm += side_var(r->b->metric, r->b->bb[j].mean, r->b->examples, r->b->extra_sd) / r->b->bb[j].seeds;
+            vbm /= (double)r->b->nbb * r->b->nbb;
+        }
+        r->sew = sqrt(vbm + vc / g->n);
+        r->bbsd = 0;
+        if (!r->sub && r->b->nbb > 0 && isfinite(r->b->backbone_sd)) // another (or an unrecorded) backbone
+            r->bbsd = r->b->backbone_sd * sqrt(1.0 / r->b->nbb + 1.0 / r->ncb);
+        r->se = sqrt(r->sew * r->sew + r->bbsd * r->bbsd);
         if (r->mode == M_EXACT) {
             r->thr = 0;
             r->mdd = !strcmp(r->b->metric, "accuracy") ? 100.0 / r->b->examples : NAN; // one example
@@ -859,7 +1074,8 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         if (-r->delta > r->thr) r->status = "REGRESSION", r->fail = 1;
     }
     avgs av;
-    averages_compute(rr, B.nrows, o->alpha, zp, &av);
+    double rho = isfinite(B.rho) ? B.rho : 1;
+    averages_compute(rr, B.nrows, o->alpha, zp, rho, &av);
 
     // The report.
     char modeline[600];
@@ -870,6 +1086,13 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
     else
         snprintf(modeline, sizeof modeline, "mode: %d exact (fingerprint matches), %d statistical%s%s%s", nexact, nstat,
                  fpwhy[0] ? " (fingerprint differs: " : "", fpwhy, fpwhy[0] ? ")" : "");
+    int nother = 0, nsame = 0;
+    for (int i = 0; i < B.nrows; i++) nother += rr[i].bbstate == BB_OTHER, nsame += rr[i].bbstate == BB_SAME;
+    if (!B.legacy && !ntol && (nother || nsame)) {
+        size_t L = strlen(modeline);
+        snprintf(modeline + L, sizeof modeline - L, "; backbone: %d row(s) on the baseline's, %d on another (SE with "
+                 "the backbone term)", nsame, nother);
+    }
     if (!B.legacy) {
         fprintf(out, "baseline %s: suite %s, %d rows; %s\n", bfile, B.suite[0] ? B.suite : "?", B.nrows, modeline);
         if (B.nrows) {
@@ -881,9 +1104,11 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
             fp_from_agg(&A[0], &f);
             fprintf(out, "this run:        %s; lapack %s; build %s; git %s\n", f.backend, f.lapack, f.build, f.git_rev);
         }
+        backbone_report(rr, B.nrows, isfinite(B.rho) ? B.rho : 1, isfinite(B.rho) ? B.rho_df : 0, out);
         if (nstat)
-            fprintf(out, "statistical: drop > z*SE, SE^2 = Vb/kb + Vc/kc (V: sampling variance of the metric on n "
-                         "examples + excess seed spread^2; k seeds); one-sided, Bonferroni at alpha %g per family: rows "
+            fprintf(out, "statistical: drop > z*SE, SE^2 = Vb/kb + Vc/kc [+ tau^2 (1/Kb + 1/Kc) on another backbone] (V: "
+                         "sampling variance of the metric on n examples + excess seed spread^2; k seeds; tau: the "
+                         "baseline's backbone spread over K backbones); one-sided, Bonferroni at alpha %g per family: rows "
                          "z = %.2f, averages z = %.2f; minimum detectable drop at %.0f%% power = (z + %.2f) SE\n",
                     o->alpha, zrow, av.n ? pb_check_norm_quantile(1 - o->alpha / av.n) : NAN, 100 * o->power, zp);
     }
@@ -946,7 +1171,7 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         for (int i = 0; i < B.nrows; i++)
             if (w[i].mode == M_EXACT) w[i].mode = M_STAT;
         avgs wa;
-        averages_compute(w, B.nrows, o->alpha, zp, &wa);
+        averages_compute(w, B.nrows, o->alpha, zp, rho, &wa);
         if (wa.n) {
             fprintf(out, "statistical mode (another kernel) could detect, at %.0f%% power: suite average %.2f points; "
                          "per method", 100 * o->power, wa.a[wa.n - 1].mdd);
@@ -991,33 +1216,36 @@ pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out,
 // ----------------------------------------------------------------------------
 // The baseline writer
 
-pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, FILE *msg, char *err, size_t errlen) {
-    pb_record *R = NULL;
-    int n = 0;
+// Loads and vets one results directory for a baseline: every cell finished, with an evaluated
+// example count and a known metric, and every cell of the manifest present. Appends to *R / *n
+// (realloc'd; the caller frees) and names the suite in suite (64 bytes).
+static pb_status baseline_dir_load(const char *dir, pb_record **R, int *n, char suite[64], char *err, size_t errlen) {
+    pb_record *D = NULL;
+    int nd = 0;
     pb_skips sk = {0};
-    pb_status st = pb_results_load(dir, &R, &n, &sk, err, errlen);
+    pb_status st = pb_results_load(dir, &D, &nd, &sk, err, errlen);
     if (st) return st;
     if (sk.n) {
         st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %d cell file(s) cannot be trusted (first: %s): a baseline needs "
                      "every cell", dir, sk.n, sk.msg[0]);
         pb_skips_free(&sk);
-        free(R);
+        free(D);
         return st;
     }
-    if (n == 0) {
-        free(R);
+    if (nd == 0) {
+        free(D);
         return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: no cell results: run the suite first", dir);
     }
-    for (int i = 0; i < n && !st; i++) {
-        if (strcmp(R[i].status, "ok"))
+    for (int i = 0; i < nd && !st; i++) {
+        if (strcmp(D[i].status, "ok"))
             st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: cell %s (%s %s %s seed %d) %s: %s; a baseline needs a run where "
-                         "every cell finished", dir, R[i].id, R[i].model, R[i].method, R[i].dataset, R[i].seed,
-                         R[i].status, R[i].reason);
-        else if (R[i].n_eval <= 0)
+                         "every cell finished", dir, D[i].id, D[i].model, D[i].method, D[i].dataset, D[i].seed,
+                         D[i].status, D[i].reason);
+        else if (D[i].n_eval <= 0)
             st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: cell %s has no eval_examples (written by an older peftbench): "
-                         "re-run it (run --force)", dir, R[i].id);
-        else if (metric_signed(R[i].metric) < 0)
-            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: cell %s: unknown metric '%s'", dir, R[i].id, R[i].metric);
+                         "re-run it (run --force)", dir, D[i].id);
+        else if (metric_signed(D[i].metric) < 0)
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: cell %s: unknown metric '%s'", dir, D[i].id, D[i].metric);
     }
     // every cell the manifest lists must have a result (else a row silently loses seeds)
     char mpath[4096];
@@ -1026,11 +1254,319 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
     if (!st && !pb_json_read_file(mpath, &man, NULL, 0)) {
         const cJSON *ids = cJSON_GetObjectItem(man, "cells");
         int want = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : 0;
-        if (want > n)
+        if (want > nd)
             st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %d of the manifest's %d cells have no result: finish the run "
-                         "first", dir, want - n, want);
+                         "first", dir, want - nd, want);
     }
     cJSON_Delete(man);
+    if (!st) {
+        char refp[8];
+        pb_report_manifest(dir, NULL, suite, 64, refp, sizeof refp, NULL, 0);
+        *R = pb_xrealloc(*R, sizeof(pb_record) * (size_t)(*n + nd));
+        memcpy(*R + *n, D, sizeof(pb_record) * (size_t)nd);
+        *n += nd;
+    }
+    free(D);
+    return st;
+}
+
+static int cmp_rec_id(const void *a, const void *b) {
+    return strcmp(((const pb_record *)a)->id, ((const pb_record *)b)->id);
+}
+
+// The per-backbone view of the pooled records: the distinct backbone hashes (first-seen order)
+// and, for each, the aggregates of its cells alone.
+typedef struct {
+    char (*hash)[17];
+    pb_agg **A;
+    int *na;
+    int nh;
+    pb_agg *all; // every backbone's aggregates in one array (the within-backbone seed spread)
+    int nall;
+} bbview;
+
+static void bbview_build(const pb_record *R, int n, bbview *v) {
+    memset(v, 0, sizeof *v);
+    v->hash = pb_xcalloc((size_t)n, sizeof *v->hash);
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < v->nh && strcmp(v->hash[j], R[i].backbone)) j++;
+        if (j == v->nh) snprintf(v->hash[v->nh++], 17, "%s", R[i].backbone);
+    }
+    v->A = pb_xcalloc((size_t)v->nh, sizeof(pb_agg *));
+    v->na = pb_xcalloc((size_t)v->nh, sizeof(int));
+    pb_record *S = pb_xmalloc(sizeof(pb_record) * (size_t)n);
+    for (int h = 0; h < v->nh; h++) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(R[i].backbone, v->hash[h])) S[k++] = R[i];
+        pb_aggregate(S, k, &v->A[h], &v->na[h], NULL, NULL);
+        v->nall += v->na[h];
+    }
+    free(S);
+    v->all = pb_xmalloc(sizeof(pb_agg) * (size_t)(v->nall ? v->nall : 1));
+    for (int h = 0, k = 0; h < v->nh; k += v->na[h], h++) memcpy(v->all + k, v->A[h], sizeof(pb_agg) * (size_t)v->na[h]);
+}
+
+static void bbview_free(bbview *v) {
+    for (int h = 0; h < v->nh; h++) free(v->A[h]);
+    free(v->A);
+    free(v->na);
+    free(v->hash);
+    free(v->all);
+    memset(v, 0, sizeof *v);
+}
+
+// The aggregates of row g on each backbone (subs[h], NULL where the backbone has no seed of it);
+// returns how many have one.
+static int bb_subs(const bbview *v, const pb_agg *g, const pb_agg **subs) {
+    int k = 0;
+    for (int h = 0; h < v->nh; h++) {
+        subs[h] = find_agg(v->A[h], v->na[h], g->model, g->method, g->axes, g->dataset);
+        if (subs[h] && subs[h]->n > 0) k++;
+        else subs[h] = NULL;
+    }
+    return k;
+}
+
+// (K-1)(s_B^2 - W) of row g over its K backbones (*K; 0 when K < 2 or no sampling error): s_B^2
+// the variance of the row's backbone means, W = mean over backbones of V/k, what seeds alone put
+// there.
+static double row_bb_excess(const bbview *v, const pb_agg *g, double esd, int *K) {
+    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)v->nh);
+    int k = bb_subs(v, g, subs);
+    double m = 0, ss = 0, w = 0;
+    for (int h = 0; h < v->nh; h++)
+        if (subs[h]) m += subs[h]->mean / k;
+    for (int h = 0; h < v->nh; h++)
+        if (subs[h]) {
+            ss += (subs[h]->mean - m) * (subs[h]->mean - m);
+            w += side_var(g->metric, subs[h]->mean, subs[h]->n_eval, esd) / subs[h]->n / k;
+        }
+    free(subs);
+    *K = k >= 2 && isfinite(w) ? k : 0;
+    return *K ? ss - (k - 1) * w : 0;
+}
+
+// The within-backbone excess seed spread of a (model, method): given, or pooled from its seeds.
+static double method_esd(const bbview *v, const char *model, const char *method, double noise_sd) {
+    int df = 0;
+    return noise_sd >= 0 ? noise_sd : sqrt(excess_var(v->all, v->nall, model, method, &df));
+}
+
+// The backbone variance tau_m^2 of one (model, method), points^2: over its rows with 2+ backbones,
+// sum (K-1)(s_B^2 - W) / sum (K-1), floored at 0. *df: sum (K-1) (0: not estimable).
+static double backbone_var(const bbview *v, const pb_agg *A, int na, const char *model, const char *method,
+                           double noise_sd, int *df) {
+    double esd = method_esd(v, model, method, noise_sd), num = 0;
+    int d = 0;
+    for (int i = 0; i < na; i++) {
+        if (strcmp(A[i].model, model) || strcmp(A[i].method, method)) continue;
+        int K;
+        num += row_bb_excess(v, &A[i], esd, &K);
+        d += K ? K - 1 : 0;
+    }
+    *df = d;
+    return d && num > 0 ? num / d : 0;
+}
+
+// How much more a task moves with the backbone than its methods do on average: f_d = sum (K-1)
+// (s_B^2 - W) / sum (K-1) tau_m^2 over the rows of (model, dataset) (every method the backbone
+// moves, every axis), floored at 1; 1 where nothing estimates it. A backbone better at counting
+// moves every counting row, so the spread is task-specific: a row's tau^2 is tau_m^2 f_d. The floor
+// keeps a task that looked stable on few backbones at its method's spread (measured: head-only on
+// bar-ori, steady on two backbones, moved 4 points on a third).
+static double task_factor(const bbview *v, const pb_agg *A, int na, const char *model, const char *dataset,
+                          double noise_sd) {
+    double num = 0, den = 0;
+    for (int i = 0; i < na; i++) {
+        if (strcmp(A[i].model, model) || strcmp(A[i].dataset, dataset)) continue;
+        int K, df;
+        double ex = row_bb_excess(v, &A[i], method_esd(v, A[i].model, A[i].method, noise_sd), &K);
+        double t2 = backbone_var(v, A, na, A[i].model, A[i].method, noise_sd, &df);
+        if (!K || !df || !(t2 > 0)) continue; // a method the backbone does not move has nothing to scale
+        num += ex;
+        den += (K - 1) * t2;
+    }
+    return den > 0 && num > den ? num / den : 1;
+}
+
+// The backbone variance of row g itself: tau_m^2 f_d. *df: tau_m's (0: one backbone).
+static double row_tau2(const bbview *v, const pb_agg *A, int na, const pb_agg *g, double noise_sd, int *df) {
+    double t2 = backbone_var(v, A, na, g->model, g->method, noise_sd, df);
+    return *df ? t2 * task_factor(v, A, na, g->model, g->dataset, noise_sd) : 0;
+}
+
+// The correlation rho of two rows' backbone shifts within a (model, method), one number pooled
+// over them (an equicorrelation model): the variance across backbones of a method's average over
+// R rows, beyond its seeds, is (1/R^2) [(1 - rho) S2 + rho S1^2] with S2 = sum tau_r^2 and S1 =
+// sum tau_r. Each (model, method) whose R >= 2 rows share K >= 2 backbones gives K - 1 df:
+//   rho = sum (K-1) [R^2 (s_A^2 - W_A) - S2] / sum (K-1) (S1^2 - S2), clamped to [0, 1],
+// s_A^2 the variance of the method's average over its backbones, W_A what its seeds put there.
+// *df: sum (K-1) (0: not estimable, NaN returned).
+static double backbone_rho(const bbview *V, const pb_agg *A, int na, double noise_sd, int *df) {
+    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)V->nh);
+    double *avg = pb_xcalloc((size_t)V->nh, sizeof(double)), *wv = pb_xcalloc((size_t)V->nh, sizeof(double));
+    int *all = pb_xcalloc((size_t)V->nh, sizeof(int));
+    double num = 0, den = 0;
+    int d = 0;
+    for (int i = 0; i < na; i++) {
+        int first = 1;
+        for (int q = 0; q < i && first; q++) first = strcmp(A[q].model, A[i].model) || strcmp(A[q].method, A[i].method);
+        if (!first) continue;
+        double esd = method_esd(V, A[i].model, A[i].method, noise_sd);
+        int R = 0;
+        double S1 = 0, S2 = 0;
+        for (int h = 0; h < V->nh; h++) all[h] = 1, avg[h] = wv[h] = 0;
+        for (int r = 0; r < na; r++) {
+            if (strcmp(A[r].model, A[i].model) || strcmp(A[r].method, A[i].method)) continue;
+            int bdf;
+            double t2 = row_tau2(V, A, na, &A[r], noise_sd, &bdf);
+            S1 += sqrt(t2);
+            S2 += t2;
+            bb_subs(V, &A[r], subs);
+            R++;
+            for (int h = 0; h < V->nh; h++) {
+                if (!subs[h]) {
+                    all[h] = 0;
+                    continue;
+                }
+                avg[h] += subs[h]->mean;
+                wv[h] += side_var(A[r].metric, subs[h]->mean, subs[h]->n_eval, esd) / subs[h]->n;
+            }
+        }
+        int K = 0;
+        double m = 0;
+        for (int h = 0; h < V->nh; h++)
+            if (all[h]) K++, m += avg[h] / R;
+        if (R < 2 || K < 2 || !(S1 * S1 - S2 > 0)) continue;
+        m /= K;
+        double ss = 0, w = 0;
+        for (int h = 0; h < V->nh; h++)
+            if (all[h]) ss += (avg[h] / R - m) * (avg[h] / R - m), w += wv[h] / ((double)R * R) / K;
+        if (!isfinite(w)) continue;
+        num += (double)R * R * (ss - (K - 1) * w) - (K - 1) * S2;
+        den += (K - 1) * (S1 * S1 - S2);
+        d += K - 1;
+    }
+    free(subs);
+    free(avg);
+    free(wv);
+    free(all);
+    *df = d;
+    if (!d || !(den > 0)) return NAN;
+    double rho = num / den;
+    return rho < 0 ? 0 : rho > 1 ? 1 : rho;
+}
+
+// What a baseline allows, printed after writing it: the averages' minimum detectable drops for a
+// run like its first backbone's (same seeds and values) at the default alpha and power, on that
+// backbone (a code change on the same kernel) and, with 2+ backbones, on another one (a CPU
+// whose kernels pretrain another backbone).
+static void baseline_write_summary(const bbview *V, const pb_agg *A, int na, int ncells, const char *path,
+                                   const char *suite, double noise_sd, double rho, int rho_df, FILE *msg) {
+    pb_check_opts d;
+    pb_check_opts_default(&d);
+    fprintf(msg, "check: wrote %s: %d rows, %d cells, suite %s, %d backbone(s)", path, na, ncells, suite, V->nh);
+    for (int h = 0; h < V->nh; h++) fprintf(msg, "%s%s", h ? ", " : " (", V->hash[h][0] ? V->hash[h] : "unrecorded");
+    fprintf(msg, ")\n");
+    fprintf(msg, "check: engine %s; lapack %s; build %s; git %s\n", A[0].backend, A[0].lapack, A[0].build, A[0].git_rev);
+    rres *rr = pb_xcalloc((size_t)na, sizeof(rres));
+    brow *br = pb_xcalloc((size_t)na, sizeof(brow));
+    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)V->nh);
+    double zp = pb_check_norm_quantile(d.power), zrow = pb_check_norm_quantile(1 - d.alpha / na);
+    for (int other = 0; other < (V->nh > 1 ? 2 : 1); other++) {
+        for (int i = 0; i < na; i++) {
+            int bdf = 0;
+            double esd = method_esd(V, A[i].model, A[i].method, noise_sd);
+            double tau2 = row_tau2(V, A, na, &A[i], noise_sd, &bdf);
+            int K = bb_subs(V, &A[i], subs);
+            const pb_agg *g0 = NULL; // the first backbone with seeds of this row
+            double vbm = 0;
+            for (int h = 0; h < V->nh; h++)
+                if (subs[h]) {
+                    if (!g0) g0 = subs[h];
+                    vbm += side_var(A[i].metric, subs[h]->mean, subs[h]->n_eval, esd) / subs[h]->n / ((double)K * K);
+                }
+            double v0 = side_var(A[i].metric, g0->mean, g0->n_eval, esd);
+            br[i] = (brow){.model = A[i].model, .method = A[i].method, .dataset = A[i].dataset, .metric = A[i].metric,
+                           .axes = (char *)A[i].axes, .examples = A[i].n_eval, .seeds = A[i].n, .mean = A[i].mean,
+                           .extra_sd = esd, .nbb = K, .backbone_sd = bdf ? sqrt(tau2) : NAN};
+            rr[i] = (rres){.b = &br[i], .g = &A[i], .mode = M_STAT, .bv = A[i].mean, .cv = A[i].mean, .delta = 0};
+            rr[i].sew = sqrt(other ? vbm + v0 / g0->n : 2 * v0 / g0->n);
+            rr[i].bbsd = other && bdf ? sqrt(tau2) * sqrt(1.0 / K + 1.0) : 0;
+            rr[i].se = sqrt(rr[i].sew * rr[i].sew + rr[i].bbsd * rr[i].bbsd);
+            rr[i].mdd = (zrow + zp) * rr[i].se;
+        }
+        avgs av;
+        averages_compute(rr, na, d.alpha, zp, isfinite(rho) ? rho : 1, &av);
+        if (other)
+            fprintf(msg, "check: backbone_rho %.3f (%d df): the correlation of two rows' backbone shifts\n", rho, rho_df);
+        fprintf(msg, "check: minimum detectable drop %s (alpha %g, %.0f%% power):",
+                other ? "on another backbone (another CPU kernel)" : "on the same backbone (another build or revision)",
+                d.alpha, 100 * d.power);
+        for (int k = 0; k < av.n; k++) {
+            char nm[140];
+            const brow *b = NULL;
+            for (int i = 0; i < na && !b; i++)
+                if (!strcmp(br[i].model, av.a[k].model) && !strcmp(br[i].method, av.a[k].method)) b = &br[i];
+            if (av.a[k].model[0] && b) {
+                fprintf(msg, "%s %s %.2f (extra_sd %.2f", k ? "," : "", avg_name(&av, k, nm, sizeof nm), av.a[k].mdd,
+                        b->extra_sd);
+                if (other) { // rms over the method's rows (tau_m^2 f_d each)
+                    double q = 0;
+                    int c = 0;
+                    for (int i = 0; i < na; i++)
+                        if (!strcmp(br[i].model, b->model) && !strcmp(br[i].method, b->method) &&
+                            isfinite(br[i].backbone_sd))
+                            q += br[i].backbone_sd * br[i].backbone_sd, c++;
+                    fprintf(msg, ", backbone_sd %.2f", c ? sqrt(q / c) : NAN);
+                }
+                fprintf(msg, ")");
+            } else {
+                fprintf(msg, "; suite average %.2f", av.a[k].mdd);
+            }
+        }
+        fprintf(msg, " points\n");
+        free(av.a);
+    }
+    free(subs);
+    free(br);
+    free(rr);
+}
+
+pb_status pb_baseline_write(const char *const *dirs, int ndirs, const char *path, double noise_sd, FILE *msg,
+                            char *err, size_t errlen) {
+    pb_record *R = NULL;
+    int n = 0;
+    char suite[64] = "", s1[64];
+    pb_status st = PB_OK;
+    if (ndirs < 1) return pb_errf(PB_ERR_ARG, err, errlen, "no results directory");
+    for (int d = 0; d < ndirs && !st; d++) {
+        int before = n;
+        st = baseline_dir_load(dirs[d], &R, &n, s1, err, errlen);
+        if (st) break;
+        if (d == 0) snprintf(suite, sizeof suite, "%s", s1);
+        else if (strcmp(s1, suite))
+            st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: suite '%s', but %s holds suite '%s': a baseline is one suite's",
+                         dirs[d], s1, dirs[0], suite);
+        for (int i = before; i < n && !st && ndirs > 1; i++)
+            if (!R[i].backbone[0])
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "%s: cell %s records no backbone_hash (a built-in model, or an "
+                             "older peftbench): several directories are for runs on different backbones (run "
+                             "--pretrain-seed N)", dirs[d], R[i].id);
+    }
+    if (!st && ndirs > 1) { // the same cell twice: the same backbone twice, not another one
+        pb_record *S = pb_xmalloc(sizeof(pb_record) * (size_t)n);
+        memcpy(S, R, sizeof(pb_record) * (size_t)n);
+        qsort(S, (size_t)n, sizeof(pb_record), cmp_rec_id);
+        for (int i = 1; i < n && !st; i++)
+            if (!strcmp(S[i].id, S[i - 1].id))
+                st = pb_errf(PB_ERR_FORMAT, err, errlen, "cell %s (%s %s %s seed %d) is in two of the directories: each "
+                             "must come from its own backbone (run --pretrain-seed N --out DIR)", S[i].id, S[i].model,
+                             S[i].method, S[i].dataset, S[i].seed);
+        free(S);
+    }
     if (st) {
         free(R);
         return st;
@@ -1038,8 +1574,9 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
     pb_agg *A = NULL;
     int na = 0;
     pb_aggregate(R, n, &A, &na, NULL, NULL);
-    char suite[64], refp[8];
-    pb_report_manifest(dir, NULL, suite, sizeof suite, refp, sizeof refp, NULL, 0);
+    bbview V;
+    bbview_build(R, n, &V);
+    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)V.nh);
 
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "schema", BASELINE_SCHEMA);
@@ -1053,18 +1590,35 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
     cJSON_AddStringToObject(j, "created_at", when);
     cJSON_AddStringToObject(j, "noise_model",
                             "per-seed variance of a row = sampling variance of its metric on `examples` (accuracy: "
-                            "binomial) + extra_sd^2; extra_sd: the seed spread beyond it, pooled per (model, method) "
-                            "over rows with 2+ seeds, or given (--noise-sd)");
+                            "binomial) + extra_sd^2; extra_sd: the seed spread beyond it within a backbone, pooled per "
+                            "(model, method) over rows with 2+ seeds, or given (--noise-sd); backbone_sd: the spread of "
+                            "a row's mean across backbones beyond its seeds, pooled per (model, method) over rows with "
+                            "2+ backbones (null: one backbone); backbone_rho: the correlation of two rows' backbone "
+                            "shifts within a method, pooled (the averages' backbone variance; null: 1 assumed)");
     int seeded = 0;
-    for (int i = 0; i < na; i++) seeded |= A[i].n >= 2;
+    for (int i = 0; i < V.nall; i++) seeded |= V.all[i].n >= 2;
     cJSON_AddStringToObject(j, "extra_sd_source", noise_sd >= 0 ? "given"
                                                   : seeded ? "seeds"
                                                            : "none: no row has 2+ seeds (sampling term only)");
+    cJSON_AddNumberToObject(j, "backbones", V.nh);
+    int rho_df = 0;
+    double rho = backbone_rho(&V, A, na, noise_sd, &rho_df);
+    if (rho_df && isfinite(rho)) {
+        cJSON_AddNumberToObject(j, "backbone_rho", rho);
+        cJSON_AddNumberToObject(j, "backbone_rho_df", rho_df);
+    } else {
+        cJSON_AddNullToObject(j, "backbone_rho");
+    }
     cJSON *rows = cJSON_AddArrayToObject(j, "rows");
     for (int i = 0; i < na; i++) {
         const pb_agg *g = &A[i];
-        int df = 0;
-        double esd = noise_sd >= 0 ? noise_sd : sqrt(excess_var(A, na, g->model, g->method, &df));
+        int bdf = 0;
+        double esd = method_esd(&V, g->model, g->method, noise_sd);
+        double tau2 = row_tau2(&V, A, na, g, noise_sd, &bdf);
+        int K = bb_subs(&V, g, subs);
+        double mean = 0; // of the backbones' means: each backbone counts once
+        for (int h = 0; h < V.nh; h++)
+            if (subs[h]) mean += subs[h]->mean / K;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "model", g->model);
         cJSON_AddStringToObject(o, "method", g->method);
@@ -1077,10 +1631,17 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
         cJSON_AddStringToObject(o, "select", g->select);
         cJSON_AddNumberToObject(o, "examples", g->n_eval);
         cJSON_AddNumberToObject(o, "seeds", g->n);
-        cJSON_AddNumberToObject(o, "mean", g->mean);
+        cJSON_AddNumberToObject(o, "mean", K > 1 ? mean : g->mean);
         cJSON_AddNumberToObject(o, "median", g->median);
         cJSON_AddNumberToObject(o, "std", g->std);
         cJSON_AddNumberToObject(o, "extra_sd", esd);
+        if (bdf) {
+            cJSON_AddNumberToObject(o, "backbone_sd", sqrt(tau2));
+            cJSON_AddNumberToObject(o, "backbone_df", bdf);
+            cJSON_AddNumberToObject(o, "backbone_task_factor", task_factor(&V, A, na, g->model, g->dataset, noise_sd));
+        } else {
+            cJSON_AddNullToObject(o, "backbone_sd");
+        }
         cJSON *sc = cJSON_AddArrayToObject(o, "scores");
         for (int q = 0; q < n; q++)
             if (!strcmp(R[q].model, g->model) && !strcmp(R[q].method, g->method) && !strcmp(R[q].dataset, g->dataset) &&
@@ -1089,6 +1650,19 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
         fprint f;
         fp_from_agg(g, &f);
         cJSON_AddItemToObject(o, "fingerprint", fp_json(&f));
+        cJSON *bl = cJSON_AddArrayToObject(o, "backbones");
+        for (int h = 0; h < V.nh; h++) {
+            if (!subs[h]) continue;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "hash", V.hash[h]);
+            cJSON_AddNumberToObject(e, "seeds", subs[h]->n);
+            cJSON_AddNumberToObject(e, "mean", subs[h]->mean);
+            cJSON_AddNumberToObject(e, "median", subs[h]->median);
+            cJSON_AddNumberToObject(e, "std", subs[h]->std);
+            fp_from_agg(subs[h], &f);
+            cJSON_AddItemToObject(e, "fingerprint", fp_json(&f));
+            cJSON_AddItemToArray(bl, e);
+        }
         cJSON_AddItemToArray(rows, o);
     }
     cJSON *cells = cJSON_AddArrayToObject(j, "cells");
@@ -1099,6 +1673,7 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
         cJSON_AddStringToObject(o, "method", R[i].method);
         cJSON_AddStringToObject(o, "dataset", R[i].dataset);
         cJSON_AddNumberToObject(o, "seed", R[i].seed);
+        cJSON_AddStringToObject(o, "backbone", R[i].backbone);
         cJSON_AddNumberToObject(o, "score", R[i].score);
         // exact mode compares it bit for bit (cJSON prints it with enough digits to round-trip)
         cJSON_AddItemToObject(o, "train_loss_last",
@@ -1107,46 +1682,9 @@ pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, 
     }
     st = pb_json_write_atomic(path, j, err, errlen);
     cJSON_Delete(j);
-    if (!st && msg) {
-        // What the baseline allows: the averages' minimum detectable drops for a run like this one
-        // on another kernel (same seeds and values), at the default alpha and power.
-        pb_check_opts d;
-        pb_check_opts_default(&d);
-        fprintf(msg, "check: wrote %s: %d rows, %d cells, suite %s\n", path, na, n, suite);
-        fprintf(msg, "check: engine %s; lapack %s; build %s; git %s\n", A[0].backend, A[0].lapack, A[0].build,
-                A[0].git_rev);
-        rres *rr = pb_xcalloc((size_t)na, sizeof(rres));
-        brow *br = pb_xcalloc((size_t)na, sizeof(brow));
-        double zp = pb_check_norm_quantile(d.power), zrow = pb_check_norm_quantile(1 - d.alpha / na);
-        for (int i = 0; i < na; i++) {
-            int df = 0;
-            double esd = noise_sd >= 0 ? noise_sd : sqrt(excess_var(A, na, A[i].model, A[i].method, &df));
-            br[i] = (brow){A[i].model, A[i].method, A[i].dataset, A[i].metric, A[i].axes, A[i].n_eval, A[i].n,
-                           A[i].mean, A[i].median, A[i].std, esd, {{0}, 0, {0}, {0}, {0}}};
-            double v = side_var(A[i].metric, A[i].mean, A[i].n_eval, esd);
-            rr[i] = (rres){.b = &br[i], .g = &A[i], .mode = M_STAT, .bv = A[i].mean, .cv = A[i].mean, .delta = 0,
-                           .se = sqrt(2 * v / A[i].n)};
-            rr[i].mdd = (zrow + zp) * rr[i].se;
-        }
-        avgs av;
-        averages_compute(rr, na, d.alpha, zp, &av);
-        fprintf(msg, "check: minimum detectable drop on another kernel (alpha %g, %.0f%% power):", d.alpha, 100 * d.power);
-        for (int k = 0; k < av.n; k++) {
-            int df = 0;
-            double esd = 0;
-            if (av.a[k].model[0]) esd = noise_sd >= 0 ? noise_sd : sqrt(excess_var(A, na, av.a[k].model, av.a[k].method, &df));
-            char nm[140];
-            if (av.a[k].model[0])
-                fprintf(msg, "%s %s %.2f (extra_sd %.2f)", k ? "," : "", avg_name(&av, k, nm, sizeof nm), av.a[k].mdd,
-                        esd);
-            else
-                fprintf(msg, "; suite average %.2f", av.a[k].mdd);
-        }
-        fprintf(msg, " points\n");
-        free(av.a);
-        free(br);
-        free(rr);
-    }
+    if (!st && msg) baseline_write_summary(&V, A, na, n, path, suite, noise_sd, rho, rho_df, msg);
+    free(subs);
+    bbview_free(&V);
     free(A);
     free(R);
     return st;

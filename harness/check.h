@@ -4,8 +4,11 @@
 // A baseline (schema "peftbench.baseline/1", written by pb_baseline_write) holds per row
 // (model, method, axes, dataset) the metric, the evaluated examples, the seeds, mean / median /
 // seed std, the per-method excess seed spread, and the engine fingerprint (backend with GEMM
-// provider and kernel, threads, LAPACK's OpenBLAS core, build, git revision). Each row is
-// compared in one of three modes:
+// provider and kernel, threads, LAPACK's OpenBLAS core, build, git revision), and per backbone
+// (content hash) the seeds that fine-tuned it, with the per-method spread across backbones. A
+// row whose cells fine-tuned one of the baseline's backbones is compared with that backbone's
+// seeds; on another backbone the backbone spread joins its SE. Each row is compared in one of
+// three modes:
 //   exact        the fingerprint matches: training is bitwise reproducible, so any difference
 //                (score, seed set, or a cell's last training loss) is a failure;
 //   statistical  otherwise: a drop regresses beyond z * SE, SE from the metric's sampling error on
@@ -50,12 +53,16 @@ pb_status pb_check_run(const char *dir, const char *baseline, const pb_check_opt
 pb_status pb_check(const char *dir, const char *baseline, double tol, FILE *out, int *bad, char *err,
                    size_t errlen);
 
-// Writes the baseline of results directory DIR to path (atomically). noise_sd: the excess seed
-// spread in points to record for every row (>= 0: given, e.g. measured across kernels); < 0:
-// estimated per (model, method) from rows with 2+ seeds (0 where no row has them). Refuses a run
-// with failed, missing or untrusted cells, or cells without an evaluated-example count. Prints
-// what it wrote and the minimum detectable drops the baseline allows to msg (may be NULL).
-pb_status pb_baseline_write(const char *dir, const char *path, double noise_sd, FILE *msg, char *err, size_t errlen);
+// Writes the baseline of results directories dirs[0..ndirs) to path (atomically): one suite,
+// each directory a run on its own backbone (`run --pretrain-seed N`; ids may not repeat) whose
+// cells are pooled per row, with the spread across backbones (backbone_sd, per (model, method))
+// measured when 2+ backbones ran a row. noise_sd: the excess seed spread in points to record for
+// every row (>= 0: given, e.g. measured across kernels); < 0: estimated per (model, method) from
+// rows with 2+ seeds on one backbone (0 where no row has them). Refuses a run with failed,
+// missing or untrusted cells, or cells without an evaluated-example count. Prints what it wrote
+// and the minimum detectable drops the baseline allows to msg (may be NULL).
+pb_status pb_baseline_write(const char *const *dirs, int ndirs, const char *path, double noise_sd, FILE *msg,
+                            char *err, size_t errlen);
 
 // The standard normal quantile: z with P(Z <= z) = p, for 0 < p < 1 (NaN outside).
 double pb_check_norm_quantile(double p);

@@ -1,4 +1,4 @@
-// cmd_check.c: `peftbench check DIR --baseline FILE [...]` and `check DIR --write-baseline FILE`.
+// cmd_check.c: `peftbench check DIR --baseline FILE [...]` and `check DIR [DIR ...] --write-baseline FILE`.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 static const char usage_text[] =
     "usage: peftbench check DIR --baseline FILE [--tol POINTS] [--mode auto|exact|statistical]\n"
     "                          [--alpha A] [--power P] [--junit FILE] [--markdown FILE]\n"
-    "       peftbench check DIR --write-baseline FILE [--noise-sd POINTS]\n";
+    "       peftbench check DIR [DIR ...] --write-baseline FILE [--noise-sd POINTS]\n";
 
 // A finite number in [lo, hi] from s, else NaN.
 static double num_arg(const char *s, double lo, double hi) {
@@ -20,6 +20,8 @@ static double num_arg(const char *s, double lo, double hi) {
 
 int pb_cmd_check(int argc, char **argv) {
     const char *dir = NULL, *base = NULL, *write = NULL;
+    const char *dirs[64];
+    int ndirs = 0;
     double noise_sd = -1; // estimated from the seeds
     pb_check_opts o;
     pb_check_opts_default(&o);
@@ -43,7 +45,10 @@ int pb_cmd_check(int argc, char **argv) {
                    "pull-request comment. Missing, failed or non-finite rows fail.\n"
                    "--write-baseline FILE writes DIR's baseline (every cell must have finished): per row the\n"
                    "metric, examples, seeds, mean/median/std, the excess seed spread (estimated per method from\n"
-                   "2+ seeds, or --noise-sd) and the fingerprint; prints the MDDs it allows. docs/regression.md.\n"
+                   "2+ seeds, or --noise-sd) and the fingerprint; prints the MDDs it allows. Several DIRs: runs\n"
+                   "of one suite on different backbones (run --pretrain-seed N --out DIR), pooled per row, with\n"
+                   "the spread across backbones that a run on another backbone (a new CPU kernel pretrains\n"
+                   "one) is then checked with. docs/regression.md.\n"
                    "Exit status: 0 ok, 1 regression (or a change in exact mode, or a missing row), 2 bad input.\n",
                    usage_text);
             return 0;
@@ -78,8 +83,9 @@ int pb_cmd_check(int argc, char **argv) {
             else if (!strcmp(a, "--alpha")) o.alpha = v;
             else if (!strcmp(a, "--power")) o.power = v;
             else noise_sd = v;
-        } else if (a[0] != '-' && !dir) {
-            dir = a;
+        } else if (a[0] != '-' && ndirs < 64) {
+            dirs[ndirs++] = a;
+            if (!dir) dir = a;
         } else {
             fprintf(stderr, "peftbench check: unexpected argument '%s'\n%s", a, usage_text);
             return 2;
@@ -89,9 +95,14 @@ int pb_cmd_check(int argc, char **argv) {
         fprintf(stderr, "%s", usage_text);
         return 2;
     }
+    if (base && ndirs > 1) {
+        fprintf(stderr, "peftbench check: one results directory is checked at a time (got %d; several are for "
+                        "--write-baseline)\n%s", ndirs, usage_text);
+        return 2;
+    }
     char err[2048];
     if (write) {
-        if (pb_baseline_write(dir, write, noise_sd, stdout, err, sizeof err)) {
+        if (pb_baseline_write(dirs, ndirs, write, noise_sd, stdout, err, sizeof err)) {
             fprintf(stderr, "peftbench check: %s\n", err);
             return 2;
         }

@@ -57,7 +57,7 @@ int pb_cmd_report(int argc, char **argv) {
         fprintf(stderr, "peftbench report --html: %s\n", err);
         return 2;
     }
-    if (bout && pb_baseline_write(dir, bout, -1, quiet ? NULL : stdout, err, sizeof(err))) {
+    if (bout && pb_baseline_write(&dir, 1, bout, -1, quiet ? NULL : stdout, err, sizeof(err))) {
         fprintf(stderr, "peftbench report --baseline-out: %s\n", err);
         return 2;
     }

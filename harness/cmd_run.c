@@ -1,6 +1,6 @@
 // cmd_run.c: `peftbench run SUITE [--out DIR] [--force] [--retry-failed] [--dry-run]
 //            [--shard I/N] [--cell K] [--cells LIST] [--prepare] [--threads N] [--device cpu|cuda]
-//            [--no-report]`.
+//            [--no-report] [--pretrain-seed N]`.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +11,14 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: peftbench run SUITE.json [--out DIR] [--force] [--retry-failed] [--dry-run]\n"
                "                     [--shard I/N] [--cell K] [--cells LIST] [--prepare] [--threads N]\n"
-               "                     [--device cpu|cuda] [--no-report]\n"
+               "                     [--device cpu|cuda] [--no-report] [--pretrain-seed N]\n"
                "Runs every cell of the suite's grid; finished cells (results/<suite>/cells/<id>.json) are\n"
                "skipped. At the end: the report, the plots and DIR/index.html (--no-report: none of them).\n"
                "--cells LIST: only these cells (comma-separated cell ids or grid indices).\n"
                "--prepare: train nothing; build/check the data and pretrain the backbones the cells need.\n"
+               "--pretrain-seed N: pretrain every backbone the suite pretrains from seed N instead (another\n"
+               "  backbone, other cell ids; give it its own --out): runs for a baseline's backbone term\n"
+               "  (check DIR1 DIR2 ... --write-baseline, docs/regression.md).\n"
                "Exit status: 0 all ok, 1 a cell failed, 2 bad suite or arguments.\n");
 }
 
@@ -65,6 +68,16 @@ int pb_cmd_run(int argc, char **argv) {
                         PB_MAX_THREADS);
                 return 2;
             }
+        } else if (!strcmp(a, "--pretrain-seed") && has) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || !argv[i][0] || v < 0 || v > PB_SEED_MAX) {
+                fprintf(stderr, "peftbench run: --pretrain-seed expects an integer in [0, %d], got '%s'\n", PB_SEED_MAX,
+                        argv[i]);
+                return 2;
+            }
+            o.pretrain_seed = (int)v;
+            o.pretrain_seed_set = 1;
         } else if (!strcmp(a, "--device") && has) {
             if (pb_cli_device_arg("run", argv[++i], &o.device)) return 2;
         } else if (a[0] == '-') {

@@ -67,7 +67,7 @@ int pb_run_prepare(const pb_suite *s, const pb_grid *g, const int *todo, int n, 
         // The backbone once per model spec (its weights do not depend on the dataset; the head does).
         if (seen(models, &nmodels, pb_json_canonical(model))) continue;
         pb_model *m = NULL;
-        st = pb_backbone_obtain(e, model, classes, 0, cache_root, log, &m, err, sizeof err);
+        st = pb_backbone_obtain(e, model, classes, 0, cache_root, log, &m, NULL, err, sizeof err);
         pb_model_free(m);
         if (st) {
             fprintf(stderr, "peftbench run --prepare: model %s: %s\n", c->model, err);

@@ -135,6 +135,9 @@ cJSON *pb_result_json(const char *suite, const char *id, const cJSON *config, co
     pb_result_build_string(fp, sizeof fp);
     cJSON_AddStringToObject(o, "build", fp);
     cJSON_AddStringToObject(o, "data_hash", r->data_hash);
+    // the weights every cell of this backbone fine-tunes: check tells a run on the baseline's
+    // backbone from one on another (a new kernel pretrains another backbone; docs/regression.md)
+    cJSON_AddStringToObject(o, "backbone_hash", r->backbone_hash);
     char when[32];
     time_t t = time(NULL);
     struct tm tmv;
@@ -358,6 +361,7 @@ pb_status pb_results_load(const char *dir, pb_record **recs, int *n, pb_skips *s
         snprintf(r->git_rev, sizeof(r->git_rev), "%s", jstr(j, "git_rev"));
         snprintf(r->lapack, sizeof(r->lapack), "%s", jstr(j, "lapack"));
         snprintf(r->build, sizeof(r->build), "%s", jstr(j, "build"));
+        snprintf(r->backbone, sizeof(r->backbone), "%s", jstr(j, "backbone_hash"));
         {
             // examples of the split the score comes from; a count out of range reads as unknown
             int ne2 = jint(cJSON_GetObjectItem(j, "eval_examples"), !strcmp(r->split, "val") ? "val" : "test", 0);

@@ -28,6 +28,7 @@ typedef struct {
     char backend[160];
     int threads;
     char data_hash[17];
+    char backbone_hash[17]; // content hash of the backbone's weights ("" built-in: drawn from the seed)
     long long train_examples;
     int n_val, n_test;   // examples in the val and test splits (what each evaluation counts; 0 unknown)
 } pb_train_result;
@@ -68,6 +69,7 @@ typedef struct {
     int threads;
     char git_rev[48], lapack[64], build[96];
     int n_eval;          // examples in the eval split the score was measured on (0: not recorded)
+    char backbone[17];   // content hash of the pretrained/checkpoint weights ("": built-in or not recorded)
 } pb_record;
 
 // Cells pb_results_load left out, one line each ("DIR/cells/x.json: reason"); freed with

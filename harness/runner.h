@@ -23,6 +23,8 @@ typedef struct {
     int threads;            // engine threads (0: all cores)
     pb_device device;       // engine backend for every cell
     int no_report;          // skip report/plot/index.html at the end
+    int pretrain_seed_set;  // 1: every backbone the suite pretrains uses pretrain_seed (another
+    int pretrain_seed;      // backbone, same suite: a baseline's backbone term, docs/regression.md)
 } pb_run_opts;
 
 // The trainer `run` uses for every cell: pb_train_cell. Only test binaries built in tests/ (not

@@ -74,7 +74,8 @@ pb_status pb_train_cell(const cJSON *config, pb_train_ctx *ctx, pb_train_result 
         int T = cell_tokens(&cfg, &t);
         int Bmax = rc.batch > rc.eval_batch ? rc.batch : rc.eval_batch; // eval forwards keep activations too
         st = pb_model_memory_check(&cfg, Bmax, T, 0, err, sizeof(err));
-        if (!st) st = pb_backbone_obtain(e, model, t.num_classes, seed, ctx->cache_root, ctx->log, &m, err, sizeof(err));
+        if (!st) st = pb_backbone_obtain(e, model, t.num_classes, seed, ctx->cache_root, ctx->log, &m, r->backbone_hash,
+                                        err, sizeof(err));
     }
     if (!st) st = pb_method_apply(m, &mc, err, sizeof(err));
     if (!st)

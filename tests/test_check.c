@@ -4,6 +4,7 @@
 // every task fails its average), tolerance mode; one clear error per bad baseline field; JUnit and
 // Markdown output with hostile labels escaped. Cell files are written here (fixture values).
 #include <math.h>
+#include "test_expect.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +13,10 @@
 #include "harness/check.h"
 #include "harness/jsonutil.h"
 
-static int fails = 0;
-#define EXPECT(c, ...)                                                                                            \
-    do {                                                                                                         \
-        if (!(c)) {                                                                                              \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                 \
-            fprintf(stderr, __VA_ARGS__);                                                                        \
-            fprintf(stderr, "\n");                                                                               \
-            fails++;                                                                                             \
-        }                                                                                                        \
-    } while (0)
 
 static char root[256];
+static const char *cur_backbone = ""; // backbone_hash of the cells put_cell writes
+static const char *cur_suite = "t";
 
 // Writes one finished cell result (the fields report/check read) into dir/cells/<id>.json.
 static void put_cell(const char *dir, int idx, const char *method, const char *dataset, int seed, double score,
@@ -33,7 +26,7 @@ static void put_cell(const char *dir, int idx, const char *method, const char *d
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "schema", "peftbench.cell/1");
     cJSON_AddStringToObject(c, "id", id);
-    cJSON_AddStringToObject(c, "suite", "t");
+    cJSON_AddStringToObject(c, "suite", cur_suite);
     cJSON_AddStringToObject(c, "status", "ok");
     cJSON_AddStringToObject(c, "metric", "accuracy");
     cJSON *cfg = cJSON_AddObjectToObject(c, "config");
@@ -64,6 +57,7 @@ static void put_cell(const char *dir, int idx, const char *method, const char *d
     cJSON_AddStringToObject(c, "git_rev", "abc123");
     cJSON_AddStringToObject(c, "lapack", "OpenBLAS 0.3.21 Haswell");
     cJSON_AddStringToObject(c, "build", "gcc -O avx2");
+    cJSON_AddStringToObject(c, "backbone_hash", cur_backbone);
     snprintf(path, sizeof path, "%s/cells", dir);
     pb_mkdirs(path, NULL, 0);
     snprintf(path, sizeof path, "%s/cells/%s.json", dir, id);
@@ -89,6 +83,55 @@ static void make_run(const char *name, const char *backend, double drop, double 
                 double v = base - (m == 0 ? drop : 0) + jitter * sin(1.7 * idx + 0.3);
                 put_cell(dir, idx, methods[m], datasets[d], s, v / 100, 1.0 + 0.01 * idx + (idx ? 0 : loss_bump), backend);
             }
+}
+
+// A run of make_run's grid on backbone bb (a content hash) with cell ids from id0: every lora
+// score shifted by lora_shift points and every head score by head_shift (what another backbone
+// does to a method: the same shift on every task), jitter as make_run's.
+static void make_bb_run(const char *name, const char *backend, const char *bb, int id0, double lora_shift,
+                        double head_shift, double jitter) {
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    cur_backbone = bb;
+    int idx = 0;
+    for (int m = 0; m < 2; m++)
+        for (int d = 0; d < 3; d++)
+            for (int s = 0; s < 2; s++, idx++) {
+                double v = (m ? 60.0 : 80.0) + 2 * d + (s ? 0.6 : -0.6) + (m ? head_shift : lora_shift) +
+                           jitter * sin(1.7 * idx + 0.3);
+                put_cell(dir, id0 + idx, methods[m], datasets[d], s, v / 100, 1.0 + 0.01 * idx, backend);
+            }
+    cur_backbone = "";
+}
+
+// As make_bb_run with lora's shift depending on the task: pat[d] points on dataset d plus
+// lora_shift everywhere (a backbone better on one task and worse on another); head unshifted.
+static void make_bb_run_pat(const char *name, const char *backend, const char *bb, int id0, const double pat[3],
+                            double lora_shift, double jitter) {
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    cur_backbone = bb;
+    int idx = 0;
+    for (int m = 0; m < 2; m++)
+        for (int d = 0; d < 3; d++)
+            for (int s = 0; s < 2; s++, idx++) {
+                double v = (m ? 60.0 : 80.0) + 2 * d + (s ? 0.6 : -0.6) + (m ? 0 : pat[d] + lora_shift) +
+                           jitter * sin(1.7 * idx + 0.3);
+                put_cell(dir, id0 + idx, methods[m], datasets[d], s, v / 100, 1.0 + 0.01 * idx, backend);
+            }
+    cur_backbone = "";
+}
+
+// The status of method's row in check's averages table (text t): "REGRESSION", "ok", or "" when
+// the table has no such row (model "m", 3 rows).
+static const char *avg_status(const char *t, const char *method) {
+    char key[96];
+    snprintf(key, sizeof key, "\nm            %-20s     3", method);
+    const char *l = t ? strstr(t, key) : NULL;
+    if (!l) return "";
+    const char *e = strchr(l + 1, '\n');
+    const char *r = strstr(l, "REGRESSION");
+    return r && (!e || r < e) ? "REGRESSION" : "ok";
 }
 
 // Runs check; returns its status, *bad the failures; the output goes to dir/out.txt and is
@@ -134,6 +177,11 @@ static void ed_cellid(cJSON *j) {
     cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "cells"), 0), "id", cJSON_CreateNumber(3));
 }
 static void ed_axes(cJSON *j) { cJSON_ReplaceItemInObject(row0(j), "axes", cJSON_CreateString("rank=4")); }
+static void ed_bbseeds(cJSON *j) {
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cJSON_GetObjectItem(row0(j), "backbones"), 0), "seeds",
+                              cJSON_CreateNumber(3));
+}
+static void ed_bbsd(cJSON *j) { cJSON_ReplaceItemInObject(row0(j), "backbone_sd", cJSON_CreateNumber(-2)); }
 
 int main(void) {
     // The normal quantile (reference values to 1e-6) and the metrics' sampling variances.
@@ -169,7 +217,7 @@ int main(void) {
     char adir[400];
     snprintf(adir, sizeof adir, "%s/A", root);
     FILE *devnull = fopen("/dev/null", "w");
-    EXPECT(pb_baseline_write(adir, bpath, -1, devnull, err, sizeof err) == PB_OK, "write baseline: %s", err);
+    EXPECT(pb_baseline_write((const char *[]){adir}, 1, bpath, -1, devnull, err, sizeof err) == PB_OK, "write baseline: %s", err);
     {
         cJSON *b = NULL;
         EXPECT(pb_json_read_file(bpath, &b, err, sizeof err) == PB_OK, "%s", err);
@@ -208,14 +256,9 @@ int main(void) {
     o.markdown = mdp;
     EXPECT(run_check("Bdrop", bpath, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
     EXPECT(bad >= 1 && strstr(t, "(suite)") && strstr(t, "REGRESSION"), "6-point drop: bad %d\n%s", bad, t);
-    {
-        // the lora average regressed, head's did not
-        const char *l = strstr(t, "\nm            lora                     3");
-        const char *h = strstr(t, "\nm            head                     3");
-        EXPECT(l && strstr(l, "REGRESSION") && (!strchr(l + 1, '\n') || strstr(l, "REGRESSION") < strchr(l + 1, '\n')),
-               "lora average not flagged\n%s", t);
-        EXPECT(h && strstr(h, " ok\n") && strstr(h, " ok\n") < strchr(h + 1, '\n') + 1, "head average flagged\n%s", t);
-    }
+    // the lora average regressed, head's did not
+    EXPECT(!strcmp(avg_status(t, "lora"), "REGRESSION"), "lora average not flagged\n%s", t);
+    EXPECT(!strcmp(avg_status(t, "head"), "ok"), "head average flagged\n%s", t);
     free(t);
     char *x = pb_read_text(path, NULL), *md = pb_read_text(mdp, NULL);
     EXPECT(x && strstr(x, "<testsuites") && strstr(x, "<failure type=\"regression\"") && strstr(x, "m lora average"),
@@ -249,7 +292,9 @@ int main(void) {
     } cases[] = {{ed_examples, "rows[0].examples"}, {ed_metric, "rows[0].metric"},   {ed_mean, "rows[0].mean"},
                  {ed_extra, "rows[0].extra_sd"},    {ed_fp, "rows[0].fingerprint"},  {ed_fp_threads, "fingerprint.threads"},
                  {ed_seeds, "rows[0].seeds"},       {ed_dup, "rows[6]: the same"},   {ed_schema, "schema"},
-                 {ed_norows, "rows: empty"},        {ed_cellid, "cells[0].id"},      {ed_axes, "rows[0].axes"}};
+                 {ed_norows, "rows: empty"},        {ed_cellid, "cells[0].id"},      {ed_axes, "rows[0].axes"},
+                 {ed_bbseeds, "rows[0].backbones: 3 seeds in all, the row says 2"},
+                 {ed_bbsd, "rows[0].backbone_sd"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(path, sizeof path, "%s/bad%zu.json", root, i);
         baseline_variant(bpath, path, cases[i].edit);
@@ -258,6 +303,137 @@ int main(void) {
         EXPECT(st == PB_ERR_FORMAT && strstr(err, path) && strstr(err, cases[i].field), "bad baseline %zu: status %d, "
                "'%s' (want '%s')", i, st, err, cases[i].field);
         free(t);
+    }
+
+    // Backbones (docs/regression.md, "The backbone term"). A baseline from three backbones, each
+    // shifting lora by +1.5 / -1.5 / 0 and head by +0.5 / -0.5 / 0 points on every task.
+    {
+        make_bb_run("K0", kernel_a, "00000000000000b0", 100, 1.5, 0.5, 0);
+        make_bb_run("K1", kernel_a, "00000000000000b1", 200, -1.5, -0.5, 0);
+        make_bb_run("K2", kernel_a, "00000000000000b2", 300, 0, 0, 0);
+        char k0[400], k1[400], k2[400], kb[400], k0b[400];
+        snprintf(k0, sizeof k0, "%s/K0", root);
+        snprintf(k1, sizeof k1, "%s/K1", root);
+        snprintf(k2, sizeof k2, "%s/K2", root);
+        snprintf(kb, sizeof kb, "%s/kb.json", root);
+        snprintf(k0b, sizeof k0b, "%s/k0b.json", root);
+        const char *three[3] = {k0, k1, k2};
+        EXPECT(pb_baseline_write(three, 3, kb, -1, devnull, err, sizeof err) == PB_OK, "3 backbones: %s", err);
+        EXPECT(pb_baseline_write(three, 1, k0b, -1, devnull, err, sizeof err) == PB_OK, "1 backbone: %s", err);
+        cJSON *b = NULL;
+        EXPECT(pb_json_read_file(kb, &b, err, sizeof err) == PB_OK, "%s", err);
+        const cJSON *r = row0(b); // lora on dataset a: backbone means 81.5, 78.5, 80
+        EXPECT(pb_jnum(b, "backbones", 0) == 3 && cJSON_GetArraySize(cJSON_GetObjectItem(r, "backbones")) == 3 &&
+               pb_jnum(r, "seeds", 0) == 6 && fabs(pb_jnum(r, "mean", 0) - 80) < 1e-9, "pooled row");
+        // tau_m^2 = pooled s_B^2 - W: s_B^2 = (1.5^2 + 1.5^2 + 0) / 2 on each lora row; W = mean over
+        // backbones of V/2, V the binomial variance at each backbone's mean (the seeds' spread, 0.85,
+        // is below it: extra_sd 0). A row's tau^2 = tau_m^2 f_d, f_d >= 1: on dataset a (the
+        // largest binomial variance, so the smallest excess) f_a is at its floor 1.
+        double num = 0;
+        for (int d = 0; d < 3; d++) {
+            double w = 0;
+            for (int k = 0; k < 3; k++)
+                w += pb_check_metric_var("accuracy", 80 + 2 * d + (k == 0 ? 1.5 : k == 1 ? -1.5 : 0), 1000) / 2 / 3;
+            num += 2 * (2.25 - w);
+        }
+        double tau = sqrt(num / 6);
+        EXPECT(pb_jnum(r, "extra_sd", -1) == 0 && fabs(pb_jnum(r, "backbone_sd", 0) - tau) < 1e-9 &&
+               pb_jnum(r, "backbone_df", 0) == 6, "backbone_sd %.9g, want %.9g (df %g)", pb_jnum(r, "backbone_sd", 0), tau,
+               pb_jnum(r, "backbone_df", 0));
+        // every row of lora moves together: the correlation estimate hits its bound 1 (3 - 1 df;
+        // head's +-0.5 is within its sampling noise: tau 0, nothing to correlate)
+        EXPECT(pb_jnum(b, "backbone_rho", -1) == 1 && pb_jnum(b, "backbone_rho_df", 0) == 2, "backbone_rho %g (df %g)",
+               pb_jnum(b, "backbone_rho", -1), pb_jnum(b, "backbone_rho_df", 0));
+        cJSON_Delete(b);
+        // a run on a baseline backbone (another kernel, which left the backbone as it was): its
+        // own seeds are the reference (lora a: 81.50), no backbone term
+        make_bb_run("N0", kernel_b, "00000000000000b0", 100, 1.5, 0.5, 0.3);
+        EXPECT(run_check("N0", kb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
+        EXPECT(bad == 0 && strstr(t, "6 row(s) fine-tuned the baseline's backbone 00000000000000b0") &&
+               strstr(t, "    81.50 ") && !strstr(t, "fine-tuned another backbone"), "same backbone: bad %d\n%s", bad, t);
+        free(t);
+        // another backbone 2.5 points below the mean for lora (1 below for head): within what three
+        // backbones show, it passes with the backbone term, and fails a one-backbone baseline, which
+        // warns that it cannot model the shift
+        make_bb_run("Nnew", kernel_b, "00000000000000c3", 100, -2.5, -1, 0.3);
+        EXPECT(run_check("Nnew", kb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
+        EXPECT(bad == 0 && strstr(t, "6 row(s) fine-tuned another backbone than the baseline's 3") &&
+               strstr(t, "tau (rms over rows) per method: lora") && !strstr(t, "WARNING"), "other backbone: bad %d\n%s", bad, t);
+        free(t);
+        EXPECT(run_check("Nnew", k0b, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
+        EXPECT(bad > 0 && strstr(t, "WARNING: 6 of these rows have a baseline of one backbone"),
+               "one-backbone baseline: bad %d\n%s", bad, t);
+        free(t);
+        // a real regression on another backbone: lora 8 points down on every task fails its average
+        make_bb_run("Ndrop", kernel_b, "00000000000000c3", 100, -8, 0, 0.3);
+        EXPECT(run_check("Ndrop", kb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
+        EXPECT(bad > 0 && !strcmp(avg_status(t, "lora"), "REGRESSION"), "8-point drop on another backbone: bad %d\n%s",
+               bad, t);
+        free(t);
+        // exact mode against the backbone's own seeds: K1's own run is unchanged
+        EXPECT(run_check("K1", kb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
+        EXPECT(bad == 0 && strstr(t, "6 exact (fingerprint matches)"), "exact on backbone b1: bad %d\n%s", bad, t);
+        free(t);
+        // Backbones that move lora's tasks in opposite directions (+3 / -3 / 0 on a, b, c, and the
+        // mirror image) leave its average in place: rho is estimated at 0, and a 5.3-point drop of
+        // lora on every task on a new backbone is caught; under the bound rho = 1 it is not.
+        {
+            const double p0[3] = {3, -3, 0}, p1[3] = {-3, 3, 0}, p2[3] = {0, 0, 0};
+            make_bb_run_pat("J0", kernel_a, "00000000000000e0", 500, p0, 0, 0);
+            make_bb_run_pat("J1", kernel_a, "00000000000000e1", 600, p1, 0, 0);
+            make_bb_run_pat("J2", kernel_a, "00000000000000e2", 700, p2, 0, 0);
+            char j0[400], j1[400], j2[400], jb[400], jb1[400];
+            snprintf(j0, sizeof j0, "%s/J0", root);
+            snprintf(j1, sizeof j1, "%s/J1", root);
+            snprintf(j2, sizeof j2, "%s/J2", root);
+            snprintf(jb, sizeof jb, "%s/jb.json", root);
+            snprintf(jb1, sizeof jb1, "%s/jb1.json", root);
+            const char *js[3] = {j0, j1, j2};
+            EXPECT(pb_baseline_write(js, 3, jb, -1, devnull, err, sizeof err) == PB_OK, "%s", err);
+            cJSON *jj = NULL;
+            EXPECT(pb_json_read_file(jb, &jj, err, sizeof err) == PB_OK, "%s", err);
+            EXPECT(pb_jnum(jj, "backbone_rho", -1) == 0 && pb_jnum(jj, "backbone_rho_df", 0) == 2,
+                   "task-specific shifts: backbone_rho %g (df %g)", pb_jnum(jj, "backbone_rho", -1),
+                   pb_jnum(jj, "backbone_rho_df", 0));
+            // the task factor: a and b move 3 points each way, c not at all (its floor 1 keeps it at
+            // lora's spread); f_a = f_b = 3/2 of the method's pooled excess, up to sampling terms
+            const cJSON *jr = cJSON_GetObjectItem(jj, "rows");
+            double fa = pb_jnum(cJSON_GetArrayItem(jr, 0), "backbone_task_factor", 0);
+            double fb = pb_jnum(cJSON_GetArrayItem(jr, 1), "backbone_task_factor", 0);
+            double fc = pb_jnum(cJSON_GetArrayItem(jr, 2), "backbone_task_factor", 0);
+            EXPECT(fa > 1.5 && fa < 1.7 && fb > 1.5 && fb < 1.7 && fc == 1, "task factors %g %g %g", fa, fb, fc);
+            cJSON_ReplaceItemInObject(jj, "backbone_rho", cJSON_CreateNumber(1));
+            EXPECT(pb_json_write_atomic(jb1, jj, err, sizeof err) == PB_OK, "%s", err);
+            cJSON_Delete(jj);
+            make_bb_run_pat("Jdrop", kernel_b, "00000000000000e9", 500, p0, -5.3, 0.3);
+            EXPECT(run_check("Jdrop", jb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
+            EXPECT(bad > 0 && !strcmp(avg_status(t, "lora"), "REGRESSION"), "5.3-point drop, rho 0: bad %d\n%s", bad, t);
+            free(t);
+            EXPECT(run_check("Jdrop", jb1, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
+            EXPECT(!strcmp(avg_status(t, "lora"), "ok") && strstr(t, "correlated by rho 1.00"),
+                   "5.3-point drop under rho = 1 is within the bound\n%s", t);
+            free(t);
+        }
+        // the writer refuses the same backbone twice, cells without a backbone, another suite
+        const char *twice[2] = {k0, k0};
+        EXPECT(pb_baseline_write(twice, 2, kb, -1, devnull, err, sizeof err) == PB_ERR_FORMAT &&
+               strstr(err, "is in two of the directories"), "same dir twice: %s", err);
+        const char *nobb[2] = {k0, adir};
+        EXPECT(pb_baseline_write(nobb, 2, kb, -1, devnull, err, sizeof err) == PB_ERR_FORMAT &&
+               strstr(err, "records no backbone_hash") && strstr(err, adir), "no backbone: %s", err);
+        cur_suite = "other";
+        make_bb_run("S", kernel_a, "00000000000000d4", 400, 0, 0, 0);
+        cur_suite = "t";
+        char sdir[400];
+        snprintf(sdir, sizeof sdir, "%s/S", root);
+        // the suite is the manifest's (the cells' must agree with it)
+        snprintf(path, sizeof path, "%.380s/manifest.json", k0);
+        EXPECT(pb_write_file_atomic(path, "{\"suite\": \"t\"}", 14, err, sizeof err) == PB_OK, "%s", err);
+        snprintf(path, sizeof path, "%.380s/manifest.json", sdir);
+        EXPECT(pb_write_file_atomic(path, "{\"suite\": \"other\"}", 18, err, sizeof err) == PB_OK, "%s", err);
+        const char *two[2] = {k0, sdir};
+        EXPECT(pb_baseline_write(two, 2, kb, -1, devnull, err, sizeof err) == PB_ERR_FORMAT &&
+               strstr(err, "suite 'other'") && strstr(err, sdir), "another suite: %s", err);
     }
 
     // Hostile labels: XML and Markdown escaping (and bytes XML cannot carry).
@@ -269,7 +445,7 @@ int main(void) {
         put_cell(hdir, 1, evil, "d<1>", 1, 0.8, 1.1, kernel_a);
         char hb[400];
         snprintf(hb, sizeof hb, "%s/hb.json", root);
-        EXPECT(pb_baseline_write(hdir, hb, -1, devnull, err, sizeof err) == PB_OK, "%s", err);
+        EXPECT(pb_baseline_write((const char *[]){hdir}, 1, hb, -1, devnull, err, sizeof err) == PB_OK, "%s", err);
         snprintf(path, sizeof path, "%s/h.xml", root);
         o.junit = path;
         o.markdown = mdp;
@@ -290,7 +466,7 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", root);
-    if (fails) fprintf(stderr, "%d failure(s)\n", fails);
+    if (pb_test_fails) fprintf(stderr, "%d failure(s)\n", pb_test_fails);
     else printf("test_check: ok\n");
-    return fails ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

@@ -123,7 +123,7 @@ int main(void) {
     o.channels = 3;
     pb_task t;
     EXPECT(pb_task_load(spec, &o, &t, err, sizeof err) == PB_OK, "%s", err);
-    if (!g_fail) {
+    if (!pb_test_fails) {
         EXPECT(t.num_classes == 100 && t.train.n == 4 && t.val.n == 2 && t.test.n == 3, "counts %d %d %d %d",
                t.num_classes, t.train.n, t.val.n, t.test.n);
         EXPECT(t.channels == 3 && t.height == 8 && t.width == 8, "shape");
@@ -336,7 +336,7 @@ int main(void) {
     pb_task_free(&t);
 
     rm_rf(root);
-    if (g_fail) fprintf(stderr, "%d failure(s)\n", g_fail);
+    if (pb_test_fails) fprintf(stderr, "%d failure(s)\n", pb_test_fails);
     else printf("test_data_images: ok\n");
-    return g_fail ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

@@ -39,7 +39,7 @@ int main(void) {
     EXPECT(pb_metric_pearson(x, y, 1) == 0.0, "n=1");
     EXPECT_NEAR(pb_metric_by_name("f1", p, l, NULL, NULL, 8), 6.0 / 9.0, 1e-12);
     EXPECT(isnan(pb_metric_by_name("bogus", p, l, NULL, NULL, 8)), "unknown metric");
-    if (g_fail) fprintf(stderr, "%d failure(s)\n", g_fail);
+    if (pb_test_fails) fprintf(stderr, "%d failure(s)\n", pb_test_fails);
     else printf("test_data_metrics: ok\n");
-    return g_fail ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

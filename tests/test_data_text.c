@@ -212,7 +212,7 @@ int main(void) {
     test_tokenizer(root);
     test_glue(root);
     rm_rf(root);
-    if (g_fail) fprintf(stderr, "%d failure(s)\n", g_fail);
+    if (pb_test_fails) fprintf(stderr, "%d failure(s)\n", pb_test_fails);
     else printf("test_data_text: ok\n");
-    return g_fail ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

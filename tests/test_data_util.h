@@ -13,16 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int g_fail __attribute__((unused)) = 0;
-#define EXPECT(c, ...)                                                                             \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #c);                          \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
+#include "test_expect.h"
 #define EXPECT_NEAR(a, b, tol) EXPECT(fabs((double)(a) - (double)(b)) <= (tol), "%.10g vs %.10g", (double)(a), (double)(b))
 
 static inline void write_text(const char *path, const char *text) {

@@ -116,7 +116,7 @@ int main(void) {
     rm_rf(r1);
     rm_rf(r2);
     rm_rf(r3);
-    if (g_fail) fprintf(stderr, "%d failure(s)\n", g_fail);
+    if (pb_test_fails) fprintf(stderr, "%d failure(s)\n", pb_test_fails);
     else printf("test_data_vtab_mini: ok\n");
-    return g_fail ? 1 : 0;
+    return pb_test_fails ? 1 : 0;
 }

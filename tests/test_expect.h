@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-static int pb_test_fails = 0;
+static int pb_test_fails __attribute__((unused)) = 0;
 
 #define EXPECT(cond, ...)                                                                                          \
     do {                                                                                                           \

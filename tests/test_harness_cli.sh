@@ -26,6 +26,25 @@ JSON
 NCELLS=$("$PB" run "$T/s.json" --out "$T/x" --dry-run | head -1 | sed -E 's/.*: ([0-9]+) cells.*/\1/')
 [ "$NCELLS" = 40 ] || bad "expected 40 cells, dry-run says $NCELLS"
 
+# --- run --pretrain-seed: another backbone of the same suite (other cell ids), or an error ------
+msg=$("$PB" run "$T/s.json" --out "$T/x" --dry-run --pretrain-seed 1 2>&1); rc=$?
+[ $rc = 2 ] && echo "$msg" | grep -q "pretrains no backbone" || bad "--pretrain-seed without pretrain: rc $rc msg $msg"
+msg=$("$PB" run "$T/s.json" --out "$T/x" --dry-run --pretrain-seed -3 2>&1); rc=$?
+[ $rc = 2 ] && echo "$msg" | grep -q "expects an integer" || bad "--pretrain-seed -3: rc $rc msg $msg"
+cat > "$T/p.json" <<'JSON'
+{"name": "pre", "models": [{"label": "vm", "config": {"arch": "vit", "hidden": 32, "layers": 2, "heads": 2, "intermediate": 64},
+   "pretrain": {"dataset": "vtab-mini/fmnist-pretrain", "epochs": 1, "seed": 5}}],
+ "datasets": ["vtab-mini/a"], "methods": ["head"], "grid": {"seed": [0, 1]}}
+JSON
+ids() { "$PB" run "$T/p.json" --out "$T/p" --dry-run "$@" | awk 'NR > 1 {print $2}' | tr '\n' ' '; }
+i_suite=$(ids); i5=$(ids --pretrain-seed 5); i6=$(ids --pretrain-seed 6)
+[ -n "$i_suite" ] && [ "$i_suite" = "$i5" ] && [ "$i_suite" != "$i6" ] ||
+  bad "--pretrain-seed ids: suite '$i_suite', seed 5 '$i5', seed 6 '$i6'"
+"$PB" run "$T/p.json" --out "$T/p" --dry-run --pretrain-seed 6 | grep -q '"seed":6,"train_subset"' ||
+  bad "--pretrain-seed 6 not in the cell config"
+msg=$("$PB" check "$T/a" "$T/b" --baseline "$T/base.json" 2>&1); rc=$?
+[ $rc = 2 ] && echo "$msg" | grep -q "one results directory is checked at a time" || bad "check 2 dirs: rc $rc msg $msg"
+
 # --- peftbench itself has no fake trainer --------------------------------------------------
 PB_REAL=${2:-}
 if [ -n "$PB_REAL" ]; then

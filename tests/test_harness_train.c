@@ -320,7 +320,7 @@ int main(void) {
         cJSON_Delete(c);
     }
 
-    // 4. Divergence: lr 1e30 blows the weights up; the cell pb_test_fails with a clear reason.
+    // 4. Divergence: lr 1e30 blows the weights up; the cell fails with a clear reason.
     {
         const char *full = "{\"method\": \"full\", \"label\": \"full\", \"ref\": \"\", \"train_head\": true}";
         cJSON *c = cell(full, 1e30, 0, 0);
@@ -370,7 +370,7 @@ int main(void) {
         }
     }
 
-    // 5. A bad method option pb_test_fails the cell with a message naming the field.
+    // 5. A bad method option fails the cell with a message naming the field.
     {
         const char *bad = "{\"method\": \"pissa\", \"label\": \"pissa\", \"ref\": \"\", \"train_head\": true, "
                           "\"rank\": 99, \"alpha\": 0, \"init\": \"svd\", \"targets\": [\"query\", \"value\"]}";

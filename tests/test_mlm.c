@@ -396,7 +396,7 @@ int main(void) {
     test_mask();
     test_save_load();
     pb_engine_free(E);
-    if (pb_test_fails) fprintf(stderr, "%d pb_test_fails\n", pb_test_fails);
+    if (pb_test_fails) fprintf(stderr, "%d failures\n", pb_test_fails);
     else printf("test_mlm: all passed\n");
     return pb_test_fails ? 1 : 0;
 }
