@@ -105,9 +105,11 @@ static void push_cell(pb_grid *g, int *cap, id_set *seen, cJSON *config, const c
     g->n++;
 }
 
-// The values of axis x for suite method entry: the method's own grid list when it gives one,
-// else the suite grid's.
-static const cJSON *axis_values(const cJSON *entry, const cJSON *axis) {
+// The values of axis x for the cells of a model (its own grid, NULL: none) and a suite method
+// entry: the model's list when it gives one, else the method's, else the suite grid's.
+static const cJSON *axis_values(const cJSON *model_grid, const cJSON *entry, const cJSON *axis) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(model_grid, axis->string);
+    if (m) return m;
     const cJSON *own = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(entry, "grid"), axis->string);
     return own ? own : axis;
 }
@@ -121,32 +123,36 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
     if (naxes > 64) return pb_errf(PB_ERR_ARG, err, errlen, "%s: grid: at most 64 axes", s->file);
     int a = 0;
     for (const cJSON *c = s->grid->child; c; c = c->next, a++) axes[a] = c;
-    // Cells per method entry (its own axis lists where it has them), summed over methods.
+    // Cells per (model, method entry) (their own axis lists where they have them), times the
+    // datasets the model pairs with (pb_suite_pairs: only one modality makes cells).
     long long total = 0;
-    for (int ki = 0; ki < s->nmethods; ki++) {
-        long long per = 1;
-        for (int x = 0; x < naxes && per <= 1000000; x++) per *= cJSON_GetArraySize(axis_values(s->methods[ki], axes[x]));
-        if (per > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has more than 1e6 cells", s->file);
-        total += per;
+    for (int mi = 0; mi < s->nmodels; mi++) {
+        long long nd = 0;
+        for (int di = 0; di < s->ndatasets; di++) nd += pb_suite_pairs(s, mi, di);
+        for (int ki = 0; ki < s->nmethods && nd; ki++) {
+            long long per = 1;
+            for (int x = 0; x < naxes && per <= 1000000; x++)
+                per *= cJSON_GetArraySize(axis_values(s->model_grid[mi], s->methods[ki], axes[x]));
+            if (per > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has more than 1e6 cells", s->file);
+            total += per * nd;
+            if (total > 1000000) break;
+        }
     }
-    // Only (model, dataset) pairs of one modality make cells (pb_suite_pairs).
-    long long npairs = 0;
-    for (int mi = 0; mi < s->nmodels; mi++)
-        for (int di = 0; di < s->ndatasets; di++) npairs += pb_suite_pairs(s, mi, di);
-    total *= npairs;
     if (total <= 0) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid is empty", s->file);
     if (total > 1000000) return pb_errf(PB_ERR_ARG, err, errlen, "%s: the grid has %lld cells (limit 1e6)", s->file, total);
-    // Each axis's values as an array, per method entry (cJSON_GetArrayItem walks the list:
-    // quadratic on long axes).
-    const cJSON ***vals = pb_xcalloc((size_t)(s->nmethods * (naxes ? naxes : 1)), sizeof(const cJSON **));
-    for (int ki = 0; ki < s->nmethods; ki++)
-        for (int x = 0; x < naxes; x++) {
-            const cJSON *list = axis_values(s->methods[ki], axes[x]);
-            const cJSON **v = pb_xmalloc(sizeof(cJSON *) * (size_t)(cJSON_GetArraySize(list) + 1));
-            int i = 0;
-            for (const cJSON *e = list->child; e; e = e->next) v[i++] = e;
-            vals[ki * naxes + x] = v;
-        }
+    // Each axis's values as an array, per (model, method entry) (cJSON_GetArrayItem walks the
+    // list: quadratic on long axes).
+    int nkm = s->nmodels * s->nmethods;
+    const cJSON ***vals = pb_xcalloc((size_t)(nkm * (naxes ? naxes : 1)), sizeof(const cJSON **));
+    for (int mi = 0; mi < s->nmodels; mi++)
+        for (int ki = 0; ki < s->nmethods; ki++)
+            for (int x = 0; x < naxes; x++) {
+                const cJSON *list = axis_values(s->model_grid[mi], s->methods[ki], axes[x]);
+                const cJSON **v = pb_xmalloc(sizeof(cJSON *) * (size_t)(cJSON_GetArraySize(list) + 1));
+                int i = 0;
+                for (const cJSON *e = list->child; e; e = e->next) v[i++] = e;
+                vals[(mi * s->nmethods + ki) * naxes + x] = v;
+            }
     id_set seen;
     size_t slots = 64;
     while (slots < (size_t)total * 2) slots *= 2;
@@ -163,8 +169,9 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                 const char *klabel = cJSON_GetObjectItem(entry, "label")->valuestring;
                 const char *kname = cJSON_GetObjectItem(entry, "method")->valuestring;
                 const pb_method_desc *desc = pb_method_find(kname);
-                const cJSON **const *mv = vals + ki * naxes;
-                for (int x = 0; x < naxes; x++) sizes[x] = cJSON_GetArraySize(axis_values(entry, axes[x]));
+                const cJSON **const *mv = vals + (mi * s->nmethods + ki) * naxes;
+                for (int x = 0; x < naxes; x++)
+                    sizes[x] = cJSON_GetArraySize(axis_values(s->model_grid[mi], entry, axes[x]));
                 memset(pos, 0, sizeof(pos));
                 for (;;) {
                     cJSON *method = method_base(entry, desc);
@@ -206,7 +213,7 @@ pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen
                     if (x < 0) break;
                 }
             }
-    for (int i = 0; i < s->nmethods * naxes; i++) free(vals[i]);
+    for (int i = 0; i < nkm * naxes; i++) free(vals[i]);
     free(vals);
     free(seen.slot);
     if (st) pb_grid_free(g);

@@ -22,8 +22,9 @@ typedef struct {
 
 // Expands models x datasets x methods x (product of grid axes, first axis slowest), skipping the
 // (model, dataset) pairs of different modalities (pb_suite_pairs: ViT x image, RoBERTa x text). Precedence of
-// values: recipe defaults < suite recipe < method entry < matching overrides < grid axes. Options
-// a method ignores are dropped, and duplicate cells (same id) are kept once.
+// values: recipe defaults < suite recipe < method entry < matching overrides < grid axes; an axis
+// takes the model's own list (models[].grid) if it has one, else the method's (methods[].grid), else
+// the suite grid's. Options a method ignores are dropped, and duplicate cells (same id) are kept once.
 pb_status pb_grid_expand(const pb_suite *s, pb_grid *g, char *err, size_t errlen);
 void pb_grid_free(pb_grid *g);
 

@@ -264,9 +264,13 @@ static pb_status parse_model(const cJSON *j, int idx, pb_suite *s, char *err, si
                            file, path, n);
         }
     } else if (cJSON_IsObject(j)) {
-        static const char *const allowed[] = {"label", "builtin", "dir", "config", "pretrain", NULL};
+        static const char *const allowed[] = {"label", "builtin", "dir", "config", "pretrain", "grid", NULL};
         pb_status st = pb_json_check_keys(j, allowed, file, path, err, errlen);
         if (st) return st;
+        const cJSON *mg = cJSON_GetObjectItemCaseSensitive(j, "grid");
+        if (mg && !cJSON_IsObject(mg))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s.grid: expected an object of axis lists", file, path);
+        if (mg) s->model_grid[idx] = cJSON_Duplicate(mg, 1); // checked against the suite grid later
         char label[64], builtin[64], dir[1024];
         if ((st = pb_json_str(j, "label", "", label, sizeof(label), file, path, err, errlen))) return st;
         if ((st = pb_json_str(j, "builtin", "", builtin, sizeof(builtin), file, path, err, errlen))) return st;
@@ -555,6 +559,7 @@ static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, s
 
 void pb_suite_free(pb_suite *s) {
     for (int i = 0; i < s->nmodels; i++) cJSON_Delete(s->models[i]);
+    for (int i = 0; i < PB_SUITE_MAX; i++) cJSON_Delete(s->model_grid[i]); // set before nmodels counts it
     for (int i = 0; i < s->ndatasets; i++) cJSON_Delete(s->datasets[i]);
     for (int i = 0; i < s->nmethods; i++) cJSON_Delete(s->methods[i]);
     cJSON_Delete(s->recipe);
@@ -582,12 +587,15 @@ static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
     for (int mi = 0; mi < s->nmethods; mi++) {
         const cJSON *m = s->methods[mi];
         // the method's own rank values when its grid gives them, else the suite's
-        const cJSON *mg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "grid"), "rank");
-        const cJSON *gr = mg ? mg : cJSON_GetObjectItemCaseSensitive(s->grid, "rank");
+        const cJSON *mg0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "grid"), "rank");
         const pb_method_desc *d = pb_method_find(cJSON_GetObjectItem(m, "method")->valuestring);
         if (!d->rank_limit || !pb_method_opt_find(d, "rank")) continue;
         for (int k = 0; k < s->nmodels; k++) {
             if (s->model_hidden[k] <= 0) continue; // unknown until the checkpoint is read; the method checks again
+            // the model's own rank values, else the method's, else the suite's (as grid.c applies them)
+            const cJSON *kg = cJSON_GetObjectItemCaseSensitive(s->model_grid[k], "rank");
+            const cJSON *mg = kg ? NULL : mg0;
+            const cJSON *gr = kg ? kg : mg ? mg : cJSON_GetObjectItemCaseSensitive(s->grid, "rank");
             pb_model_config cfg;
             memset(&cfg, 0, sizeof cfg);
             cfg.hidden = s->model_hidden[k];
@@ -608,6 +616,7 @@ static pb_status check_ranks(const pb_suite *s, char *err, size_t errlen) {
                 if (st) {
                     char where[64];
                     if (ri < 0) snprintf(where, sizeof where, "methods[%d].rank", mi);
+                    else if (kg) snprintf(where, sizeof where, "models[%d].grid.rank[%d]", k, ri);
                     else if (mg) snprintf(where, sizeof where, "methods[%d].grid.rank[%d]", mi, ri);
                     else snprintf(where, sizeof where, "grid.rank[%d]", ri);
                     return pb_errf(PB_ERR_ARG, err, errlen, "%s: %s: %s on model '%s'", s->file, where, e2,
@@ -687,6 +696,41 @@ static pb_status axis_value_check(const pb_suite *s, const pb_method_desc *d, co
     pb_status st = recipe_set(tmp, k, v, file, vp, err, errlen);
     cJSON_Delete(tmp);
     return st;
+}
+
+// models[i].grid: per axis, that model's own values, replacing the suite grid's and the methods'
+// for the cells of that model (e.g. a text model's smaller grid beside a ViT's). The axis must be
+// one of the suite grid; values are checked as the suite grid's (valid for every method with the
+// option).
+static pb_status check_model_grids(const pb_suite *s, char *err, size_t errlen) {
+    for (int i = 0; i < s->nmodels; i++) {
+        const cJSON *mg = s->model_grid[i];
+        if (!mg) continue;
+        char kp[160], vp[200];
+        for (const cJSON *c = mg->child; c; c = c->next) {
+            const char *k = c->string;
+            snprintf(kp, sizeof kp, "models[%d].grid.%s", i, k);
+            if (strcmp(k, "seed") && !pb_method_option_key(k) && !in_list(k, pb_recipe_keys))
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown axis (seed, a method option or a recipe key)",
+                               s->file, kp);
+            if (!cJSON_GetObjectItemCaseSensitive(s->grid, k))
+                return pb_errf(PB_ERR_FORMAT, err, errlen,
+                               "%s: %s: not an axis of the suite's \"grid\" (a model's grid gives its own values for "
+                               "the suite's axes: add \"%s\" to \"grid\")",
+                               s->file, kp, k);
+            if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) == 0)
+                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-empty list (empty grid)", s->file, kp);
+            int idx = 0;
+            for (const cJSON *v = c->child; v; v = v->next, idx++) {
+                snprintf(vp, sizeof vp, "%s[%d]", kp, idx);
+                pb_status st = axis_value_check(s, NULL, k, v, s->file, vp, err, errlen);
+                if (st) return st;
+            }
+            pb_status st = axis_duplicates(c, s->file, kp, err, errlen);
+            if (st) return st;
+        }
+    }
+    return PB_OK;
 }
 
 // methods[i].grid: per axis, that method's own values, replacing the suite grid's (e.g. its own
@@ -905,7 +949,7 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber(0));
         cJSON_AddItemToObject(s->grid, "seed", seeds);
     }
-    if ((st = check_method_grids(s, err, errlen))) goto done;
+    if ((st = check_method_grids(s, err, errlen)) || (st = check_model_grids(s, err, errlen))) goto done;
 
     // Overrides: [{"model"?, "dataset"?, "method"?, "set": {...}}]; selectors match labels (method
     // also matches the method name).

@@ -28,6 +28,9 @@ typedef struct {
     // checkpoint's config.json; "" when that file cannot be read at load (then the model pairs with
     // every dataset, which a suite allows only when its datasets are all of one modality).
     char model_arch[PB_SUITE_MAX][16];
+    // models[i].grid: that model's own values for axes of the suite grid (owned; NULL: none). Kept
+    // out of the model spec, so a cell's config (and id) holds only the values it ran with.
+    cJSON *model_grid[PB_SUITE_MAX];
     cJSON *datasets[PB_SUITE_MAX]; // resolved dataset specs (owned)
     cJSON *methods[PB_SUITE_MAX];  // resolved method entries: method options + recipe overrides (owned)
     cJSON *recipe;          // resolved recipe with every default filled (owned)

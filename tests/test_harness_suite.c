@@ -276,6 +276,51 @@ int main(void) {
         pb_grid_free(&g);
         pb_suite_free(&s);
     }
+    // models[].grid: a model's own axis values for its cells, over the method's and the suite's (a
+    // text block with a smaller grid beside a ViT's); a cell's config keeps only the values it ran.
+    {
+        const char *t =
+            "{\"name\": \"mg\", \"models\": [{\"label\": \"v\", \"config\": {\"arch\": \"vit\", \"hidden\": 32,"
+            " \"layers\": 2, \"heads\": 2, \"intermediate\": 64}}, {\"label\": \"r\", \"builtin\": \"roberta-tiny\","
+            " \"grid\": {\"rank\": [8], \"seed\": [0]}}],"
+            " \"datasets\": [\"vtab-mini/a\", \"glue/sst2:d/sst2\", \"vtab-mini/b\", \"glue/rte:d/rte\"],"
+            " \"methods\": [{\"method\": \"head\", \"grid\": {\"seed\": [0, 1, 2]}}, \"lora\"],"
+            " \"grid\": {\"rank\": [4, 16], \"seed\": [0, 1]}}";
+        pb_suite s;
+        pb_grid g;
+        char err[2048] = "";
+        EXPECT(pb_suite_parse(t, "mg.json", &s, err, sizeof(err)) == PB_OK, "parse: %s", err);
+        EXPECT(pb_grid_expand(&s, &g, err, sizeof(err)) == PB_OK, "expand: %s", err);
+        // v: 2 datasets x (head 3 seeds + lora 2 ranks x 2 seeds) = 14; r: 2 datasets x (head 1 + lora 1) = 4
+        EXPECT(g.n == 18, "model grid: %d cells, want 18", g.n);
+        int rcells = 0, vhead = 0;
+        for (int i = 0; i < g.n; i++) {
+            const cJSON *cfg = g.cells[i].config;
+            const cJSON *model = cJSON_GetObjectItem(cfg, "model");
+            EXPECT(!cJSON_GetObjectItem(model, "grid"), "cell %d: the model's grid is in its config", i);
+            if (!strcmp(g.cells[i].model, "v") && !strcmp(g.cells[i].method, "head")) vhead++;
+            if (strcmp(g.cells[i].model, "r")) continue;
+            rcells++;
+            const cJSON *rank = cJSON_GetObjectItem(cJSON_GetObjectItem(cfg, "method"), "rank");
+            EXPECT(g.cells[i].seed == 0 && (!strcmp(g.cells[i].method, "head") || (rank && rank->valuedouble == 8)),
+                   "r cell %d: %s seed %d rank %g", i, g.cells[i].method, g.cells[i].seed, rank ? rank->valuedouble : -1);
+        }
+        EXPECT(rcells == 4 && vhead == 6, "r cells %d (want 4), v head cells %d (want 6: the method's 3 seeds)", rcells,
+               vhead);
+        pb_grid_free(&g);
+        pb_suite_free(&s);
+    }
+#define MG_SUITE(grid) \
+    "{\"name\": \"x\", \"models\": [{\"label\": \"m\", \"config\": {\"arch\": \"vit\", \"hidden\": 32, \"layers\": 2," \
+    " \"heads\": 2, \"intermediate\": 64}, \"grid\": " grid "}], \"datasets\": [\"vtab-mini/a\"]," \
+    " \"methods\": [\"svfit\"], \"grid\": {\"rank\": [4], \"seed\": [0]}}"
+    expect_error(MG_SUITE("{\"lr_scale\": [1]}"), "models[0].grid.lr_scale: not an axis of the suite's \"grid\"", NULL);
+    expect_error(MG_SUITE("{\"colour\": [1]}"), "models[0].grid.colour: unknown axis", NULL);
+    expect_error(MG_SUITE("{\"rank\": []}"), "models[0].grid.rank: expected a non-empty list", NULL);
+    expect_error(MG_SUITE("{\"seed\": [0, 0]}"), "models[0].grid.seed", "duplicate");
+    expect_error(MG_SUITE("[8]"), "models[0].grid: expected an object", NULL);
+    expect_error(MG_SUITE("{\"rank\": [4, 64]}"), "models[0].grid.rank[1]", "model 'm'");
+#undef MG_SUITE
     expect_error("{\"name\": \"x\", " BASE_MODELS ", \"datasets\": [\"vtab-mini/a\", \"glue/sst2:d\"], \"methods\": [\"head\"]}",
                  "t.json: datasets[1]: 'glue/sst2:d' is a text dataset and no model of the suite takes it",
                  "RoBERTa model (arch roberta)");
