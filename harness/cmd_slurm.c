@@ -1,5 +1,5 @@
 // cmd_slurm.c: `peftbench slurm SUITE [--out DIR] [--tasks N | --cells-per-task K] [--partition P]
-//              [--time T] [--mem M] [--cpus-per-task C] [--gres G] [--device cpu|cuda]
+//              [--time T] [--mem M] [--cpus-per-task C] [--gres G] [--device cpu|cuda] [--pretrain-seed N]
 //              [--max-running M] [--baseline F] [--sbatch-arg ARG]... [--dry-run]`.
 // Runs a suite as three Slurm jobs (docs/cluster.md): prepare (data + backbones, once), an array
 // (task i runs its share of the cells that are missing, failed or stale, into the one results
@@ -25,6 +25,7 @@
 typedef struct {
     const char *suite, *out, *partition, *time, *mem, *gres, *baseline;
     int tasks, cells_per_task, cpus, max_running, dry_run;
+    int pretrain_seed_set, pretrain_seed; // --pretrain-seed N: passed to every run (run.h)
     pb_device device;
     const char *extra[MAX_SBATCH_ARGS];
     int nextra;
@@ -34,7 +35,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: peftbench slurm SUITE.json [--out DIR] [--tasks N | --cells-per-task K] [--partition P]\n"
             "                       [--time T] [--mem M] [--cpus-per-task C] [--gres G] [--device cpu|cuda]\n"
-            "                       [--max-running M] [--baseline F] [--sbatch-arg ARG]... [--dry-run]\n"
+            "                       [--max-running M] [--baseline F] [--sbatch-arg ARG]... [--pretrain-seed N]\n"
+            "                       [--dry-run]\n"
             "Submits the suite's missing, failed and stale cells as Slurm jobs (sbatch --parsable):\n"
             "  prepare  data built/checked, backbones pretrained (cached), once\n"
             "  array    --dependency=afterok:prepare; task i runs its share of the cells (run --shard i/N,\n"
@@ -44,6 +46,7 @@ static void usage(FILE *f) {
             "submitted again; while an earlier submission still has jobs queued or running nothing is\n"
             "submitted. --dry-run prints the scripts and the sbatch command lines and submits nothing\n"
             "(it needs neither Slurm nor the data). --sbatch-arg passes one argument to every sbatch.\n"
+            "--pretrain-seed N: every run pretrains the suite's backbones from seed N (run --pretrain-seed).\n"
             "Progress: peftbench status DIR. Exit status: 0 submitted (or nothing to do), 1 sbatch failed\n"
             "or an earlier submission is still active, 2 bad suite or arguments.\n");
 }
@@ -171,6 +174,11 @@ static void run_line(text *t, const char *pb, const char *suite, const char *out
     // threads follow the allocation (--cpus-per-task), 1 when Slurm sets none
     tx_add(t, " --threads \"${SLURM_CPUS_PER_TASK:-1}\" --device ");
     tx_add(t, o->device == PB_DEVICE_CUDA ? "cuda" : "cpu");
+    if (o->pretrain_seed_set) {
+        char b[32];
+        snprintf(b, sizeof b, " --pretrain-seed %d", o->pretrain_seed);
+        tx_add(t, b);
+    }
 }
 
 // The sbatch argument vector shared by the jobs; resources: cpus/mem/gres (prepare and array).
@@ -274,7 +282,8 @@ static int emit(const char *path, const text *t, int dry) {
 static int slurm_main(const slurm_opts *o) {
     char err[4096];
     pb_suite s;
-    if (pb_suite_load(o->suite, &s, err, sizeof err)) {
+    if (pb_suite_load(o->suite, &s, err, sizeof err) ||
+        (o->pretrain_seed_set && pb_suite_set_pretrain_seed(&s, o->pretrain_seed, err, sizeof err))) {
         fprintf(stderr, "peftbench slurm: %s\n", err);
         pb_suite_free(&s);
         return 2;
@@ -574,6 +583,16 @@ int pb_cmd_slurm(int argc, char **argv) {
             o.extra[o.nextra++] = argv[++i];
         } else if (!strcmp(a, "--device")) {
             if (pb_cli_device_arg("slurm", argv[++i], &o.device)) return 2;
+        } else if (!strcmp(a, "--pretrain-seed")) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || !argv[i][0] || v < 0 || v > PB_SEED_MAX) {
+                fprintf(stderr, "peftbench slurm: --pretrain-seed expects an integer in [0, %d], got '%s'\n",
+                        PB_SEED_MAX, argv[i]);
+                return 2;
+            }
+            o.pretrain_seed = (int)v;
+            o.pretrain_seed_set = 1;
         } else if (a[0] == '-') {
             fprintf(stderr, "peftbench slurm: unknown option '%s'\n", a);
             usage(stderr);

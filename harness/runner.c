@@ -175,20 +175,10 @@ int pb_run_suite(const pb_run_opts *o) {
         pb_suite_free(&s);
         return 2;
     }
-    if (o->pretrain_seed_set) {
-        int np = 0;
-        for (int i = 0; i < s.nmodels; i++) {
-            cJSON *p = cJSON_GetObjectItemCaseSensitive(s.models[i], "pretrain");
-            if (!cJSON_IsObject(p)) continue;
-            cJSON_ReplaceItemInObjectCaseSensitive(p, "seed", cJSON_CreateNumber(o->pretrain_seed));
-            np++;
-        }
-        if (!np) {
-            fprintf(stderr, "peftbench run: --pretrain-seed: %s pretrains no backbone (no model has a \"pretrain\" "
-                            "block)\n", o->suite_path);
-            pb_suite_free(&s);
-            return 2;
-        }
+    if (o->pretrain_seed_set && pb_suite_set_pretrain_seed(&s, o->pretrain_seed, err, sizeof err)) {
+        fprintf(stderr, "peftbench run: %s\n", err);
+        pb_suite_free(&s);
+        return 2;
     }
     pb_grid g;
     if (pb_grid_expand(&s, &g, err, sizeof(err))) {

@@ -557,6 +557,20 @@ static pb_status parse_method(const cJSON *j, int idx, pb_suite *s, char *err, s
 // ----------------------------------------------------------------------------
 // Suite
 
+pb_status pb_suite_set_pretrain_seed(pb_suite *s, int seed, char *err, size_t errlen) {
+    int np = 0;
+    for (int i = 0; i < s->nmodels; i++) {
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(s->models[i], "pretrain");
+        if (!cJSON_IsObject(p)) continue;
+        cJSON_ReplaceItemInObjectCaseSensitive(p, "seed", cJSON_CreateNumber(seed));
+        np++;
+    }
+    if (!np)
+        return pb_errf(PB_ERR_ARG, err, errlen, "--pretrain-seed: %s pretrains no backbone (no model has a \"pretrain\" "
+                       "block)", s->file);
+    return PB_OK;
+}
+
 void pb_suite_free(pb_suite *s) {
     for (int i = 0; i < s->nmodels; i++) cJSON_Delete(s->models[i]);
     for (int i = 0; i < PB_SUITE_MAX; i++) cJSON_Delete(s->model_grid[i]); // set before nmodels counts it

@@ -2,7 +2,7 @@
 // training recipe, evaluation protocol and overrides, parsed and validated into resolved cJSON
 // objects that grid.c combines into cells.
 // defines: pb_suite, pb_suite_load, pb_suite_parse, pb_suite_free, pb_suite_preflight,
-//          pb_recipe_keys, pb_dataset_is_text, pb_arch_is_text, pb_suite_pairs
+//          pb_recipe_keys, pb_dataset_is_text, pb_arch_is_text, pb_suite_pairs, pb_suite_set_pretrain_seed
 #ifndef PB_SUITE_H
 #define PB_SUITE_H
 
@@ -57,6 +57,11 @@ int pb_dataset_is_text(const char *spec);
 int pb_arch_is_text(const char *arch);
 // 1 if model mi and dataset di of s make cells (the model's arch is unknown, or fits the dataset).
 int pb_suite_pairs(const pb_suite *s, int mi, int di);
+
+// Replaces the pretraining seed of every model the suite pretrains (`run/slurm --pretrain-seed`:
+// the same suite on another backbone, other cell ids). PB_ERR_ARG naming the file when no model
+// has a "pretrain" block.
+pb_status pb_suite_set_pretrain_seed(pb_suite *s, int seed, char *err, size_t errlen);
 
 // Recipe keys (method options come from the method table, methods/method.h).
 extern const char *const pb_recipe_keys[]; // NULL-terminated

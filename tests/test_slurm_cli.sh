@@ -52,6 +52,16 @@ for s in prepare array report; do
   sh -n "$T/aoft-$s.sh" || bad "dry-run: $s.sh is not valid sh"
 done
 
+# --pretrain-seed reaches every run of the jobs (another backbone of the same suite), and a suite
+# that pretrains nothing refuses it
+"$PB" slurm suites/quick.json --out "$T/qbb" --pretrain-seed 3 --dry-run > "$T/qbb.out" 2> "$T/qbb.err" ||
+  bad "dry-run --pretrain-seed: $(cat "$T/qbb.err")"
+for s in prepare array; do
+  script_of "$T/qbb.out" "$s.sh" | grep -q -- "--device cpu --pretrain-seed 3" || bad "$s.sh lacks --pretrain-seed 3"
+done
+msg=$("$PB" slurm suites/aoft-vtab1k.json --out "$T/x" --pretrain-seed 1 --dry-run 2>&1); rc=$?
+[ $rc = 2 ] && echo "$msg" | grep -q "pretrains no backbone" || bad "slurm --pretrain-seed without pretrain: rc $rc $msg"
+
 # --- a micro suite, its scripts run by sh with a hostile --out directory ----------------------
 export PEFTBENCH_BACKBONE_CACHE="$T/backbones"
 cat > "$T/s.json" <<'JSON'
