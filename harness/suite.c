@@ -712,76 +712,59 @@ static pb_status axis_value_check(const pb_suite *s, const pb_method_desc *d, co
     return st;
 }
 
-// models[i].grid: per axis, that model's own values, replacing the suite grid's and the methods'
-// for the cells of that model (e.g. a text model's smaller grid beside a ViT's). The axis must be
-// one of the suite grid; values are checked as the suite grid's (valid for every method with the
-// option).
-static pb_status check_model_grids(const pb_suite *s, char *err, size_t errlen) {
-    for (int i = 0; i < s->nmodels; i++) {
-        const cJSON *mg = s->model_grid[i];
-        if (!mg) continue;
-        char kp[160], vp[200];
-        for (const cJSON *c = mg->child; c; c = c->next) {
-            const char *k = c->string;
-            snprintf(kp, sizeof kp, "models[%d].grid.%s", i, k);
-            if (strcmp(k, "seed") && !pb_method_option_key(k) && !in_list(k, pb_recipe_keys))
-                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown axis (seed, a method option or a recipe key)",
-                               s->file, kp);
-            if (!cJSON_GetObjectItemCaseSensitive(s->grid, k))
-                return pb_errf(PB_ERR_FORMAT, err, errlen,
-                               "%s: %s: not an axis of the suite's \"grid\" (a model's grid gives its own values for "
-                               "the suite's axes: add \"%s\" to \"grid\")",
-                               s->file, kp, k);
-            if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) == 0)
-                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-empty list (empty grid)", s->file, kp);
-            int idx = 0;
-            for (const cJSON *v = c->child; v; v = v->next, idx++) {
-                snprintf(vp, sizeof vp, "%s[%d]", kp, idx);
-                pb_status st = axis_value_check(s, NULL, k, v, s->file, vp, err, errlen);
-                if (st) return st;
-            }
-            pb_status st = axis_duplicates(c, s->file, kp, err, errlen);
+// An own grid (models[i].grid or methods[i].grid, at path `where`, by `whose` "model" or
+// "method"): per axis, its own values for an axis of the suite grid (so every cell records it and
+// the tables and plots see it), a non-empty list of distinct values, each checked against method d
+// (NULL: as the suite grid's, valid for every method with the option).
+static pb_status check_own_grid(const pb_suite *s, const cJSON *g, const char *where, const char *whose,
+                                const pb_method_desc *d, char *err, size_t errlen) {
+    char kp[160], vp[200];
+    for (const cJSON *c = g->child; c; c = c->next) {
+        const char *k = c->string;
+        snprintf(kp, sizeof kp, "%s.%s", where, k);
+        if (strcmp(k, "seed") && !pb_method_option_key(k) && !in_list(k, pb_recipe_keys))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown axis (seed, a method option or a recipe key)",
+                           s->file, kp);
+        if (!cJSON_GetObjectItemCaseSensitive(s->grid, k))
+            return pb_errf(PB_ERR_FORMAT, err, errlen,
+                           "%s: %s: not an axis of the suite's \"grid\" (a %s's grid gives its own values for "
+                           "the suite's axes: add \"%s\" to \"grid\")",
+                           s->file, kp, whose, k);
+        if (d && pb_method_option_key(k) && !pb_method_opt_find(d, k))
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: method '%s' has no option '%s'", s->file, kp, d->name, k);
+        if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) == 0)
+            return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-empty list (empty grid)", s->file, kp);
+        int idx = 0;
+        for (const cJSON *v = c->child; v; v = v->next, idx++) {
+            snprintf(vp, sizeof vp, "%s[%d]", kp, idx);
+            pb_status st = axis_value_check(s, d, k, v, s->file, vp, err, errlen);
             if (st) return st;
         }
+        pb_status st = axis_duplicates(c, s->file, kp, err, errlen);
+        if (st) return st;
     }
     return PB_OK;
 }
 
-// methods[i].grid: per axis, that method's own values, replacing the suite grid's (e.g. its own
-// lr_scale range). The axis must be one of the suite grid (so every cell records it and the
-// tables and plots see it) and one the method uses; values are checked against this method.
-static pb_status check_method_grids(const pb_suite *s, char *err, size_t errlen) {
-    const char *file = s->file;
+// methods[i].grid replaces the suite grid's values for that method (e.g. its own lr_scale
+// range), checked against the method; models[i].grid replaces the suite's and the methods' for
+// the cells of that model (e.g. a text model's smaller grid beside a ViT's).
+static pb_status check_own_grids(const pb_suite *s, char *err, size_t errlen) {
+    char where[64];
     for (int i = 0; i < s->nmethods; i++) {
         const cJSON *mg = cJSON_GetObjectItemCaseSensitive(s->methods[i], "grid");
         if (!mg) continue;
-        const char *name = cJSON_GetObjectItem(s->methods[i], "method")->valuestring;
-        const pb_method_desc *d = pb_method_find(name);
-        char kp[160], vp[200];
-        for (const cJSON *c = mg->child; c; c = c->next) {
-            const char *k = c->string;
-            snprintf(kp, sizeof kp, "methods[%d].grid.%s", i, k);
-            if (strcmp(k, "seed") && !pb_method_option_key(k) && !in_list(k, pb_recipe_keys))
-                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: unknown axis (seed, a method option or a recipe key)",
-                               file, kp);
-            if (!cJSON_GetObjectItemCaseSensitive(s->grid, k))
-                return pb_errf(PB_ERR_FORMAT, err, errlen,
-                               "%s: %s: not an axis of the suite's \"grid\" (a method's grid gives its own values for "
-                               "the suite's axes: add \"%s\" to \"grid\")",
-                               file, kp, k);
-            if (pb_method_option_key(k) && !pb_method_opt_find(d, k))
-                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: method '%s' has no option '%s'", file, kp, name, k);
-            if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) == 0)
-                return pb_errf(PB_ERR_FORMAT, err, errlen, "%s: %s: expected a non-empty list (empty grid)", file, kp);
-            int idx = 0;
-            for (const cJSON *v = c->child; v; v = v->next, idx++) {
-                snprintf(vp, sizeof vp, "%s[%d]", kp, idx);
-                pb_status st = axis_value_check(s, d, k, v, file, vp, err, errlen);
-                if (st) return st;
-            }
-            pb_status st = axis_duplicates(c, file, kp, err, errlen);
-            if (st) return st;
-        }
+        snprintf(where, sizeof where, "methods[%d].grid", i);
+        pb_status st = check_own_grid(s, mg, where, "method",
+                                      pb_method_find(cJSON_GetObjectItem(s->methods[i], "method")->valuestring), err,
+                                      errlen);
+        if (st) return st;
+    }
+    for (int i = 0; i < s->nmodels; i++) {
+        if (!s->model_grid[i]) continue;
+        snprintf(where, sizeof where, "models[%d].grid", i);
+        pb_status st = check_own_grid(s, s->model_grid[i], where, "model", NULL, err, errlen);
+        if (st) return st;
     }
     return PB_OK;
 }
@@ -963,7 +946,7 @@ pb_status pb_suite_parse(const char *text, const char *name, pb_suite *s, char *
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber(0));
         cJSON_AddItemToObject(s->grid, "seed", seeds);
     }
-    if ((st = check_method_grids(s, err, errlen)) || (st = check_model_grids(s, err, errlen))) goto done;
+    if ((st = check_own_grids(s, err, errlen))) goto done;
 
     // Overrides: [{"model"?, "dataset"?, "method"?, "set": {...}}]; selectors match labels (method
     // also matches the method name).

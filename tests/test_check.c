@@ -86,10 +86,11 @@ static void make_run(const char *name, const char *backend, double drop, double 
 }
 
 // A run of make_run's grid on backbone bb (a content hash) with cell ids from id0: every lora
-// score shifted by lora_shift points and every head score by head_shift (what another backbone
-// does to a method: the same shift on every task), jitter as make_run's.
-static void make_bb_run(const char *name, const char *backend, const char *bb, int id0, double lora_shift,
-                        double head_shift, double jitter) {
+// score shifted by lora_shift points (plus pat[d] on dataset d when pat is given: a backbone
+// better on one task and worse on another) and every head score by head_shift — what another
+// backbone does to a method — jitter as make_run's.
+static void make_bb_run(const char *name, const char *backend, const char *bb, int id0, const double *pat,
+                        double lora_shift, double head_shift, double jitter) {
     char dir[400];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     cur_backbone = bb;
@@ -97,26 +98,8 @@ static void make_bb_run(const char *name, const char *backend, const char *bb, i
     for (int m = 0; m < 2; m++)
         for (int d = 0; d < 3; d++)
             for (int s = 0; s < 2; s++, idx++) {
-                double v = (m ? 60.0 : 80.0) + 2 * d + (s ? 0.6 : -0.6) + (m ? head_shift : lora_shift) +
-                           jitter * sin(1.7 * idx + 0.3);
-                put_cell(dir, id0 + idx, methods[m], datasets[d], s, v / 100, 1.0 + 0.01 * idx, backend);
-            }
-    cur_backbone = "";
-}
-
-// As make_bb_run with lora's shift depending on the task: pat[d] points on dataset d plus
-// lora_shift everywhere (a backbone better on one task and worse on another); head unshifted.
-static void make_bb_run_pat(const char *name, const char *backend, const char *bb, int id0, const double pat[3],
-                            double lora_shift, double jitter) {
-    char dir[400];
-    snprintf(dir, sizeof dir, "%s/%s", root, name);
-    cur_backbone = bb;
-    int idx = 0;
-    for (int m = 0; m < 2; m++)
-        for (int d = 0; d < 3; d++)
-            for (int s = 0; s < 2; s++, idx++) {
-                double v = (m ? 60.0 : 80.0) + 2 * d + (s ? 0.6 : -0.6) + (m ? 0 : pat[d] + lora_shift) +
-                           jitter * sin(1.7 * idx + 0.3);
+                double shift = m ? head_shift : lora_shift + (pat ? pat[d] : 0);
+                double v = (m ? 60.0 : 80.0) + 2 * d + (s ? 0.6 : -0.6) + shift + jitter * sin(1.7 * idx + 0.3);
                 put_cell(dir, id0 + idx, methods[m], datasets[d], s, v / 100, 1.0 + 0.01 * idx, backend);
             }
     cur_backbone = "";
@@ -308,9 +291,9 @@ int main(void) {
     // Backbones (docs/regression.md, "The backbone term"). A baseline from three backbones, each
     // shifting lora by +1.5 / -1.5 / 0 and head by +0.5 / -0.5 / 0 points on every task.
     {
-        make_bb_run("K0", kernel_a, "00000000000000b0", 100, 1.5, 0.5, 0);
-        make_bb_run("K1", kernel_a, "00000000000000b1", 200, -1.5, -0.5, 0);
-        make_bb_run("K2", kernel_a, "00000000000000b2", 300, 0, 0, 0);
+        make_bb_run("K0", kernel_a, "00000000000000b0", 100, NULL, 1.5, 0.5, 0);
+        make_bb_run("K1", kernel_a, "00000000000000b1", 200, NULL, -1.5, -0.5, 0);
+        make_bb_run("K2", kernel_a, "00000000000000b2", 300, NULL, 0, 0, 0);
         char k0[400], k1[400], k2[400], kb[400], k0b[400];
         snprintf(k0, sizeof k0, "%s/K0", root);
         snprintf(k1, sizeof k1, "%s/K1", root);
@@ -347,7 +330,7 @@ int main(void) {
         cJSON_Delete(b);
         // a run on a baseline backbone (another kernel, which left the backbone as it was): its
         // own seeds are the reference (lora a: 81.50), no backbone term
-        make_bb_run("N0", kernel_b, "00000000000000b0", 100, 1.5, 0.5, 0.3);
+        make_bb_run("N0", kernel_b, "00000000000000b0", 100, NULL, 1.5, 0.5, 0.3);
         EXPECT(run_check("N0", kb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
         EXPECT(bad == 0 && strstr(t, "6 row(s) fine-tuned the baseline's backbone 00000000000000b0") &&
                strstr(t, "    81.50 ") && !strstr(t, "fine-tuned another backbone"), "same backbone: bad %d\n%s", bad, t);
@@ -355,7 +338,7 @@ int main(void) {
         // another backbone 2.5 points below the mean for lora (1 below for head): within what three
         // backbones show, it passes with the backbone term, and fails a one-backbone baseline, which
         // warns that it cannot model the shift
-        make_bb_run("Nnew", kernel_b, "00000000000000c3", 100, -2.5, -1, 0.3);
+        make_bb_run("Nnew", kernel_b, "00000000000000c3", 100, NULL, -2.5, -1, 0.3);
         EXPECT(run_check("Nnew", kb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
         EXPECT(bad == 0 && strstr(t, "6 row(s) fine-tuned another backbone than the baseline's 3") &&
                strstr(t, "tau (rms over rows) per method: lora") && !strstr(t, "WARNING"), "other backbone: bad %d\n%s", bad, t);
@@ -365,7 +348,7 @@ int main(void) {
                "one-backbone baseline: bad %d\n%s", bad, t);
         free(t);
         // a real regression on another backbone: lora 8 points down on every task fails its average
-        make_bb_run("Ndrop", kernel_b, "00000000000000c3", 100, -8, 0, 0.3);
+        make_bb_run("Ndrop", kernel_b, "00000000000000c3", 100, NULL, -8, 0, 0.3);
         EXPECT(run_check("Ndrop", kb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
         EXPECT(bad > 0 && !strcmp(avg_status(t, "lora"), "REGRESSION"), "8-point drop on another backbone: bad %d\n%s",
                bad, t);
@@ -379,9 +362,9 @@ int main(void) {
         // lora on every task on a new backbone is caught; under the bound rho = 1 it is not.
         {
             const double p0[3] = {3, -3, 0}, p1[3] = {-3, 3, 0}, p2[3] = {0, 0, 0};
-            make_bb_run_pat("J0", kernel_a, "00000000000000e0", 500, p0, 0, 0);
-            make_bb_run_pat("J1", kernel_a, "00000000000000e1", 600, p1, 0, 0);
-            make_bb_run_pat("J2", kernel_a, "00000000000000e2", 700, p2, 0, 0);
+            make_bb_run("J0", kernel_a, "00000000000000e0", 500, p0, 0, 0, 0);
+            make_bb_run("J1", kernel_a, "00000000000000e1", 600, p1, 0, 0, 0);
+            make_bb_run("J2", kernel_a, "00000000000000e2", 700, p2, 0, 0, 0);
             char j0[400], j1[400], j2[400], jb[400], jb1[400];
             snprintf(j0, sizeof j0, "%s/J0", root);
             snprintf(j1, sizeof j1, "%s/J1", root);
@@ -405,7 +388,7 @@ int main(void) {
             cJSON_ReplaceItemInObject(jj, "backbone_rho", cJSON_CreateNumber(1));
             EXPECT(pb_json_write_atomic(jb1, jj, err, sizeof err) == PB_OK, "%s", err);
             cJSON_Delete(jj);
-            make_bb_run_pat("Jdrop", kernel_b, "00000000000000e9", 500, p0, -5.3, 0.3);
+            make_bb_run("Jdrop", kernel_b, "00000000000000e9", 500, p0, -5.3, 0, 0.3);
             EXPECT(run_check("Jdrop", jb, &o, &bad, &t, err, sizeof err) == PB_OK, "%s", err);
             EXPECT(bad > 0 && !strcmp(avg_status(t, "lora"), "REGRESSION"), "5.3-point drop, rho 0: bad %d\n%s", bad, t);
             free(t);
@@ -422,7 +405,7 @@ int main(void) {
         EXPECT(pb_baseline_write(nobb, 2, kb, -1, devnull, err, sizeof err) == PB_ERR_FORMAT &&
                strstr(err, "records no backbone_hash") && strstr(err, adir), "no backbone: %s", err);
         cur_suite = "other";
-        make_bb_run("S", kernel_a, "00000000000000d4", 400, 0, 0, 0);
+        make_bb_run("S", kernel_a, "00000000000000d4", 400, NULL, 0, 0, 0);
         cur_suite = "t";
         char sdir[400];
         snprintf(sdir, sizeof sdir, "%s/S", root);
