@@ -105,6 +105,12 @@ static void make_bb_run(const char *name, const char *backend, const char *bb, i
     cur_backbone = "";
 }
 
+// root/name into buf (400 bytes); returns buf.
+static const char *in_root(char *buf, const char *name) {
+    snprintf(buf, 400, "%.300s/%s", root, name);
+    return buf;
+}
+
 // The status of method's row in check's averages table (text t): "REGRESSION", "ok", or "" when
 // the table has no such row (model "m", 3 rows).
 static const char *avg_status(const char *t, const char *method) {
@@ -295,12 +301,9 @@ int main(void) {
         make_bb_run("K1", kernel_a, "00000000000000b1", 200, NULL, -1.5, -0.5, 0);
         make_bb_run("K2", kernel_a, "00000000000000b2", 300, NULL, 0, 0, 0);
         char k0[400], k1[400], k2[400], kb[400], k0b[400];
-        snprintf(k0, sizeof k0, "%s/K0", root);
-        snprintf(k1, sizeof k1, "%s/K1", root);
-        snprintf(k2, sizeof k2, "%s/K2", root);
-        snprintf(kb, sizeof kb, "%s/kb.json", root);
-        snprintf(k0b, sizeof k0b, "%s/k0b.json", root);
-        const char *three[3] = {k0, k1, k2};
+        const char *three[3] = {in_root(k0, "K0"), in_root(k1, "K1"), in_root(k2, "K2")};
+        in_root(kb, "kb.json");
+        in_root(k0b, "k0b.json");
         EXPECT(pb_baseline_write(three, 3, kb, -1, devnull, err, sizeof err) == PB_OK, "3 backbones: %s", err);
         EXPECT(pb_baseline_write(three, 1, k0b, -1, devnull, err, sizeof err) == PB_OK, "1 backbone: %s", err);
         cJSON *b = NULL;
@@ -366,12 +369,9 @@ int main(void) {
             make_bb_run("J1", kernel_a, "00000000000000e1", 600, p1, 0, 0, 0);
             make_bb_run("J2", kernel_a, "00000000000000e2", 700, p2, 0, 0, 0);
             char j0[400], j1[400], j2[400], jb[400], jb1[400];
-            snprintf(j0, sizeof j0, "%s/J0", root);
-            snprintf(j1, sizeof j1, "%s/J1", root);
-            snprintf(j2, sizeof j2, "%s/J2", root);
-            snprintf(jb, sizeof jb, "%s/jb.json", root);
-            snprintf(jb1, sizeof jb1, "%s/jb1.json", root);
-            const char *js[3] = {j0, j1, j2};
+            const char *js[3] = {in_root(j0, "J0"), in_root(j1, "J1"), in_root(j2, "J2")};
+            in_root(jb, "jb.json");
+            in_root(jb1, "jb1.json");
             EXPECT(pb_baseline_write(js, 3, jb, -1, devnull, err, sizeof err) == PB_OK, "%s", err);
             cJSON *jj = NULL;
             EXPECT(pb_json_read_file(jb, &jj, err, sizeof err) == PB_OK, "%s", err);
