@@ -841,7 +841,7 @@ static void exact_row(rres *r, const baseline *B, const pb_record *R, int n) {
 // r->ncb): the distinct backbone hashes among the row's ok cells of R.
 static void backbone_classify(rres *r, const pb_record *R, int n) {
     const pb_agg *g = r->g;
-    const char *first = NULL;
+    const char *first = NULL, *seen[64]; // the row's distinct hashes (its seeds: a few)
     int unknown = 0;
     r->ncb = 0;
     r->sub = NULL;
@@ -852,12 +852,9 @@ static void backbone_classify(rres *r, const pb_record *R, int n) {
             strcmp(q->axes, g->axes) || strcmp(q->status, "ok"))
             continue;
         if (!q->backbone[0]) unknown = 1;
-        int seen = 0;
-        for (int j = 0; j < i && !seen; j++)
-            seen = !strcmp(R[j].backbone, q->backbone) && !strcmp(R[j].model, g->model) &&
-                   !strcmp(R[j].method, g->method) && !strcmp(R[j].dataset, g->dataset) &&
-                   !strcmp(R[j].axes, g->axes) && !strcmp(R[j].status, "ok");
-        if (!seen) r->ncb++;
+        int j = 0;
+        while (j < r->ncb && strcmp(seen[j], q->backbone)) j++;
+        if (j == r->ncb && r->ncb < 64) seen[r->ncb++] = q->backbone; // (counted up to 64)
         if (!first) first = q->backbone;
     }
     if (r->ncb == 0) r->ncb = 1;
@@ -1042,9 +1039,8 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         double csd = df ? sqrt(ev) : r->b->extra_sd;
         int cn = g->n_eval > 0 ? g->n_eval : r->b->examples;
         double vc = side_var(r->b->metric, r->cv, cn, csd), vbm = 0; // vbm: variance of the baseline's mean
-        if (r->sub || r->b->nbb == 0) {
-            int k = r->sub ? r->sub->seeds : r->b->seeds;
-            vbm = side_var(r->b->metric, r->bv, r->b->examples, r->b->extra_sd) / k;
+        if (r->sub) {
+            vbm = side_var(r->b->metric, r->bv, r->b->examples, r->b->extra_sd) / r->sub->seeds;
         } else { // the mean of the backbones' means
             for (int j = 0; j < r->b->nbb; j++)
                 vbm += side_var(r->b->metric, r->b->bb[j].mean, r->b->examples, r->b->extra_sd) / r->b->bb[j].seeds;
@@ -1052,7 +1048,7 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         }
         r->sew = sqrt(vbm + vc / g->n);
         r->bbsd = 0;
-        if (!r->sub && r->b->nbb > 0 && isfinite(r->b->backbone_sd)) // another (or an unrecorded) backbone
+        if (!r->sub && isfinite(r->b->backbone_sd)) // another (or an unrecorded) backbone
             r->bbsd = r->b->backbone_sd * sqrt(1.0 / r->b->nbb + 1.0 / r->ncb);
         r->se = sqrt(r->sew * r->sew + r->bbsd * r->bbsd);
         if (r->mode == M_EXACT) {
@@ -1317,84 +1313,78 @@ static void bbview_free(bbview *v) {
     memset(v, 0, sizeof *v);
 }
 
-// The aggregates of row g on each backbone (subs[h], NULL where the backbone has no seed of it);
-// returns how many have one.
-static int bb_subs(const bbview *v, const pb_agg *g, const pb_agg **subs) {
-    int k = 0;
-    for (int h = 0; h < v->nh; h++) {
-        subs[h] = find_agg(v->A[h], v->na[h], g->model, g->method, g->axes, g->dataset);
-        if (subs[h] && subs[h]->n > 0) k++;
-        else subs[h] = NULL;
-    }
-    return k;
-}
+// The backbone statistics of each pooled row, computed once (bbtab_build): its aggregates per
+// backbone, its method's excess seed spread, and its backbone variance.
+typedef struct {
+    const pb_agg **subs; // [nh]: the row on each backbone (NULL: no seed there); borrowed from the view
+    int K;               // backbones with seeds of the row
+    double esd;          // the method's within-backbone excess seed spread (points)
+    int kdf;             // K - 1 where the row estimates the spread (K >= 2, a sampling error), else 0
+    double excess;       // (K-1)(s_B^2 - W): s_B^2 the variance of the backbone means, W = mean V/k
+    double tau2_m;       // the method's backbone variance tau_m^2 (0: not estimable or none)
+    int df;              // tau_m's df, sum (K-1) over the method's rows (0: one backbone)
+    double f;            // the task factor f_d (>= 1)
+    double tau2;         // the row's backbone variance tau_m^2 f_d
+} bbrow;
 
-// (K-1)(s_B^2 - W) of row g over its K backbones (*K; 0 when K < 2 or no sampling error): s_B^2
-// the variance of the row's backbone means, W = mean over backbones of V/k, what seeds alone put
-// there.
-static double row_bb_excess(const bbview *v, const pb_agg *g, double esd, int *K) {
-    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)v->nh);
-    int k = bb_subs(v, g, subs);
-    double m = 0, ss = 0, w = 0;
-    for (int h = 0; h < v->nh; h++)
-        if (subs[h]) m += subs[h]->mean / k;
-    for (int h = 0; h < v->nh; h++)
-        if (subs[h]) {
-            ss += (subs[h]->mean - m) * (subs[h]->mean - m);
-            w += side_var(g->metric, subs[h]->mean, subs[h]->n_eval, esd) / subs[h]->n / k;
+static int same_method(const pb_agg *a, const pb_agg *b) { return !strcmp(a->model, b->model) && !strcmp(a->method, b->method); }
+static int same_task(const pb_agg *a, const pb_agg *b) { return !strcmp(a->model, b->model) && !strcmp(a->dataset, b->dataset); }
+
+// Per row i of A (the pooled aggregates): as bbrow says. The estimators:
+//   tau_m^2 = sum (K-1)(s_B^2 - W) / sum (K-1) over the method's rows with 2+ backbones, floored at 0;
+//   f_d = sum (K-1)(s_B^2 - W) / sum (K-1) tau_m^2 over the rows of (model, dataset) whose method
+//     the backbone moves (tau_m > 0), floored at 1 (1 where nothing estimates it). A backbone better
+//     at counting moves every counting row, so the spread is task-specific; the floor keeps a task
+//     that looked stable on few backbones at its method's spread (measured: head-only on bar-ori,
+//     steady on two backbones, moved 4 points on a third).
+// Caller frees with bbtab_free.
+static bbrow *bbtab_build(const bbview *v, const pb_agg *A, int na, double noise_sd) {
+    bbrow *T = pb_xcalloc((size_t)(na ? na : 1), sizeof(bbrow));
+    const pb_agg **subs = pb_xcalloc((size_t)(na ? na : 1) * (size_t)(v->nh ? v->nh : 1), sizeof(pb_agg *));
+    for (int i = 0; i < na; i++) {
+        bbrow *t = &T[i];
+        t->subs = subs + (size_t)i * (size_t)v->nh;
+        int q = 0, df = 0; // the method's spread, from its first row
+        while (q < i && !same_method(&A[q], &A[i])) q++;
+        t->esd = q < i ? T[q].esd
+                       : noise_sd >= 0 ? noise_sd : sqrt(excess_var(v->all, v->nall, A[i].model, A[i].method, &df));
+        for (int h = 0; h < v->nh; h++) {
+            const pb_agg *a = find_agg(v->A[h], v->na[h], A[i].model, A[i].method, A[i].axes, A[i].dataset);
+            t->subs[h] = a && a->n > 0 ? a : NULL;
+            t->K += t->subs[h] != NULL;
         }
-    free(subs);
-    *K = k >= 2 && isfinite(w) ? k : 0;
-    return *K ? ss - (k - 1) * w : 0;
-}
-
-// The within-backbone excess seed spread of a (model, method): given, or pooled from its seeds.
-static double method_esd(const bbview *v, const char *model, const char *method, double noise_sd) {
-    int df = 0;
-    return noise_sd >= 0 ? noise_sd : sqrt(excess_var(v->all, v->nall, model, method, &df));
-}
-
-// The backbone variance tau_m^2 of one (model, method), points^2: over its rows with 2+ backbones,
-// sum (K-1)(s_B^2 - W) / sum (K-1), floored at 0. *df: sum (K-1) (0: not estimable).
-static double backbone_var(const bbview *v, const pb_agg *A, int na, const char *model, const char *method,
-                           double noise_sd, int *df) {
-    double esd = method_esd(v, model, method, noise_sd), num = 0;
-    int d = 0;
-    for (int i = 0; i < na; i++) {
-        if (strcmp(A[i].model, model) || strcmp(A[i].method, method)) continue;
-        int K;
-        num += row_bb_excess(v, &A[i], esd, &K);
-        d += K ? K - 1 : 0;
+        double m = 0, ss = 0, w = 0;
+        for (int h = 0; h < v->nh; h++)
+            if (t->subs[h]) m += t->subs[h]->mean / t->K;
+        for (int h = 0; h < v->nh; h++)
+            if (t->subs[h]) {
+                ss += (t->subs[h]->mean - m) * (t->subs[h]->mean - m);
+                w += side_var(A[i].metric, t->subs[h]->mean, t->subs[h]->n_eval, t->esd) / t->subs[h]->n / t->K;
+            }
+        t->kdf = t->K >= 2 && isfinite(w) ? t->K - 1 : 0; // without a sampling error it estimates nothing
+        t->excess = t->kdf ? ss - t->kdf * w : 0;
     }
-    *df = d;
-    return d && num > 0 ? num / d : 0;
-}
-
-// How much more a task moves with the backbone than its methods do on average: f_d = sum (K-1)
-// (s_B^2 - W) / sum (K-1) tau_m^2 over the rows of (model, dataset) (every method the backbone
-// moves, every axis), floored at 1; 1 where nothing estimates it. A backbone better at counting
-// moves every counting row, so the spread is task-specific: a row's tau^2 is tau_m^2 f_d. The floor
-// keeps a task that looked stable on few backbones at its method's spread (measured: head-only on
-// bar-ori, steady on two backbones, moved 4 points on a third).
-static double task_factor(const bbview *v, const pb_agg *A, int na, const char *model, const char *dataset,
-                          double noise_sd) {
-    double num = 0, den = 0;
-    for (int i = 0; i < na; i++) {
-        if (strcmp(A[i].model, model) || strcmp(A[i].dataset, dataset)) continue;
-        int K, df;
-        double ex = row_bb_excess(v, &A[i], method_esd(v, A[i].model, A[i].method, noise_sd), &K);
-        double t2 = backbone_var(v, A, na, A[i].model, A[i].method, noise_sd, &df);
-        if (!K || !df || !(t2 > 0)) continue; // a method the backbone does not move has nothing to scale
-        num += ex;
-        den += (K - 1) * t2;
+    for (int i = 0; i < na; i++) { // tau_m^2 per method
+        double num = 0;
+        int d = 0;
+        for (int q = 0; q < na; q++)
+            if (same_method(&A[q], &A[i])) num += T[q].excess, d += T[q].kdf;
+        T[i].df = d;
+        T[i].tau2_m = d && num > 0 ? num / d : 0;
     }
-    return den > 0 && num > den ? num / den : 1;
+    for (int i = 0; i < na; i++) { // f_d per task, then the row's tau^2
+        double num = 0, den = 0;
+        for (int q = 0; q < na; q++)
+            if (same_task(&A[q], &A[i]) && T[q].tau2_m > 0) num += T[q].excess, den += T[q].kdf * T[q].tau2_m;
+        T[i].f = den > 0 && num > den ? num / den : 1;
+        T[i].tau2 = T[i].df ? T[i].tau2_m * T[i].f : 0;
+    }
+    return T;
 }
 
-// The backbone variance of row g itself: tau_m^2 f_d. *df: tau_m's (0: one backbone).
-static double row_tau2(const bbview *v, const pb_agg *A, int na, const pb_agg *g, double noise_sd, int *df) {
-    double t2 = backbone_var(v, A, na, g->model, g->method, noise_sd, df);
-    return *df ? t2 * task_factor(v, A, na, g->model, g->dataset, noise_sd) : 0;
+static void bbtab_free(bbrow *T) {
+    if (T) free((void *)T[0].subs);
+    free(T);
 }
 
 // The correlation rho of two rows' backbone shifts within a (model, method), one number pooled
@@ -1404,35 +1394,31 @@ static double row_tau2(const bbview *v, const pb_agg *A, int na, const pb_agg *g
 //   rho = sum (K-1) [R^2 (s_A^2 - W_A) - S2] / sum (K-1) (S1^2 - S2), clamped to [0, 1],
 // s_A^2 the variance of the method's average over its backbones, W_A what its seeds put there.
 // *df: sum (K-1) (0: not estimable, NaN returned).
-static double backbone_rho(const bbview *V, const pb_agg *A, int na, double noise_sd, int *df) {
-    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)V->nh);
+static double backbone_rho(const bbview *V, const pb_agg *A, const bbrow *T, int na, int *df) {
     double *avg = pb_xcalloc((size_t)V->nh, sizeof(double)), *wv = pb_xcalloc((size_t)V->nh, sizeof(double));
     int *all = pb_xcalloc((size_t)V->nh, sizeof(int));
     double num = 0, den = 0;
     int d = 0;
     for (int i = 0; i < na; i++) {
         int first = 1;
-        for (int q = 0; q < i && first; q++) first = strcmp(A[q].model, A[i].model) || strcmp(A[q].method, A[i].method);
+        for (int q = 0; q < i && first; q++) first = !same_method(&A[q], &A[i]);
         if (!first) continue;
-        double esd = method_esd(V, A[i].model, A[i].method, noise_sd);
         int R = 0;
         double S1 = 0, S2 = 0;
         for (int h = 0; h < V->nh; h++) all[h] = 1, avg[h] = wv[h] = 0;
         for (int r = 0; r < na; r++) {
-            if (strcmp(A[r].model, A[i].model) || strcmp(A[r].method, A[i].method)) continue;
-            int bdf;
-            double t2 = row_tau2(V, A, na, &A[r], noise_sd, &bdf);
-            S1 += sqrt(t2);
-            S2 += t2;
-            bb_subs(V, &A[r], subs);
+            if (!same_method(&A[r], &A[i])) continue;
+            S1 += sqrt(T[r].tau2);
+            S2 += T[r].tau2;
             R++;
             for (int h = 0; h < V->nh; h++) {
-                if (!subs[h]) {
+                const pb_agg *s = T[r].subs[h];
+                if (!s) {
                     all[h] = 0;
                     continue;
                 }
-                avg[h] += subs[h]->mean;
-                wv[h] += side_var(A[r].metric, subs[h]->mean, subs[h]->n_eval, esd) / subs[h]->n;
+                avg[h] += s->mean;
+                wv[h] += side_var(A[r].metric, s->mean, s->n_eval, T[r].esd) / s->n;
             }
         }
         int K = 0;
@@ -1449,7 +1435,6 @@ static double backbone_rho(const bbview *V, const pb_agg *A, int na, double nois
         den += (K - 1) * (S1 * S1 - S2);
         d += K - 1;
     }
-    free(subs);
     free(avg);
     free(wv);
     free(all);
@@ -1463,8 +1448,8 @@ static double backbone_rho(const bbview *V, const pb_agg *A, int na, double nois
 // run like its first backbone's (same seeds and values) at the default alpha and power, on that
 // backbone (a code change on the same kernel) and, with 2+ backbones, on another one (a CPU
 // whose kernels pretrain another backbone).
-static void baseline_write_summary(const bbview *V, const pb_agg *A, int na, int ncells, const char *path,
-                                   const char *suite, double noise_sd, double rho, int rho_df, FILE *msg) {
+static void baseline_write_summary(const bbview *V, const pb_agg *A, const bbrow *T, int na, int ncells,
+                                   const char *path, const char *suite, double rho, int rho_df, FILE *msg) {
     pb_check_opts d;
     pb_check_opts_default(&d);
     fprintf(msg, "check: wrote %s: %d rows, %d cells, suite %s, %d backbone(s)", path, na, ncells, suite, V->nh);
@@ -1473,28 +1458,25 @@ static void baseline_write_summary(const bbview *V, const pb_agg *A, int na, int
     fprintf(msg, "check: engine %s; lapack %s; build %s; git %s\n", A[0].backend, A[0].lapack, A[0].build, A[0].git_rev);
     rres *rr = pb_xcalloc((size_t)na, sizeof(rres));
     brow *br = pb_xcalloc((size_t)na, sizeof(brow));
-    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)V->nh);
     double zp = pb_check_norm_quantile(d.power), zrow = pb_check_norm_quantile(1 - d.alpha / na);
     for (int other = 0; other < (V->nh > 1 ? 2 : 1); other++) {
         for (int i = 0; i < na; i++) {
-            int bdf = 0;
-            double esd = method_esd(V, A[i].model, A[i].method, noise_sd);
-            double tau2 = row_tau2(V, A, na, &A[i], noise_sd, &bdf);
-            int K = bb_subs(V, &A[i], subs);
+            const bbrow *t = &T[i];
             const pb_agg *g0 = NULL; // the first backbone with seeds of this row
             double vbm = 0;
             for (int h = 0; h < V->nh; h++)
-                if (subs[h]) {
-                    if (!g0) g0 = subs[h];
-                    vbm += side_var(A[i].metric, subs[h]->mean, subs[h]->n_eval, esd) / subs[h]->n / ((double)K * K);
+                if (t->subs[h]) {
+                    if (!g0) g0 = t->subs[h];
+                    vbm += side_var(A[i].metric, t->subs[h]->mean, t->subs[h]->n_eval, t->esd) / t->subs[h]->n /
+                           ((double)t->K * t->K);
                 }
-            double v0 = side_var(A[i].metric, g0->mean, g0->n_eval, esd);
+            double v0 = side_var(A[i].metric, g0->mean, g0->n_eval, t->esd);
             br[i] = (brow){.model = A[i].model, .method = A[i].method, .dataset = A[i].dataset, .metric = A[i].metric,
                            .axes = (char *)A[i].axes, .examples = A[i].n_eval, .seeds = A[i].n, .mean = A[i].mean,
-                           .extra_sd = esd, .nbb = K, .backbone_sd = bdf ? sqrt(tau2) : NAN};
+                           .extra_sd = t->esd, .nbb = t->K, .backbone_sd = t->df ? sqrt(t->tau2) : NAN};
             rr[i] = (rres){.b = &br[i], .g = &A[i], .mode = M_STAT, .bv = A[i].mean, .cv = A[i].mean, .delta = 0};
             rr[i].sew = sqrt(other ? vbm + v0 / g0->n : 2 * v0 / g0->n);
-            rr[i].bbsd = other && bdf ? sqrt(tau2) * sqrt(1.0 / K + 1.0) : 0;
+            rr[i].bbsd = other && t->df ? sqrt(t->tau2) * sqrt(1.0 / t->K + 1.0) : 0;
             rr[i].se = sqrt(rr[i].sew * rr[i].sew + rr[i].bbsd * rr[i].bbsd);
             rr[i].mdd = (zrow + zp) * rr[i].se;
         }
@@ -1530,7 +1512,6 @@ static void baseline_write_summary(const bbview *V, const pb_agg *A, int na, int
         fprintf(msg, " points\n");
         free(av.a);
     }
-    free(subs);
     free(br);
     free(rr);
 }
@@ -1576,7 +1557,7 @@ pb_status pb_baseline_write(const char *const *dirs, int ndirs, const char *path
     pb_aggregate(R, n, &A, &na, NULL, NULL);
     bbview V;
     bbview_build(R, n, &V);
-    const pb_agg **subs = pb_xmalloc(sizeof(pb_agg *) * (size_t)V.nh);
+    bbrow *T = bbtab_build(&V, A, na, noise_sd);
 
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "schema", BASELINE_SCHEMA);
@@ -1602,7 +1583,7 @@ pb_status pb_baseline_write(const char *const *dirs, int ndirs, const char *path
                                                            : "none: no row has 2+ seeds (sampling term only)");
     cJSON_AddNumberToObject(j, "backbones", V.nh);
     int rho_df = 0;
-    double rho = backbone_rho(&V, A, na, noise_sd, &rho_df);
+    double rho = backbone_rho(&V, A, T, na, &rho_df);
     if (rho_df && isfinite(rho)) {
         cJSON_AddNumberToObject(j, "backbone_rho", rho);
         cJSON_AddNumberToObject(j, "backbone_rho_df", rho_df);
@@ -1612,10 +1593,9 @@ pb_status pb_baseline_write(const char *const *dirs, int ndirs, const char *path
     cJSON *rows = cJSON_AddArrayToObject(j, "rows");
     for (int i = 0; i < na; i++) {
         const pb_agg *g = &A[i];
-        int bdf = 0;
-        double esd = method_esd(&V, g->model, g->method, noise_sd);
-        double tau2 = row_tau2(&V, A, na, g, noise_sd, &bdf);
-        int K = bb_subs(&V, g, subs);
+        const bbrow *t = &T[i];
+        const pb_agg *const *subs = t->subs;
+        int K = t->K;
         double mean = 0; // of the backbones' means: each backbone counts once
         for (int h = 0; h < V.nh; h++)
             if (subs[h]) mean += subs[h]->mean / K;
@@ -1634,11 +1614,11 @@ pb_status pb_baseline_write(const char *const *dirs, int ndirs, const char *path
         cJSON_AddNumberToObject(o, "mean", K > 1 ? mean : g->mean);
         cJSON_AddNumberToObject(o, "median", g->median);
         cJSON_AddNumberToObject(o, "std", g->std);
-        cJSON_AddNumberToObject(o, "extra_sd", esd);
-        if (bdf) {
-            cJSON_AddNumberToObject(o, "backbone_sd", sqrt(tau2));
-            cJSON_AddNumberToObject(o, "backbone_df", bdf);
-            cJSON_AddNumberToObject(o, "backbone_task_factor", task_factor(&V, A, na, g->model, g->dataset, noise_sd));
+        cJSON_AddNumberToObject(o, "extra_sd", t->esd);
+        if (t->df) {
+            cJSON_AddNumberToObject(o, "backbone_sd", sqrt(t->tau2));
+            cJSON_AddNumberToObject(o, "backbone_df", t->df);
+            cJSON_AddNumberToObject(o, "backbone_task_factor", t->f);
         } else {
             cJSON_AddNullToObject(o, "backbone_sd");
         }
@@ -1682,8 +1662,8 @@ pb_status pb_baseline_write(const char *const *dirs, int ndirs, const char *path
     }
     st = pb_json_write_atomic(path, j, err, errlen);
     cJSON_Delete(j);
-    if (!st && msg) baseline_write_summary(&V, A, na, n, path, suite, noise_sd, rho, rho_df, msg);
-    free(subs);
+    if (!st && msg) baseline_write_summary(&V, A, T, na, n, path, suite, rho, rho_df, msg);
+    bbtab_free(T);
     bbview_free(&V);
     free(A);
     free(R);
