@@ -29,22 +29,32 @@ static int dir_has_model(const char *dir) {
 }
 
 // FNV-1a 64 of config.json then model.safetensors (their bytes, each with its name): the
-// content hash a cached backbone carries in pretrain.json. Returns 0, -1 if a file is unreadable.
+// content hash a cached backbone carries in pretrain.json, and a checkpoint directory's. Read in
+// chunks: a RoBERTa-large checkpoint is 1.4 GB, next to the loaded model. Returns 0, -1 if a file
+// is unreadable.
 static int backbone_hash(const char *dir, char hex[17]) {
     const char *files[2] = {"config.json", "model.safetensors"};
     uint64_t h = PB_HASH_INIT;
-    for (int i = 0; i < 2; i++) {
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = pb_xmalloc(CHUNK);
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
         char p[1400];
         snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
-        uint8_t *buf = NULL;
-        size_t n = 0;
-        if (pb_read_file(p, &buf, &n, NULL, 0) != PB_OK) return -1;
+        FILE *f = fopen(p, "rb");
+        if (!f) {
+            rc = -1;
+            break;
+        }
         h = pb_hash_str(h, files[i]);
-        h = pb_hash64(h, buf, n);
-        free(buf);
+        size_t n;
+        while ((n = fread(buf, 1, CHUNK, f)) > 0) h = pb_hash64(h, buf, n);
+        if (ferror(f)) rc = -1;
+        fclose(f);
     }
-    snprintf(hex, 17, "%016llx", (unsigned long long)h);
-    return 0;
+    free(buf);
+    if (!rc) snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    return rc;
 }
 
 // 1 if the cached backbone in dir matches the content hash its pretrain.json records.

@@ -23,6 +23,32 @@ static char cache_root[256];
 
 // A resolved cell config as grid.c produces it (only the keys the trainer reads matter, but the
 // recipe carries every key like a real cell).
+// FNV-1a 64, written here from the published constants (not engine/fileutil.c), of a backbone
+// directory <root>/<key>: "config.json" and "model.safetensors", each name with its NUL, then its
+// bytes. Known vector: FNV-1a 64 of "a" is af63dc4c8601ec8c.
+static uint64_t fnv_bytes(uint64_t h, const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+static void fnv_backbone(const char *root, const char *key, char hex[17]) {
+    uint64_t h = 14695981039346656037ULL;
+    const char *files[2] = {"config.json", "model.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s/%s", root, key, files[i]);
+        h = fnv_bytes(h, (const unsigned char *)files[i], strlen(files[i]) + 1);
+        FILE *f = fopen(path, "rb");
+        EXPECT(f != NULL, "open %s", path);
+        int c;
+        while (f && (c = fgetc(f)) != EOF) {
+            unsigned char b = (unsigned char)c;
+            h = fnv_bytes(h, &b, 1);
+        }
+        if (f) fclose(f);
+    }
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+}
+
 static cJSON *cell(const char *method_json, double lr, int seed, int pretrain) {
     char text[4096];
     snprintf(text, sizeof(text),
@@ -195,6 +221,13 @@ int main(void) {
                a.p_backbone, a.p_head);
         EXPECT(a.train_examples == 2 * 96, "train_examples %lld", a.train_examples);
         EXPECT(a.throughput > 0 && a.train_time_s > 0 && a.peak_rss > 0, "timing fields");
+        EXPECT(!a.backbone_hash[0], "a built-in model (weights from the seed) records backbone hash '%s'", a.backbone_hash);
+        {
+            char kv[17];
+            snprintf(kv, sizeof kv, "%016llx", (unsigned long long)fnv_bytes(14695981039346656037ULL,
+                                                                               (const unsigned char *)"a", 1));
+            EXPECT(!strcmp(kv, "af63dc4c8601ec8c"), "the test's FNV-1a 64 of \"a\" is %s", kv);
+        }
         EXPECT(a.threads == 2 && strstr(a.backend, "cpu") && strlen(a.data_hash) == 16, "backend '%s' threads %d hash %s",
                a.backend, a.threads, a.data_hash);
         EXPECT(!strcmp(a.metric, "accuracy"), "metric %s", a.metric);
@@ -253,6 +286,20 @@ int main(void) {
         }
         EXPECT(st_before[0] && !strcmp(st_before, st_after), "cached backbone was rewritten");
         expect_identical(&a, &b, "pretrained lora, cold vs cached");
+        // Both cells record the backbone they fine-tuned: the content hash of pretrain.json, which
+        // is FNV-1a 64 (offset basis 14695981039346656037, prime 1099511628211, the published
+        // constants) over "config.json\0", its bytes, "model.safetensors\0", its bytes.
+        {
+            char want[17];
+            fnv_backbone(cache_root, key, want);
+            cJSON *info = NULL;
+            EXPECT(pb_json_read_file(p, &info, NULL, 0) == PB_OK, "read %s", p);
+            EXPECT(!strcmp(pb_jstr(info, "content_hash", ""), want) && !strcmp(a.backbone_hash, want) &&
+                       !strcmp(b.backbone_hash, want),
+                   "backbone hash: pretrain.json %s, cells %s / %s, want %s", pb_jstr(info, "content_hash", ""),
+                   a.backbone_hash, b.backbone_hash, want);
+            cJSON_Delete(info);
+        }
         // LoRA r=4 on q,v of 2 layers: 2 * 2 * (4*16 + 16*4) adapter params.
         EXPECT(a.p_adapter == 2 * 2 * (4 * 16 + 16 * 4), "lora adapter params %lld", a.p_adapter);
         EXPECT(a.p_trainable == a.p_adapter + a.p_head && a.p_trainable_backbone == 0, "lora trainable %lld",
@@ -270,6 +317,8 @@ int main(void) {
             pb_train_result g;
             EXPECT(train(c2, &g, log) == PB_OK, "dir model cell failed: %s", g.reason);
             EXPECT(g.nepochs == 2 && g.p_adapter == a.p_adapter && g.p_backbone == a.p_backbone, "dir model counts");
+            EXPECT(!strcmp(g.backbone_hash, a.backbone_hash), "dir model backbone hash %s, the cache's %s", g.backbone_hash,
+                   a.backbone_hash);
             pb_train_result_free(&g);
             cJSON_Delete(c2);
         }
