@@ -313,7 +313,7 @@ static int slurm_main(const slurm_opts *o) {
     pb[L] = 0;
     // Missing data would fail the prepare job on a node minutes later: say so now (not for --dry-run,
     // which shows what would be submitted even before the data is in place).
-    if (!o->dry_run && pb_suite_preflight(&s, err, sizeof err)) {
+    if (!o->dry_run && (pb_suite_build_local(&s, stderr, err, sizeof err) || pb_suite_preflight(&s, err, sizeof err))) {
         fprintf(stderr, "peftbench slurm: %s\n", err);
         goto done;
     }

@@ -247,7 +247,8 @@ int pb_run_suite(const pb_run_opts *o) {
         rc = 0;
         goto done;
     }
-    if (pb_runner_trainer == pb_train_cell && pb_suite_preflight(&s, err, sizeof(err))) {
+    if (pb_runner_trainer == pb_train_cell &&
+        (pb_suite_build_local(&s, stderr, err, sizeof(err)) || pb_suite_preflight(&s, err, sizeof(err)))) {
         fprintf(stderr, "peftbench run: %s\n", err);
         goto done;
     }

@@ -4,6 +4,7 @@
 #include "../methods/method.h"
 // defines: pb_model_config_from_spec
 #include "../models/model.h"
+#include "../datasets/data_internal.h"
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1029,6 +1030,62 @@ static void need(char *list, size_t cap, size_t *used, int *missing, const char 
     if (is_file(p)) return;
     (*missing)++;
     if (*used < cap) *used += (size_t)snprintf(list + *used, cap - *used, "\n    missing: %s", p);
+}
+
+// If the missing path p is <ROOT>/glue-mini/<member> (a task folder, tokenizer or corpus.txt),
+// writes <ROOT>/glue-mini to out and returns 1.
+static int glue_mini_member(const char *p, char *out, size_t len) {
+    char q[1024];
+    snprintf(q, sizeof q, "%s", p);
+    size_t n = strlen(q);
+    while (n > 1 && q[n - 1] == '/') q[--n] = 0; // "data/glue-mini/tokenizer/"
+    char *slash = strrchr(q, '/');
+    if (!slash) return 0;
+    const char *member = slash + 1;
+    int known = !strcmp(member, "tokenizer") || !strcmp(member, "corpus.txt");
+    for (int i = 0; !known && pb_glue_mini_tasks[i]; i++) known = !strcmp(member, pb_glue_mini_tasks[i]);
+    if (!known) return 0;
+    *slash = 0; // q = <ROOT>/glue-mini
+    const char *base = strrchr(q, '/');
+    if (strcmp(base ? base + 1 : q, "glue-mini")) return 0;
+    snprintf(out, len, "%s", q);
+    return 1;
+}
+
+pb_status pb_suite_build_local(const pb_suite *s, FILE *log, char *err, size_t errlen) {
+    const char *paths[4 * PB_SUITE_MAX];
+    int np = 0;
+    for (int i = 0; i < s->ndatasets; i++) {
+        const char *spec = cJSON_GetObjectItem(s->datasets[i], "spec")->valuestring;
+        const char *colon = strchr(spec, ':');
+        if (colon && !strncmp(spec, "glue/", 5)) paths[np++] = colon + 1;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(s->datasets[i], "tokenizer_dir");
+        if (cJSON_IsString(t) && t->valuestring[0]) paths[np++] = t->valuestring;
+    }
+    for (int i = 0; i < s->nmodels; i++) {
+        const cJSON *pre = cJSON_GetObjectItemCaseSensitive(s->models[i], "pretrain");
+        const char *keys[2] = {"dataset", "tokenizer_dir"};
+        for (int k = 0; pre && k < 2; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(pre, keys[k]);
+            if (cJSON_IsString(v) && v->valuestring[0]) paths[np++] = v->valuestring;
+        }
+    }
+    char built[4][1024];
+    int nbuilt = 0;
+    for (int i = 0; i < np; i++) {
+        struct stat st;
+        char root[1024];
+        if (stat(paths[i], &st) == 0 || !glue_mini_member(paths[i], root, sizeof root)) continue;
+        int done = 0;
+        for (int b = 0; b < nbuilt; b++) done |= !strcmp(built[b], root);
+        if (done) continue;
+        if (log) fprintf(log, "peftbench: %s is missing: building glue-mini into %s (peftbench data build glue-mini)\n",
+                         paths[i], root);
+        pb_status rc = pb_glue_mini_build(root, log, err, errlen);
+        if (rc != PB_OK) return rc;
+        if (nbuilt < 4) snprintf(built[nbuilt++], sizeof built[0], "%s", root);
+    }
+    return PB_OK;
 }
 
 pb_status pb_suite_preflight(const pb_suite *s, char *err, size_t errlen) {

@@ -2,11 +2,13 @@
 // training recipe, evaluation protocol and overrides, parsed and validated into resolved cJSON
 // objects that grid.c combines into cells.
 // defines: pb_suite, pb_suite_load, pb_suite_parse, pb_suite_free, pb_suite_preflight,
+//          pb_suite_build_local,
 //          pb_recipe_keys, pb_dataset_is_text, pb_arch_is_text, pb_suite_pairs, pb_suite_set_pretrain_seed
 #ifndef PB_SUITE_H
 #define PB_SUITE_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include "../engine/common.h"
 
 #define PB_SUITE_MAX 256
@@ -49,6 +51,13 @@ void pb_suite_free(pb_suite *s);
 // Checks that every dataset that lives in user-provided folders has its files, before any cell
 // runs. The error lists every missing path and the layout expected.
 pb_status pb_suite_preflight(const pb_suite *s, char *err, size_t errlen);
+
+// Builds the local miniatures the suite names but that are not there yet, as VTAB-mini is built on
+// first use: a missing dataset folder, tokenizer_dir or pretraining text <ROOT>/glue-mini/<member>
+// (a GLUE-mini task, tokenizer or corpus.txt) runs `data build glue-mini --out <ROOT>/glue-mini`
+// once per ROOT (deterministic, byte-identical; one line to log). Other missing paths are left to
+// pb_suite_preflight. Returns the build's status (its error names the Debian package to install).
+pb_status pb_suite_build_local(const pb_suite *s, FILE *log, char *err, size_t errlen);
 
 // Modality pairing (grid.c makes a cell only for a pair that fits): a ViT takes the image datasets
 // (vtab-mini/, vtab1k:, fgvc:, cifar10:, cifar100:, idx:, folder:), a RoBERTa the text ones (glue/).
