@@ -879,18 +879,24 @@ static void backbone_classify(rres *r, const pb_record *R, int n) {
 // (with the backbone term, or the warning that the baseline cannot model it), or unrecorded.
 static void backbone_report(const rres *rr, int nr, double rho, int rho_df, FILE *out) {
     int same = 0, other = 0, untau = 0, kmin = 1 << 30, kmax = 0;
-    const char *hb = "";
+    char hb[8 * 24] = ""; // the distinct backbones of the BB_SAME rows (one per model of the suite)
     for (int i = 0; i < nr; i++) {
         const rres *r = &rr[i];
         if (!r->g || !r->g->n) continue;
-        if (r->bbstate == BB_SAME) same++, hb = r->sub->hash;
+        if (r->bbstate == BB_SAME) {
+            same++;
+            if (!strstr(hb, r->sub->hash) && strlen(hb) + strlen(r->sub->hash) + 3 < sizeof hb)
+                snprintf(hb + strlen(hb), sizeof hb - strlen(hb), "%s%s", hb[0] ? ", " : "", r->sub->hash);
+        }
         if (r->bbstate != BB_OTHER) continue;
         other++;
         untau += !isfinite(r->b->backbone_sd);
         kmin = PB_MIN(kmin, r->b->nbb);
         kmax = PB_MAX(kmax, r->b->nbb);
     }
-    if (same) fprintf(out, "backbone: %d row(s) fine-tuned the baseline's backbone %s: compared with its seeds\n", same, hb);
+    if (same)
+        fprintf(out, "backbone: %d row(s) fine-tuned the baseline's backbone%s %s: each row compared with its "
+                     "backbone's seeds\n", same, strchr(hb, ',') ? "s" : "", hb);
     if (!other) return;
     fprintf(out, "backbone: %d row(s) fine-tuned another backbone than the baseline's %d", other, kmin);
     if (kmax > kmin) fprintf(out, "-%d", kmax);
@@ -1108,7 +1114,9 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
                          "z = %.2f, averages z = %.2f; minimum detectable drop at %.0f%% power = (z + %.2f) SE\n",
                     o->alpha, zrow, av.n ? pb_check_norm_quantile(1 - o->alpha / av.n) : NAN, 100 * o->power, zp);
     }
-    fprintf(out, "%-12s %-20s %-24s %-20s %9s %9s %8s %5s %7s %6s  %s\n", "model", "method", "axes", "dataset",
+    int mw = 12; // the model column fits the longest label ("roberta-tiny-mlm")
+    for (int i = 0; i < B.nrows; i++) mw = PB_MAX(mw, (int)strlen(B.rows[i].model));
+    fprintf(out, "%-*s %-20s %-24s %-20s %9s %9s %8s %5s %7s %6s  %s\n", mw, "model", "method", "axes", "dataset",
             "baseline", "ours", "delta", "mode", "flag-at", "MDD", "status");
     double z2 = 0;
     int nz = 0;
@@ -1122,7 +1130,7 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
         if (r->mode == M_EXACT) snprintf(b4, sizeof b4, "any");
         else fmt2(b4, sizeof b4, -r->thr, "%.2f");
         fmt2(b5, sizeof b5, r->mode == M_TOL ? r->thr : r->mdd, "%.2f");
-        fprintf(out, "%-12s %-20s %-24s %-20s %9s %9s %8s %5s %7s %6s  %s%s%s\n", r->b->model, r->b->method,
+        fprintf(out, "%-*s %-20s %-24s %-20s %9s %9s %8s %5s %7s %6s  %s%s%s\n", mw, r->b->model, r->b->method,
                 label[0] ? label : "-", r->b->dataset, b1, b2, b3, mode_name(r->mode), b4, b5, r->status,
                 r->note[0] ? ": " : "", r->note);
         if (r->mode == M_STAT && isfinite(r->delta) && r->se > 0) z2 += (r->delta / r->se) * (r->delta / r->se), nz++;
@@ -1130,11 +1138,11 @@ pb_status pb_check_run(const char *dir, const char *bfile, const pb_check_opts *
     int avbad = 0;
     if (av.n) {
         fprintf(out, "\naverages over the statistical rows (a regression of a method on every task shows here):\n");
-        fprintf(out, "%-12s %-20s %5s %9s %9s %8s %7s %6s  %s\n", "model", "method", "rows", "baseline", "ours", "delta",
-                "flag-at", "MDD", "status");
+        fprintf(out, "%-*s %-20s %5s %9s %9s %8s %7s %6s  %s\n", mw, "model", "method", "rows", "baseline", "ours",
+                "delta", "flag-at", "MDD", "status");
         for (int j = 0; j < av.n; j++) {
             const avg *a = &av.a[j];
-            fprintf(out, "%-12s %-20s %5d %9.2f %9.2f %+8.2f %7.2f %6.2f  %s\n", a->model[0] ? a->model : "(suite)",
+            fprintf(out, "%-*s %-20s %5d %9.2f %9.2f %+8.2f %7.2f %6.2f  %s\n", mw, a->model[0] ? a->model : "(suite)",
                     a->model[0] ? a->method : "(all)", a->m, a->bv, a->cv, a->delta, -a->thr, a->mdd, a->status);
             avbad += a->fail;
         }
