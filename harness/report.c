@@ -398,6 +398,11 @@ int pb_report_sweeps(const pb_agg *A, int na, int ncols, pb_sweep **out) {
             sum[k] += A[j].median;
             cnt[k]++;
         }
+        if (nx < 2) { // one value (e.g. a text model's own grid beside a ViT's lr_scale sweep): no sweep
+            memset(w, 0, sizeof *w);
+            ns--;
+            continue;
+        }
         w->xmin = INFINITY, w->xmax = -INFINITY, w->best_avg = -INFINITY, w->best_x = NAN;
         const int need = bcols[rb[A[i].row]];
         for (int k = 0; k < nx; k++) {

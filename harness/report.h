@@ -112,7 +112,9 @@ double pb_reference_value(const cJSON *row, const char *col);
 // One learning-rate sweep series (model, method label and the other grid axes) over the "lr" axis
 // when the results have one, else "lr_scale": the value with the best average over the datasets of
 // its block (pb_report_components; only values every such dataset has), and whether it is the smallest or largest value swept (the
-// sweep does not bracket the optimum: "optimum at the edge of the sweep").
+// sweep does not bracket the optimum: "optimum at the edge of the sweep"). A series whose rows hold a
+// single value of the axis (a model's own grid of lr_scale [1] beside another model's sweep) is no
+// sweep and is left out.
 typedef struct {
     char model[64], method[64], others[256]; // others: the other axes as "rank=16" ("" if none)
     char axis[16];                           // "lr" or "lr_scale"

@@ -7,6 +7,7 @@ pb_add_c_test(test_harness_suite SOURCES ${CMAKE_SOURCE_DIR}/tests/test_harness_
 # `check` without training (issue 17): statistics, baseline writer, exact / statistical / tolerance
 # modes, one error per bad baseline field, JUnit and Markdown escaping.
 pb_add_c_test(test_check SOURCES ${CMAKE_SOURCE_DIR}/tests/test_check.c LABELS fast)
+pb_add_c_test(test_report_sweeps SOURCES ${CMAKE_SOURCE_DIR}/tests/test_report_sweeps.c LABELS fast)
 add_test(NAME test_harness_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_harness_cli.sh $<TARGET_FILE:peftbench_synth>
          $<TARGET_FILE:peftbench>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
