@@ -1070,20 +1070,15 @@ pb_status pb_suite_build_local(const pb_suite *s, FILE *log, char *err, size_t e
             if (cJSON_IsString(v) && v->valuestring[0]) paths[np++] = v->valuestring;
         }
     }
-    char built[4][1024];
-    int nbuilt = 0;
+    // Once per root: after a build every member of that root exists, so its other paths pass the stat.
     for (int i = 0; i < np; i++) {
         struct stat st;
         char root[1024];
         if (stat(paths[i], &st) == 0 || !glue_mini_member(paths[i], root, sizeof root)) continue;
-        int done = 0;
-        for (int b = 0; b < nbuilt; b++) done |= !strcmp(built[b], root);
-        if (done) continue;
         if (log) fprintf(log, "peftbench: %s is missing: building glue-mini into %s (peftbench data build glue-mini)\n",
                          paths[i], root);
         pb_status rc = pb_glue_mini_build(root, log, err, errlen);
         if (rc != PB_OK) return rc;
-        if (nbuilt < 4) snprintf(built[nbuilt++], sizeof built[0], "%s", root);
     }
     return PB_OK;
 }
